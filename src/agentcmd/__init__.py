@@ -1,0 +1,21 @@
+"""agentcmd: durable AI-coding workflows on an Inngest-compatible engine.
+
+Kept import-light on purpose: ``agentcmd --help`` must not pay for the web
+stack. ``define_workflow`` is resolved lazily on first attribute access.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "define_workflow"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "define_workflow":
+        from agentcmd.workflows.define import define_workflow
+
+        return define_workflow
+    raise AttributeError(f"module 'agentcmd' has no attribute {name!r}")

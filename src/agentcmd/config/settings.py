@@ -1,0 +1,207 @@
+"""agentcmd's settings: one pydantic-settings model, four layers.
+
+Layers, highest first: CLI flags (passed as ``overrides``), environment
+variables, ``$AGENTCMD_HOME/config.json``, defaults. The Inngest variables
+(``INNGEST_EVENT_KEY``, ``INNGEST_SIGNING_KEY``, ``INNGEST_DEV_MODE``,
+``INNGEST_PORT``) and ``PORT``/``NODE_ENV`` are read under their usual
+names so the same environment works with the real ``inngest`` binary.
+Everything else is ``AGENTCMD_<FIELD>``.
+
+``SETTINGS_DOC`` is the single list of settings with their env vars; the
+docs test checks docs/settings.md against it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from agentcmd.config.keys import mask, validate_event_key, validate_signing_key
+from agentcmd.config.paths import config_path, home_dir
+from agentcmd.config.sources import read_config_file
+from agentcmd.errors import AgentcmdError, ConfigError
+
+EngineKind = Literal["embedded", "inngest-cli", "external"]
+LogFormat = Literal["auto", "plain", "rich", "json"]
+
+
+class AgentConfig(BaseModel):
+    """Where to find one agent CLI (claude, codex, gemini) and extra arguments."""
+
+    path: str | None = None
+    args: list[str] = Field(default_factory=list)
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Every setting of agentcmd. Keys are ``SecretStr``: reprs never show them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AGENTCMD_", env_nested_delimiter="__", extra="ignore",
+        populate_by_name=True, validate_default=True,
+    )
+
+    # The spec's WorkflowConfigSchema
+    event_key: SecretStr | None = Field(None, validation_alias=_env("INNGEST_EVENT_KEY", "AGENTCMD_EVENT_KEY", "event_key"))
+    signing_key: SecretStr | None = Field(None, validation_alias=_env("INNGEST_SIGNING_KEY", "AGENTCMD_SIGNING_KEY", "signing_key"))
+    dev_mode: bool | None = Field(None, validation_alias=_env("INNGEST_DEV_MODE", "AGENTCMD_DEV_MODE", "dev_mode"))
+    node_env: str | None = Field(None, validation_alias=_env("NODE_ENV", "node_env"))
+
+    # Network
+    host: str = Field("127.0.0.1", validation_alias=_env("AGENTCMD_HOST", "host"))
+    port: int = Field(4100, ge=1, le=65535, validation_alias=_env("PORT", "AGENTCMD_PORT", "port"))
+    engine_port: int = Field(8288, ge=1, le=65535, validation_alias=_env("INNGEST_PORT", "AGENTCMD_ENGINE_PORT", "engine_port"))
+    engine: EngineKind = Field("embedded", validation_alias=_env("AGENTCMD_ENGINE", "engine"))
+    engine_url: str | None = Field(None, validation_alias=_env("AGENTCMD_ENGINE_URL", "engine_url"))
+
+    # Files
+    home: Path = Field(default_factory=home_dir, validation_alias=_env("AGENTCMD_HOME", "home"))
+    data_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_DATA_DIR", "data_dir"))
+    sqlite_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_SQLITE_DIR", "sqlite_dir"))
+    project_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_PROJECT_DIR", "project_dir"))
+
+    # Output and agents
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias=_env("AGENTCMD_LOG_LEVEL", "log_level"))
+    log_format: LogFormat = Field("auto", validation_alias=_env("AGENTCMD_LOG_FORMAT", "log_format"))
+    dashboard_token: SecretStr | None = Field(None, validation_alias=_env("AGENTCMD_DASHBOARD_TOKEN", "dashboard_token"))
+    agents: dict[str, AgentConfig] = Field(default_factory=dict, validation_alias=_env("AGENTCMD_AGENTS", "agents"))
+
+    @field_validator("signing_key")
+    @classmethod
+    def _check_signing_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        return SecretStr(validate_signing_key(
+            v.get_secret_value(), "signing key (INNGEST_SIGNING_KEY, --signing-key or config.json)"))
+
+    @field_validator("event_key")
+    @classmethod
+    def _check_event_key(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is None or not v.get_secret_value().strip():
+            return None
+        return SecretStr(validate_event_key(v.get_secret_value()))
+
+    # Derived paths ---------------------------------------------------------
+    @property
+    def config_file(self) -> Path:
+        return self.home / "config.json"
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir or self.home / "data"
+
+    @property
+    def resolved_sqlite_dir(self) -> Path:
+        return self.sqlite_dir or self.resolved_data_dir / "engine"
+
+    @property
+    def resolved_project_dir(self) -> Path:
+        return (self.project_dir or Path.cwd()).resolve()
+
+    def secret(self, name: Literal["event_key", "signing_key", "dashboard_token"]) -> str | None:
+        value: SecretStr | None = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+    def public_view(self) -> dict[str, Any]:
+        """Every setting with secrets masked: what ``agentcmd config --show`` prints."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                out[name] = mask(value.get_secret_value())
+            elif name in ("event_key", "signing_key", "dashboard_token"):
+                out[name] = mask(None)
+            elif isinstance(value, Path):
+                out[name] = str(value)
+            elif isinstance(value, dict):
+                out[name] = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in value.items()}
+            else:
+                out[name] = value
+        out["data_dir"] = str(self.resolved_data_dir)
+        out["sqlite_dir"] = str(self.resolved_sqlite_dir)
+        out["config_file"] = str(self.config_file)
+        return out
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """The lowest layer above defaults: ``$AGENTCMD_HOME/config.json``."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self._data = read_config_file(config_path())
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in Settings.model_fields and v is not None}
+
+
+# name -> (env vars, description); docs/settings.md must mention each.
+SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
+    "event_key": (("INNGEST_EVENT_KEY", "AGENTCMD_EVENT_KEY"), "key for sending events in production"),
+    "signing_key": (("INNGEST_SIGNING_KEY", "AGENTCMD_SIGNING_KEY"), "signs engine <-> SDK traffic in production"),
+    "dev_mode": (("INNGEST_DEV_MODE", "AGENTCMD_DEV_MODE"), "force dev mode (true) or production (false)"),
+    "node_env": (("NODE_ENV",), "production / development picks the mode"),
+    "host": (("AGENTCMD_HOST",), "interface to bind"),
+    "port": (("PORT", "AGENTCMD_PORT"), "app server port"),
+    "engine_port": (("INNGEST_PORT", "AGENTCMD_ENGINE_PORT"), "engine port"),
+    "engine": (("AGENTCMD_ENGINE",), "embedded, inngest-cli or external"),
+    "engine_url": (("AGENTCMD_ENGINE_URL",), "URL of an external engine"),
+    "home": (("AGENTCMD_HOME",), "home directory"),
+    "data_dir": (("AGENTCMD_DATA_DIR",), "data directory"),
+    "sqlite_dir": (("AGENTCMD_SQLITE_DIR",), "engine database directory"),
+    "project_dir": (("AGENTCMD_PROJECT_DIR",), "project holding .agentcmd/workflows"),
+    "log_level": (("AGENTCMD_LOG_LEVEL",), "log level"),
+    "log_format": (("AGENTCMD_LOG_FORMAT",), "log format"),
+    "dashboard_token": (("AGENTCMD_DASHBOARD_TOKEN",), "dashboard login token"),
+    "agents": (("AGENTCMD_AGENTS__<NAME>__PATH",), "agent CLI paths"),
+}
+
+
+def _field_env_name(loc: tuple[Any, ...]) -> str:
+    name = str(loc[0]) if loc else "?"
+    envs = SETTINGS_DOC.get(name, ((),))[0]
+    return name if not envs else f"{name} ({'/'.join(envs)})"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from all layers; raise ``ConfigError`` naming the bad field.
+
+    ``overrides`` are CLI flags; ``None`` values mean "flag not given".
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except AgentcmdError:
+        raise
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, AgentcmdError):
+            raise type(ctx_err)(f"{_field_env_name(err['loc'])}: {ctx_err.what}", ctx_err.fix) from None
+        source = "a flag, the environment or " + str(config_path())
+        raise ConfigError(f"invalid setting {_field_env_name(err['loc'])}: {err['msg']}",
+                          f"fix it in {source}") from None
+
+
+def environ_snapshot() -> dict[str, str]:
+    return dict(os.environ)
