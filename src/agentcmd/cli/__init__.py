@@ -45,12 +45,22 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+_STARTS_AN_ENGINE = {"dev", "start", "engine"}
+
+
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
     """agentcmd: durable AI-coding workflows."""
+    if ctx.invoked_subcommand in _STARTS_AN_ENGINE and not ctx.resilient_parsing:
+        # Refuse a bad key from the environment or config file before anything starts;
+        # flags are validated by the command itself.
+        from agentcmd.config import load_settings
+
+        load_settings()
 
 
 run_cmd.register(app)
