@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
 from typing import Any
 
 import typer.main
@@ -47,8 +46,9 @@ def command_paths() -> list[list[str]]:
 
 def help_text(path: list[str]) -> str:
     env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb", "_TYPER_FORCE_DISABLE_TERMINAL": "1"}
-    out = subprocess.run([sys.executable, "-m", "agentcmd", *path, "--help"], capture_output=True,
-                         text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "agentcmd", *path, "--help"], capture_output=True, text=True, env=env, check=True
+    )
     return "\n".join(line.rstrip() for line in out.stdout.strip().splitlines())
 
 

@@ -20,8 +20,10 @@ def agentcmd_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "agentcmd-home"
     monkeypatch.setenv("AGENTCMD_HOME", str(home))
     for var in list(os.environ):
-        if var.startswith("INNGEST_") or var in {"NODE_ENV", "PORT"} or (
-            var.startswith("AGENTCMD_") and var != "AGENTCMD_HOME"
+        if (
+            var.startswith("INNGEST_")
+            or var in {"NODE_ENV", "PORT"}
+            or (var.startswith("AGENTCMD_") and var != "AGENTCMD_HOME")
         ):
             monkeypatch.delenv(var, raising=False)
     return home
@@ -39,12 +41,19 @@ def port() -> int:
     return free_port()
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m agentcmd ARGS`` to completion; output is kept for assertions."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "agentcmd", *args], capture_output=True, text=True,
-                          env=full_env, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "agentcmd", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 @pytest.fixture
@@ -58,8 +67,14 @@ class Spawned:
     def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "agentcmd", *args], stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, cwd=cwd, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agentcmd", *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
 
     def output(self) -> str:
         self._log.flush()

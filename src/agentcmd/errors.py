@@ -35,8 +35,15 @@ class AgentcmdError(Exception):
     exit_code: int = 1
     http_status: int = 500
 
-    def __init__(self, what: str, fix: str | None = None, *, code: str | None = None,
-                 exit_code: int | None = None, details: Any = None) -> None:
+    def __init__(
+        self,
+        what: str,
+        fix: str | None = None,
+        *,
+        code: str | None = None,
+        exit_code: int | None = None,
+        details: Any = None,
+    ) -> None:
         super().__init__(what)
         self.what = what
         self.fix = fix

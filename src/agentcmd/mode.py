@@ -52,6 +52,8 @@ def resolve_mode(flag: Mode | str | None, node_env: str | None, command: str) ->
         value = node_env.strip().lower()
         if value in _NODE_ENV:
             return ModeResolution(_NODE_ENV[value], f"NODE_ENV={node_env}")
-        warning = (f"NODE_ENV={node_env!r} is not 'production' or 'development'; "
-                   f"ignoring it and using the default of 'agentcmd {command}'")
+        warning = (
+            f"NODE_ENV={node_env!r} is not 'production' or 'development'; "
+            f"ignoring it and using the default of 'agentcmd {command}'"
+        )
     return ModeResolution(default, f"the default of 'agentcmd {command}'", warning)

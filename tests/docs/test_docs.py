@@ -31,8 +31,9 @@ def test_every_setting_and_env_var_is_documented(name: str) -> None:
 
 
 def test_cli_reference_is_current() -> None:
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_cli_docs.py"), "--check"],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_cli_docs.py"), "--check"], capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
 
 

@@ -32,7 +32,9 @@ def test_valid_keys_are_accepted(key: str) -> None:
     assert validate_signing_key(key) == key.strip()
 
 
-@pytest.mark.parametrize("key", ["local-prod-signing", "signkey-prod-abc", "signkey-prod-", "xyz", "   ", "signkey-prod-zz"])
+@pytest.mark.parametrize(
+    "key", ["local-prod-signing", "signkey-prod-abc", "signkey-prod-", "xyz", "   ", "signkey-prod-zz"]
+)
 def test_invalid_keys_are_refused_with_a_message_about_hex(key: str) -> None:
     with pytest.raises(InvalidSigningKeyError) as info:
         validate_signing_key(key)

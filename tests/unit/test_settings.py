@@ -31,7 +31,9 @@ def test_defaults(agentcmd_home: Path) -> None:
     assert s.signing_key is None and s.event_key is None
 
 
-def test_file_beats_defaults_env_beats_file_flags_beat_env(agentcmd_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_beats_defaults_env_beats_file_flags_beat_env(
+    agentcmd_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_config(agentcmd_home, {"port": 5001, "engine_port": 9001, "signing_key": KEY_A})
     s = load_settings()
     assert (s.port, s.engine_port, s.secret("signing_key")) == (5001, 9001, KEY_A)

@@ -51,8 +51,9 @@ _STARTS_AN_ENGINE = {"dev", "start", "engine"}
 @app.callback()
 def _root(
     ctx: typer.Context,
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """agentcmd: durable AI-coding workflows."""
     if ctx.invoked_subcommand in _STARTS_AN_ENGINE and not ctx.resilient_parsing:

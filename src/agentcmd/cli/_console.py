@@ -38,5 +38,9 @@ def print_json(data: Any) -> None:
 
 def not_yet_available(feature: str) -> None:
     """For commands whose implementation lands later: a clear message, exit 2."""
-    raise AgentcmdError(f"'{feature}' is not yet available in this version of agentcmd",
-                        "see 'agentcmd --help' for what is", code="not_implemented", exit_code=2)
+    raise AgentcmdError(
+        f"'{feature}' is not yet available in this version of agentcmd",
+        "see 'agentcmd --help' for what is",
+        code="not_implemented",
+        exit_code=2,
+    )

@@ -10,8 +10,7 @@ from agentcmd.cli._console import info
 def register(app: typer.Typer) -> None:
     @app.command("install")
     def install(
-        rotate_keys: bool = typer.Option(False, "--rotate-keys",
-                                         help="Replace existing keys with new ones."),
+        rotate_keys: bool = typer.Option(False, "--rotate-keys", help="Replace existing keys with new ones."),
     ) -> None:
         """Generate an event key, a signing key and a dashboard token (config file, mode 0600).
 

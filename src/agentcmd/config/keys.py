@@ -65,8 +65,9 @@ def validate_signing_key(key: str, source: str = "signing key") -> str:
 def validate_event_key(key: str, source: str = "event key") -> str:
     cleaned = key.strip()
     if not cleaned or any(c.isspace() or c == "/" for c in cleaned):
-        raise ConfigError(f"{source} must be a non-empty string without spaces or '/'",
-                          "run 'agentcmd install' to generate one")
+        raise ConfigError(
+            f"{source} must be a non-empty string without spaces or '/'", "run 'agentcmd install' to generate one"
+        )
     return cleaned
 
 

@@ -44,20 +44,29 @@ class Settings(BaseSettings):
     """Every setting of agentcmd. Keys are ``SecretStr``: reprs never show them."""
 
     model_config = SettingsConfigDict(
-        env_prefix="AGENTCMD_", env_nested_delimiter="__", extra="ignore",
-        populate_by_name=True, validate_default=True,
+        env_prefix="AGENTCMD_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
     )
 
     # The spec's WorkflowConfigSchema
-    event_key: SecretStr | None = Field(None, validation_alias=_env("INNGEST_EVENT_KEY", "AGENTCMD_EVENT_KEY", "event_key"))
-    signing_key: SecretStr | None = Field(None, validation_alias=_env("INNGEST_SIGNING_KEY", "AGENTCMD_SIGNING_KEY", "signing_key"))
+    event_key: SecretStr | None = Field(
+        None, validation_alias=_env("INNGEST_EVENT_KEY", "AGENTCMD_EVENT_KEY", "event_key")
+    )
+    signing_key: SecretStr | None = Field(
+        None, validation_alias=_env("INNGEST_SIGNING_KEY", "AGENTCMD_SIGNING_KEY", "signing_key")
+    )
     dev_mode: bool | None = Field(None, validation_alias=_env("INNGEST_DEV_MODE", "AGENTCMD_DEV_MODE", "dev_mode"))
     node_env: str | None = Field(None, validation_alias=_env("NODE_ENV", "node_env"))
 
     # Network
     host: str = Field("127.0.0.1", validation_alias=_env("AGENTCMD_HOST", "host"))
     port: int = Field(4100, ge=1, le=65535, validation_alias=_env("PORT", "AGENTCMD_PORT", "port"))
-    engine_port: int = Field(8288, ge=1, le=65535, validation_alias=_env("INNGEST_PORT", "AGENTCMD_ENGINE_PORT", "engine_port"))
+    engine_port: int = Field(
+        8288, ge=1, le=65535, validation_alias=_env("INNGEST_PORT", "AGENTCMD_ENGINE_PORT", "engine_port")
+    )
     engine: EngineKind = Field("embedded", validation_alias=_env("AGENTCMD_ENGINE", "engine"))
     engine_url: str | None = Field(None, validation_alias=_env("AGENTCMD_ENGINE_URL", "engine_url"))
 
@@ -68,9 +77,13 @@ class Settings(BaseSettings):
     project_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_PROJECT_DIR", "project_dir"))
 
     # Output and agents
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", validation_alias=_env("AGENTCMD_LOG_LEVEL", "log_level"))
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", validation_alias=_env("AGENTCMD_LOG_LEVEL", "log_level")
+    )
     log_format: LogFormat = Field("auto", validation_alias=_env("AGENTCMD_LOG_FORMAT", "log_format"))
-    dashboard_token: SecretStr | None = Field(None, validation_alias=_env("AGENTCMD_DASHBOARD_TOKEN", "dashboard_token"))
+    dashboard_token: SecretStr | None = Field(
+        None, validation_alias=_env("AGENTCMD_DASHBOARD_TOKEN", "dashboard_token")
+    )
     agents: dict[str, AgentConfig] = Field(default_factory=dict, validation_alias=_env("AGENTCMD_AGENTS", "agents"))
 
     @field_validator("signing_key")
@@ -78,8 +91,11 @@ class Settings(BaseSettings):
     def _check_signing_key(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None or not v.get_secret_value().strip():
             return None
-        return SecretStr(validate_signing_key(
-            v.get_secret_value(), "signing key (INNGEST_SIGNING_KEY, --signing-key or config.json)"))
+        return SecretStr(
+            validate_signing_key(
+                v.get_secret_value(), "signing key (INNGEST_SIGNING_KEY, --signing-key or config.json)"
+            )
+        )
 
     @field_validator("event_key")
     @classmethod
@@ -199,8 +215,9 @@ def load_settings(**overrides: Any) -> Settings:
         if isinstance(ctx_err, AgentcmdError):
             raise type(ctx_err)(f"{_field_env_name(err['loc'])}: {ctx_err.what}", ctx_err.fix) from None
         source = "a flag, the environment or " + str(config_path())
-        raise ConfigError(f"invalid setting {_field_env_name(err['loc'])}: {err['msg']}",
-                          f"fix it in {source}") from None
+        raise ConfigError(
+            f"invalid setting {_field_env_name(err['loc'])}: {err['msg']}", f"fix it in {source}"
+        ) from None
 
 
 def environ_snapshot() -> dict[str, str]:

@@ -8,6 +8,7 @@ offending field, never silently ignored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -31,15 +32,18 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         return {}
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}",
-                          f"check its permissions, or remove it and run 'agentcmd install'") from exc
+        raise ConfigError(
+            f"cannot read config file {path}: {exc.strerror}",
+            "check its permissions, or remove it and run 'agentcmd install'",
+        ) from exc
     try:
         st = path.stat()
         if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             warnings.warn(
                 f"config file {path} is readable by others (mode {stat.S_IMODE(st.st_mode):o}); "
                 f"it holds keys: run 'chmod 600 {path}'",
-                LoosePermissionsWarning, stacklevel=2,
+                LoosePermissionsWarning,
+                stacklevel=2,
             )
     except OSError:
         pass
@@ -48,11 +52,15 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                          f"{exc.msg})", f"fix the file, or remove it and run 'agentcmd install'") from exc
+        raise ConfigError(
+            f"config file {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})",
+            "fix the file, or remove it and run 'agentcmd install'",
+        ) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a JSON object, not {type(data).__name__}",
-                          "fix the file, or remove it and run 'agentcmd install'")
+        raise ConfigError(
+            f"config file {path} must hold a JSON object, not {type(data).__name__}",
+            "fix the file, or remove it and run 'agentcmd install'",
+        )
     return data
 
 
@@ -67,8 +75,6 @@ def write_config_file(path: Path, data: dict[str, Any]) -> None:
             fh.write("\n")
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
