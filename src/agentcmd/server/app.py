@@ -1,18 +1,37 @@
-"""Build the FastAPI app: SDK serve endpoint, health, app API."""
+"""Build the FastAPI app: the SDK's serve endpoint, health, the app API.
+
+``create_app(project_dir)`` discovers the project's workflows (a broken
+file is logged and listed under ``errors`` in ``/api/workflows``; the
+others are served), binds the workflow runtime (project dir, data dir, the
+engine's run status for the cancel watcher) and mounts the official SDK's
+``serve()`` at ``SERVE_PATH``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import inngest
 import inngest.fast_api
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
+from agentcmd.errors import AgentcmdError
 from agentcmd.server import SERVE_PATH
+from agentcmd.server.api import router
+from agentcmd.server.engine import EngineClient
+from agentcmd.workflows.context import Runtime, set_runtime
+from agentcmd.workflows.define import APP_ID
+from agentcmd.workflows.discovery import discover
 
-APP_ID = "agentcmd"
 log = logging.getLogger("agentcmd.server")
+
+__all__ = ["APP_ID", "create_app", "create_client"]
 
 
 def create_client() -> inngest.Inngest:
@@ -20,14 +39,46 @@ def create_client() -> inngest.Inngest:
     return inngest.Inngest(app_id=APP_ID, logger=log)
 
 
-def create_app(project_dir: Path | None = None) -> FastAPI:
-    app = FastAPI(title="agentcmd app server", docs_url=None, redoc_url=None)
+def create_app(project_dir: Path | None = None, *, entry_points: bool = True) -> FastAPI:
+    runtime = Runtime.from_settings(project_dir)
+    engine = EngineClient.from_env()
+    runtime.run_status = engine.run_status
+    set_runtime(runtime)
+    discovered = discover(runtime.project_dir, entry_points=entry_points)
+    for err in discovered.errors:
+        log.error("workflow not loaded: %s", err)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.aclose()
+
+    app = FastAPI(title="agentcmd app server", docs_url=None, redoc_url=None, lifespan=lifespan)
     client = create_client()
-    functions: list[inngest.Function] = []
+    functions: list[inngest.Function[Any]] = list(discovered.workflows.values())
+    app.state.discovered = discovered
+    app.state.engine = engine
+    app.state.client = client
+    app.state.runtime = runtime
+
+    @app.exception_handler(AgentcmdError)
+    async def _agentcmd_error(_: Request, exc: AgentcmdError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"path": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg"))}
+                    for e in exc.errors()]
+        return JSONResponse({"error": "invalid request: " + "; ".join(f"{p['path']}: {p['message']}"
+                                                                     for p in problems),
+                             "code": "invalid_input", "hint": "send a JSON object body",
+                             "details": problems}, status_code=422)
 
     @app.get("/health")
     def health() -> dict[str, object]:
-        return {"status": "ok", "functions": len(functions)}
+        return {"status": "ok", "functions": len(functions), "project_dir": str(runtime.project_dir),
+                "load_errors": len(discovered.errors)}
 
+    app.include_router(router)
     inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
     return app

@@ -1,0 +1,126 @@
+"""The app server's client of the engine's REST API (docs/architecture.md).
+
+The app reads runs from the engine, so ``/api/runs`` lists what the engine
+persisted, in any engine (ours, ``inngest start``...). Base URL:
+``INNGEST_BASE_URL`` (set by the supervisor), else ``settings.engine_url``,
+else ``http://127.0.0.1:<settings.engine_port>``. In production every call
+carries ``Authorization: Bearer <signing key>``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+from agentcmd.errors import AgentcmdError, AuthError, NotFoundError, ProtocolError, UnavailableError
+
+
+def engine_base_url() -> str:
+    for var in ("INNGEST_BASE_URL", "INNGEST_API_BASE_URL"):
+        if os.environ.get(var):
+            return os.environ[var].rstrip("/")
+    from agentcmd.config import load_settings
+
+    settings = load_settings()
+    if settings.engine_url:
+        return settings.engine_url.rstrip("/")
+    return f"http://127.0.0.1:{settings.engine_port}"
+
+
+def engine_signing_key() -> str | None:
+    """The bearer for the engine: only outside dev mode, from the environment or settings."""
+    if os.environ.get("INNGEST_DEV", "").strip().lower() not in ("", "0", "false"):
+        return None
+    if os.environ.get("INNGEST_SIGNING_KEY"):
+        return os.environ["INNGEST_SIGNING_KEY"]
+    from agentcmd.config import load_settings
+
+    return load_settings().secret("signing_key")
+
+
+class EngineClient:
+    """Thin async wrapper over the engine's ``/v1`` routes; errors become ``AgentcmdError``s."""
+
+    def __init__(self, base_url: str | None = None, signing_key: str | None = None,
+                 timeout: float = 10.0) -> None:
+        self.base_url = (base_url or engine_base_url()).rstrip("/")
+        self._key = signing_key
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def from_env(cls) -> EngineClient:
+        return cls(engine_base_url(), engine_signing_key())
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+            self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self._timeout)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = await self._http().request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise UnavailableError(f"the engine is not reachable at {self.base_url} ({type(exc).__name__})",
+                                   "start it with 'agentcmd dev' or 'agentcmd start', "
+                                   "or point INNGEST_BASE_URL at it") from None
+        if resp.status_code in (401, 403):
+            raise AuthError(f"the engine at {self.base_url} refused the app's credentials ({resp.status_code})",
+                            "give the app server the engine's signing key (INNGEST_SIGNING_KEY)")
+        if resp.status_code == 404:
+            raise NotFoundError(f"not found on the engine: {path}", "check the id ('agentcmd runs list')")
+        if resp.status_code >= 400:
+            raise ProtocolError(f"the engine answered {resp.status_code} to {method} {path}: {resp.text[:300]}",
+                                "see the engine's log")
+        try:
+            return resp.json()
+        except ValueError:
+            raise ProtocolError(f"the engine answered non-JSON to {method} {path}",
+                                "check INNGEST_BASE_URL points at the engine") from None
+
+    async def list_runs(self, *, function_id: str | None = None, status: str | None = None,
+                        limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        params: dict[str, Any] = {"limit": limit}
+        if function_id:
+            params["function_id"] = function_id
+        if status:
+            params["status"] = status
+        if cursor:
+            params["cursor"] = cursor
+        body = await self._request("GET", "/v1/runs", params=params)
+        runs = [r for r in body.get("data") or [] if isinstance(r, dict)]
+        return runs, (body.get("metadata") or {}).get("next_cursor")
+
+    async def get_run(self, run_id: str) -> dict[str, Any]:
+        body = await self._request("GET", f"/v1/runs/{run_id}")
+        run: dict[str, Any] = body.get("data") or {}
+        return run
+
+    async def run_steps(self, run_id: str) -> list[dict[str, Any]]:
+        body = await self._request("GET", f"/v1/runs/{run_id}/steps")
+        return [s for s in body.get("data") or [] if isinstance(s, dict)]
+
+    async def event_runs(self, event_id: str) -> list[dict[str, Any]]:
+        body = await self._request("GET", f"/v1/events/{event_id}/runs")
+        return [r for r in body.get("data") or [] if isinstance(r, dict)]
+
+    async def cancel_run(self, run_id: str) -> dict[str, Any]:
+        body = await self._request("DELETE", f"/v1/runs/{run_id}")
+        run: dict[str, Any] = body.get("data") or {}
+        return run
+
+    async def run_status(self, run_id: str) -> str | None:
+        """For the cancel watcher of running commands; None when the engine cannot say."""
+        try:
+            status = (await self.get_run(run_id)).get("status")
+        except AgentcmdError:
+            return None
+        return str(status) if status else None

@@ -1,0 +1,70 @@
+"""Runs as the app API shows them: engine rows plus phases, steps and cancelled steps.
+
+The engine knows runs and steps; the app knows workflows. Step names are
+recorded as ``<phase>/<id>`` inside a phase (see workflows/steps.py), so a
+step's phase and a run's current phase are read back from the history.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from agentcmd.workflows.define import APP_ID, Workflow
+from agentcmd.workflows.steps import read_cancelled_steps
+
+TERMINAL = ("Completed", "Failed", "Cancelled")
+
+
+def workflow_id_of(run: dict[str, Any]) -> str | None:
+    for key in ("function_slug", "function_id"):
+        value = run.get(key)
+        if isinstance(value, str) and value.startswith(f"{APP_ID}-"):
+            return value[len(APP_ID) + 1:]
+    return None
+
+
+def _maybe_json(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def step_view(step: dict[str, Any], phases: tuple[str, ...]) -> dict[str, Any]:
+    name = str(step.get("name") or step.get("step_id") or "")
+    phase, short = None, name
+    head, sep, tail = name.partition("/")
+    if sep and head in phases:
+        phase, short = head, tail
+    output = _maybe_json(step.get("output"))
+    if phase is None and isinstance(output, dict) and isinstance(output.get("data"), dict):
+        phase = output["data"].get("phase") if output["data"].get("phase") in phases else None
+    return {"id": short, "name": name, "phase": phase, "op": step.get("op"), "status": step.get("status"),
+            "attempt": step.get("attempt"), "output": output, "error": _maybe_json(step.get("error")),
+            "started_at": step.get("started_at"), "ended_at": step.get("ended_at")}
+
+
+def run_view(run: dict[str, Any], steps: list[dict[str, Any]], workflows: dict[str, Workflow],
+             data_dir: Path | None) -> dict[str, Any]:
+    wf_id = workflow_id_of(run)
+    wf = workflows.get(wf_id or "")
+    phases = wf.spec.phases if wf else ()
+    views = [step_view(s, phases) for s in steps]
+    run_id = str(run.get("run_id") or "")
+    if data_dir is not None and run_id:
+        known = {v["name"] for v in views}
+        for entry in read_cancelled_steps(data_dir, run_id):
+            if entry.get("name") not in known:
+                views.append(step_view({**entry, "op": "StepRun"}, phases))
+    current = next((v["phase"] for v in reversed(views) if v["phase"]), None)
+    return {
+        "run_id": run_id, "workflow": wf_id, "function_id": run.get("function_id"),
+        "status": run.get("status"), "phase": current, "phases": list(phases),
+        "event_id": run.get("event_id"), "started_at": run.get("run_started_at"),
+        "ended_at": run.get("ended_at"), "output": _maybe_json(run.get("output")),
+        "error": _maybe_json(run.get("error")), "attempt": run.get("attempt"), "steps": views,
+    }

@@ -1,0 +1,18 @@
+"""The workflow DSL on the official Inngest SDK.
+
+    define.py      define_workflow -> Workflow (an inngest.Function) and its spec
+    context.py     ctx (WorkflowContext) and the process-wide Runtime
+    steps.py       step: phase, cli, agent, git, sleep, wait_for_event, run, log, artifact
+    results.py     CliResult, AgentResult, GitResult (rebuilt from memoised JSON)
+    agents.py      claude / codex / gemini CLI adapters
+    process.py     subprocess groups: tail-truncated output, timeout, cancel
+    gitops.py      git and gh actions
+    workspace.py   stay / branch / worktree per run
+    schema.py      args_schema: JSON Schema subset or pydantic model
+    durations.py   "5s", "30m", "1h30m"
+    discovery.py   .agentcmd/workflows/*.py and entry points, with load errors
+"""
+
+from agentcmd.workflows.define import Workflow, define_workflow
+
+__all__ = ["Workflow", "define_workflow"]

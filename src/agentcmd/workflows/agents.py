@@ -1,0 +1,127 @@
+"""Agent CLI adapters: how to ask claude, codex or gemini one question non-interactively.
+
+Each adapter turns (prompt, model, resume) into an argv and turns the CLI's
+stdout into ``(text, parsed_json, session_id)``. Claude prints one JSON
+object with ``--output-format json``; the others are read as plain text,
+and any stdout that happens to be JSON is parsed anyway.
+
+The executable comes from ``settings.agents[name].path`` when set, else
+from ``PATH``; a missing one is an ``AgentNotFoundError`` that says how to
+fix it. Extra arguments from ``settings.agents[name].args`` go before the
+prompt.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentcmd.errors import AgentcmdError
+
+
+class AgentNotFoundError(AgentcmdError):
+    code = "agent_not_found"
+    exit_code = 2
+    http_status = 400
+
+
+@dataclass(frozen=True)
+class AgentAdapter:
+    """One agent CLI: its executable name and how to call and read it."""
+
+    name: str
+    executable: str
+    json_output: bool
+
+    def argv(self, exe: str, prompt: str, *, model: str | None, resume: str | None,
+             extra: Sequence[str] = ()) -> list[str]:
+        if self.name == "claude":
+            argv = [exe, *extra, "-p", prompt, "--output-format", "json"]
+            if model:
+                argv += ["--model", model]
+            if resume:
+                argv += ["--resume", resume]
+            return argv
+        if self.name == "codex":
+            argv = [exe, "exec", *extra]
+            if model:
+                argv += ["--model", model]
+            if resume:
+                argv += ["resume", resume]
+            return [*argv, prompt]
+        # gemini
+        argv = [exe, *extra]
+        if model:
+            argv += ["--model", model]
+        if resume:
+            argv += ["--resume", resume]
+        return [*argv, "-p", prompt]
+
+    def parse(self, stdout: str) -> tuple[str, Any, str | None]:
+        """Return (text, parsed JSON or None, session id or None)."""
+        parsed = _parse_json(stdout)
+        if isinstance(parsed, dict):
+            text = parsed.get("result")
+            if not isinstance(text, str):
+                text = parsed.get("response") if isinstance(parsed.get("response"), str) else None
+            session = parsed.get("session_id") or parsed.get("sessionId")
+            return (text if text is not None else stdout.strip(), parsed,
+                    str(session) if session else None)
+        return stdout.strip(), parsed, None
+
+
+ADAPTERS: dict[str, AgentAdapter] = {
+    "claude": AgentAdapter("claude", "claude", json_output=True),
+    "codex": AgentAdapter("codex", "codex", json_output=False),
+    "gemini": AgentAdapter("gemini", "gemini", json_output=False),
+}
+
+
+def _parse_json(stdout: str) -> Any:
+    text = stdout.strip()
+    if not text or text[0] not in "[{":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        # Some CLIs print JSON lines; the last complete object is the result.
+        for line in reversed(text.splitlines()):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+        return None
+
+
+def get_adapter(name: str) -> AgentAdapter:
+    try:
+        return ADAPTERS[name]
+    except KeyError:
+        raise AgentcmdError(f"unknown agent {name!r}", f"use one of: {', '.join(sorted(ADAPTERS))}",
+                            code="unknown_agent", exit_code=2) from None
+
+
+def resolve_executable(name: str) -> tuple[str, list[str]]:
+    """Find agent ``name``'s executable and extra args (settings first, then PATH)."""
+    from agentcmd.config import load_settings
+
+    adapter = get_adapter(name)
+    config = load_settings().agents.get(name)
+    extra = list(config.args) if config else []
+    if config and config.path:
+        path = os.path.expanduser(config.path)
+        found = shutil.which(path) if os.sep not in path else (path if os.access(path, os.X_OK) else None)
+        if not found:
+            raise AgentNotFoundError(f"agent CLI {name!r} not found at agents.{name}.path = {config.path}",
+                                     f"install {name} or set agents.{name}.path to its executable")
+        return found, extra
+    found = shutil.which(adapter.executable)
+    if not found:
+        raise AgentNotFoundError(f"agent CLI {name!r} ({adapter.executable}) is not on PATH",
+                                 f"install {name} or set agents.{name}.path "
+                                 f"(AGENTCMD_AGENTS__{name.upper()}__PATH or config.json)")
+    return found, extra

@@ -1,0 +1,254 @@
+"""``define_workflow``: an ``async def (ctx, step)`` becomes an Inngest function.
+
+The result is a real ``inngest.Function`` (subclass ``Workflow``), so any
+app serving it with the official SDK runs it: the agentcmd app server,
+or ``inngest.fast_api.serve`` in your own app, against our engine,
+``inngest dev``, ``inngest start`` or Inngest Cloud.
+
+Everything that can be checked when the module is imported is checked
+then (id, phases, trigger, durations, schema, workspace), so discovery can
+report a bad workflow file with its line instead of failing a run later.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import inngest
+from pydantic import BaseModel
+
+from agentcmd.errors import AgentcmdError
+from agentcmd.workflows import workspace as workspace_mod
+from agentcmd.workflows.context import WorkflowContext, get_runtime
+from agentcmd.workflows.durations import parse_duration
+from agentcmd.workflows.schema import InputSchema, SchemaDefinitionError
+from agentcmd.workflows.steps import WorkflowSteps
+
+APP_ID = "agentcmd"
+"""The SDK app id of the app server; function ids on the wire are ``agentcmd-<workflow id>``."""
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+WorkflowBody = Callable[[WorkflowContext, WorkflowSteps], Awaitable[Any]]
+log = logging.getLogger("agentcmd.workflows")
+
+
+class WorkflowDefinitionError(AgentcmdError):
+    """A ``define_workflow`` call that cannot work (bad id, phases, trigger, schema...)."""
+
+    code = "invalid_workflow"
+    exit_code = 2
+    http_status = 400
+
+
+def default_trigger(workflow_id: str) -> str:
+    return f"agentcmd/workflow.{workflow_id}"
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowSpec:
+    """What ``define_workflow`` was given, checked."""
+
+    id: str
+    name: str
+    phases: tuple[str, ...]
+    trigger: str
+    retries: int | None = None
+    timeout: str | None = None
+    concurrency: int | None = None
+    workspace: str = "stay"
+    cancel_on: tuple[str, ...] = ()
+    description: str = ""
+    input_schema: InputSchema | None = None
+
+
+class Workflow(inngest.Function[Any]):
+    """An Inngest function built from a workflow body, with its spec attached."""
+
+    spec: WorkflowSpec
+    body: WorkflowBody
+    source: str | None
+
+    def describe(self) -> dict[str, Any]:
+        """The JSON the app API and ``agentcmd workflows list`` show."""
+        s = self.spec
+        return {"id": s.id, "name": s.name, "phases": list(s.phases), "trigger": s.trigger,
+                "function_id": self.id, "description": s.description, "workspace": s.workspace,
+                "retries": s.retries, "timeout": s.timeout,
+                "input_schema": s.input_schema.schema if s.input_schema else None, "source": self.source}
+
+    def validate_input(self, data: Any) -> dict[str, Any]:
+        """Check a run's input against ``args_schema`` (``InputError`` lists every problem)."""
+        if self.spec.input_schema is not None:
+            return self.spec.input_schema.validate(data, self.spec.id)
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            from agentcmd.errors import InputError
+
+            raise InputError(f"input for workflow {self.spec.id!r} must be a JSON object, "
+                             f"got {type(data).__name__}", 'pass e.g. --input \'{"key": "value"}\'',
+                             details=[{"path": "$", "message": "expected object"}])
+        return data
+
+
+def _jsonable(value: Any) -> Any:
+    """Make a body's return value JSON: results and dataclasses become dicts, paths strings."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _check(workflow_id: str, phases: Sequence[str], trigger: str | None, retries: int | None,
+           timeout: str | float | None, concurrency: int | None, workspace: str,
+           cancel_on: Sequence[str] | None) -> None:
+    def bad(what: str, fix: str) -> WorkflowDefinitionError:
+        return WorkflowDefinitionError(f"workflow {workflow_id!r}: {what}", fix)
+
+    if not isinstance(workflow_id, str) or not _ID.match(workflow_id):
+        raise WorkflowDefinitionError(f"workflow id {workflow_id!r} is not valid",
+                                      "use letters, digits, '.', '_' and '-' (e.g. \"fix-tests\")")
+    if isinstance(phases, str) or not all(isinstance(p, str) and p.strip() for p in phases):
+        raise bad(f"phases must be a list of non-empty names, got {phases!r}", 'e.g. phases=["plan", "fix"]')
+    if len(set(phases)) != len(phases):
+        raise bad(f"phases has duplicates: {list(phases)}", "name each phase once")
+    if any("/" in p for p in phases):
+        raise bad("phase names cannot contain '/'", "rename the phase")
+    if trigger is not None and (not isinstance(trigger, str) or not trigger.strip()):
+        raise bad(f"trigger must be an event name, got {trigger!r}", 'e.g. trigger="agentcmd/fix-tests"')
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
+                                or not 0 <= retries <= 20):
+        raise bad(f"retries must be an integer from 0 to 20, got {retries!r}", "e.g. retries=2")
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or concurrency < 1):
+        raise bad(f"concurrency must be a positive integer, got {concurrency!r}", "e.g. concurrency=1")
+    if workspace not in workspace_mod.WORKSPACES:
+        raise bad(f"workspace must be one of {', '.join(workspace_mod.WORKSPACES)}, got {workspace!r}",
+                  'e.g. workspace="worktree"')
+    for name in cancel_on or ():
+        if not isinstance(name, str) or not name.strip():
+            raise bad(f"cancel_on must be a list of event names, got {cancel_on!r}",
+                      'e.g. cancel_on=["agentcmd/fix-tests.cancel"]')
+    if timeout is not None:
+        try:
+            parse_duration(timeout, "timeout")
+        except AgentcmdError as err:
+            raise bad(err.what, 'e.g. timeout="30m"') from None
+
+
+def define_workflow(
+    id: str,
+    name: str | None = None,
+    *,
+    phases: Sequence[str] = (),
+    trigger: str | None = None,
+    retries: int | None = None,
+    timeout: str | float | None = None,
+    concurrency: int | None = None,
+    args_schema: dict[str, Any] | type[BaseModel] | None = None,
+    workspace: str = "stay",
+    cancel_on: Sequence[str] | None = None,
+    description: str | None = None,
+) -> Callable[[WorkflowBody], Workflow]:
+    """Decorate ``async def body(ctx, step)`` to make it a workflow.
+
+    ``trigger`` defaults to ``agentcmd/workflow.<id>``; ``timeout`` bounds
+    the whole run (Inngest ``timeouts.finish``); ``concurrency`` limits
+    parallel runs; ``cancel_on`` lists events whose arrival cancels every
+    running run of this workflow (the running command is stopped).
+    """
+    _check(id, phases, trigger, retries, timeout, concurrency, workspace, cancel_on)
+    try:
+        schema = InputSchema(args_schema) if args_schema is not None else None
+    except SchemaDefinitionError as err:
+        raise WorkflowDefinitionError(f"workflow {id!r}: {err}",
+                                      "fix args_schema (a JSON Schema dict or a pydantic model)") from None
+    spec = WorkflowSpec(
+        id=id, name=name or id, phases=tuple(phases), trigger=trigger or default_trigger(id),
+        retries=retries, timeout=None if timeout is None else str(timeout), concurrency=concurrency,
+        workspace=workspace, cancel_on=tuple(cancel_on or ()), description=description or "",
+        input_schema=schema,
+    )
+
+    def decorate(body: WorkflowBody) -> Workflow:
+        if not inspect.iscoroutinefunction(body):
+            raise WorkflowDefinitionError(f"workflow {id!r}: {getattr(body, '__name__', body)!r} must be "
+                                          f"an 'async def' taking (ctx, step)", "write 'async def ...(ctx, step):'")
+        if len(inspect.signature(body).parameters) != 2:
+            raise WorkflowDefinitionError(f"workflow {id!r}: the body must take exactly (ctx, step)",
+                                          f"write 'async def {body.__name__}(ctx, step):'")
+        return _build(spec, body)
+
+    return decorate
+
+
+def _build(spec: WorkflowSpec, body: WorkflowBody) -> Workflow:
+    async def handler(ctx: inngest.Context) -> Any:
+        return await _run_body(workflow, ctx)
+
+    handler.__name__ = handler.__qualname__ = f"workflow_{spec.id.replace('-', '_').replace('.', '_')}"
+    timeouts = inngest.Timeouts(finish=parse_duration(spec.timeout)) if spec.timeout else None
+    from inngest._internal.function import FunctionOpts
+
+    workflow = Workflow(
+        FunctionOpts(
+            batch_events=None,
+            cancel=[inngest.Cancel(event=e) for e in spec.cancel_on] or None,
+            concurrency=[inngest.Concurrency(limit=spec.concurrency)] if spec.concurrency else None,
+            debounce=None, fully_qualified_id=f"{APP_ID}-{spec.id}", idempotency=None, local_id=spec.id,
+            name=spec.name, on_failure=None, priority=None, rate_limit=None, retries=spec.retries,
+            throttle=None, timeouts=timeouts, singleton=None,
+        ),
+        inngest.TriggerEvent(event=spec.trigger),
+        handler,
+    )
+    workflow.spec = spec
+    workflow.body = body
+    module = inspect.getmodule(body)
+    workflow.source = getattr(module, "__file__", None)
+    return workflow
+
+
+async def _run_body(workflow: Workflow, ctx: inngest.Context) -> Any:
+    spec = workflow.spec
+    runtime = get_runtime()
+    data = dict(ctx.event.data or {})
+    if spec.input_schema is not None:
+        try:
+            data = spec.input_schema.validate(data, spec.id)
+        except AgentcmdError as err:
+            raise inngest.NonRetriableError(err.what) from None
+    wctx = WorkflowContext(
+        workflow_id=spec.id, run_id=ctx.run_id, input=data, event=ctx.event.model_dump(mode="json"),
+        attempt=ctx.attempt, project_dir=runtime.project_dir, workdir=runtime.project_dir,
+        data_dir=runtime.data_dir, logger=ctx.logger,
+    )
+    wctx = await workspace_mod.prepare(spec.workspace, ctx.step, wctx)
+    steps = WorkflowSteps(ctx.step, wctx, spec, runtime)
+    try:
+        result = await workflow.body(wctx, steps)
+    except Exception as err:
+        note = workspace_mod.kept_note(spec.workspace, wctx)
+        if note is None:
+            raise
+        if isinstance(err, inngest.StepError):
+            raise inngest.StepError(message=f"{err.message} ({note})", name=err.name, stack=err.stack) from err
+        if isinstance(err, inngest.NonRetriableError):
+            raise inngest.NonRetriableError(f"{err} ({note})") from err
+        raise RuntimeError(f"{type(err).__name__}: {err} ({note})") from err
+    await workspace_mod.finish(spec.workspace, ctx.step, wctx)
+    return _jsonable(result)

@@ -1,0 +1,146 @@
+"""Git (and ``gh``) operations behind ``step.git`` and the run workspaces.
+
+Each action is a short sequence of git CLI calls in ``cwd`` that returns a
+``GitResult`` or raises ``GitError`` carrying the failing command and its
+stderr. Everything goes through ``process.run_process``: no blocking, and
+a cancelled run stops a ``git push`` as it stops any other command.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from agentcmd.errors import AgentcmdError
+from agentcmd.workflows.process import run_process
+from agentcmd.workflows.results import GitResult
+
+ACTIONS = ("status", "diff", "branch", "commit", "commit-and-branch", "push",
+           "worktree-add", "worktree-remove", "pr")
+
+_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}
+
+
+class GitError(AgentcmdError):
+    code = "git_failed"
+
+
+def branch_name_for(run_id: str, prefix: str = "agentcmd/") -> str:
+    """A branch name for a run: ``agentcmd/<run id>`` made safe for git."""
+    return prefix + re.sub(r"[^A-Za-z0-9._-]+", "-", run_id).strip("-.").lower()
+
+
+async def git(cwd: Path, *args: str, run_id: str | None = None, check: bool = True) -> tuple[int, str, str]:
+    """Run ``git ARGS`` in ``cwd``; raise ``GitError`` on failure when ``check``."""
+    res = await run_process(["git", *args], cwd=cwd, env=_GIT_ENV, run_id=run_id)
+    if check and res.exit_code != 0:
+        raise GitError(f"git {' '.join(args)} failed (exit {res.exit_code}) in {cwd}: "
+                       f"{(res.stderr or res.stdout).strip()[-2000:]}",
+                       "check the repository state; run the same command by hand to see more")
+    return res.exit_code, res.stdout, res.stderr
+
+
+async def _head(cwd: Path, run_id: str | None) -> str | None:
+    code, out, _ = await git(cwd, "rev-parse", "HEAD", run_id=run_id, check=False)
+    return out.strip() if code == 0 else None
+
+
+async def _current_branch(cwd: Path, run_id: str | None) -> str | None:
+    code, out, _ = await git(cwd, "rev-parse", "--abbrev-ref", "HEAD", run_id=run_id, check=False)
+    return out.strip() if code == 0 else None
+
+
+async def create_branch(cwd: Path, branch: str, *, base: str | None = None,
+                        run_id: str | None = None) -> GitResult:
+    """Switch to ``branch``, creating it (from ``base`` or HEAD) when it does not exist."""
+    code, _, _ = await git(cwd, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}",
+                           run_id=run_id, check=False)
+    if code == 0:
+        _, out, err = await git(cwd, "switch", branch, run_id=run_id)
+    else:
+        _, out, err = await git(cwd, "switch", "-c", branch, *([base] if base else []), run_id=run_id)
+    return GitResult(action="branch", ok=True, output=(out + err).strip(), branch=branch,
+                     sha=await _head(cwd, run_id))
+
+
+async def commit(cwd: Path, message: str, *, add_all: bool = True, allow_empty: bool = False,
+                 run_id: str | None = None) -> GitResult:
+    """Stage everything (unless ``add_all=False``) and commit; nothing to commit is not an error."""
+    if not message.strip():
+        raise GitError("git commit needs a commit message", "pass commit_message=\"...\"")
+    if add_all:
+        await git(cwd, "add", "-A", run_id=run_id)
+    code, _, _ = await git(cwd, "diff", "--cached", "--quiet", run_id=run_id, check=False)
+    if code == 0 and not allow_empty:
+        return GitResult(action="commit", ok=True, output="nothing to commit", committed=False,
+                         sha=await _head(cwd, run_id), branch=await _current_branch(cwd, run_id))
+    args = ["commit", "-m", message] + (["--allow-empty"] if allow_empty else [])
+    _, out, err = await git(cwd, *args, run_id=run_id)
+    return GitResult(action="commit", ok=True, output=(out + err).strip(), committed=True,
+                     sha=await _head(cwd, run_id), branch=await _current_branch(cwd, run_id))
+
+
+async def diff(cwd: Path, *, base: str | None = None, run_id: str | None = None) -> GitResult:
+    """The working tree's diff against ``base`` (default HEAD), untracked files included as intent-to-add."""
+    _, out, _ = await git(cwd, "diff", base or "HEAD", run_id=run_id, check=False)
+    _, stat, _ = await git(cwd, "status", "--porcelain", run_id=run_id)
+    return GitResult(action="diff", ok=True, output=stat.strip(), diff=out)
+
+
+async def push(cwd: Path, *, remote: str = "origin", branch: str | None = None,
+               run_id: str | None = None) -> GitResult:
+    branch = branch or await _current_branch(cwd, run_id)
+    if not branch:
+        raise GitError("git push: cannot tell which branch to push", "pass branch=\"...\"")
+    _, out, err = await git(cwd, "push", "--set-upstream", remote, branch, run_id=run_id)
+    return GitResult(action="push", ok=True, output=(out + err).strip(), branch=branch,
+                     sha=await _head(cwd, run_id))
+
+
+async def worktree_add(repo: Path, path: Path, branch: str, *, base: str | None = None,
+                       run_id: str | None = None) -> GitResult:
+    """Add a worktree at ``path`` on a new ``branch``; reuse it if a retry finds it there."""
+    if (path / ".git").exists():
+        return GitResult(action="worktree-add", ok=True, output="worktree exists", path=str(path),
+                         branch=branch, sha=await _head(path, run_id))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    code, _, _ = await git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}",
+                           run_id=run_id, check=False)
+    args = ["worktree", "add", str(path), branch] if code == 0 else \
+        ["worktree", "add", "-b", branch, str(path), *([base] if base else [])]
+    _, out, err = await git(repo, *args, run_id=run_id)
+    return GitResult(action="worktree-add", ok=True, output=(out + err).strip(), path=str(path),
+                     branch=branch, sha=await _head(path, run_id))
+
+
+async def worktree_remove(repo: Path, path: Path, *, run_id: str | None = None) -> GitResult:
+    if not path.exists():
+        await git(repo, "worktree", "prune", run_id=run_id, check=False)
+        return GitResult(action="worktree-remove", ok=True, output="already removed", path=str(path))
+    _, out, err = await git(repo, "worktree", "remove", "--force", str(path), run_id=run_id)
+    return GitResult(action="worktree-remove", ok=True, output=(out + err).strip(), path=str(path))
+
+
+async def pull_request(cwd: Path, *, title: str, body: str = "", base: str | None = None,
+                       run_id: str | None = None) -> GitResult:
+    """Open a PR with the GitHub CLI; a missing ``gh`` is a clear error, not a traceback."""
+    gh = shutil.which("gh")
+    if gh is None:
+        raise GitError("step.git pr needs the GitHub CLI 'gh', which is not on PATH",
+                       "install gh (https://cli.github.com) and run 'gh auth login'", code="gh_not_found")
+    args = [gh, "pr", "create", "--title", title, "--body", body]
+    if base:
+        args += ["--base", base]
+    res = await run_process(args, cwd=cwd, env=_GIT_ENV, run_id=run_id)
+    if res.exit_code != 0:
+        raise GitError(f"gh pr create failed (exit {res.exit_code}): {res.stderr.strip()[-2000:]}",
+                       "check 'gh auth status' and that the branch was pushed")
+    url = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else None
+    return GitResult(action="pr", ok=True, output=res.stdout.strip(), url=url,
+                     branch=await _current_branch(cwd, run_id))
+
+
+def is_git_repo(path: Path) -> bool:
+    return any((p / ".git").exists() for p in (path, *path.parents)) or bool(os.environ.get("GIT_DIR"))

@@ -1,0 +1,186 @@
+"""Child processes of steps: run without blocking the loop, stop as a group.
+
+Every command a step runs (shell, agent CLI, git) starts in its own session
+(``start_new_session=True``), so the process *group* can be signalled: a
+shell's grandchildren (``pytest`` under ``sh -c``, an agent's tool calls)
+die with it. Stopping is SIGTERM to the group, a grace period, then
+SIGKILL.
+
+Running processes are registered per run id, so the app server can stop
+what a cancelled run is doing (``terminate_run``). Output is kept as a
+bounded tail: an agent or a test suite can print megabytes, and a step's
+result becomes a memo the engine stores and resends on every call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+OUTPUT_LIMIT = 64 * 1024
+"""Bytes of stdout/stderr kept per command (the tail; the total is reported)."""
+
+GRACE_SECONDS = 5.0
+"""Time between SIGTERM and SIGKILL when a command is stopped."""
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """What a finished (or stopped) command left behind."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    stdout_bytes: int
+    stderr_bytes: int
+    duration_s: float
+    timed_out: bool = False
+    cancelled: bool = False
+
+
+class _Tail:
+    """Keep the last ``limit`` bytes of a stream and count all of them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._buf = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        self._buf += chunk
+        if len(self._buf) > self.limit:
+            del self._buf[: len(self._buf) - self.limit]
+
+    def text(self) -> str:
+        body = self._buf.decode("utf-8", errors="replace")
+        if self.total > self.limit:
+            return f"[... {self.total - self.limit} earlier bytes of {self.total} truncated ...]\n{body}"
+        return body
+
+
+async def _pump(stream: asyncio.StreamReader | None, tail: _Tail) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(65536):
+        tail.feed(chunk)
+
+
+_running: dict[str, set[asyncio.subprocess.Process]] = {}
+_cancelled: set[str] = set()
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+async def stop_group(proc: asyncio.subprocess.Process, grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM the process group, wait up to ``grace`` seconds, then SIGKILL it."""
+    if proc.returncode is None:
+        _signal_group(proc, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), grace)
+    # Children that ignored SIGTERM (or outlived the leader) get SIGKILL too.
+    _signal_group(proc, signal.SIGKILL)
+    if proc.returncode is None:
+        await proc.wait()
+
+
+def terminate_run(run_id: str) -> int:
+    """Stop every command that ``run_id`` is running; return how many there were.
+
+    Called when a run is cancelled. The step that owned the command sees
+    ``ProcessResult.cancelled`` and reports itself cancelled, not failed.
+    """
+    _cancelled.add(run_id)
+    procs = list(_running.get(run_id, ()))
+    for proc in procs:
+        asyncio.get_running_loop().create_task(stop_group(proc))
+    return len(procs)
+
+
+def is_cancelled(run_id: str | None) -> bool:
+    return run_id is not None and run_id in _cancelled
+
+
+def running_count(run_id: str) -> int:
+    return len(_running.get(run_id, ()))
+
+
+async def run_process(
+    command: str | Sequence[str],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = None,
+    run_id: str | None = None,
+    stdin: bytes | None = None,
+    limit: int = OUTPUT_LIMIT,
+    grace: float = GRACE_SECONDS,
+) -> ProcessResult:
+    """Run ``command`` (a string goes through ``/bin/sh``, a list is exec'd).
+
+    Raises ``FileNotFoundError`` when an exec'd program does not exist; a
+    shell reports that as exit code 127 instead. A timeout stops the group
+    and returns ``timed_out=True`` with exit code -SIGTERM/-SIGKILL.
+    """
+    full_env = {**os.environ, **(env or {})}
+    started = time.monotonic()
+    common = {
+        "cwd": None if cwd is None else os.fspath(cwd),
+        "env": full_env,
+        "stdin": asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+        "start_new_session": True,
+    }
+    if isinstance(command, str):
+        proc = await asyncio.create_subprocess_shell(command, **common)  # type: ignore[arg-type]
+    else:
+        proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
+    if run_id is not None:
+        _running.setdefault(run_id, set()).add(proc)
+    out, err = _Tail(limit), _Tail(limit)
+    timed_out = False
+    try:
+        if stdin is not None and proc.stdin is not None:
+            proc.stdin.write(stdin)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await proc.stdin.drain()
+            proc.stdin.close()
+        pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err), proc.wait())
+        try:
+            await asyncio.wait_for(asyncio.shield(pumps), timeout)
+        except TimeoutError:
+            timed_out = True
+            await stop_group(proc, grace)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pumps, grace)
+    except (asyncio.CancelledError, Exception):
+        # The request itself was cancelled (server shutdown): never leave the group behind.
+        await asyncio.shield(stop_group(proc, grace))
+        raise
+    finally:
+        if run_id is not None:
+            group = _running.get(run_id)
+            if group is not None:
+                group.discard(proc)
+                if not group:
+                    _running.pop(run_id, None)
+    code = proc.returncode if proc.returncode is not None else -1
+    return ProcessResult(
+        exit_code=code,
+        stdout=out.text(),
+        stderr=err.text(),
+        stdout_bytes=out.total,
+        stderr_bytes=err.total,
+        duration_s=round(time.monotonic() - started, 3),
+        timed_out=timed_out,
+        cancelled=is_cancelled(run_id),
+    )

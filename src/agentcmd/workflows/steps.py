@@ -1,0 +1,354 @@
+"""What a workflow body sees as ``step``: phases, shell, agent, git, sleep, waits, logs.
+
+Every DSL step is one SDK step (``step.run``, ``step.sleep``,
+``step.wait_for_event``), so the engine memoises it: on replay the stored
+result comes back and the command, agent or git call does not run again.
+Results are dataclasses rebuilt from that stored JSON (``results.py``).
+
+Phases: inside ``with step.phase("plan"):`` every step id is recorded as
+``plan/<id>``, so the engine's history says which phase each step
+belonged to, and a run's current phase is the phase of its last step.
+
+Failures: a command that exits non-zero with ``check=True`` raises inside
+the SDK step, so the function's retry policy applies; when retries are
+exhausted the body gets ``inngest.StepError``. Errors that retrying cannot
+fix (a missing agent CLI, an unknown phase) are ``NonRetriableError``s.
+The SDK's own control flow (``ResponseInterrupt``...) subclasses
+``BaseException``; nothing here catches ``BaseException``, so it passes
+through user ``try/except Exception`` blocks untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import inngest
+
+from agentcmd.workflows import gitops
+from agentcmd.workflows.agents import AgentNotFoundError, get_adapter, resolve_executable
+from agentcmd.workflows.context import Runtime, WorkflowContext
+from agentcmd.workflows.durations import parse_duration
+from agentcmd.workflows.process import ProcessResult, run_process, terminate_run
+from agentcmd.workflows.results import AgentResult, CliResult, GitResult
+
+if TYPE_CHECKING:
+    from agentcmd.workflows.define import WorkflowSpec
+
+T = TypeVar("T")
+
+
+class CommandFailedError(Exception):
+    """A ``step.cli`` command exited non-zero with ``check=True`` (retried per policy)."""
+
+
+class CommandTimeoutError(Exception):
+    """A command ran past its ``timeout=``; its process group was stopped."""
+
+
+class AgentFailedError(Exception):
+    """An agent CLI exited non-zero or reported an error."""
+
+
+class StepCancelledError(inngest.NonRetriableError):
+    """The run was cancelled while this step's command ran; the command was stopped."""
+
+
+def _tail(text: str, limit: int = 2000) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def cancelled_steps_file(data_dir: Path, run_id: str) -> Path:
+    return data_dir / "runs" / run_id / "cancelled-steps.json"
+
+
+def read_cancelled_steps(data_dir: Path, run_id: str) -> list[dict[str, Any]]:
+    path = cancelled_steps_file(data_dir, run_id)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return data if isinstance(data, list) else []
+
+
+class WorkflowSteps:
+    """The ``step`` argument of a workflow body (wraps the SDK's ``inngest.Step``)."""
+
+    def __init__(self, sdk_step: inngest.Step, ctx: WorkflowContext, spec: WorkflowSpec,
+                 runtime: Runtime) -> None:
+        self.sdk = sdk_step
+        self._ctx = ctx
+        self._spec = spec
+        self._runtime = runtime
+        self._phase: str | None = None
+
+    # Phases and ids ------------------------------------------------------
+    @property
+    def current_phase(self) -> str | None:
+        return self._phase
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Record the steps inside the block as belonging to phase ``name``."""
+        if name not in self._spec.phases:
+            declared = ", ".join(self._spec.phases) or "none"
+            raise inngest.NonRetriableError(
+                f"workflow {self._spec.id!r}: unknown phase {name!r} (declared phases: {declared}); "
+                f"add it to define_workflow(phases=[...])")
+        outer, self._phase = self._phase, name
+        try:
+            yield
+        finally:
+            self._phase = outer
+
+    def _sid(self, step_id: str) -> str:
+        if not isinstance(step_id, str) or not step_id.strip():
+            raise inngest.NonRetriableError(f"step ids must be non-empty strings, got {step_id!r}")
+        return f"{self._phase}/{step_id}" if self._phase else step_id
+
+    def _cwd(self, cwd: str | os.PathLike[str] | None) -> Path:
+        if cwd is None:
+            return self._ctx.workdir
+        path = Path(cwd)
+        return path if path.is_absolute() else self._ctx.workdir / path
+
+    async def _watch_cancel(self) -> None:
+        """Poll the engine while a command runs; stop the command if the run was cancelled.
+
+        This is how a cancel that did not come through this app server
+        (``cancel_on`` events, another client) reaches the process group.
+        """
+        probe = self._runtime.run_status
+        if probe is None:
+            return
+        while True:
+            await asyncio.sleep(self._runtime.cancel_poll_seconds)
+            with contextlib.suppress(Exception):
+                if await probe(self._ctx.run_id) == "Cancelled":
+                    terminate_run(self._ctx.run_id)
+                    return
+
+    async def _exec(self, command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str] | None,
+                    timeout: float | None, step_id: str) -> ProcessResult:
+        watcher = asyncio.get_running_loop().create_task(self._watch_cancel())
+        try:
+            res = await run_process(command, cwd=cwd, env=env, timeout=timeout, run_id=self._ctx.run_id)
+        finally:
+            watcher.cancel()
+        if res.cancelled:
+            self._record_cancelled(step_id)
+            raise StepCancelledError(f"step {step_id!r} was cancelled with its run; its command was stopped")
+        return res
+
+    def _record_cancelled(self, step_id: str) -> None:
+        path = cancelled_steps_file(self._runtime.data_dir, self._ctx.run_id)
+        entries = read_cancelled_steps(self._runtime.data_dir, self._ctx.run_id)
+        entries.append({"name": step_id, "phase": self._phase, "status": "Cancelled",
+                        "ended_at": datetime.datetime.now(datetime.UTC).isoformat()})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entries))
+
+    # Plain Python ----------------------------------------------------------
+    async def run(self, step_id: str, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` once as a memoised step; its return value must be JSON."""
+        return await self.sdk.run(self._sid(step_id), fn, *args)  # type: ignore[arg-type]
+
+    # Shell -------------------------------------------------------------------
+    async def cli(self, step_id: str, command: str | Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
+                  env: Mapping[str, str] | None = None, timeout: str | float | None = None,
+                  check: bool = True) -> CliResult:
+        """Run a shell command (a string) or a program (a list) in a subprocess group."""
+        sid = self._sid(step_id)
+        where = self._cwd(cwd)
+        seconds = None if timeout is None else parse_duration(timeout, "step.cli timeout").total_seconds()
+        shown = command if isinstance(command, str) else " ".join(command)
+        phase = self._phase
+
+        async def body() -> dict[str, Any]:
+            res = await self._exec(command if isinstance(command, str) else list(command), cwd=where,
+                                   env=env, timeout=seconds, step_id=sid)
+            if res.timed_out:
+                raise CommandTimeoutError(f"`{shown}` timed out after {seconds}s; its process group was stopped")
+            if check and res.exit_code != 0:
+                raise CommandFailedError(f"`{shown}` exited with code {res.exit_code}: "
+                                         f"{_tail(res.stderr or res.stdout)}")
+            return CliResult(command=shown, exit_code=res.exit_code, stdout=res.stdout, stderr=res.stderr,
+                             stdout_bytes=res.stdout_bytes, stderr_bytes=res.stderr_bytes,
+                             duration_s=res.duration_s, cwd=str(where), phase=phase).to_json()
+
+        return CliResult.from_json(await self.sdk.run(sid, body))
+
+    # Agents ------------------------------------------------------------------
+    async def agent(self, step_id: str, *, prompt: str, agent: str = "claude", model: str | None = None,
+                    cwd: str | os.PathLike[str] | None = None, timeout: str | float | None = None,
+                    resume: str | None = None, env: Mapping[str, str] | None = None) -> AgentResult:
+        """Ask an agent CLI once, non-interactively; memoised, so a completed call never reruns."""
+        sid = self._sid(step_id)
+        try:
+            adapter = get_adapter(agent)
+        except Exception as err:
+            raise inngest.NonRetriableError(str(err)) from err
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise inngest.NonRetriableError(f"step.agent {step_id!r}: prompt must be a non-empty string")
+        where = self._cwd(cwd)
+        seconds = None if timeout is None else parse_duration(timeout, "step.agent timeout").total_seconds()
+        phase = self._phase
+
+        async def body() -> dict[str, Any]:
+            try:
+                exe, extra = resolve_executable(agent)
+            except AgentNotFoundError as err:
+                raise inngest.NonRetriableError(str(err)) from err
+            started = time.monotonic()
+            res = await self._exec(adapter.argv(exe, prompt, model=model, resume=resume, extra=extra),
+                                   cwd=where, env=env, timeout=seconds, step_id=sid)
+            if res.timed_out:
+                raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
+            text, parsed, session = adapter.parse(res.stdout)
+            if res.exit_code != 0:
+                raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
+                                       f"{_tail(res.stderr or res.stdout)}")
+            if isinstance(parsed, dict) and parsed.get("is_error") is True:
+                raise AgentFailedError(f"agent {agent} reported an error: {_tail(text)}")
+            return AgentResult(agent=agent, text=text, exit_code=res.exit_code, json=parsed,
+                               session_id=session or resume, model=model, stderr=_tail(res.stderr),
+                               duration_s=round(time.monotonic() - started, 3), phase=phase).to_json()
+
+        return AgentResult.from_json(await self.sdk.run(sid, body))
+
+    # Git ---------------------------------------------------------------------
+    async def git(self, step_id: str, action: str | None = None, *, commit_message: str | None = None,
+                  branch: str | None = None, base: str | None = None, remote: str = "origin",
+                  path: str | os.PathLike[str] | None = None, title: str | None = None, body: str = "",
+                  cwd: str | os.PathLike[str] | None = None, add_all: bool = True) -> GitResult:
+        """Git through the git CLI: status, diff, branch, commit, commit-and-branch, push,
+        worktree-add, worktree-remove, and pr (GitHub CLI).
+
+        Without ``action`` it is the step id when that names an action,
+        else inferred: ``commit_message`` -> commit (with ``branch`` ->
+        commit-and-branch), ``branch`` -> branch, ``title`` -> pr.
+        """
+        act = action or _infer_git_action(step_id, commit_message, branch, title)
+        if act not in gitops.ACTIONS:
+            raise inngest.NonRetriableError(f"step.git {step_id!r}: unknown action {act!r}; "
+                                            f"use one of {', '.join(gitops.ACTIONS)}")
+        if act in ("commit", "commit-and-branch") and not commit_message:
+            raise inngest.NonRetriableError(f"step.git {step_id!r}: {act} needs commit_message=")
+        if act in ("branch", "commit-and-branch", "worktree-add") and not branch:
+            branch = gitops.branch_name_for(self._ctx.run_id)
+        if act == "pr" and not title:
+            raise inngest.NonRetriableError(f"step.git {step_id!r}: pr needs title=")
+        sid = self._sid(step_id)
+        where = self._cwd(cwd)
+        run_id, phase = self._ctx.run_id, self._phase
+        tree = Path(path) if path else self._runtime.data_dir / "worktrees" / run_id
+
+        async def run_git() -> dict[str, Any]:
+            if act == "status" or act == "diff":
+                res = await gitops.diff(where, base=base, run_id=run_id)
+                if act == "status":
+                    res = GitResult(action="status", ok=True, output=res.output)
+            elif act == "branch":
+                res = await gitops.create_branch(where, str(branch), base=base, run_id=run_id)
+            elif act == "commit":
+                res = await gitops.commit(where, str(commit_message), add_all=add_all, run_id=run_id)
+            elif act == "commit-and-branch":
+                await gitops.create_branch(where, str(branch), base=base, run_id=run_id)
+                res = await gitops.commit(where, str(commit_message), add_all=add_all, run_id=run_id)
+                res = GitResult(**{**res.to_json(), "action": act})
+            elif act == "push":
+                res = await gitops.push(where, remote=remote, branch=branch, run_id=run_id)
+            elif act == "worktree-add":
+                res = await gitops.worktree_add(where, tree, str(branch), base=base, run_id=run_id)
+            elif act == "worktree-remove":
+                res = await gitops.worktree_remove(where, tree, run_id=run_id)
+            else:
+                res = await gitops.pull_request(where, title=str(title), body=body, base=base, run_id=run_id)
+            return {**res.to_json(), "phase": phase}
+
+        async def guarded() -> dict[str, Any]:
+            try:
+                return await run_git()
+            except gitops.GitError as err:
+                if err.code == "gh_not_found":
+                    raise inngest.NonRetriableError(str(err)) from err
+                raise
+
+        return GitResult.from_json(await self.sdk.run(sid, guarded))
+
+    # Time and events -------------------------------------------------------
+    async def sleep(self, step_id: str, duration: str | float | datetime.timedelta) -> None:
+        """Sleep durably: the engine wakes the run; nothing waits in this process."""
+        await self.sdk.sleep(self._sid(step_id), parse_duration(duration, "step.sleep duration"))
+
+    async def wait_for_event(self, step_id: str, *, event: str, timeout: str | float | datetime.timedelta,
+                             if_exp: str | None = None) -> dict[str, Any] | None:
+        """Wait for ``event`` (optionally matching the CEL ``if_exp``); None on timeout."""
+        got = await self.sdk.wait_for_event(self._sid(step_id), event=event, if_exp=if_exp,
+                                            timeout=parse_duration(timeout, "wait_for_event timeout"))
+        if got is None:
+            return None
+        if isinstance(got, dict):
+            return got
+        dumped: dict[str, Any] = got.model_dump(mode="json")
+        return dumped
+
+    # Annotations -----------------------------------------------------------
+    async def log(self, message: str) -> None:
+        """Record ``message`` in the run's history (a tiny memoised step)."""
+        text, phase = str(message), self._phase
+        self._ctx.logger.info(text)
+
+        async def record() -> dict[str, str | None]:
+            return {"log": text, "phase": phase}
+
+        await self.sdk.run(self._sid("log"), record)
+
+    async def artifact(self, name: str, path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
+        """Keep a file (a ``Path``, or a string naming an existing file) or a text under the run's
+        artifacts directory; the history records its name, path and size."""
+        if not name or "/" in name or name in (".", ".."):
+            raise inngest.NonRetriableError(f"artifact name {name!r} must be a plain file name")
+        source: Path | None = None
+        if isinstance(path_or_text, os.PathLike):
+            source = self._cwd(path_or_text)
+            if not source.is_file():
+                raise inngest.NonRetriableError(f"artifact {name!r}: no such file {source}")
+        elif "\n" not in path_or_text and len(path_or_text) < 4096 and self._cwd(path_or_text).is_file():
+            source = self._cwd(path_or_text)
+        target = self._runtime.data_dir / "artifacts" / self._ctx.run_id / name
+        text, phase = (None if source else str(path_or_text)), self._phase
+
+        async def store() -> dict[str, Any]:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            data = source.read_bytes() if source else (text or "").encode()
+            target.write_bytes(data)
+            return {"artifact": name, "path": str(target), "bytes": len(data), "phase": phase,
+                    "source": str(source) if source else None}
+
+        result: dict[str, Any] = await self.sdk.run(self._sid(f"artifact:{name}"), store)
+        return result
+
+
+def _infer_git_action(step_id: str, commit_message: str | None, branch: str | None,
+                      title: str | None) -> str:
+    if step_id in gitops.ACTIONS:
+        return step_id
+    if commit_message and branch:
+        return "commit-and-branch"
+    if commit_message:
+        return "commit"
+    if title:
+        return "pr"
+    if branch:
+        return "branch"
+    raise inngest.NonRetriableError(
+        f"step.git {step_id!r}: say what to do with action= (one of {', '.join(gitops.ACTIONS)})")

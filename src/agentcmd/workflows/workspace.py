@@ -1,0 +1,73 @@
+"""Where a run works: ``stay`` (the project), ``branch`` (a new branch), ``worktree``.
+
+- ``stay``: steps run in the project directory as it is.
+- ``branch``: a first memoised step switches the project to a new branch
+  ``agentcmd/<run id>``; commits of the run land there.
+- ``worktree``: a first memoised step adds a ``git worktree`` under
+  ``<data dir>/worktrees/<run id>`` on branch ``agentcmd/<run id>``; steps
+  run there, so the user's checkout is untouched. When the body returns,
+  a last step removes the worktree (the branch stays, with the commits).
+  When the body fails, the worktree is kept for inspection and the error
+  says where it is. A cancelled run runs no more code, so its worktree
+  stays too (``git worktree prune`` after deleting it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Literal
+
+import inngest
+
+from agentcmd.workflows import gitops
+from agentcmd.workflows.context import WorkflowContext
+
+WorkspaceKind = Literal["stay", "branch", "worktree"]
+WORKSPACES: tuple[str, ...] = ("stay", "branch", "worktree")
+
+
+def worktree_path(data_dir: Path, run_id: str) -> Path:
+    return data_dir / "worktrees" / gitops.branch_name_for(run_id, prefix="")
+
+
+async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> WorkflowContext:
+    """Run the workspace's first step (memoised) and return the context steps will use."""
+    if kind == "stay":
+        return ctx
+    branch = gitops.branch_name_for(ctx.run_id)
+    if not gitops.is_git_repo(ctx.project_dir):
+        raise inngest.NonRetriableError(
+            f"workspace={kind!r} needs a git repository, and {ctx.project_dir} is not one; "
+            f"run 'git init' there or use workspace=\"stay\"")
+    if kind == "branch":
+        async def make_branch() -> dict[str, Any]:
+            return (await gitops.create_branch(ctx.project_dir, branch, run_id=ctx.run_id)).to_json()
+
+        await sdk_step.run("workspace", make_branch)
+        return dataclasses.replace(ctx, branch=branch)
+    path = worktree_path(ctx.data_dir, ctx.run_id)
+
+    async def add_worktree() -> dict[str, Any]:
+        return (await gitops.worktree_add(ctx.project_dir, path, branch, run_id=ctx.run_id)).to_json()
+
+    result = await sdk_step.run("workspace", add_worktree)
+    where = Path(result["path"]) if isinstance(result, dict) and result.get("path") else path
+    return dataclasses.replace(ctx, workdir=where, branch=branch)
+
+
+async def finish(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> None:
+    """After a successful body: remove the run's worktree (memoised, so once)."""
+    if kind != "worktree":
+        return
+
+    async def remove() -> dict[str, Any]:
+        return (await gitops.worktree_remove(ctx.project_dir, ctx.workdir, run_id=ctx.run_id)).to_json()
+
+    await sdk_step.run("workspace-cleanup", remove)
+
+
+def kept_note(kind: str, ctx: WorkflowContext) -> str | None:
+    if kind != "worktree":
+        return None
+    return f"the run's worktree was kept for inspection at {ctx.workdir} (branch {ctx.branch})"

@@ -1,0 +1,278 @@
+"""Fixtures for the workflow DSL, the app server and the workflow CLI.
+
+Until an engine runs in these tests, ``Driver`` plays the engine's part
+over real HTTP: it POSTs execution requests to the SDK's serve endpoint
+the way the wire reference (§5, §6) says an engine does (memo map, stack,
+attempts, targeted steps) and applies the answers. It keeps every call, so
+tests can count how often the body was replayed and a step re-ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import sys
+import textwrap
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+# inngest 0.5.19 defines a pydantic model with a class-based Config; the deprecation warning fires once,
+# at import, and is not ours to fix (pytest turns warnings into errors).
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import inngest
+    import inngest.fast_api  # noqa: F401
+
+SERVE_PATH = "/api/workflows/inngest"
+
+
+class ServerThread:
+    """A uvicorn server for ``app`` on an ephemeral loopback port, in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = int(self.sock.getsockname()[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.driver: Driver | None = None
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def start(self, timeout: float = 10) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("app server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+@dataclass
+class RunResult:
+    status: str
+    output: Any
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    memos: dict[str, Any] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+
+
+class Driver:
+    """Drive one function run against the SDK's HTTP handler, like an engine would."""
+
+    def __init__(self, base_url: str, app_id: str = "agentcmd") -> None:
+        self.url = base_url + SERVE_PATH
+        self.app_id = app_id
+        self.http = httpx.Client(timeout=60)
+
+    def run(self, workflow_id: str, data: dict[str, Any] | None = None, *, trigger: str | None = None,
+            max_attempts: int = 1, events: dict[str, dict[str, Any] | None] | None = None,
+            run_id: str | None = None, max_calls: int = 80) -> RunResult:
+        event = {"name": trigger or f"agentcmd/workflow.{workflow_id}", "data": data or {},
+                 "id": uuid.uuid4().hex, "ts": int(time.time() * 1000), "user": {}}
+        run_id = run_id or f"run-{uuid.uuid4().hex[:12]}"
+        steps: dict[str, Any] = {}
+        stack: list[str] = []
+        result = RunResult("Running", None)
+        attempt, target = 0, "step"
+
+        def save(op: dict[str, Any], memo: Any) -> None:
+            steps[op["id"]] = memo
+            stack.append(op["id"])
+            result.names.append(op.get("displayName") or op["name"])
+
+        for _ in range(max_calls):
+            body = {"event": event, "events": [event], "steps": {k: steps[k] for k in stack},
+                    "ctx": {"run_id": run_id, "attempt": attempt, "max_attempts": max_attempts,
+                            "disable_immediate_execution": False, "use_api": False,
+                            "stack": {"stack": list(stack), "current": len(stack)}},
+                    "use_api": False, "version": 2}
+            resp = self.http.post(self.url, params={"fnId": f"{self.app_id}-{workflow_id}", "stepId": target},
+                                  content=json.dumps(body), headers={"content-type": "application/json"})
+            result.calls.append({"status": resp.status_code, "body": resp.json(), "target": target})
+            no_retry = resp.headers.get("x-inngest-no-retry") == "true"
+            if resp.status_code == 200:
+                result.status, result.output = "Completed", resp.json()
+                break
+            if resp.status_code != 206:
+                if no_retry or attempt + 1 >= max_attempts:
+                    result.status, result.output = "Failed", resp.json()
+                    break
+                attempt += 1
+                continue
+            op = resp.json()[0]
+            kind = op["op"]
+            target = "step"
+            if kind == "StepRun":
+                save(op, {"data": op["data"]})
+                attempt = 0
+            elif kind == "StepPlanned":
+                target, attempt = op["id"], 0
+            elif kind == "Sleep":
+                save(op, None)
+            elif kind == "WaitForEvent":
+                save(op, (events or {}).get(op["name"]))
+            elif kind == "StepFailed" or (kind == "StepError" and (no_retry or attempt + 1 >= max_attempts)):
+                save(op, {"error": op["error"]})
+                attempt = 0
+            elif kind == "StepError":
+                attempt += 1
+            else:
+                raise AssertionError(f"driver: unexpected op {op}")
+        else:
+            raise AssertionError(f"run did not finish in {max_calls} calls: {result.calls[-3:]}")
+        result.memos = steps
+        return result
+
+
+@dataclass
+class AppServer:
+    url: str
+    app: FastAPI
+    driver: Driver
+    project: Path
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30, **kw)
+
+    def post(self, path: str, **kw: Any) -> httpx.Response:
+        return httpx.post(self.url + path, timeout=30, **kw)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty project directory with ``.agentcmd/workflows/``."""
+    root = tmp_path / "project"
+    (root / ".agentcmd" / "workflows").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def write_workflow(project: Path) -> Callable[[str, str], Path]:
+    """``write_workflow("name.py", source)`` puts a workflow file into the project."""
+
+    def write(name: str, source: str) -> Path:
+        path = project / ".agentcmd" / "workflows" / name
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def sdk_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dev mode for the SDK (no signatures) and an engine URL nobody listens on."""
+    monkeypatch.setenv("INNGEST_DEV", "1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    monkeypatch.setenv("INNGEST_BASE_URL", f"http://127.0.0.1:{dead}")
+
+
+@pytest.fixture
+def app_server(project: Path, sdk_env: None) -> Iterator[Callable[..., AppServer]]:
+    """Start the real app server (``create_app``) for ``project`` on an ephemeral port."""
+    started: list[ServerThread] = []
+
+    def start(project_dir: Path = project) -> AppServer:
+        from agentcmd.server.app import create_app
+        from agentcmd.workflows.context import set_runtime
+
+        set_runtime(None)
+        app = create_app(project_dir, entry_points=False)
+        server = ServerThread(app).start()
+        server.driver = Driver(server.url)
+        started.append(server)
+        return AppServer(server.url, app, server.driver, project_dir)
+
+    yield start
+    for server in started:
+        if server.driver is not None:
+            server.driver.http.close()
+        server.stop()
+
+
+FAKE_AGENT = r"""#!{python}
+import json, os, sys, time
+with open({log!r}, "a") as f:
+    f.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd()}}) + "\n")
+if os.environ.get("FAKE_AGENT_SLEEP"):
+    time.sleep(float(os.environ["FAKE_AGENT_SLEEP"]))
+if os.environ.get("FAKE_AGENT_FAIL"):
+    sys.stderr.write("fake agent failure\n")
+    sys.exit(3)
+prompt = sys.argv[sys.argv.index("-p") + 1] if "-p" in sys.argv else sys.argv[-1]
+session = sys.argv[sys.argv.index("--resume") + 1] if "--resume" in sys.argv else "sess-123"
+print(json.dumps({{"type": "result", "result": "answer to: " + prompt, "session_id": session,
+                  "is_error": False}}))
+"""
+
+
+@dataclass
+class FakeAgent:
+    path: Path
+    log: Path
+
+    def calls(self) -> list[dict[str, Any]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
+
+
+def make_fake_agent(directory: Path, name: str = "claude") -> FakeAgent:
+    directory.mkdir(parents=True, exist_ok=True)
+    log = directory / f"{name}-calls.jsonl"
+    path = directory / name
+    path.write_text(FAKE_AGENT.format(python=sys.executable, log=str(log)))
+    path.chmod(path.stat().st_mode | stat.S_IEXEC | stat.S_IXGRP | stat.S_IXOTH)
+    return FakeAgent(path, log)
+
+
+@pytest.fixture
+def agent_factory() -> Callable[..., FakeAgent]:
+    """``agent_factory(directory, name="claude")``: a fake agent CLI not on PATH."""
+    return make_fake_agent
+
+
+@pytest.fixture
+def fake_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAgent:
+    """A fake ``claude`` first on PATH that records each call (argv, cwd) to a file."""
+    agent = make_fake_agent(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{agent.path.parent}{os.pathsep}{os.environ['PATH']}")
+    return agent
+
+
+def _wait_until(predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def wait_until() -> Callable[..., Any]:
+    """``wait_until(predicate, timeout, what)``: poll a condition with a deadline (never a bare sleep)."""
+    return _wait_until
