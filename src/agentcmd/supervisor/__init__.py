@@ -1,0 +1,18 @@
+"""Run the engine and the app server as two children of one process.
+
+``agentcmd dev`` / ``agentcmd start`` (``cli/run.py``) resolve settings and
+mode, then hand a ``LaunchPlan`` to the ``Supervisor``. The modules, in the
+order a start goes through them:
+
+- ``launch``: which command lines and environments the two children get
+  (embedded engine, the real ``inngest`` binary, or an external engine).
+- ``ports``: refuse a port in use before anything starts, naming the process.
+- ``process``: one child: spawn (parent-death signal), prefixed output,
+  ``/health`` polling, stop (SIGTERM -> deadline -> SIGKILL).
+- ``watchdog``: a tiny separate process that stops the children if the
+  supervisor dies without stopping them (the portable parent watch).
+- ``logs``: where every line goes: plain, Rich colours, or JSON.
+- ``supervisor``: start, wait for readiness, watch, stop app then engine.
+
+Nothing here imports the web stack: the supervisor must start fast.
+"""

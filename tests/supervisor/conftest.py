@@ -1,0 +1,165 @@
+"""Fixtures for the supervisor: a fake ``inngest`` on PATH, and process checks.
+
+The Go ``inngest`` binary cannot run here, so ``fake_inngest`` installs
+``fake_inngest.py`` as an ``inngest`` executable in a temporary bin
+directory. Everything else is real: ``python -m agentcmd dev|start``
+subprocesses, the real app server, real ports, real signals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import Spawned, free_port
+
+FAKE_SCRIPT = Path(__file__).with_name("fake_inngest.py")
+
+
+@dataclass
+class FakeInngest:
+    bin_dir: Path
+    record: Path
+    script: Path
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """Environment for the supervisor: the fake first on PATH, its record file."""
+        return {"PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+                "FAKE_INNGEST_RECORD": str(self.record), **extra}
+
+    @property
+    def engine_command(self) -> str:
+        """A value for AGENTCMD_ENGINE_COMMAND: the fake standing in for the embedded engine."""
+        return f"{sys.executable} {self.script}"
+
+
+def install_executable(bin_dir: Path, name: str, script: Path) -> Path:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    exe = bin_dir / name
+    exe.write_text(f"#!{sys.executable}\n" + script.read_text())
+    exe.chmod(0o755)
+    return exe
+
+
+@pytest.fixture
+def fake_inngest(tmp_path: Path) -> FakeInngest:
+    bin_dir = tmp_path / "fakebin"
+    install_executable(bin_dir, "inngest", FAKE_SCRIPT)
+    return FakeInngest(bin_dir, tmp_path / "inngest-calls.jsonl", FAKE_SCRIPT)
+
+
+@pytest.fixture
+def ports() -> tuple[int, int]:
+    """(app port, engine port): two distinct ephemeral ports."""
+    app = free_port()
+    engine = free_port()
+    while engine == app:
+        engine = free_port()
+    return app, engine
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str,
+             seen: Callable[[], str] | None = None, interval: float = 0.02) -> Any:
+    """Poll ``condition`` until truthy; on timeout fail with what was seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            detail = f"\n--- seen ---\n{seen()}" if seen else ""
+            pytest.fail(f"timed out after {timeout} s waiting for {what}{detail}")
+        time.sleep(interval)
+
+
+def wait_output(child: Spawned, text: str, timeout: float = 20) -> str:
+    """Wait until the supervisor printed ``text`` (or died trying)."""
+    def check() -> bool:
+        out = child.output()
+        if text in out:
+            return True
+        if child.proc.poll() is not None:
+            pytest.fail(f"supervisor exited with {child.proc.returncode} before printing {text!r}:\n{out}")
+        return False
+
+    wait_for(check, timeout, repr(text), child.output)
+    return child.output()
+
+
+def wait_exit(child: Spawned, timeout: float = 20) -> int:
+    wait_for(lambda: child.proc.poll() is not None, timeout, "the supervisor to exit", child.output)
+    return int(child.proc.returncode)
+
+
+def child_pids(output: str) -> dict[str, int]:
+    """The pids the supervisor announced: ``engine started (pid 123): ...``."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+) started \(pid (\d+)\)", output, re.M)}
+
+
+def pid_alive(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie may wait for a reaper that never comes)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state != b"Z"
+
+
+def assert_all_gone(pids: list[int], timeout: float = 8, output: Callable[[], str] | None = None) -> None:
+    wait_for(lambda: not any(pid_alive(p) for p in pids), timeout,
+             f"processes {pids} to exit (alive: {[p for p in pids if pid_alive(p)]})", output)
+
+
+class Supervisor(Spawned):
+    """``Spawned`` whose output stays readable after it was stopped."""
+
+    def output(self) -> str:
+        with contextlib.suppress(ValueError):  # closed by stop(): the file on disk is complete
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Supervisor]]:
+    """Like the root ``spawn``: ``python -m agentcmd`` children, stopped (SIGTERM) at teardown,
+    their output printed when the test failed."""
+    children: list[Supervisor] = []
+
+    def _spawn(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Supervisor:
+        child = Supervisor(list(args), {**os.environ, **(env or {})}, tmp_path / f"spawn-{len(children)}.log", cwd)
+        children.append(child)
+        return child
+
+    yield _spawn
+    report = getattr(request.node, "rep_call", None)
+    for child in children:
+        child.stop()
+        if report is not None and report.failed:
+            sys.stderr.write(f"--- output of agentcmd {' '.join(map(str, child.proc.args[3:]))} ---\n"
+                             f"{child.output()}\n")
+
+
+@pytest.fixture
+def kill_leftovers() -> Any:
+    """Pids a test registers are SIGKILLed at teardown if a bug left them running."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
