@@ -1,34 +1,136 @@
-"""``agentcmd runs list|show|cancel`` and ``agentcmd send``."""
+"""``agentcmd runs list|show|cancel`` and ``agentcmd send``: through the app server's API.
+
+Only Typer is imported at module level; the HTTP client and Rich load
+inside the commands, so ``agentcmd --help`` stays fast.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING, Any
+
 import typer
 
-from agentcmd.cli._console import not_yet_available
+if TYPE_CHECKING:
+    from rich.console import RenderableType
 
 app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
 
+_STATUS_STYLE = {"Completed": "green", "Failed": "red", "Cancelled": "yellow", "Running": "cyan",
+                 "Queued": "dim"}
+
+
+def parse_json_arg(text: str, option: str) -> Any:
+    """Parse a ``--input``/``--data`` value; a bad one is an InputError (exit 2) saying where."""
+    from agentcmd.errors import InputError
+
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError(f"{option} is not valid JSON: {exc}", f"""pass a JSON object, e.g. {option} '{{"key": 1}}'""",
+                         details=[{"path": "$", "message": str(exc)}]) from None
+
+
+def _client() -> Any:
+    from agentcmd.server.client import AppClient
+
+    return AppClient()
+
+
+def _print_json(data: Any) -> None:
+    from agentcmd.cli._console import print_json
+
+    print_json(data)
+
+
+def run_table(run: dict[str, Any]) -> RenderableType:
+    """A run as a Rich table: one row per step with its phase and status."""
+    from rich.table import Table
+
+    status = str(run.get("status"))
+    title = f"run {run.get('run_id')}  {run.get('workflow') or run.get('function_id')}  " \
+            f"[{_STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    if run.get("phase"):
+        title += f"  phase: {run['phase']}"
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("phase")
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("ended")
+    for step in run.get("steps") or []:
+        st = str(step.get("status") or "")
+        table.add_row(step.get("phase") or "", str(step.get("id")), f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]",
+                      str(step.get("ended_at") or ""))
+    return table
+
+
+def describe_run_line(run: dict[str, Any]) -> str:
+    return "  ".join(str(x) for x in (run.get("run_id"), run.get("workflow") or run.get("function_id"),
+                                      run.get("status"), run.get("phase") or "-", run.get("started_at") or "-",
+                                      run.get("ended_at") or "-"))
+
 
 @app.command("list")
-def list_() -> None:
+def list_(
+    workflow: str | None = typer.Option(None, "--workflow", "-w", help="Only runs of this workflow id."),
+    status: str | None = typer.Option(None, "--status", help="Running, Completed, Failed or Cancelled."),
+    limit: int = typer.Option(20, "--limit", "-n", help="How many runs (newest first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """List runs, newest first."""
-    not_yet_available("agentcmd runs list")
+    params: dict[str, Any] = {"limit": limit}
+    if workflow:
+        params["workflow"] = workflow
+    if status:
+        params["status"] = status
+    with _client() as client:
+        body = client.get("/api/runs", params=params)
+    runs = body.get("data") or []
+    if as_json:
+        _print_json(runs)
+        return
+    if not runs:
+        typer.echo("no runs")
+    for run in runs:
+        typer.echo(describe_run_line(run))
 
 
 @app.command("show")
-def show() -> None:
+def show(
+    run_id: str = typer.Argument(..., help="The run id."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Show one run with its steps."""
-    not_yet_available("agentcmd runs show")
+    with _client() as client:
+        run = client.get(f"/api/runs/{run_id}")["data"]
+    if as_json:
+        _print_json(run)
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(run_table(run))
+    if run.get("output") is not None:
+        console.print_json(json.dumps(run["output"], default=str))
 
 
 @app.command("cancel")
-def cancel() -> None:
-    """Cancel a run."""
-    not_yet_available("agentcmd runs cancel")
+def cancel(run_id: str = typer.Argument(..., help="The run id.")) -> None:
+    """Cancel a run; a command it is running is stopped."""
+    with _client() as client:
+        run = client.post(f"/api/runs/{run_id}/cancel")["data"]
+    typer.echo(f"run {run_id}: {run.get('status')}")
 
 
 def register_send(root: typer.Typer) -> None:
     @root.command("send")
-    def send() -> None:
-        """Send an event to the engine."""
-        not_yet_available("agentcmd send")
+    def send(
+        event: str = typer.Argument(..., help="Event name, e.g. agentcmd/workflow.fix-tests."),
+        data: str = typer.Option("{}", "--data", "-d", help="Event data as a JSON object."),
+    ) -> None:
+        """Send an event (through the app server's SDK client)."""
+        payload = parse_json_arg(data, "--data")
+        with _client() as client:
+            ids = client.post("/api/events", json={"name": event, "data": payload})["data"]["ids"]
+        for event_id in ids:
+            typer.echo(event_id)

@@ -1,21 +1,140 @@
-"""``agentcmd workflows list|run``: the workflows the app server serves."""
+"""``agentcmd workflows list|run``: the workflows the app server serves.
+
+Only Typer is imported at module level; the rest loads inside commands.
+``run --wait`` polls the run until it ends: exit 0 when it completed (its
+output is printed), 1 when it failed or was cancelled; on a terminal it
+shows the phases and steps live.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from agentcmd.cli._console import not_yet_available
+from agentcmd.cli.runs import parse_json_arg
 
 app = typer.Typer(help="List workflows and start runs.", no_args_is_help=True)
 
+TERMINAL = ("Completed", "Failed", "Cancelled")
+
 
 @app.command("list")
-def list_() -> None:
-    """List the workflows found in .agentcmd/workflows/."""
-    not_yet_available("agentcmd workflows list")
+def list_(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with input schemas)."),
+    project: Path | None = typer.Option(None, "--project", help="Project directory, when no app server runs."),
+) -> None:
+    """List the workflows found in .agentcmd/workflows/ (from the app server, else from disk)."""
+    from agentcmd.cli._console import print_json, warn
+    from agentcmd.errors import UnavailableError
+    from agentcmd.server.client import AppClient
+
+    try:
+        with AppClient() as client:
+            body = client.get("/api/workflows")
+        note = None
+    except UnavailableError as err:
+        from agentcmd.config import load_settings
+        from agentcmd.workflows.discovery import discover
+
+        where = (project or load_settings().resolved_project_dir).resolve()
+        found = discover(where)
+        body = {"data": [wf.describe() for wf in found.workflows.values()],
+                "errors": [e.to_json() for e in found.errors]}
+        note = f"{err.what}; showing the workflows found in {where}"
+    if note:
+        warn(note)
+    for e in body.get("errors") or []:
+        source = f"{e['source']}:{e['line']}" if e.get("line") else e["source"]
+        warn(f"workflow not loaded: {source}: {e['error']}")
+    if as_json:
+        print_json(body["data"])
+        return
+    if not body["data"]:
+        typer.echo("no workflows (add one in .agentcmd/workflows/*.py)")
+    for wf in body["data"]:
+        phases = ",".join(wf.get("phases") or []) or "-"
+        typer.echo(f"{wf['id']}  {wf['name']}  phases={phases}  trigger={wf['trigger']}")
+
+
+def _final(run: dict[str, Any], as_json: bool) -> None:
+    from agentcmd.cli._console import print_json
+    from agentcmd.errors import AgentcmdError
+
+    if as_json:
+        print_json(run)
+    status = run.get("status")
+    if status == "Completed":
+        if not as_json:
+            print_json(run.get("output"))
+        return
+    err = run.get("error") or run.get("output")
+    message = err.get("message") if isinstance(err, dict) else err
+    raise AgentcmdError(f"run {run.get('run_id')} {str(status).lower()}" + (f": {message}" if message else ""),
+                        f"see 'agentcmd runs show {run.get('run_id')}'", code="run_failed", exit_code=1)
+
+
+def _wait(client: Any, run_id: str, timeout: float, live: bool) -> dict[str, Any]:
+    from agentcmd.errors import AgentcmdError
+
+    deadline = time.monotonic() + timeout
+    display = None
+    if live:
+        from rich.live import Live
+
+        from agentcmd.cli.runs import run_table
+
+        display = Live(refresh_per_second=4, transient=False)
+        display.start()
+    try:
+        while True:
+            run: dict[str, Any] = client.get(f"/api/runs/{run_id}")["data"]
+            if display is not None:
+                display.update(run_table(run))
+            if run.get("status") in TERMINAL:
+                return run
+            if time.monotonic() > deadline:
+                raise AgentcmdError(f"run {run_id} did not finish within {timeout:g}s (it is {run.get('status')})",
+                                    f"it keeps running; follow it with 'agentcmd runs show {run_id}'",
+                                    code="wait_timeout", exit_code=1)
+            time.sleep(0.3)
+    finally:
+        if display is not None:
+            display.stop()
 
 
 @app.command("run")
-def run() -> None:
+def run(
+    workflow_id: str = typer.Argument(..., help="The workflow id (see 'agentcmd workflows list')."),
+    input_json: str = typer.Option("{}", "--input", "-i", help="The run's input as a JSON object."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the run to end; exit 0 if it completed, 1 if not."),
+    timeout: float = typer.Option(3600.0, "--timeout", help="With --wait: give up waiting after this many seconds."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
     """Start a run of a workflow."""
-    not_yet_available("agentcmd workflows run")
+    from agentcmd.cli._console import print_json
+    from agentcmd.errors import AgentcmdError
+    from agentcmd.server.client import AppClient
+
+    data = parse_json_arg(input_json, "--input")
+    with AppClient() as client:
+        started = client.post(f"/api/workflows/{workflow_id}/runs", json={"input": data})["data"]
+        run_id = started.get("run_id")
+        if not wait:
+            if as_json:
+                print_json(started)
+            else:
+                typer.echo(f"started run {run_id or '(pending)'} of {workflow_id} (event {started.get('event_id')})")
+            return
+        if not run_id:
+            raise AgentcmdError(f"the engine did not report a run for event {started.get('event_id')}",
+                                "check that the engine synced the app ('agentcmd runs list')",
+                                code="run_not_started", exit_code=1)
+        live = sys.stdout.isatty() and not as_json
+        if not live and not as_json:
+            sys.stderr.write(f"run {run_id} started; waiting\n")
+        final = _wait(client, run_id, timeout, live)
+    _final(final, as_json)

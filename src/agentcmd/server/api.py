@@ -63,12 +63,15 @@ async def get_workflow(request: Request, workflow_id: str) -> dict[str, Any]:
 
 
 async def _send(client: inngest.Inngest, name: str, data: dict[str, Any]) -> list[str]:
+    hint = "check that the engine is running ('agentcmd dev' / 'agentcmd start') and, in production, the event key"
     try:
-        return await client.send(inngest.Event(name=name, data=data))
+        ids = await client.send(inngest.Event(name=name, data=data))
     except Exception as exc:  # the SDK raises its own error types for network and auth problems
-        raise UnavailableError(f"could not send event {name!r} to the engine: {exc}",
-                               "check that the engine is running ('agentcmd dev' / 'agentcmd start') "
-                               "and, in production, the event key") from None
+        raise UnavailableError(f"could not send event {name!r} to the engine: {exc}", hint) from None
+    if not ids:
+        # The SDK returns no ids (and no error) when the engine answers 4xx without a JSON error.
+        raise UnavailableError(f"the engine did not accept event {name!r} (no event id returned)", hint)
+    return ids
 
 
 @router.post("/workflows/{workflow_id}/runs", status_code=202)
