@@ -1,22 +1,80 @@
-"""``agentcmd engine dev|start``: the embedded Inngest-compatible engine."""
+"""``agentcmd engine dev|start``: the embedded Inngest-compatible engine.
+
+Only Typer is imported at module level; the engine (Starlette, uvicorn,
+aiohttp, SQLite) is imported inside the commands so ``agentcmd --help``
+stays fast.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from agentcmd.cli._console import not_yet_available
-
 app = typer.Typer(help="Run the embedded engine alone (like 'inngest dev' / 'inngest start').",
                   no_args_is_help=True)
 
+_HOST = typer.Option("127.0.0.1", "--host", help="Interface to bind.")
+_PORT = typer.Option(8288, "--port", "-p", min=1, max=65535, help="Port for the event API, sync, REST and GraphQL.")
+_SDK_URL = typer.Option(None, "--sdk-url", "-u", help="App serve URL to sync (repeatable).")
+_RETRY = typer.Option(None, "--retry-interval", min=0.0,
+                      help="Flat retry backoff in seconds instead of the default 15 s .. 2 h table.")
+_GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
+
 
 @app.command("dev")
-def dev() -> None:
+def dev(
+    host: str = _HOST,
+    port: int = _PORT,
+    sdk_url: list[str] = _SDK_URL,
+    no_discovery: bool = typer.Option(False, "--no-discovery", help="Do not scan local ports for apps."),
+    poll_interval: float = typer.Option(5.0, "--poll-interval", min=0.1, help="Seconds between app re-syncs."),
+    retry_interval: float = _RETRY,
+    grace: float = _GRACE,
+) -> None:
     """Engine in dev mode: no auth, state in memory (gone on exit)."""
-    not_yet_available("agentcmd engine dev")
+    from agentcmd.engine.app import EngineConfig
+    from agentcmd.engine.serve import serve
+
+    config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
+                          discovery=not no_discovery, retry_interval_s=retry_interval, grace_s=grace)
+    raise typer.Exit(serve(config, host, port))
 
 
 @app.command("start")
-def start() -> None:
-    """Engine in production mode: SQLite file, event key and signing key."""
-    not_yet_available("agentcmd engine start")
+def start(
+    host: str = _HOST,
+    port: int = _PORT,
+    event_key: str = typer.Option(None, "--event-key", help="Event key senders must use (or INNGEST_EVENT_KEY)."),
+    signing_key: str = typer.Option(None, "--signing-key",
+                                    help="Hex signing key shared with the SDK (or INNGEST_SIGNING_KEY)."),
+    sqlite_dir: str = typer.Option(None, "--sqlite-dir",
+                                   help="Directory of the engine database (default $AGENTCMD_HOME/data/engine)."),
+    sdk_url: list[str] = _SDK_URL,
+    poll_interval: float = typer.Option(5.0, "--poll-interval", min=0.1,
+                                        help="Seconds between retries of apps that failed to sync."),
+    retry_interval: float = _RETRY,
+    grace: float = _GRACE,
+) -> None:
+    """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
+    from pathlib import Path
+
+    from agentcmd.config import load_settings
+    from agentcmd.engine.app import EngineConfig
+    from agentcmd.engine.serve import serve
+    from agentcmd.engine.store import DB_FILE_NAME
+    from agentcmd.errors import ConfigError
+
+    settings = load_settings(event_key=event_key, signing_key=signing_key,
+                             sqlite_dir=Path(sqlite_dir) if sqlite_dir else None)
+    sk = settings.secret("signing_key")
+    ek = settings.secret("event_key")
+    if not sk:
+        raise ConfigError("no signing key: 'agentcmd engine start' needs one to sign requests to the SDK",
+                          "run 'agentcmd install', or set INNGEST_SIGNING_KEY (e.g. to "
+                          "'signkey-prod-' + the output of 'openssl rand -hex 32'), or pass --signing-key")
+    if not ek:
+        raise ConfigError("no event key: 'agentcmd engine start' only accepts events sent with a key",
+                          "run 'agentcmd install', or set INNGEST_EVENT_KEY, or pass --event-key")
+    config = EngineConfig(mode="production", db_path=settings.resolved_sqlite_dir / DB_FILE_NAME,
+                          event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
+                          poll_interval=poll_interval, retry_interval_s=retry_interval, grace_s=grace)
+    raise typer.Exit(serve(config, host, port))

@@ -1,0 +1,21 @@
+"""The embedded Inngest-compatible engine: one event's path through the modules.
+
+1. ``api/events.py`` -> ``ingest.accept``: ``POST /e/{key}`` validates and stores
+   events with a dispatch row each (one commit).
+2. ``ingest.Dispatcher`` (on the worker): ``triggers`` (name + CEL) and ``flow/``
+   (idempotency, singleton, debounce, batch) -> ``store.writes.create_runs_txn``:
+   run row + first queue row; pauses an event satisfies are resolved here too.
+3. ``queue`` / ``worker``: rows with ``ready_at``/``lease_until``/``attempt``;
+   the worker leases due rows with bounded concurrency.
+4. ``executor``: one leased row -> ``driver`` call -> ``decide`` -> one commit of
+   memo + next rows + ack (``store.writes.apply_outcome_txn``).
+5. ``driver`` + ``protocol`` + ``signing``: the HTTP call, the wire format, HMAC.
+6. ``store``: SQLite (memory or WAL file) behind Protocols; the memo is
+   ``PRIMARY KEY (run_id, step_id)``; ``history`` rows are written in the same
+   transactions as the state they describe.
+7. ``store.queries``: the one read path for ``api/rest.py`` and ``api/graphql.py``.
+
+``apps`` syncs apps (PUT to the app / ``POST /fn/register``); ``app`` wires it all
+into a Starlette app; ``serve`` runs it under uvicorn; ``debug_triggers`` holds the
+crash-test fault points.
+"""

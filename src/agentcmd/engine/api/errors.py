@@ -1,0 +1,38 @@
+"""``AgentcmdError`` -> ``{"error", "code", "hint"}`` with its HTTP status; the cause is logged apart."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from agentcmd.errors import AgentcmdError, AuthError, InputError
+
+log = logging.getLogger("agentcmd.engine.api")
+
+
+def error_response(err: AgentcmdError, status: int | None = None) -> JSONResponse:
+    return JSONResponse(err.to_json(), status_code=status or err.http_status)
+
+
+async def agentcmd_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AgentcmdError)
+    if exc.http_status >= 500:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return error_response(exc)
+
+
+async def json_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError as exc:
+        raise InputError(f"request body is not valid JSON ({exc.msg} at position {exc.pos})",
+                         "send a JSON body with Content-Type: application/json") from None
+
+
+def unauthorized(what: str) -> AuthError:
+    return AuthError(what, "send 'Authorization: Bearer <signing key>' (the key given to 'agentcmd engine start')")

@@ -1,0 +1,45 @@
+"""``POST /e/{event_key}``: one event or a list -> ``{"ids": [...], "status": 200}``.
+
+Production checks the key before reading the body: a wrong key is 401 and
+nothing is stored. Every answer is a JSON object (the SDK always parses it).
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agentcmd.engine.api.errors import json_body
+from agentcmd.engine.ingest import parse_events
+from agentcmd.engine.store import now_ms
+from agentcmd.errors import AgentcmdError
+
+if TYPE_CHECKING:
+    from agentcmd.engine.app import Engine
+
+
+def routes(engine: Engine) -> list[Route]:
+    keys = [k.encode() for k in engine.config.event_keys]
+
+    async def send(request: Request) -> Response:
+        key = str(request.path_params["key"]).encode()
+        if engine.config.production:
+            if not keys:
+                return JSONResponse({"status": 503, "message": "", "ids": [],
+                                     "error": "Event keys are required to process events securely"}, 503)
+            if not any(hmac.compare_digest(key, k) for k in keys):
+                return JSONResponse({"status": 401, "message": "", "ids": [], "error": "Event key not found"}, 401)
+        try:
+            payload = await json_body(request)
+            events = parse_events(payload, now_ms(), request.headers.get("x-inngest-event-id-seed"))
+        except AgentcmdError as err:
+            return JSONResponse({"ids": [], "status": 400, "error": err.what}, 400)
+        ids = await engine.store.insert_events(events)
+        engine.worker.wake()
+        return JSONResponse({"ids": ids, "status": 200})
+
+    return [Route("/e/{key}", send, methods=["POST"])]

@@ -1,0 +1,117 @@
+"""``POST /v0/gql``: the GraphQL subset the SDK's test-suite reads (reference §8.4).
+
+``run(runID){status output trace{childrenSpans{name outputID}}}``,
+``runTrigger(runID){payloads}``, ``runTraceSpanOutputByID(outputID){data error}``
+and ``event(query:{eventId}){functionRuns{id}}``. Resolvers call
+``store.queries``; outputs are JSON *strings*, as in the Go server. An
+unknown run is a GraphQL error (clients poll until it exists).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agentcmd.engine.api.errors import error_response, unauthorized
+from agentcmd.engine.store import queries
+
+if TYPE_CHECKING:
+    from agentcmd.engine.app import Engine
+
+SDL = """
+enum FunctionRunStatus { QUEUED RUNNING COMPLETED FAILED CANCELLED SKIPPED }
+type StepError { message: String! name: String stack: String }
+type RunTraceSpan { name: String! status: String outputID: String childrenSpans: [RunTraceSpan!]! }
+type RunTraceSpanOutput { data: String error: StepError }
+type RunTraceTrigger { payloads: [String!]! }
+type FunctionRun { id: ID! status: FunctionRunStatus output: String trace: RunTraceSpan }
+type Event { id: ID! name: String functionRuns: [FunctionRun!] }
+input EventQuery { workspaceId: ID = "local" eventId: ID! }
+type Query {
+  run(runID: String!): FunctionRun
+  runTrigger(runID: String!): RunTraceTrigger
+  runTraceSpanOutputByID(outputID: String!): RunTraceSpanOutput
+  event(query: EventQuery!): Event
+}
+"""
+
+
+def _schema() -> Any:
+    from graphql import build_schema
+
+    return build_schema(SDL)
+
+
+def routes(engine: Engine) -> list[Route]:
+    schema = _schema()
+    store = engine.store
+
+    async def run(_: Any, info: Any, runID: str) -> dict[str, Any]:
+        raw = await store.read(lambda c: queries.get_run_raw(c, runID))
+        if raw is None:
+            raise ValueError(f"run {runID} not found")
+        status, output = raw
+        steps = await store.read(lambda c: queries.run_steps(c, runID))
+        spans = [{"name": s["name"], "status": s["status"], "outputID": s["output_id"], "childrenSpans": []}
+                 for s in steps]
+        return {"id": runID, "status": status.upper(), "output": output,
+                "trace": {"name": "run", "status": status, "outputID": None, "childrenSpans": spans}}
+
+    async def run_trigger(_: Any, info: Any, runID: str) -> dict[str, Any]:
+        events = await store.read(lambda c: queries.run_trigger_events(c, runID))
+        if events is None:
+            raise ValueError(f"run {runID} not found")
+        return {"payloads": [json.dumps(e) for e in events]}
+
+    async def span_output(_: Any, info: Any, outputID: str) -> dict[str, Any]:
+        found = await store.read(lambda c: queries.step_output(c, outputID))
+        if found is None:
+            raise ValueError(f"output {outputID} not found")
+        data, error = found
+        if error is not None:
+            err = error if isinstance(error, dict) else {"message": str(error)}
+            return {"data": None, "error": {"message": str(err.get("message", "")), "name": err.get("name"),
+                                            "stack": err.get("stack")}}
+        return {"data": json.dumps(data), "error": None}
+
+    async def event(_: Any, info: Any, query: dict[str, Any]) -> dict[str, Any] | None:
+        event_id = str(query["eventId"])
+        ev = await store.read(lambda c: queries.get_event(c, event_id))
+        if ev is None:
+            return None
+        runs = await store.read(lambda c: queries.event_runs(c, event_id))
+        return {"id": event_id, "name": ev["name"],
+                "functionRuns": [{"id": r["run_id"], "status": str(r["status"]).upper(),
+                                  "output": json.dumps(r["output"]), "trace": None} for r in runs]}
+
+    root = {"run": run, "runTrigger": run_trigger, "runTraceSpanOutputByID": span_output, "event": event}
+
+    async def gql(request: Request) -> Response:
+        from graphql import graphql
+
+        if not engine.authorized(request):
+            return error_response(unauthorized("missing or wrong bearer token"))
+        try:
+            body = json.loads(await request.body())
+            query = body["query"]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"errors": [{"message": "body must be {\"query\": ..., \"variables\": ...}"}]}, 400)
+
+        def resolver(source: Any, info: Any, **args: Any) -> Any:
+            field = info.field_name
+            if source is None and field in root:
+                return root[field](source, info, **args)
+            return source.get(field) if isinstance(source, dict) else getattr(source, field, None)
+
+        result = await graphql(schema, query, variable_values=body.get("variables"), field_resolver=resolver,
+                               operation_name=body.get("operationName"))
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [{"message": e.message, "path": e.path} for e in result.errors]
+        return JSONResponse(out)
+
+    return [Route("/v0/gql", gql, methods=["POST"])]

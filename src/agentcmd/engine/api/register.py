@@ -1,0 +1,36 @@
+"""``POST /fn/register``: the SDK registers its app (out-of-band sync, reference §4.2)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from agentcmd.engine import apps
+from agentcmd.engine.api.errors import json_body
+from agentcmd.errors import AgentcmdError
+
+if TYPE_CHECKING:
+    from agentcmd.engine.app import Engine
+
+
+def routes(engine: Engine) -> list[Route]:
+    async def register(request: Request) -> Response:
+        if not engine.authorized(request):
+            return JSONResponse({"error": "unauthorized: missing or wrong bearer token",
+                                 "code": "unauthorized", "hint": "the SDK must use the engine's signing key"}, 401)
+        expected = request.headers.get("x-inngest-expected-server-kind")
+        if expected and expected != engine.server_kind:
+            return JSONResponse({"error": f"Expected server kind {expected}, got {engine.server_kind}"}, 400)
+        try:
+            result = await apps.register(engine.store, engine.registry, await json_body(request))
+        except AgentcmdError as err:
+            return JSONResponse({"error": err.what, "code": err.code, "hint": err.fix or ""}, 400)
+        engine.worker.wake()
+        return JSONResponse({"ok": True, "modified": result.modified, "app_id": result.app_id,
+                             "sync_id": str(uuid.uuid4())})
+
+    return [Route("/fn/register", register, methods=["POST", "PUT"])]

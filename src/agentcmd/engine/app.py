@@ -1,0 +1,148 @@
+"""The engine as an ASGI app: wiring, lifespan (worker + syncer), shutdown.
+
+``Engine(config)`` owns the store, registry, driver, executor, dispatcher,
+worker and syncer. ``start()`` opens the database (requeueing every lease
+left by a previous process: the crash-recovery story), loads the registry,
+starts the worker, and syncs the ``-u`` apps with a bounded wait before
+``/health`` turns ready. ``stop(grace_s)`` stops taking work, lets in-flight
+SDK calls finish for the grace period, and closes the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+
+from agentcmd.engine.apps import Registry, Syncer
+from agentcmd.engine.driver import DEFAULT_TIMEOUT_S, Driver
+from agentcmd.engine.executor import Executor
+from agentcmd.engine.ingest import Dispatcher
+from agentcmd.engine.queue import Backoff, Clock, system_clock
+from agentcmd.engine.signing import BearerCheck
+from agentcmd.engine.store import Store, open_store
+from agentcmd.engine.worker import Worker
+from agentcmd.errors import AgentcmdError
+
+log = logging.getLogger("agentcmd.engine")
+
+
+@dataclass
+class EngineConfig:
+    mode: str = "dev"                       # dev | production
+    db_path: Path | None = None             # None: in memory
+    event_keys: list[str] = field(default_factory=list)
+    signing_key: str | None = None
+    sdk_urls: list[str] = field(default_factory=list)
+    poll_interval: float = 5.0
+    discovery: bool = False
+    retry_interval_s: float | None = None   # flat retry backoff instead of Go's table
+    concurrency: int = 64
+    call_timeout_s: float = DEFAULT_TIMEOUT_S
+    sync_wait_s: float = 5.0                # how long /health waits for -u apps at start
+    grace_s: float = 10.0
+
+    @property
+    def production(self) -> bool:
+        return self.mode == "production"
+
+
+class Engine:
+    def __init__(self, config: EngineConfig, clock: Clock = system_clock) -> None:
+        self.config = config
+        self.clock = clock
+        self.server_kind = "cloud" if config.production else "dev"
+        self.ready = False
+        self.store: Store = None  # type: ignore[assignment]  # set in open()
+        self.registry = Registry()
+        self.driver = Driver(config.signing_key if config.production else None, config.call_timeout_s,
+                             self.server_kind)
+        self._bearer = BearerCheck(config.signing_key) if config.production and config.signing_key else None
+        self.syncer: Syncer | None = None
+        self.worker: Worker = None  # type: ignore[assignment]
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stop = asyncio.Event()
+
+    def store_description(self) -> str:
+        return "in memory" if self.config.db_path is None else str(self.config.db_path)
+
+    def authorized(self, request: Request) -> bool:
+        """Production: a bearer with the signing key (raw or hashed). Dev: always."""
+        if self._bearer is None:
+            return True
+        return self._bearer.ok(request.headers.get("authorization"))
+
+    def open(self) -> None:
+        """Open the store (raises StoreError subclasses) and build the components."""
+        self.store = open_store(self.config.db_path)
+        lease_ms = int((self.config.call_timeout_s + 60) * 1000)
+        backoff = Backoff(flat_ms=int(self.config.retry_interval_s * 1000)
+                          if self.config.retry_interval_s is not None else None)
+        self.executor = Executor(self.store, self.registry, self.driver, backoff, self.clock, lease_ms)
+        self.dispatcher = Dispatcher(self.store, self.registry, self.clock, lease_ms)
+        self.worker = Worker(self.store, self.executor, self.dispatcher, self.clock, self.config.concurrency)
+        if self.config.sdk_urls:
+            self.syncer = Syncer(self.store, self.config.sdk_urls, self.server_kind,
+                                 self.config.signing_key if self.config.production else None,
+                                 self.config.poll_interval, repoll_healthy=not self.config.production)
+
+    async def start(self) -> None:
+        requeued = await self.store.requeue_leases(None)
+        if requeued:
+            log.info("resuming %d queue items left in flight by the previous engine process", requeued)
+        await self.registry.load(self.store)
+        self._tasks.append(asyncio.create_task(self.worker.run(), name="agentcmd-worker"))
+        if self.syncer is not None:
+            sync = asyncio.create_task(self.syncer.sync_all())
+            done, _ = await asyncio.wait({sync}, timeout=self.config.sync_wait_s)
+            if not done:
+                log.warning("apps not synced after %.0f s; serving anyway and retrying", self.config.sync_wait_s)
+            self._tasks.append(asyncio.create_task(self.syncer.run(self._stop), name="agentcmd-syncer"))
+        if self.config.discovery and not self.config.production:
+            from agentcmd.engine.discovery import discover_loop
+
+            self._tasks.append(asyncio.create_task(discover_loop(self, self._stop), name="agentcmd-discovery"))
+        self.ready = True
+
+    async def stop(self) -> None:
+        """Stop leasing, give in-flight calls ``grace_s``, close the driver and the database."""
+        self.ready = False
+        self._stop.set()
+        cut = await self.worker.stop(self.config.grace_s) if self.worker is not None else 0
+        if cut:
+            log.warning("%d in-flight calls did not finish within %.0f s; they resume at the next start",
+                        cut, self.config.grace_s)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.driver.close()
+        if self.store is not None:
+            self.store.close()
+
+
+def build_app(engine: Engine) -> Starlette:
+    """The ASGI app; its lifespan starts and stops ``engine`` (``engine.open()`` first)."""
+    from agentcmd.engine.api import events, graphql, health, register, rest
+    from agentcmd.engine.api.errors import agentcmd_error_handler
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.stop()
+
+    routes = [*health.routes(engine), *events.routes(engine), *register.routes(engine), *rest.routes(engine),
+              *graphql.routes(engine)]
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={AgentcmdError: agentcmd_error_handler})

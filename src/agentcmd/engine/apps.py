@@ -1,0 +1,245 @@
+"""Registered apps and their functions: validation, the in-memory registry, syncing.
+
+Apps arrive two ways (reference §4): the SDK POSTs ``/fn/register`` (after
+the engine PUTs its serve URL, or on its own). ``register()`` validates the
+body, stores the app and replaces its functions in one transaction (functions
+it no longer lists are archived and stop matching), reschedules its crons,
+and refreshes the ``Registry`` that trigger matching reads without touching
+SQLite. ``Syncer`` sends the engine-initiated PUTs for ``-u/--sdk-url``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from agentcmd.engine import triggers
+from agentcmd.engine.store import Store, now_ms, queries, writes
+from agentcmd.engine.store.models import NewItem, QueueKind
+from agentcmd.errors import InputError
+
+log = logging.getLogger("agentcmd.engine.apps")
+DEFAULT_RETRIES = 4
+MAX_RETRIES = 20
+_NS = uuid.UUID("6f1f1b1e-5d2a-4c1e-9a57-a9e0c5b7d101")
+
+
+@dataclass(frozen=True)
+class Function:
+    """One registered function, parsed from its FunctionConfig."""
+
+    slug: str
+    uuid: str
+    app_id: str
+    name: str
+    url: str
+    config: dict[str, Any]
+    max_attempts: int
+    event_triggers: tuple[tuple[str, str | None], ...] = ()   # (event name pattern, expression)
+    crons: tuple[str, ...] = ()
+
+    def call_url(self, step_id: str) -> str:
+        """The runtime URL with ``stepId`` replaced; the rest kept byte for byte (crazy ids survive)."""
+        parts = urlsplit(self.url)
+        query = [p for p in parts.query.split("&") if p and not p.startswith("stepId=")]
+        if not any(p.startswith("fnId=") for p in query):
+            query.append(urlencode({"fnId": self.slug}))
+        query.append(urlencode({"stepId": step_id}))
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(query), ""))
+
+
+@dataclass
+class Registry:
+    """Active functions by slug, with an index by exact event name."""
+
+    functions: dict[str, Function] = field(default_factory=dict)
+    by_event: dict[str, list[Function]] = field(default_factory=dict)
+    wildcard: list[Function] = field(default_factory=list)
+
+    def replace(self, functions: list[Function]) -> None:
+        self.functions = {f.slug: f for f in functions}
+        self.by_event = {}
+        self.wildcard = []
+        for f in functions:
+            for pattern, _ in f.event_triggers:
+                if "*" in pattern:
+                    if f not in self.wildcard:
+                        self.wildcard.append(f)
+                else:
+                    bucket = self.by_event.setdefault(pattern, [])
+                    if f not in bucket:
+                        bucket.append(f)
+
+    def candidates(self, name: str) -> list[Function]:
+        return [*self.by_event.get(name, []), *self.wildcard]
+
+    def get(self, slug: str) -> Function | None:
+        return self.functions.get(slug)
+
+    async def load(self, store: Store) -> None:
+        rows = await store.read(queries.list_functions)
+        self.replace([parse_function(r["config"], r["app_id"]) for r in rows])
+
+
+def parse_function(cfg: dict[str, Any], app_id: str) -> Function:
+    """FunctionConfig -> Function; raises InputError naming the bad field."""
+    slug = cfg.get("id")
+    if not isinstance(slug, str) or not slug:
+        raise InputError("function config without an 'id'", "upgrade the SDK; every function needs an id")
+    step = ((cfg.get("steps") or {}).get("step") or {})
+    if not step and isinstance(cfg.get("steps"), dict) and cfg["steps"]:
+        step = next(iter(cfg["steps"].values()))
+    url = ((step.get("runtime") or {}).get("url"))
+    if not isinstance(url, str) or not url:
+        raise InputError(f"function {slug!r} has no steps.step.runtime.url", "re-sync the app with a current SDK")
+    retries = (step.get("retries") or {}).get("attempts", DEFAULT_RETRIES)
+    if not isinstance(retries, int) or retries < 0:
+        raise InputError(f"function {slug!r}: retries must be a non-negative integer", "fix 'retries'")
+    retries = min(retries, MAX_RETRIES)
+    events: list[tuple[str, str | None]] = []
+    crons: list[str] = []
+    for trig in cfg.get("triggers") or []:
+        if not isinstance(trig, dict):
+            raise InputError(f"function {slug!r}: a trigger is not an object", "fix the triggers")
+        if trig.get("event"):
+            expr = trig.get("expression") or None
+            if expr and (err := triggers.check_expression(expr)):
+                raise InputError(f"function {slug!r}: invalid trigger expression {expr!r}: {err}",
+                                 "fix the CEL expression")
+            events.append((str(trig["event"]), expr))
+        elif trig.get("cron"):
+            if err := triggers.check_cron(str(trig["cron"])):
+                raise InputError(f"function {slug!r}: invalid cron {trig['cron']!r}: {err}",
+                                 "use 5-field cron syntax, optionally prefixed with TZ=Zone")
+            crons.append(str(trig["cron"]))
+    return Function(slug=slug, uuid=str(uuid.uuid5(_NS, slug)), app_id=app_id, name=str(cfg.get("name") or slug),
+                    url=url, config=cfg, max_attempts=retries + 1, event_triggers=tuple(events), crons=tuple(crons))
+
+
+@dataclass(frozen=True)
+class RegisterResult:
+    app_id: str
+    modified: bool
+    functions: int
+
+
+async def register(store: Store, registry: Registry, body: Any) -> RegisterResult:
+    """Validate a ``/fn/register`` body and store the app; raise InputError on bad input."""
+    if not isinstance(body, dict):
+        raise InputError("register body must be a JSON object", "send the SDK's registration payload")
+    app_id = body.get("appname") or body.get("appName") or body.get("app_name")
+    url = body.get("url")
+    if not isinstance(app_id, str) or not app_id:
+        raise InputError("register body has no 'appname'", "set the app id on the SDK client")
+    if not isinstance(url, str) or not url:
+        raise InputError("register body has no 'url'", "the SDK must send its serve URL")
+    raw_functions = body.get("functions") or []
+    if not isinstance(raw_functions, list):
+        raise InputError("'functions' must be a list", "send the SDK's registration payload")
+    functions = [parse_function(cfg, app_id) for cfg in raw_functions if isinstance(cfg, dict)]
+    checksum = hashlib.sha256(json.dumps([url, raw_functions], sort_keys=True).encode()).hexdigest()
+    rows = [(f.slug, f.uuid, f.name, f.url, json.dumps(f.config)) for f in functions]
+    now = now_ms()
+
+    def txn(conn: sqlite3.Connection) -> bool:
+        old = conn.execute("SELECT checksum FROM apps WHERE app_id=?", (app_id,)).fetchone()
+        if old is not None and old[0] == checksum:
+            conn.execute("UPDATE apps SET error=NULL, synced_at=? WHERE app_id=?", (now, app_id))
+            return False
+        writes.upsert_app_txn(conn, app_id, url, str(body.get("sdk") or ""), str(body.get("framework") or ""),
+                              checksum, rows, now)
+        for f in functions:
+            conn.execute("DELETE FROM queue WHERE kind=? AND dedupe LIKE ?",
+                         (QueueKind.CRON.value, f"cron:{f.slug}:%"))
+            for i, spec in enumerate(f.crons):
+                at = triggers.next_cron_ms(spec, now)
+                writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, at,
+                                                       {"function": f.slug, "cron": spec},
+                                                       dedupe=f"cron:{f.slug}:{i}"))
+        return True
+
+    modified = await store.write(txn)
+    if modified:
+        await registry.load(store)
+    return RegisterResult(app_id, modified, len(functions))
+
+
+class Syncer:
+    """Engine-initiated sync: ``PUT <app url>`` so the SDK registers with us.
+
+    dev re-syncs every ``poll_interval``; production syncs until an app
+    succeeds, then only retries apps that failed (like ``inngest start``).
+    """
+
+    def __init__(self, store: Store, urls: list[str], server_kind: str, signing_key: str | None,
+                 poll_interval: float, repoll_healthy: bool) -> None:
+        self.store = store
+        self.urls = [normalize_url(u) for u in urls]
+        self.server_kind = server_kind
+        self.signing_key = signing_key
+        self.poll_interval = poll_interval
+        self.repoll_healthy = repoll_healthy
+        self.status: dict[str, str | None] = {u: "not synced yet" for u in self.urls}
+
+    async def sync_one(self, url: str) -> str | None:
+        """PUT one app; None on success, else the error (also stored on the app)."""
+        import aiohttp
+
+        from agentcmd.engine import signing
+
+        body = signing.canonical_json({"url": url})
+        headers = {"Content-Type": "application/json", "X-Inngest-Server-Kind": self.server_kind}
+        if self.signing_key:
+            headers["X-Inngest-Signature"] = signing.sign(body, self.signing_key)
+        error: str | None = None
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session, \
+                    session.put(url, data=body, headers=headers) as resp:
+                text = await resp.text()
+                try:
+                    parsed = json.loads(text) if text else {}
+                except ValueError:
+                    parsed = {}
+                if resp.status >= 300:
+                    error = f"HTTP {resp.status}: {text[:200]}"
+                elif isinstance(parsed, dict) and parsed.get("error"):
+                    error = str(parsed.get("error"))
+                elif isinstance(parsed, dict) and parsed.get("ok") is False:
+                    error = str(parsed.get("message") or parsed)
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            error = f"unreachable: {exc or type(exc).__name__}"
+        self.status[url] = error
+        now = now_ms()
+        await self.store.write(lambda c: writes.set_app_error_txn(c, url, error, now))
+        if error:
+            log.warning("sync of %s failed: %s", url, error)
+        else:
+            log.info("synced app at %s", url)
+        return error
+
+    async def sync_all(self) -> None:
+        await asyncio.gather(*(self.sync_one(u) for u in self.urls))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), self.poll_interval)
+                return
+            except TimeoutError:
+                pass
+            todo = [u for u in self.urls if self.repoll_healthy or self.status.get(u) is not None]
+            await asyncio.gather(*(self.sync_one(u) for u in todo))
+
+
+def normalize_url(url: str) -> str:
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    return url

@@ -1,0 +1,13 @@
+"""The engine's web dashboard: server-rendered pages, each with a JSON twin.
+
+* ``reader.py``: the ``DashboardReader`` / ``DashboardActions`` Protocols and row types.
+* ``queries.py``: ``SqliteDashboardReader`` over the store's ``queries.py`` (the one read path).
+* ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send) on the engine core.
+* ``views.py``: ``create_router`` and the read pages; ``forms.py``: posts and login; ``render.py``: Jinja.
+
+Auth (who may see and do what) is ``agentcmd.webauth``.
+"""
+
+from agentcmd.engine.dashboard.views import DashboardConfig, create_router
+
+__all__ = ["DashboardConfig", "create_router"]

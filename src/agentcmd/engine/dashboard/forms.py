@@ -1,0 +1,171 @@
+"""The dashboard's state-changing routes: login/logout, cancel, rerun, re-sync, send event.
+
+Every post is a plain HTML form (works without JavaScript) carrying a CSRF
+token; the check is ``WebAuth.action_allowed`` (policy in
+``agentcmd.webauth.policy``). A success redirects (303) back to a page with
+a notice; a client that asks for JSON (``Accept: application/json``) gets
+``{"data": ...}`` instead, and errors as ``{"error", "code", "hint"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from agentcmd.engine.dashboard.reader import DashboardActions
+from agentcmd.engine.dashboard.render import Chrome
+from agentcmd.errors import AgentcmdError, AuthError, InputError, UnavailableError
+from agentcmd.webauth.guard import client_key
+from agentcmd.webauth.policy import Route
+from agentcmd.webauth.session import CSRF_FIELD, CSRF_HEADER
+
+MAX_FORM_BYTES = 256 * 1024
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An urlencoded form body as a dict (last value wins); no python-multipart needed."""
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise InputError(f"the form is too large ({len(body)} bytes)", f"send at most {MAX_FORM_BYTES} bytes")
+    return {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site relative paths: never redirect a fresh login to another site."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions | None) -> None:
+    auth = chrome.auth
+
+    def login_page(request: Request, error: str = "", status_code: int = 200, next_url: str = "/") -> Response:
+        response = chrome.page(request, "login.html", {"error": error, "next": next_url}, title="Log in",
+                               nav="login", status_code=status_code)
+        return response
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        next_url = safe_next(request.query_params.get("next"))
+        if not auth.locked or auth.logged_in(request):
+            return RedirectResponse(next_url, status_code=303)
+        return login_page(request, next_url=next_url)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        client = client_key(request)
+        try:
+            form = await read_form(request)
+        except AgentcmdError as exc:
+            return chrome.error(request, exc, _wants_json(request))
+        next_url = safe_next(form.get("next"))
+        wait = auth.limiter.retry_after(client)
+        if wait > 0:
+            response = login_page(request, f"Too many failed logins. Try again in {int(wait) + 1} s.", 429, next_url)
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        if auth.token is None:
+            return RedirectResponse(next_url, status_code=303)
+        if not auth.check_token(form.get("token", "")):
+            auth.limiter.failed(client)
+            return login_page(request, "That token is not right. 'agentcmd config dashboard-token' prints it.",
+                              401, next_url)
+        auth.limiter.succeeded(client)
+        response = RedirectResponse(next_url, status_code=303)
+        auth.start_session(request, response)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        response = RedirectResponse("/login" if auth.locked else "/", status_code=303)
+        auth.end_session(response)
+        return response
+
+    async def act(request: Request, route: Route, do: Callable[[dict[str, str]], Awaitable[tuple[str, Any]]]
+                  ) -> Response:
+        as_twin = _wants_json(request)
+        try:
+            form = await read_form(request)
+            allowed, status, reason = auth.action_allowed(
+                request, route, form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER))
+            if not allowed:
+                err = AuthError(reason, "log in at /login" if status == 401 else "reload the page and try again")
+                err.http_status = status
+                return chrome.error(request, err, as_twin)
+            if actions is None:
+                raise UnavailableError("this engine has no dashboard actions wired",
+                                       "use the REST API or the CLI ('agentcmd runs cancel')")
+            target, data = await do(form)
+        except AgentcmdError as exc:
+            return chrome.error(request, exc, as_twin)
+        if as_twin:
+            return JSONResponse({"data": data})
+        return RedirectResponse(target, status_code=303)
+
+    @router.post("/runs/{run_id}/cancel")
+    async def cancel(request: Request, run_id: str) -> Response:
+        async def do(form: dict[str, str]) -> tuple[str, Any]:
+            assert actions is not None
+            await actions.cancel_run(run_id)
+            return f"/runs/{quote(run_id)}?notice=cancelled", {"run_id": run_id, "cancelled": True}
+
+        return await act(request, Route.ACTION, do)
+
+    @router.post("/runs/{run_id}/rerun")
+    async def rerun(request: Request, run_id: str) -> Response:
+        async def do(form: dict[str, str]) -> tuple[str, Any]:
+            assert actions is not None
+            event_id = await actions.rerun(run_id)
+            return f"/events/{quote(event_id)}?notice=rerun", {"run_id": run_id, "event_id": event_id}
+
+        return await act(request, Route.ACTION, do)
+
+    @router.post("/apps/{app_id}/resync")
+    async def resync(request: Request, app_id: str) -> Response:
+        async def do(form: dict[str, str]) -> tuple[str, Any]:
+            assert actions is not None
+            await actions.resync_app(app_id)
+            return "/apps?notice=resynced", {"app_id": app_id, "resynced": True}
+
+        return await act(request, Route.ACTION, do)
+
+    @router.get("/send")
+    async def send_form(request: Request) -> Response:
+        if not auth.page_allowed(request):
+            return RedirectResponse("/login?next=/send", status_code=303)
+        if not chrome.can_send_events():
+            return chrome.error(request, UnavailableError(
+                "sending events from the dashboard is a dev tool: in production it needs --dashboard-auth",
+                "start the engine with --dashboard-auth, or send events with 'agentcmd send'"), False)
+        return chrome.page(request, "send.html", {"name": "", "data": "{}", "error": ""}, title="Send event",
+                           nav="send")
+
+    @router.post("/send")
+    async def send(request: Request) -> Response:
+        async def do(form: dict[str, str]) -> tuple[str, Any]:
+            assert actions is not None
+            name = form.get("name", "").strip()
+            if not name:
+                raise InputError("the event needs a name", "type a name such as 'app/thing.happened'")
+            try:
+                data = json.loads(form.get("data") or "{}")
+            except ValueError as exc:
+                raise InputError(f"the data is not valid JSON: {exc}", "fix the JSON, e.g. {\"key\": 1}") from None
+            if not isinstance(data, dict):
+                raise InputError("the data must be a JSON object", "wrap it: {\"value\": ...}")
+            ids = await actions.send_event(name, data)
+            target = f"/events/{quote(ids[0])}?notice=sent" if ids else "/events?notice=sent"
+            return target, {"ids": ids}
+
+        return await act(request, Route.SEND_EVENT, do)

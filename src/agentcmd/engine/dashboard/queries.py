@@ -1,0 +1,265 @@
+"""The dashboard's reads: the engine's ``store/queries.py`` plus what only a UI needs.
+
+One read path (CONVENTIONS habit 15): a run, its steps and history, an
+event, the runs it started, functions and apps come from
+``agentcmd.engine.store.queries``, the same functions the REST API answers
+with, so a JSON twin and ``GET /v1/runs/{id}`` cannot disagree. This module
+adds, as plain ``conn`` functions in the same style, the queries REST does
+not have: the runs list with a time filter and display names, runs per
+status, an event list with run counts, and what a run is waiting on (sleeps,
+retries, waits for events, with their deadlines).
+
+Every list is keyset-paged in SQL (``run_id < :before ORDER BY run_id DESC
+LIMIT n+1``): run and event ids are ULIDs, so id order is time order and
+page N costs the same as page 1 however many runs exist; nothing loads a
+whole table. ``SqliteDashboardReader`` runs each page's queries in one
+``read`` call (one hop to a read connection).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from agentcmd.engine.dashboard.reader import (
+    AppRow,
+    ErrorInfo,
+    EventRow,
+    FunctionRow,
+    HistoryRow,
+    Page,
+    RunDetail,
+    RunFilter,
+    RunSummary,
+    StepRow,
+    WaitRow,
+    parse_rfc3339,
+)
+from agentcmd.engine.store import queries as store_queries
+
+T = TypeVar("T")
+MAX_LIMIT = 200
+
+
+class ReadsSQLite(Protocol):
+    """The read side of the engine's store (``HistoryReader``)."""
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+
+
+# -- queries the REST API does not have --------------------------------------------------
+
+_RUN_COLS = ("r.run_id, r.function_slug, COALESCE(f.name, r.function_slug), r.app_id, r.event_id, "
+             "COALESCE(e.name, ''), r.status, r.attempt, r.created_at, r.started_at, r.ended_at")
+_RUN_FROM = ("runs r LEFT JOIN functions f ON f.slug = r.function_slug "
+             "LEFT JOIN events e ON e.internal_id = r.event_id")
+
+
+def _run_where(filt: RunFilter, with_status: bool) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if with_status and filt.status:
+        where.append("r.status = ?")
+        args.append(filt.status)
+    if filt.function:
+        where.append("r.function_slug = ?")
+        args.append(filt.function)
+    if filt.since is not None:
+        where.append("r.created_at >= ?")
+        args.append(filt.since)
+    if filt.until is not None:
+        where.append("r.created_at < ?")
+        args.append(filt.until)
+    return where, args
+
+
+def _where(parts: list[str]) -> str:
+    return f"WHERE {' AND '.join(parts)}" if parts else ""
+
+
+def list_runs(conn: sqlite3.Connection, filt: RunFilter, before: str | None, limit: int) -> Page[RunSummary]:
+    """Newest first, ``limit`` rows from ``before`` (exclusive); one indexed range scan."""
+    limit = max(1, min(limit, MAX_LIMIT))
+    where, args = _run_where(filt, with_status=True)
+    if before:
+        where.append("r.run_id < ?")
+        args.append(before)
+    rows = conn.execute(f"SELECT {_RUN_COLS} FROM {_RUN_FROM} {_where(where)} ORDER BY r.run_id DESC LIMIT ?",
+                        (*args, limit + 1)).fetchall()
+    items = [RunSummary(*row) for row in rows[:limit]]
+    return Page(items, items[-1].run_id if len(rows) > limit else None)
+
+
+def count_runs(conn: sqlite3.Connection, filt: RunFilter) -> dict[str, int]:
+    """Runs per status under ``filt`` (its status ignored): the numbers on the filter chips."""
+    where, args = _run_where(filt, with_status=False)
+    return {str(s): int(n) for s, n in conn.execute(
+        f"SELECT r.status, COUNT(*) FROM runs r {_where(where)} GROUP BY r.status", args)}
+
+
+def run_extras(conn: sqlite3.Connection, run_id: str) -> tuple[Any, ...] | None:
+    """What the run page shows beyond the REST run: names, creation time, retries allowed, parent."""
+    row: tuple[Any, ...] | None = conn.execute(
+        "SELECT COALESCE(f.name, r.function_slug), COALESCE(e.name, ''), r.created_at, r.max_attempts, r.parent "
+        f"FROM {_RUN_FROM} WHERE r.run_id = ?", (run_id,)).fetchone()
+    return row
+
+
+def run_waits(conn: sqlite3.Connection, run_id: str) -> list[WaitRow]:
+    """Sleeps and retries (queue rows) and waits for events or invokes (pauses), soonest first."""
+    rows = conn.execute(
+        "SELECT 'sleep', step_id, NULL, NULL, ready_at FROM queue WHERE run_id = ? AND kind = 'sleep' "
+        "UNION ALL SELECT 'retry', step_id, NULL, NULL, ready_at FROM queue "
+        "WHERE run_id = ? AND kind IN ('step', 'start') AND attempt > 0 "
+        "UNION ALL SELECT kind, step_id, event_name, expression, expires_at FROM pauses "
+        "WHERE run_id = ? AND kind IN ('wait', 'invoke') ORDER BY 5", (run_id, run_id, run_id)).fetchall()
+    return [WaitRow(*row) for row in rows]
+
+
+def list_events(conn: sqlite3.Connection, name: str | None, before: str | None, limit: int) -> Page[EventRow]:
+    limit = max(1, min(limit, MAX_LIMIT))
+    where: list[str] = []
+    args: list[Any] = []
+    if name:
+        where.append("name = ?")
+        args.append(name)
+    if before:
+        where.append("internal_id < ?")
+        args.append(before)
+    rows = conn.execute(
+        "SELECT internal_id, name, NULL, received_at, "
+        "(SELECT COUNT(*) FROM runs WHERE runs.event_id = events.internal_id) "
+        f"FROM events {_where(where)} ORDER BY internal_id DESC LIMIT ?", (*args, limit + 1)).fetchall()
+    items = [EventRow(*row) for row in rows[:limit]]
+    return Page(items, items[-1].event_id if len(rows) > limit else None)
+
+
+def function_names(conn: sqlite3.Connection) -> dict[str, str]:
+    return {str(s): str(n) for s, n in conn.execute("SELECT slug, name FROM functions")}
+
+
+# -- turning store rows into dashboard rows ----------------------------------------------------
+
+def error_info(value: Any) -> ErrorInfo | None:
+    """An SDK error (``{"name","message","stack"}``, possibly under "error") as ErrorInfo."""
+    if isinstance(value, dict) and isinstance(value.get("error"), dict):
+        value = value["error"]
+    if isinstance(value, dict) and ("message" in value or "name" in value):
+        stack = value.get("stack")
+        return ErrorInfo(str(value.get("name") or "Error"), str(value.get("message") or ""),
+                         stack if isinstance(stack, str) else "")
+    if value is None:
+        return None
+    return ErrorInfo("Error", value if isinstance(value, str) else json.dumps(value))
+
+
+def _ms(value: Any) -> int:
+    return parse_rfc3339(value) or 0
+
+
+def _summary_from_rest(run: dict[str, Any], function_name: str, event_name: str, created_at: int) -> RunSummary:
+    return RunSummary(run["run_id"], run["function_slug"], function_name, run["app_id"], run["event_id"],
+                      event_name, run["status"], int(run["attempt"] or 0), created_at,
+                      parse_rfc3339(run["run_started_at"]), parse_rfc3339(run["ended_at"]))
+
+
+def _function(f: dict[str, Any]) -> FunctionRow:
+    triggers: list[str] = []
+    for trig in (f.get("config") or {}).get("triggers") or []:
+        if isinstance(trig, dict) and trig.get("event"):
+            triggers.append(f"event: {trig['event']}")
+        elif isinstance(trig, dict) and trig.get("cron"):
+            triggers.append(f"cron: {trig['cron']}")
+    return FunctionRow(f["slug"], f["id"], f["name"], f["app_id"], triggers, bool(f["archived"]))
+
+
+class SqliteDashboardReader:
+    """``DashboardReader`` on the engine's store: ``store.queries`` first, this module's additions second."""
+
+    def __init__(self, db: ReadsSQLite) -> None:
+        self._db = db
+
+    async def list_runs(self, filt: RunFilter, before: str | None, limit: int) -> Page[RunSummary]:
+        return await self._db.read(lambda c: list_runs(c, filt, before, limit))
+
+    async def count_runs(self, filt: RunFilter) -> dict[str, int]:
+        return await self._db.read(lambda c: count_runs(c, filt))
+
+    async def get_run(self, run_id: str) -> RunDetail | None:
+        def q(conn: sqlite3.Connection) -> tuple[Any, ...] | None:
+            run = store_queries.get_run(conn, run_id)
+            extras = run_extras(conn, run_id)
+            if run is None or extras is None:
+                return None
+            return run, extras, store_queries.run_events(conn, run_id) or []
+
+        found = await self._db.read(q)
+        if found is None:
+            return None
+        run, (function_name, event_name, created_at, max_attempts, parent), events = found
+        summary = _summary_from_rest(run, function_name, event_name, created_at)
+        output, error = run["output"], None
+        if summary.status == "Failed":
+            error = error_info(output) or error_info(run["error"]) or ErrorInfo("Error", "the run failed")
+            if run["error"] and run["error"] not in error.message:
+                error = ErrorInfo(error.name, f"{error.message} ({run['error']})" if error.message else run["error"],
+                                  error.stack)
+            output = None
+        elif run["error"]:
+            error = ErrorInfo("Cancelled" if summary.status == "Cancelled" else "Error", str(run["error"]))
+        return RunDetail(summary, run["function_id"], events, output, error, int(max_attempts), parent)
+
+    async def run_steps(self, run_id: str) -> list[StepRow]:
+        steps = await self._db.read(lambda c: store_queries.run_steps(c, run_id))
+        return [StepRow(s["step_id"], s["name"], s["op"], s["status"], int(s["attempt"] or 0), seq,
+                        _ms(s["started_at"]), _ms(s["ended_at"]), s["output"], error_info(s["error"]))
+                for seq, s in enumerate(steps)]
+
+    async def run_history(self, run_id: str) -> list[HistoryRow]:
+        rows = await self._db.read(lambda c: store_queries.run_history(c, run_id))
+        return [HistoryRow(i, _ms(h["at"]), h["type"], h["step_id"], h["attempt"], h["detail"])
+                for i, h in enumerate(rows)]
+
+    async def run_waits(self, run_id: str) -> list[WaitRow]:
+        return await self._db.read(lambda c: run_waits(c, run_id))
+
+    async def list_events(self, name: str | None, before: str | None, limit: int) -> Page[EventRow]:
+        return await self._db.read(lambda c: list_events(c, name, before, limit))
+
+    async def get_event(self, event_id: str) -> EventRow | None:
+        def q(conn: sqlite3.Connection) -> tuple[dict[str, Any], int] | None:
+            event = store_queries.get_event(conn, event_id)
+            if event is None:
+                return None
+            return event, len(store_queries.event_runs(conn, event_id))
+
+        found = await self._db.read(q)
+        if found is None:
+            return None
+        event, run_count = found
+        body = {k: event[k] for k in ("id", "name", "data", "user", "ts", "v") if event.get(k) is not None}
+        return EventRow(event["internal_id"], event["name"] or "", body, _ms(event["received_at"]), run_count)
+
+    async def event_runs(self, event_id: str) -> list[RunSummary]:
+        def q(conn: sqlite3.Connection) -> tuple[list[dict[str, Any]], dict[str, str], str, list[Any]]:
+            runs = store_queries.event_runs(conn, event_id)
+            event = store_queries.get_event(conn, event_id)
+            created = [run_extras(conn, r["run_id"]) for r in runs]
+            return runs, function_names(conn), (event or {}).get("name") or "", created
+
+        runs, names, event_name, extras = await self._db.read(q)
+        out = [_summary_from_rest(r, names.get(r["function_slug"], r["function_slug"]), event_name,
+                                  int(x[2]) if x else 0) for r, x in zip(runs, extras, strict=True)]
+        return sorted(out, key=lambda r: r.run_id, reverse=True)
+
+    async def list_functions(self) -> list[FunctionRow]:
+        rows = await self._db.read(lambda c: store_queries.list_functions(c, include_archived=True))
+        return sorted((_function(f) for f in rows), key=lambda f: (f.archived, f.app_id, f.name))
+
+    async def list_apps(self) -> list[AppRow]:
+        functions = await self.list_functions()
+        apps = await self._db.read(store_queries.list_apps)
+        return [AppRow(a["id"], a["url"], a["sdk"], a["framework"], a["error"], _ms(a["synced_at"]),
+                       [f for f in functions if f.app_id == a["id"]]) for a in apps]

@@ -1,0 +1,282 @@
+"""The engine dashboard's read pages, each with a JSON twin.
+
+``create_router(reader, chrome_config)`` returns a FastAPI router to include
+in the engine app at ``/``. Every page is one view function producing one
+``data`` dict, rendered as HTML (``/runs``) or JSON (``/runs.json`` or
+``/runs?format=json``); see ``render.py``. The pages read only through a
+``DashboardReader`` (``reader.py``) and never import the executor.
+
+Pages: ``/`` and ``/runs`` (filters: status, function, since; keyset paging
+with ``before``), ``/runs/{id}`` (timeline of steps, waits with deadlines,
+history), ``/events``, ``/events/{id}`` (payload and the runs it started),
+``/apps`` (apps, their functions, sync status). The buttons and the login
+live in ``forms.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from agentcmd.engine.dashboard.reader import (
+    RUN_STATUSES,
+    DashboardActions,
+    DashboardReader,
+    RunFilter,
+    as_json,
+)
+from agentcmd.engine.dashboard.render import HERE, Chrome, version_of, wants_json
+from agentcmd.errors import AgentcmdError, InputError, NotFoundError
+from agentcmd.mode import Mode
+from agentcmd.webauth.guard import WebAuth
+
+PAGE_SIZE = 50
+_RELATIVE = re.compile(r"^(\d+)\s*([mhd])$")
+_UNITS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+SINCE_CHOICES = (("", "any time"), ("15m", "last 15 minutes"), ("1h", "last hour"), ("24h", "last 24 hours"),
+                 ("7d", "last 7 days"))
+STATIC_FILES = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
+
+
+@dataclass
+class DashboardConfig:
+    """How the engine runs, as the dashboard must show it (never any key)."""
+
+    mode: Mode
+    auth: WebAuth
+    db_description: str | None = None  # the SQLite path in production
+    page_size: int = PAGE_SIZE
+
+
+def parse_since(value: str | None, now_ms: int) -> int | None:
+    """``15m``/``1h``/``7d`` ago, or an ISO date/time (UTC if no zone); None for empty."""
+    if not value:
+        return None
+    text = value.strip()
+    m = _RELATIVE.match(text)
+    if m:
+        return now_ms - int(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"'since' must be like 15m, 1h, 7d or an ISO date such as 2026-01-31T12:00, not {text!r}",
+                         "pick a value from the 'since' list") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def parse_limit(value: str | None, default: int) -> int:
+    if not value:
+        return default
+    if not value.isdigit() or not 1 <= int(value) <= 200:
+        raise InputError(f"'limit' must be a whole number from 1 to 200, not {value!r}", "use e.g. limit=50")
+    return int(value)
+
+
+def create_router(reader: DashboardReader, config: DashboardConfig,
+                  actions: DashboardActions | None = None) -> APIRouter:
+    """The dashboard's routes (pages, twins, static files, forms and login)."""
+    from agentcmd.engine.dashboard.forms import add_form_routes
+
+    chrome = Chrome(config.mode, config.db_description, config.auth, has_actions=actions is not None)
+    router = APIRouter(include_in_schema=False)
+    auth = config.auth
+
+    def deny(request: Request, as_twin: bool) -> Response:
+        if as_twin:
+            return chrome.twin({"error": "log in to the dashboard first", "code": "unauthorized",
+                                "hint": "POST the dashboard token to /login, or open /login in a browser"},
+                               status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
+
+    async def runs_page(request: Request, suffix_json: bool = False) -> Response:
+        started = time.perf_counter()
+        as_twin = wants_json(request, suffix_json)
+        if not auth.page_allowed(request):
+            return deny(request, as_twin)
+        q = request.query_params
+        try:
+            status = q.get("status") or None
+            if status is not None and status not in RUN_STATUSES:
+                raise InputError(f"unknown status {status!r}", f"use one of {', '.join(RUN_STATUSES)}")
+            since_raw = q.get("since") or ""
+            filt = RunFilter(status=status, function=q.get("function") or None,
+                             since=parse_since(since_raw, int(time.time() * 1000)))
+            limit = parse_limit(q.get("limit"), config.page_size)
+        except AgentcmdError as exc:
+            return chrome.error(request, exc, as_twin)
+        before = q.get("before") or None
+        page = await reader.list_runs(filt, before, limit)
+        counts = await reader.count_runs(filt)
+        functions = await reader.list_functions()
+        data: dict[str, Any] = {
+            "runs": page.items, "next_cursor": page.next_cursor, "counts": counts,
+            "total": sum(counts.values()),
+            "filters": {"status": status, "function": filt.function, "since": since_raw, "before": before,
+                        "limit": limit},
+        }
+        version = version_of([(r.run_id, r.status, r.ended_at) for r in page.items], counts)
+        if as_twin:
+            return chrome.twin(data, version=version, started=started)
+        base = {k: v for k, v in (("status", status), ("function", filt.function), ("since", since_raw)) if v}
+        return chrome.page(request, "runs.html", {
+            **data, "statuses": RUN_STATUSES, "functions": functions, "since_choices": SINCE_CHOICES,
+            "base_query": base, "next_url": _url("/runs", {**base, "before": page.next_cursor})
+            if page.next_cursor else None, "first_url": _url("/runs", base) if before else None,
+        }, title="Runs", nav="runs", poll=_url("/runs.json", {**base, **({"before": before} if before else {})}),
+            version=version, started=started)
+
+    async def run_page(request: Request, run_id: str, suffix_json: bool = False) -> Response:
+        started = time.perf_counter()
+        as_twin = wants_json(request, suffix_json)
+        if not auth.page_allowed(request):
+            return deny(request, as_twin)
+        run = await reader.get_run(run_id)
+        if run is None:
+            return chrome.error(request, NotFoundError(f"no run with id {run_id!r}",
+                                                       "pick a run from the runs page"), as_twin)
+        steps = await reader.run_steps(run_id)
+        waits = await reader.run_waits(run_id)
+        history = await reader.run_history(run_id)
+        data = {"run": run, "steps": steps, "waits": waits, "history": history}
+        version = version_of(run.summary.status, len(steps), len(history), len(waits))
+        if as_twin:
+            return chrome.twin(data, version=version, started=started)
+        first = min([s.started_at for s in steps] + [run.summary.started_at or run.summary.created_at])
+        last = max([s.ended_at for s in steps] + [run.summary.ended_at or int(time.time() * 1000)])
+        span = max(1, last - first)
+        bars = {s.step_id: (100 * (s.started_at - first) / span, max(0.5, 100 * s.duration_ms / span))
+                for s in steps}
+        return chrome.page(request, "run.html", {**data, "bars": bars, "final": run.summary.final},
+                           title=f"Run {run_id}", nav="runs",
+                           poll=None if run.summary.final else f"/runs/{run_id}.json", version=version,
+                           started=started)
+
+    async def events_page(request: Request, suffix_json: bool = False) -> Response:
+        started = time.perf_counter()
+        as_twin = wants_json(request, suffix_json)
+        if not auth.page_allowed(request):
+            return deny(request, as_twin)
+        q = request.query_params
+        try:
+            limit = parse_limit(q.get("limit"), config.page_size)
+        except AgentcmdError as exc:
+            return chrome.error(request, exc, as_twin)
+        name = q.get("name") or None
+        before = q.get("before") or None
+        page = await reader.list_events(name, before, limit)
+        data = {"events": page.items, "next_cursor": page.next_cursor, "filters": {"name": name, "before": before}}
+        version = version_of([(e.event_id, e.run_count) for e in page.items])
+        if as_twin:
+            return chrome.twin(data, version=version, started=started)
+        base = {"name": name} if name else {}
+        return chrome.page(request, "events.html", {
+            **data, "next_url": _url("/events", {**base, "before": page.next_cursor}) if page.next_cursor else None,
+            "first_url": _url("/events", base) if before else None,
+        }, title="Events", nav="events", poll=_url("/events.json", base) if not before else None,
+            version=version, started=started)
+
+    async def event_page(request: Request, event_id: str, suffix_json: bool = False) -> Response:
+        as_twin = wants_json(request, suffix_json)
+        if not auth.page_allowed(request):
+            return deny(request, as_twin)
+        event = await reader.get_event(event_id)
+        if event is None:
+            return chrome.error(request, NotFoundError(f"no event with id {event_id!r}",
+                                                       "pick an event from the events page"), as_twin)
+        runs = await reader.event_runs(event_id)
+        data = {"event": event, "runs": runs}
+        version = version_of([(r.run_id, r.status) for r in runs])
+        if as_twin:
+            return chrome.twin(data, version=version)
+        return chrome.page(request, "event.html", data, title=f"Event {event.name}", nav="events",
+                           poll=f"/events/{event_id}.json", version=version)
+
+    async def apps_page(request: Request, suffix_json: bool = False) -> Response:
+        as_twin = wants_json(request, suffix_json)
+        if not auth.page_allowed(request):
+            return deny(request, as_twin)
+        apps = await reader.list_apps()
+        data = {"apps": apps}
+        version = version_of([(a.app_id, a.synced_at, a.error, len(a.functions)) for a in apps])
+        if as_twin:
+            return chrome.twin(data, version=version)
+        return chrome.page(request, "apps.html", data, title="Apps", nav="apps", poll="/apps.json",
+                           version=version)
+
+    # JSON-suffixed routes first: "/runs/{run_id}" would otherwise swallow "X.json".
+    @router.get("/runs.json")
+    async def runs_json(request: Request) -> Response:
+        return await runs_page(request, True)
+
+    @router.get("/")
+    @router.get("/runs")
+    async def runs_html(request: Request) -> Response:
+        return await runs_page(request)
+
+    @router.get("/runs/{run_id}.json")
+    async def run_json(request: Request, run_id: str) -> Response:
+        return await run_page(request, run_id, True)
+
+    @router.get("/runs/{run_id}")
+    async def run_html(request: Request, run_id: str) -> Response:
+        return await run_page(request, run_id)
+
+    @router.get("/events.json")
+    async def events_json(request: Request) -> Response:
+        return await events_page(request, True)
+
+    @router.get("/events")
+    async def events_html(request: Request) -> Response:
+        return await events_page(request)
+
+    @router.get("/events/{event_id}.json")
+    async def event_json(request: Request, event_id: str) -> Response:
+        return await event_page(request, event_id, True)
+
+    @router.get("/events/{event_id}")
+    async def event_html(request: Request, event_id: str) -> Response:
+        return await event_page(request, event_id)
+
+    @router.get("/apps.json")
+    async def apps_json(request: Request) -> Response:
+        return await apps_page(request, True)
+
+    @router.get("/apps")
+    async def apps_html(request: Request) -> Response:
+        return await apps_page(request)
+
+    @router.get("/_dashboard/static/{name}")
+    async def static(name: str) -> Response:
+        if name not in STATIC_FILES:
+            return Response("not found", status_code=404, media_type="text/plain")
+        body = (HERE / "static" / name).read_bytes()
+        return Response(body, media_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=300"})
+
+    add_form_routes(router, chrome, actions)
+    return router
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="/")
+
+
+def _url(path: str, params: dict[str, Any]) -> str:
+    from urllib.parse import urlencode
+
+    clean = {k: v for k, v in params.items() if v not in (None, "")}
+    return f"{path}?{urlencode(clean)}" if clean else path
+
+
+__all__ = ["DashboardConfig", "as_json", "create_router"]

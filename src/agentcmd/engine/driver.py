@@ -1,0 +1,85 @@
+"""(5) The HTTP call to the SDK: serialize, sign, send, classify. Uses aiohttp.
+
+aiohttp rather than httpx because this is the hot path: at 32 concurrent
+requests to one local server it measured ~5,000 req/s against httpx's ~300
+(CONVENTIONS "measured facts"). The driver splits failures that are not the
+user's fault (unreachable app, not an SDK endpoint, bad signature) from the
+user's own errors: both come back as ``SDKResponse``, never as exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+
+from agentcmd.engine import signing
+from agentcmd.engine.protocol import ResponseKind, SDKResponse, parse_response
+from agentcmd.engine.store import now_ms
+
+log = logging.getLogger("agentcmd.engine.driver")
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class Driver:
+    """One aiohttp session for every SDK call of the engine."""
+
+    def __init__(self, signing_key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                 server_kind: str = "dev") -> None:
+        self.signing_key = signing_key
+        self.timeout_s = timeout_s
+        self.server_kind = server_kind
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=False)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                skip_auto_headers=("User-Agent",))
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    def encode(self, payload: Any) -> bytes:
+        """Canonical (JCS) bytes when signing, plain compact JSON otherwise."""
+        return signing.canonical_json(payload) if self.signing_key else signing.compact_json(payload)
+
+    async def call(self, url: str, payload: Any, headers: dict[str, str] | None = None) -> SDKResponse:
+        body = self.encode(payload)
+        h = {"Content-Type": "application/json", "X-Inngest-Server-Kind": self.server_kind,
+             "X-Inngest-Req-Version": "2", **(headers or {})}
+        if self.signing_key:
+            h["X-Inngest-Signature"] = signing.sign(body, self.signing_key)
+        try:
+            async with self._get_session().post(url, data=body, headers=h) as resp:
+                raw = await resp.read()
+                result = parse_response(resp.status, dict(resp.headers), raw, now_ms())
+        except TimeoutError:
+            return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
+                               message=f"SDK call timed out after {self.timeout_s:g} s: {url}")
+        except (aiohttp.ClientError, OSError) as exc:
+            return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
+                               message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
+        if (self.signing_key and result.kind != ResponseKind.INTERNAL_ERROR
+                and "x-inngest-signature" in result.headers
+                and not signing.verify_response(raw, result.headers.get("x-inngest-signature"), self.signing_key)):
+            return SDKResponse(ResponseKind.INTERNAL_ERROR, result.status, result.body,
+                               message="the SDK's response signature does not match the signing key")
+        return result
+
+    async def request_json(self, method: str, url: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:
+        """A plain JSON request (the AI gateway); returns (status, parsed body or text)."""
+        data = signing.compact_json(body) if body is not None else None
+        async with self._get_session().request(method, url, data=data,
+                                                 headers={"Content-Type": "application/json", **headers}) as resp:
+            text = await resp.text()
+            try:
+                import json
+
+                return resp.status, json.loads(text)
+            except ValueError:
+                return resp.status, text

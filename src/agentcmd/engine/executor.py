@@ -1,0 +1,297 @@
+"""(4) Run one leased queue item: call the SDK, decide, commit, hand back what is next.
+
+Boundary: triggers and flow control have finished before an item exists
+(``ingest.py``); the worker decides *when* an item runs (``worker.py``).
+This module only turns one item into one committed ``Outcome``:
+
+    load memo -> driver.call -> decide() (pure) -> store.apply_outcome (one txn)
+
+``decide`` maps an SDK answer onto the run (reference §6): memos for
+finished steps, targeted calls for planned ones, sleeps and waits as queue
+rows and pauses, retries with backoff, the run's end. The gating that needs
+the run's current state (pending parallel steps, coalesced discovery) is in
+``store.writes.apply_outcome_txn``, inside the same transaction.
+Items the commit leases back to us (the next discovery, planned steps) are
+returned so the worker runs them at once without another queue round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ulid import ULID
+
+from agentcmd.engine import debug_triggers
+from agentcmd.engine.apps import Registry
+from agentcmd.engine.driver import Driver
+from agentcmd.engine.protocol import (
+    Op,
+    Opcode,
+    ResponseKind,
+    SDKResponse,
+    error_memo,
+    parse_duration_ms,
+    sleep_until_ms,
+    step_memo_data,
+)
+from agentcmd.engine.queue import Backoff, Clock
+from agentcmd.engine.store import Store, writes
+from agentcmd.engine.store.models import (
+    CallContext,
+    MemoWrite,
+    NewEvent,
+    NewItem,
+    NewPause,
+    Outcome,
+    QueueItem,
+    QueueKind,
+    RunStatus,
+)
+
+log = logging.getLogger("agentcmd.engine.executor")
+YEAR_MS = 366 * 24 * 3600 * 1000
+INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
+                        "message": "Timed out waiting for invoked function to complete",
+                        "error": "InngestInvokeTimeoutError: Timed out waiting for invoked function to complete"}
+
+
+def call_url(base: str, slug: str, step_id: str) -> str:
+    from urllib.parse import urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    query = [p for p in parts.query.split("&") if p and not p.startswith("stepId=")]
+    if not any(p.startswith("fnId=") for p in query):
+        query.append(urlencode({"fnId": slug}))
+    query.append(urlencode({"stepId": step_id}))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(query), ""))
+
+
+def request_body(ctx: CallContext) -> dict[str, Any]:
+    """The execution request (reference §5.1); strict types the SDK checks."""
+    stack = list(ctx.steps)
+    return {
+        "event": ctx.events[0] if ctx.events else {},
+        "events": ctx.events,
+        "steps": ctx.steps,
+        "ctx": {
+            "run_id": ctx.run_id,
+            "attempt": ctx.item.attempt,
+            "max_attempts": ctx.max_attempts,
+            "disable_immediate_execution": ctx.force_plan,
+            "use_api": False,
+            "stack": {"stack": stack, "current": len(stack)},
+            "fn_id": ctx.function_slug,
+            "step_id": ctx.item.step_id or "step",
+            "env": "",
+        },
+        "use_api": False,
+        "version": 2,
+    }
+
+
+def _transport_error(resp: SDKResponse) -> str:
+    if resp.kind == ResponseKind.INTERNAL_ERROR:
+        return resp.message
+    if not resp.retriable:
+        return "NonRetriableError"
+    return f"invalid status code: {resp.status}"
+
+
+def _failed_output(resp: SDKResponse) -> str:
+    """The Failed run's output: the SDK's error body unchanged, or ours for internal errors."""
+    if resp.kind == ResponseKind.FUNCTION_ERROR and resp.error is not None:
+        return resp.body
+    return json.dumps({"name": "EngineError", "message": resp.message or f"HTTP {resp.status}",
+                       "code": "sdk_call_failed"})
+
+
+def decide(ctx: CallContext, resp: SDKResponse, now: int, backoff: Backoff, registry: Registry,
+           gateway_results: dict[str, Any] | None = None) -> Outcome:
+    """Pure: what one SDK answer does to the run (no I/O, no store)."""
+    attempt = ctx.item.attempt
+    last_attempt = attempt + 1 >= ctx.max_attempts
+    out = Outcome()
+    step = ctx.item.step_id
+    if resp.kind == ResponseKind.DONE:
+        out.finish = (RunStatus.COMPLETED, resp.body, None)
+        return out
+    if resp.kind != ResponseKind.OPS:
+        if resp.retriable and not last_attempt:
+            out.retry_at = backoff.next_at(now, attempt, resp.retry_at_ms)
+            out.history.append(("attempt_failed", step, resp.message))
+        else:
+            out.finish = (RunStatus.FAILED, _failed_output(resp), _transport_error(resp))
+        return out
+    if len(resp.ops) > 1:
+        out.force_plan = True
+    for op in resp.ops:
+        _decide_op(ctx, op, resp, out, now, backoff, registry, last_attempt, gateway_results or {})
+        if out.retry_at is not None or out.finish is not None:
+            break
+    return out
+
+
+def _decide_op(ctx: CallContext, op: Op, resp: SDKResponse, out: Outcome, now: int, backoff: Backoff,
+               registry: Registry, last_attempt: bool, gateway_results: dict[str, Any]) -> None:
+    attempt = ctx.item.attempt
+    kind = op.op
+    if kind in (Opcode.STEP_RUN, Opcode.STEP):
+        out.memos.append(MemoWrite(op.id, op.label, kind, step_memo_data(op), attempt=attempt))
+    elif kind == Opcode.STEP_ERROR:
+        if resp.retriable and not last_attempt:
+            out.retry_at = backoff.next_at(now, attempt, resp.retry_at_ms)
+            out.history.append(("step_errored", op.id, str((op.error or {}).get("message", ""))))
+        else:
+            out.memos.append(MemoWrite(op.id, op.label, kind, error_memo(op.error), failed=True, attempt=attempt))
+    elif kind == Opcode.STEP_FAILED:
+        out.memos.append(MemoWrite(op.id, op.label, kind, error_memo(op.error), failed=True, attempt=attempt))
+    elif kind == Opcode.STEP_PLANNED:
+        race = bool(op.opts and op.opts.get("parallelMode") == "race")
+        out.planned.append((op.id, race))
+    elif kind == Opcode.SLEEP:
+        out.waiting.append(op.id)
+        out.items.append(NewItem(QueueKind.SLEEP, op.id, sleep_until_ms(op, now), {"name": op.label}))
+    elif kind == Opcode.WAIT_FOR_EVENT:
+        _wait_for_event(ctx, op, out, now)
+    elif kind == Opcode.INVOKE_FUNCTION:
+        _invoke(ctx, op, out, now, registry)
+    elif kind in (Opcode.AI_GATEWAY, Opcode.GATEWAY):
+        result = gateway_results.get(op.id, {"error": {"name": "AIGatewayError", "message": "no result"}})
+        failed = isinstance(result, dict) and "error" in result
+        out.memos.append(MemoWrite(op.id, op.label, kind, result, failed=failed, attempt=attempt))
+    elif kind == Opcode.RUN_COMPLETE:
+        out.finish = (RunStatus.COMPLETED, json.dumps(op.data), None)
+    elif kind == Opcode.WAIT_FOR_SIGNAL:
+        out.memos.append(MemoWrite(op.id, op.label, kind, error_memo(
+            {"name": "UnsupportedOpError", "message": "WaitForSignal is not supported by this engine"}),
+            failed=True, attempt=attempt))
+    # StepNotFound, DiscoveryRequest and unknown ops: nothing to store; the run is re-discovered.
+
+
+def _timeout_ms(raw: Any, default: int) -> int:
+    if not isinstance(raw, str) or not raw.strip():
+        return default
+    try:
+        return min(parse_duration_ms(raw), YEAR_MS)
+    except ValueError:
+        return default
+
+
+def _wait_for_event(ctx: CallContext, op: Op, out: Outcome, now: int) -> None:
+    opts = op.opts or {}
+    event_name = str(opts.get("event") or op.name)
+    expires = now + _timeout_ms(opts.get("timeout"), 0)
+    trigger = ctx.events[0] if ctx.events else {}
+    out.waiting.append(op.id)
+    out.pauses.append(NewPause("wait", op.id, event_name, opts.get("if") or None, None, expires,
+                               {"after_event": str(ULID()), "trigger": trigger, "name": op.label}))
+    out.items.append(NewItem(QueueKind.WAIT_TIMEOUT, op.id, expires, {"name": op.label, "kind": "wait"}))
+
+
+def _invoke(ctx: CallContext, op: Op, out: Outcome, now: int, registry: Registry) -> None:
+    opts = op.opts or {}
+    fn_id = str(opts.get("function_id") or "")
+    payload = opts.get("payload") or {}
+    data = dict(payload.get("data") or {}) if isinstance(payload, dict) else {}
+    expires = now + _timeout_ms(opts.get("timeout"), YEAR_MS)
+    target = registry.get(fn_id)
+    if target is None:
+        out.memos.append(MemoWrite(op.id, op.label, op.op, error_memo(
+            {"name": "Error", "message": f"could not find function with ID: {fn_id}"}), failed=True,
+            attempt=ctx.item.attempt))
+        return
+    correlation = f"{ctx.run_id}.{op.id}"
+    data["_inngest"] = {"fn_id": fn_id, "correlation_id": correlation, "source_fn_id": ctx.function_slug,
+                        "source_app_id": "", "source_fn_v": 1, "expire": expires, "name": op.label}
+    internal = str(ULID())
+    body: dict[str, Any] = {"name": "inngest/function.invoked", "data": data, "id": internal, "ts": now,
+                            "user": {}}
+    if isinstance(payload, dict) and payload.get("v"):
+        body["v"] = payload["v"]
+    out.waiting.append(op.id)
+    out.events.append(NewEvent(internal, "inngest/function.invoked", body, None, now))
+    out.pauses.append(NewPause("invoke", op.id, "inngest/function.finished", None, correlation, expires,
+                               {"after_event": "", "name": op.label}))
+    out.items.append(NewItem(QueueKind.WAIT_TIMEOUT, op.id, expires, {"name": op.label, "kind": "invoke"}))
+
+
+class Executor:
+    """Runs items; see the module docstring."""
+
+    def __init__(self, store: Store, registry: Registry, driver: Driver, backoff: Backoff, clock: Clock,
+                 lease_ms: int) -> None:
+        self.store = store
+        self.registry = registry
+        self.driver = driver
+        self.backoff = backoff
+        self.clock = clock
+        self.lease_ms = lease_ms
+        self.calls = 0
+
+    def lease_until(self) -> int:
+        return self.clock() + self.lease_ms
+
+    async def call(self, ctx: CallContext) -> list[CallContext]:
+        """One SDK call for a start/step item, committed before returning."""
+        if RunStatus(ctx.status).final:
+            await self.store.write(lambda c: writes.ack_txn(c, ctx.item.id))
+            return []
+        url = call_url(ctx.url, ctx.function_slug, ctx.item.step_id or "step")
+        debug_triggers.hit("before_call")
+        self.calls += 1
+        resp = await self.driver.call(url, request_body(ctx), {
+            "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
+            "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
+        debug_triggers.hit("after_call")
+        gateway: dict[str, Any] = {}
+        if resp.kind == ResponseKind.OPS:
+            for op in resp.ops:
+                if op.op in (Opcode.AI_GATEWAY, Opcode.GATEWAY):
+                    gateway[op.id] = await self._gateway(op)
+        outcome = decide(ctx, resp, self.clock(), self.backoff, self.registry, gateway)
+        if resp.kind != ResponseKind.OPS and resp.kind != ResponseKind.DONE:
+            log.info("run %s %s: %s", ctx.run_id, "retrying" if outcome.retry_at else "failed", resp.message)
+        nxt = await self.store.apply_outcome(ctx.run_id, ctx.item, outcome, self.lease_until())
+        debug_triggers.hit("after_step_commit")
+        return nxt
+
+    async def _gateway(self, op: Op) -> Any:
+        """``step.ai.infer``: the engine makes the provider request and memoizes its answer."""
+        opts = dict(op.opts or {})
+        headers = {str(k): str(v) for k, v in (opts.get("headers") or {}).items()}
+        if opts.get("auth_key"):
+            headers.setdefault("Authorization", f"Bearer {opts['auth_key']}")
+        try:
+            status, body = await self.driver.request_json("POST", str(opts.get("url")), headers, opts.get("body"))
+        except Exception as exc:
+            return {"error": {"name": "AIGatewayError", "message": str(exc) or type(exc).__name__}}
+        if status >= 400:
+            return {"error": {"name": "AIGatewayError", "message": f"HTTP {status}: {str(body)[:500]}"}}
+        return {"data": body}
+
+    async def fire_sleep(self, item: QueueItem) -> list[CallContext]:
+        name = str(item.payload.get("name") or item.step_id)
+        outcome = Outcome(memos=[MemoWrite(str(item.step_id), name, Opcode.SLEEP.value, None)])
+        return await self.store.apply_outcome(str(item.run_id), item, outcome, self.lease_until())
+
+    async def fire_wait_timeout(self, item: QueueItem) -> list[CallContext]:
+        """A wait/invoke deadline: resolve the pause with null (wait) or a timeout error (invoke)."""
+        run_id, step_id = str(item.run_id), str(item.step_id)
+        kind = item.payload.get("kind")
+        name = str(item.payload.get("name") or step_id)
+        now = self.clock()
+        lease = self.lease_until()
+        memo: Any = error_memo(INVOKE_TIMEOUT_ERROR) if kind == "invoke" else None
+        outcome = Outcome(memos=[MemoWrite(step_id, name, "InvokeFunction" if kind == "invoke" else "WaitForEvent",
+                                           memo, failed=kind == "invoke")])
+
+        def txn(conn: Any) -> list[CallContext]:
+            if writes.claim_pause_by_step_txn(conn, run_id, step_id) is None:
+                writes.ack_txn(conn, item.id)
+                return []
+            from agentcmd.engine.store import load_contexts
+            return load_contexts(conn, writes.apply_outcome_txn(conn, run_id, item, outcome, now, lease))
+
+        return await self.store.write(txn)

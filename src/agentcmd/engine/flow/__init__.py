@@ -1,0 +1,111 @@
+"""Flow control before a run exists: idempotency, singleton, debounce, batching.
+
+``decide_flow(fn, event)`` is pure (reads only the function config and the
+event) and returns a ``FlowDecision``; its ``apply(conn, ...)`` runs inside
+the dispatch transaction and returns the runs to create now. Debounce and
+batch buffers are queue rows keyed by ``dedupe`` with a ``ready_at``
+deadline, so they survive restarts like every other timer.
+
+Not implemented yet (the function runs without them): concurrency limits
+per key, throttle, rateLimit, priority.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from agentcmd.engine import triggers
+from agentcmd.engine.protocol import parse_duration_ms
+from agentcmd.engine.store import queries, writes
+from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
+
+if TYPE_CHECKING:
+    from agentcmd.engine.apps import Function
+    from agentcmd.engine.ingest import Dispatcher
+
+
+def _key(expr: Any, body: dict[str, Any]) -> str:
+    if not isinstance(expr, str) or not expr:
+        return ""
+    return triggers.evaluate_key(expr, {"event": body}) or ""
+
+
+def _duration(raw: Any, default_ms: int) -> int:
+    try:
+        return parse_duration_ms(str(raw)) if raw else default_ms
+    except ValueError:
+        return default_ms
+
+
+@dataclass(frozen=True)
+class FlowDecision:
+    kind: str                  # start | debounce | batch
+    key: str = ""
+    idem_key: str | None = None
+    singleton: str | None = None   # skip | cancel
+    period_ms: int = 0
+    timeout_ms: int | None = None
+    max_size: int = 0
+
+    def apply(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
+              event_id: str, now: int) -> list[RunSpec]:
+        if self.kind == "debounce":
+            dedupe = f"debounce:{fn.slug}:{self.key}"
+            row = conn.execute("SELECT payload FROM queue WHERE dedupe=?", (dedupe,)).fetchone()
+            first = json.loads(row[0]).get("first_at", now) if row else now
+            ready = now + self.period_ms
+            if self.timeout_ms is not None:
+                ready = min(ready, first + self.timeout_ms)
+            writes.upsert_timer_txn(conn, NewItem(QueueKind.DEBOUNCE, None, ready, {
+                "function": fn.slug, "events": [body], "event_id": event_id, "first_at": first}, dedupe=dedupe))
+            return []
+        if self.kind == "batch":
+            dedupe = f"batch:{fn.slug}:{self.key}"
+            row = conn.execute("SELECT id, payload FROM queue WHERE dedupe=?", (dedupe,)).fetchone()
+            payload = json.loads(row[1]) if row else {"function": fn.slug, "events": [], "event_id": event_id}
+            payload["events"].append(body)
+            if len(payload["events"]) >= self.max_size:
+                if row:
+                    writes.ack_txn(conn, int(row[0]))
+                return [dispatcher.run_spec(fn, payload["events"], payload["event_id"])]
+            if row:
+                conn.execute("UPDATE queue SET payload=? WHERE id=?", (writes.dumps(payload), row[0]))
+            else:
+                writes.enqueue_txn(conn, None, NewItem(QueueKind.BATCH, None, now + (self.timeout_ms or 0), payload,
+                                                       dedupe=dedupe))
+            return []
+        if self.singleton is not None:
+            active = queries.active_runs(conn, fn.slug, None)
+            if active and self.singleton == "skip":
+                return []
+            for run_id in active:
+                writes.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, "cancelled by singleton", now=now)
+        return [dispatcher.run_spec(fn, [body], event_id, self.idem_key)]
+
+
+def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> FlowDecision:
+    cfg = fn.config
+    if body.get("name") == "inngest/function.invoked":
+        return FlowDecision("start")
+    batch = cfg.get("batchEvents")
+    if isinstance(batch, dict) and int(batch.get("maxSize") or 0) >= 2 and (
+            not batch.get("if") or triggers.holds(batch.get("if"), {"event": body})):
+        return FlowDecision("batch", key=_key(batch.get("key"), body), max_size=int(batch["maxSize"]),
+                            timeout_ms=_duration(batch.get("timeout"), 10_000))
+    debounce = cfg.get("debounce")
+    if isinstance(debounce, dict) and debounce.get("period"):
+        timeout = debounce.get("timeout")
+        return FlowDecision("debounce", key=_key(debounce.get("key"), body),
+                            period_ms=_duration(debounce.get("period"), 1000),
+                            timeout_ms=_duration(timeout, 0) if timeout else None)
+    idem_key = None
+    if isinstance(cfg.get("idempotency"), str) and cfg["idempotency"]:
+        idem_key = f"{fn.slug}:idem:{_key(cfg['idempotency'], body)}"
+    elif isinstance(body.get("id"), str) and body.get("id") and body.get("id") != event_id:
+        idem_key = f"{fn.slug}:event:{body['id']}"
+    singleton = cfg.get("singleton")
+    mode = singleton.get("mode") if isinstance(singleton, dict) else None
+    return FlowDecision("start", idem_key=idem_key, singleton=str(mode) if mode else None)

@@ -1,0 +1,209 @@
+"""(1) Events in: validate and store (``accept``), then match them (``dispatch``).
+
+``accept`` runs in the request: it validates, assigns ULIDs, and stores the
+events together with one ``event`` queue row each, in one commit, so an
+event acknowledged with 200 is never lost. ``dispatch`` runs later on the
+worker for that row: it matches function triggers (name + CEL), applies flow
+control (``flow/``), resolves the pauses the event satisfies (wait_for_event,
+invoke results, cancel_on) and creates runs, again in one commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import sqlite3
+from typing import Any
+
+from ulid import ULID
+
+from agentcmd.engine import triggers
+from agentcmd.engine.apps import Function, Registry
+from agentcmd.engine.flow import FlowDecision, decide_flow
+from agentcmd.engine.queue import Clock
+from agentcmd.engine.store import Store, load_contexts, queries, writes
+from agentcmd.engine.store.models import (
+    CallContext,
+    MemoWrite,
+    NewEvent,
+    NewPause,
+    Outcome,
+    QueueItem,
+    RunSpec,
+    RunStatus,
+)
+from agentcmd.errors import InputError
+
+log = logging.getLogger("agentcmd.engine.ingest")
+MAX_EVENTS_PER_REQUEST = 5000
+_TS_MIN = 315_532_800_000       # 1980-01-01
+_TS_MAX = 4_102_444_800_000     # 2100-01-01
+YEAR_MS = 366 * 24 * 3600 * 1000
+
+
+def seeded_ids(seed: str | None, count: int) -> list[str] | None:
+    """Internal ids from ``x-inngest-event-id-seed`` so a client retry yields the same ids."""
+    if not seed:
+        return None
+    try:
+        millis_s, _, entropy_b64 = seed.partition(",")
+        millis = int(millis_s)
+        entropy = base64.b64decode(entropy_b64, validate=True)
+    except (ValueError, TypeError):
+        return None
+    if millis <= 0 or len(entropy) != 10:
+        return None
+    out = []
+    base = int.from_bytes(entropy[6:10], "big")
+    for i in range(1, count + 1):
+        ent = entropy[:6] + ((base + i) % 2**32).to_bytes(4, "big")
+        out.append(str(ULID.from_bytes(millis.to_bytes(6, "big") + ent)))
+    return out
+
+
+def parse_events(payload: Any, now: int, seed: str | None = None, allow_internal: bool = False) -> list[NewEvent]:
+    """Validate one event or a list; raise InputError naming the bad event."""
+    items = payload if isinstance(payload, list) else [payload]
+    if len(items) > MAX_EVENTS_PER_REQUEST:
+        raise InputError(f"{len(items)} events in one request; the limit is {MAX_EVENTS_PER_REQUEST}",
+                         "send them in smaller batches")
+    ids = seeded_ids(seed, len(items)) or [str(ULID()) for _ in items]
+    out: list[NewEvent] = []
+    for i, (raw, internal_id) in enumerate(zip(items, ids, strict=True)):
+        if not isinstance(raw, dict):
+            raise InputError(f"event {i} is not a JSON object", "send {\"name\": ..., \"data\": {...}}")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"event {i}: event name is empty", "give every event a 'name'")
+        if name.startswith("inngest/") and not allow_internal:
+            raise InputError(f"event {i}: names starting with 'inngest/' are reserved", "rename the event")
+        data = raw.get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise InputError(f"event {i} ({name}): 'data' must be an object", "wrap the value in an object")
+        if not allow_internal:
+            data = {k: v for k, v in data.items() if k != "_inngest"}
+        ts = raw.get("ts") or now
+        if not isinstance(ts, int) or isinstance(ts, bool):
+            if isinstance(ts, float) and ts.is_integer():
+                ts = int(ts)
+            else:
+                raise InputError(f"event {i} ({name}): 'ts' must be integer milliseconds", "fix 'ts'")
+        if not _TS_MIN <= ts < _TS_MAX:
+            raise InputError(f"event {i} ({name}): 'ts' {ts} is outside 1980..2100 (milliseconds)", "fix 'ts'")
+        user_id = raw.get("id") if isinstance(raw.get("id"), str) and raw.get("id") else None
+        body: dict[str, Any] = {"name": name, "data": data, "id": user_id or internal_id, "ts": ts,
+                                "user": raw.get("user") if isinstance(raw.get("user"), dict) else {}}
+        if isinstance(raw.get("v"), str):
+            body["v"] = raw["v"]
+        out.append(NewEvent(internal_id, name, body, user_id, ts))
+    return out
+
+
+class Dispatcher:
+    """Matches stored events to functions and pauses; see the module docstring."""
+
+    def __init__(self, store: Store, registry: Registry, clock: Clock, lease_ms: int) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.lease_ms = lease_ms
+
+    def matching_functions(self, body: dict[str, Any]) -> list[Function]:
+        name = str(body.get("name"))
+        if name == "inngest/function.invoked":
+            fn_id = ((body.get("data") or {}).get("_inngest") or {}).get("fn_id")
+            fn = self.registry.get(str(fn_id)) if fn_id else None
+            return [fn] if fn else []
+        out = []
+        for fn in self.registry.candidates(name):
+            for pattern, expression in fn.event_triggers:
+                if triggers.name_matches(pattern, name) and triggers.holds(expression, {"event": body}):
+                    out.append(fn)
+                    break
+        return out
+
+    def run_spec(self, fn: Function, events: list[dict[str, Any]], event_id: str,
+                 idem_key: str | None = None) -> RunSpec:
+        body = events[0]
+        now = self.clock()
+        parent = None
+        if body.get("name") == "inngest/function.invoked":
+            parent = ((body.get("data") or {}).get("_inngest") or {}).get("correlation_id")
+        pauses = []
+        for c in fn.config.get("cancel") or []:
+            if not isinstance(c, dict) or not c.get("event"):
+                continue
+            timeout = YEAR_MS
+            if isinstance(c.get("timeout"), str):
+                from agentcmd.engine.protocol import parse_duration_ms
+                with contextlib.suppress(ValueError):
+                    timeout = parse_duration_ms(c["timeout"])
+            pauses.append(NewPause("cancel", None, str(c["event"]), c.get("if") or None, None, now + timeout,
+                                   {"after_event": event_id, "trigger": body}))
+        return RunSpec(run_id=str(ULID()), function_slug=fn.slug, app_id=fn.app_id, events=events,
+                       event_id=event_id, max_attempts=fn.max_attempts, parent=parent, idem_key=idem_key,
+                       cancel_pauses=tuple(pauses))
+
+    async def dispatch(self, item: QueueItem) -> list[CallContext]:
+        """Process one ``event`` queue row; returns first calls leased to the caller."""
+        event_id = str(item.payload.get("event_id"))
+        body = await self.store.read(lambda c: queries.event_body(c, event_id))
+        if body is None:
+            await self.store.write(lambda c: writes.ack_txn(c, item.id))
+            return []
+        name = str(body.get("name"))
+        now = self.clock()
+        functions = self.matching_functions(body)
+        decisions: list[tuple[Function, FlowDecision]] = [(fn, decide_flow(fn, body, event_id, now))
+                                                          for fn in functions]
+        correlation = None
+        if name == "inngest/function.finished":
+            correlation = (body.get("data") or {}).get("correlation_id")
+        pauses = await self.store.read(lambda c: queries.pauses_for_event(c, name, event_id, correlation))
+        resolutions: list[tuple[dict[str, Any], Any]] = []
+        for p in pauses:
+            if p["expires_at"] < now and p["kind"] != "invoke":
+                continue
+            if p["kind"] == "invoke":
+                resolutions.append((p, _invoke_result(body)))
+            elif triggers.holds(p["expression"], {"event": p["payload"].get("trigger") or {}, "async": body}):
+                resolutions.append((p, body))
+        lease = now + self.lease_ms
+
+        def txn(conn: sqlite3.Connection) -> list[CallContext]:
+            leased: list[QueueItem] = []
+            for p, value in resolutions:
+                claimed = writes.claim_pause_txn(conn, int(p["id"]))
+                if claimed is None:
+                    continue
+                run_id, step_id, kind, payload = claimed
+                if kind == "cancel":
+                    writes.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, f"cancelled by event {name}",
+                                          now=now)
+                    continue
+                failed = isinstance(value, dict) and "error" in value and kind == "invoke"
+                op = "InvokeFunction" if kind == "invoke" else "WaitForEvent"
+                outcome = Outcome(memos=[MemoWrite(str(step_id), str(payload.get("name") or step_id), op, value,
+                                                   failed=failed)])
+                leased += writes.apply_outcome_txn(conn, run_id, None, outcome, now, lease)
+            specs: list[RunSpec] = []
+            for fn, decision in decisions:
+                specs += decision.apply(conn, self, fn, body, event_id, now)
+            leased += writes.create_runs_txn(conn, specs, now, lease)
+            writes.ack_txn(conn, item.id)
+            return load_contexts(conn, leased)
+
+        return await self.store.write(txn)
+
+
+def _invoke_result(finished: dict[str, Any]) -> Any:
+    data = finished.get("data") or {}
+    if "error" in data and data.get("error") is not None:
+        err = dict(data["error"]) if isinstance(data["error"], dict) else {"message": str(data["error"])}
+        err.setdefault("name", "Error")
+        err.setdefault("message", "invoked function failed")
+        return {"error": err}
+    return {"data": data.get("result")}

@@ -1,0 +1,76 @@
+"""Run the engine under uvicorn on a socket we bind ourselves.
+
+Binding first lets "port in use" be a clear error (exit 2) instead of a
+uvicorn traceback, and lets tests pass port 0. uvicorn turns SIGINT/SIGTERM
+into a graceful shutdown: the lifespan stops the worker (bounded grace for
+in-flight SDK calls) and closes the database; the process exits 0.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+
+from agentcmd.engine.app import Engine, EngineConfig, build_app
+from agentcmd.errors import PortInUseError
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            raise PortInUseError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                                 f"stop whatever uses port {port} (e.g. 'lsof -i :{port}') or pass --port") from None
+        raise
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def start_line(config: EngineConfig, url: str) -> str:
+    if config.production:
+        return (f"agentcmd engine: production mode, database {config.db_path} (SQLite WAL), listening on {url}; "
+                "run history and in-flight runs persist across restarts")
+    return f"agentcmd engine: dev mode, database in memory (gone on exit), listening on {url}"
+
+
+def serve(config: EngineConfig, host: str, port: int) -> int:
+    """Serve until SIGINT/SIGTERM; return the exit code. Raises AgentcmdError on bad input."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sock = bind(host, port)
+    engine = Engine(config)
+    try:
+        engine.open()
+    except BaseException:
+        sock.close()
+        raise
+    actual_port = sock.getsockname()[1]
+    url = f"http://{host}:{actual_port}"
+    print(start_line(config, url), flush=True)
+    app = build_app(engine)
+    try:
+        import uvloop  # noqa: F401
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    uv_config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, lifespan="on",
+                               timeout_graceful_shutdown=max(1, int(config.grace_s) + 5))
+    server = uvicorn.Server(uv_config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if engine.store is not None:
+            engine.store.close()
+    print("agentcmd engine: stopped", flush=True)
+    return 0

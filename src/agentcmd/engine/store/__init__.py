@@ -1,0 +1,152 @@
+"""The engine's state behind small Protocols; one SQLite implementation.
+
+* ``QueueStore``: lease due items, requeue expired leases, know when the next is due.
+* ``RunWriter``: commands that change runs (create, apply an SDK answer, cancel).
+* ``HistoryReader``: queries (``queries.py``), the only read path.
+
+``open_store(path)``: ``None`` = in memory (dev, gone on exit), a path = a
+WAL file (production, survives restarts and crashes). Same code otherwise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from agentcmd.engine.store import queries, writes
+from agentcmd.engine.store.models import (
+    CallContext,
+    NewEvent,
+    Outcome,
+    QueueItem,
+    RunSpec,
+)
+from agentcmd.engine.store.sqlite import Database
+
+T = TypeVar("T")
+DB_FILE_NAME = "engine.db"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class QueueStore(Protocol):
+    async def lease_due(self, now: int, limit: int, lease_until: int) -> list[QueueItem]:
+        """Lease up to ``limit`` items due at ``now``; leased items are invisible to others."""
+        ...
+
+    async def requeue_leases(self, expired_before: int | None) -> int:
+        """Free leases that ran out (``None``: every lease, used once at startup)."""
+        ...
+
+    async def next_ready_at(self) -> int | None:
+        """When the earliest unleased item is due, or None if the queue is empty."""
+        ...
+
+
+class RunWriter(Protocol):
+    async def insert_events(self, events: list[NewEvent]) -> list[str]:
+        """Store events and queue their dispatch, in one commit; returns internal ids."""
+        ...
+
+    async def create_runs(self, specs: list[RunSpec], lease_until: int | None) -> list[QueueItem]:
+        """Create runs with their first call queued (leased to the caller if ``lease_until``)."""
+        ...
+
+    async def apply_outcome(self, run_id: str, item: QueueItem | None, outcome: Outcome,
+                            lease_until: int | None) -> list[CallContext]:
+        """Memo + next items + ack in one commit; returns calls leased to the caller."""
+        ...
+
+    async def cancel_run(self, run_id: str, reason: str) -> bool | None:
+        """Cancel; None if unknown, False if already ended."""
+        ...
+
+
+class HistoryReader(Protocol):
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a ``queries`` function on a read connection."""
+        ...
+
+
+class Store:
+    """SQLite implementation of QueueStore, RunWriter and HistoryReader."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @property
+    def in_memory(self) -> bool:
+        return self.db.in_memory
+
+    def describe(self) -> str:
+        return self.db.describe()
+
+    def close(self) -> None:
+        self.db.close()
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.db.read(fn)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self.db.write(fn)
+
+    # QueueStore
+    async def lease_due(self, now: int, limit: int, lease_until: int) -> list[QueueItem]:
+        return await self.db.write(lambda c: writes.lease_due_txn(c, now, limit, lease_until))
+
+    async def requeue_leases(self, expired_before: int | None) -> int:
+        return await self.db.write(lambda c: writes.requeue_leases_txn(c, expired_before))
+
+    async def next_ready_at(self) -> int | None:
+        return await self.db.read(queries.next_ready_at)
+
+    # RunWriter
+    async def insert_events(self, events: list[NewEvent]) -> list[str]:
+        now = now_ms()
+        return await self.db.write(lambda c: writes.insert_events_txn(c, events, now))
+
+    async def create_runs(self, specs: list[RunSpec], lease_until: int | None) -> list[QueueItem]:
+        now = now_ms()
+        return await self.db.write(lambda c: writes.create_runs_txn(c, specs, now, lease_until))
+
+    async def apply_outcome(self, run_id: str, item: QueueItem | None, outcome: Outcome,
+                            lease_until: int | None) -> list[CallContext]:
+        now = now_ms()
+
+        def txn(conn: sqlite3.Connection) -> list[CallContext]:
+            leased = writes.apply_outcome_txn(conn, run_id, item, outcome, now, lease_until)
+            return load_contexts(conn, leased)
+
+        return await self.db.write(txn)
+
+    async def cancel_run(self, run_id: str, reason: str) -> bool | None:
+        now = now_ms()
+        return await self.db.write(lambda c: writes.cancel_run_txn(c, run_id, now, reason))
+
+    async def load_contexts(self, items: list[QueueItem]) -> list[CallContext]:
+        return await self.db.read(lambda c: load_contexts(c, items))
+
+
+def load_contexts(conn: sqlite3.Connection, items: list[QueueItem]) -> list[CallContext]:
+    out = []
+    for item in items:
+        ctx = writes.load_context_txn(conn, item)
+        if ctx is not None:
+            out.append(ctx)
+    return out
+
+
+def open_store(path: Path | None) -> Store:
+    """Open (creating and migrating) the store: ``None`` in memory, else a WAL file."""
+    db = Database(path)
+    db.open()
+    return Store(db)
+
+
+__all__ = ["DB_FILE_NAME", "HistoryReader", "QueueStore", "RunWriter", "Store", "now_ms", "open_store",
+           "queries", "writes"]

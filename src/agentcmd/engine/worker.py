@@ -1,0 +1,215 @@
+"""The worker loop: lease due queue items and run them with bounded concurrency.
+
+* Wakes on ``wake()`` (an event was accepted, a run was cancelled) or when
+  the earliest ``ready_at`` comes due; never busy-polls.
+* A task that commits a step usually gets the run's next call leased back
+  (``Executor``) and runs it at once: one transaction per step.
+* ``stop()``: no new leases; in-flight calls get ``grace_s`` to finish,
+  then they are cancelled; their items stay leased in the database and
+  are requeued at the next start (that is the crash-recovery path too).
+* Every ``sweep_s`` leases that ran out (a call that hung past its
+  lease) are requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+
+from ulid import ULID
+
+from agentcmd.engine import triggers
+from agentcmd.engine.executor import Executor
+from agentcmd.engine.ingest import Dispatcher
+from agentcmd.engine.queue import Clock
+from agentcmd.engine.store import Store, load_contexts, writes
+from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind
+
+log = logging.getLogger("agentcmd.engine.worker")
+MAX_IDLE_WAIT_S = 1.0
+
+
+class Worker:
+    def __init__(self, store: Store, executor: Executor, dispatcher: Dispatcher, clock: Clock,
+                 concurrency: int = 64, sweep_s: float = 30.0) -> None:
+        self.store = store
+        self.executor = executor
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.concurrency = concurrency
+        self.sweep_s = sweep_s
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_free = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self) -> None:
+        """Lease and start items until ``stop()``."""
+        last_sweep = self.clock()
+        while not self._stopping:
+            free = self.concurrency - len(self._tasks)
+            items: list[QueueItem] = []
+            if free > 0:
+                self._wake.clear()
+                now = self.clock()
+                items = await self.store.lease_due(now, free, self.executor.lease_until())
+                for item in items:
+                    self._spawn(self._handle(item))
+            if items and len(items) == free:
+                await asyncio.sleep(0)
+                if len(self._tasks) >= self.concurrency:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+                continue
+            if self.clock() - last_sweep > self.sweep_s * 1000:
+                last_sweep = self.clock()
+                n = await self.store.requeue_leases(last_sweep)
+                if n:
+                    log.warning("requeued %d queue items whose lease ran out", n)
+            nxt = await self.store.next_ready_at()
+            timeout = MAX_IDLE_WAIT_S
+            if nxt is not None:
+                timeout = max(0.0, min(timeout, (nxt - self.clock()) / 1000))
+            if timeout > 0 and not self._stopping:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def stop(self, grace_s: float) -> int:
+        """Stop leasing; wait up to ``grace_s`` for in-flight work. Returns calls cut off."""
+        self._stopping = True
+        self._wake.set()
+        self._slot_free.set()
+        if not self._tasks:
+            return 0
+        _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2)
+        return len(pending)
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_free.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("queue task failed", exc_info=task.exception())
+
+    def submit(self, contexts: list[CallContext]) -> None:
+        """Run calls already leased to us (by ingest or a commit) in their own tasks."""
+        for ctx in contexts:
+            self._spawn(self._chain([ctx]))
+
+    async def _handle(self, item: QueueItem) -> None:
+        try:
+            contexts = await self._first(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("queue item %s (%s) failed; it will be retried", item.id, item.kind)
+            await self._release(item)
+            return
+        await self._chain(contexts)
+
+    async def _release(self, item: QueueItem) -> None:
+        retry = self.clock() + 1000
+
+        def txn(conn: object) -> None:
+            conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (retry, item.id))  # type: ignore[attr-defined]
+
+        with contextlib.suppress(Exception):
+            await self.store.write(txn)  # type: ignore[arg-type]
+
+    async def _chain(self, contexts: list[CallContext]) -> None:
+        """Run the first context inline and hand the rest to new tasks, repeatedly."""
+        while contexts and not self._stopping:
+            first, rest = contexts[0], contexts[1:]
+            if rest:
+                self.submit(rest)
+            try:
+                contexts = await self.executor.call(first)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("call for run %s failed inside the engine; retrying", first.run_id)
+                await self._release(first.item)
+                return
+
+    async def _first(self, item: QueueItem) -> list[CallContext]:
+        kind = item.kind
+        if kind == QueueKind.EVENT:
+            return await self.dispatcher.dispatch(item)
+        if kind in (QueueKind.START, QueueKind.STEP):
+            ctxs = await self.store.load_contexts([item])
+            if not ctxs:
+                await self.store.write(lambda c: writes.ack_txn(c, item.id))
+            return ctxs
+        if kind == QueueKind.SLEEP:
+            return await self.executor.fire_sleep(item)
+        if kind == QueueKind.WAIT_TIMEOUT:
+            return await self.executor.fire_wait_timeout(item)
+        if kind in (QueueKind.DEBOUNCE, QueueKind.BATCH):
+            return await self._fire_buffer(item)
+        if kind == QueueKind.CRON:
+            return await self._fire_cron(item)
+        log.error("unknown queue kind %s; dropping item %s", kind, item.id)
+        await self.store.write(lambda c: writes.ack_txn(c, item.id))
+        return []
+
+    async def _fire_buffer(self, item: QueueItem) -> list[CallContext]:
+        fn = self.dispatcher.registry.get(str(item.payload.get("function")))
+        now = self.clock()
+        lease = self.executor.lease_until()
+        specs = []
+        if fn is not None and item.payload.get("events"):
+            specs.append(self.dispatcher.run_spec(fn, list(item.payload["events"]), str(item.payload["event_id"])))
+
+        def txn(conn: object) -> list[CallContext]:
+            writes.ack_txn(conn, item.id)  # type: ignore[arg-type]
+            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))  # type: ignore[arg-type]
+
+        return await self.store.write(txn)  # type: ignore[arg-type]
+
+    async def _fire_cron(self, item: QueueItem) -> list[CallContext]:
+        slug = str(item.payload.get("function"))
+        spec = str(item.payload.get("cron"))
+        fn = self.dispatcher.registry.get(slug)
+        now = self.clock()
+        lease = self.executor.lease_until()
+        from agentcmd.engine.protocol import iso_ms
+
+        internal = str(ULID())
+        body = {"name": "inngest/scheduled.timer", "id": iso_ms(item.ready_at) or internal, "ts": now, "user": {},
+                "data": {"cron": spec, "scheduledAt": iso_ms(item.ready_at), "fireAt": iso_ms(now)}}
+        dedupe = item.payload.get("dedupe") or f"cron:{slug}:{json.dumps(spec)}"
+        specs = [self.dispatcher.run_spec(fn, [body], internal)] if fn is not None else []
+        try:
+            next_at = triggers.next_cron_ms(spec, now)
+        except Exception:
+            next_at = None
+
+        def txn(conn: object) -> list[CallContext]:
+            writes.ack_txn(conn, item.id)  # type: ignore[arg-type]
+            if fn is None:
+                return []
+            writes.insert_events_txn(conn, [NewEvent(internal, body["name"], body, None, now)], now,  # type: ignore[arg-type]
+                                     dispatch=False)
+            if next_at is not None:
+                writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,  # type: ignore[arg-type]
+                                                       {"function": slug, "cron": spec}, dedupe=str(dedupe)))
+            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))  # type: ignore[arg-type]
+
+        return await self.store.write(txn)  # type: ignore[arg-type]
