@@ -1,0 +1,21 @@
+"""Who may see and do what on the engine's web surfaces.
+
+Three small pieces, each testable on its own:
+
+* ``policy``: a pure function from (route kind, mode, loopback bind,
+  ``--dashboard-auth``) to what a request must carry, plus the bind check
+  (dev refuses a non-loopback bind unless ``--allow-remote-dev``).
+* ``session`` / ``csrf``: an HMAC-signed session cookie (HttpOnly,
+  SameSite=Strict) and CSRF tokens bound to it, with no server-side state,
+  so a restart keeps people logged in and rotating the dashboard token logs
+  everyone out.
+* ``ratelimit``: failed logins are limited per client and overall, with an
+  injected clock.
+
+``guard`` ties them to Starlette requests for the dashboard router.
+"""
+
+from agentcmd.webauth.loopback import is_loopback_host
+from agentcmd.webauth.policy import Need, Route, check_bind, classify, dashboard_locked, requirement
+
+__all__ = ["Need", "Route", "check_bind", "classify", "dashboard_locked", "is_loopback_host", "requirement"]

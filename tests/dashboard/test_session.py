@@ -1,0 +1,107 @@
+"""Session cookies, CSRF tokens and the failed-login limit, with injected clocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentcmd.errors import ConfigError
+from agentcmd.mode import Mode
+from agentcmd.webauth.guard import WebAuth
+from agentcmd.webauth.ratelimit import LoginLimiter
+from agentcmd.webauth.session import SessionSigner, derive_secret
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_cookie_verifies_until_it_expires() -> None:
+    clock = Clock()
+    signer = SessionSigner(derive_secret("tok"), max_age_s=60, clock=clock)
+    value, session = signer.issue()
+    assert signer.verify(value) == session
+    clock.now += 59
+    assert signer.verify(value) is not None
+    clock.now += 2
+    assert signer.verify(value) is None
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda v: v[:-1] + ("0" if v[-1] != "0" else "1"),  # signature changed
+    lambda v: "x" + v,  # session id changed
+    lambda v: v.replace(".", ".9", 1),  # expiry extended
+    lambda v: "",
+    lambda v: "a.b",
+])
+def test_a_tampered_cookie_is_rejected(mangle: object) -> None:
+    signer = SessionSigner(derive_secret("tok"))
+    value, _ = signer.issue()
+    assert signer.verify(mangle(value)) is None  # type: ignore[operator]
+
+
+def test_rotating_the_token_ends_every_session() -> None:
+    value, _ = SessionSigner(derive_secret("old")).issue()
+    assert SessionSigner(derive_secret("new")).verify(value) is None
+
+
+def test_the_cookie_does_not_contain_the_token() -> None:
+    value, _ = SessionSigner(derive_secret("secret-dashboard-token")).issue()
+    assert "secret-dashboard-token" not in value
+
+
+def test_csrf_tokens_are_bound_to_one_browser() -> None:
+    signer = SessionSigner(derive_secret("tok"))
+    token = signer.csrf_token("sid-a")
+    assert signer.check_csrf("sid-a", token)
+    assert not signer.check_csrf("sid-b", token)
+    assert not signer.check_csrf("sid-a", None)
+    assert not signer.check_csrf(None, token)
+
+
+def test_failed_logins_are_limited_per_client_and_forgotten_after_the_window() -> None:
+    clock = Clock()
+    limiter = LoginLimiter(max_failures=3, window_s=60, global_max=100, clock=clock)
+    for _ in range(3):
+        assert limiter.retry_after("1.2.3.4") == 0
+        limiter.failed("1.2.3.4")
+    assert limiter.retry_after("1.2.3.4") == pytest.approx(60)
+    assert limiter.retry_after("5.6.7.8") == 0
+    clock.now += 30
+    assert limiter.retry_after("1.2.3.4") == pytest.approx(30)
+    clock.now += 31
+    assert limiter.retry_after("1.2.3.4") == 0
+
+
+def test_a_success_clears_the_clients_failures() -> None:
+    limiter = LoginLimiter(max_failures=2, clock=Clock())
+    limiter.failed("c")
+    limiter.succeeded("c")
+    limiter.failed("c")
+    assert limiter.retry_after("c") == 0
+
+
+def test_the_global_cap_stops_a_guesser_rotating_addresses() -> None:
+    limiter = LoginLimiter(max_failures=5, window_s=60, global_max=10, clock=Clock())
+    for i in range(10):
+        limiter.failed(f"10.0.0.{i}")
+    assert limiter.retry_after("10.0.0.200") > 0
+
+
+def test_a_remote_production_engine_without_a_dashboard_token_is_refused() -> None:
+    with pytest.raises(ConfigError) as err:
+        WebAuth.build(Mode.PRODUCTION, "0.0.0.0", token=None)
+    assert "agentcmd install" in (err.value.fix or "")
+
+
+def test_dashboard_auth_without_a_token_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        WebAuth.build(Mode.DEV, "127.0.0.1", dashboard_auth=True, token="  ")
+
+
+def test_webauth_repr_hides_the_token() -> None:
+    auth = WebAuth.build(Mode.PRODUCTION, "0.0.0.0", token="very-secret-token")
+    assert "very-secret-token" not in repr(auth)
