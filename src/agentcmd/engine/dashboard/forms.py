@@ -145,9 +145,11 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
         if not auth.page_allowed(request):
             return RedirectResponse("/login?next=/send", status_code=303)
         if not chrome.can_send_events():
-            return chrome.error(request, UnavailableError(
+            err = UnavailableError(
                 "sending events from the dashboard is a dev tool: in production it needs --dashboard-auth",
-                "start the engine with --dashboard-auth, or send events with 'agentcmd send'"), False)
+                "start the engine with --dashboard-auth, or send events with 'agentcmd send'")
+            err.http_status = 403 if chrome.has_actions else 503
+            return chrome.error(request, err, False)
         return chrome.page(request, "send.html", {"name": "", "data": "{}", "error": ""}, title="Send event",
                            nav="send")
 
