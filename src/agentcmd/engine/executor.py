@@ -217,6 +217,10 @@ def _invoke(ctx: CallContext, op: Op, out: Outcome, now: int, registry: Registry
     out.items.append(NewItem(QueueKind.WAIT_TIMEOUT, op.id, expires, {"name": op.label, "kind": "invoke"}))
 
 
+def _canonical_header(name: str) -> str:
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
 class Executor:
     """Runs items; see the module docstring."""
 
@@ -260,9 +264,18 @@ class Executor:
     async def _gateway(self, op: Op) -> Any:
         """``step.ai.infer``: the engine makes the provider request and memoizes its answer."""
         opts = dict(op.opts or {})
-        headers = {str(k): str(v) for k, v in (opts.get("headers") or {}).items()}
-        if opts.get("auth_key"):
-            headers.setdefault("Authorization", f"Bearer {opts['auth_key']}")
+        # Go canonicalizes header names (x-api-key -> X-Api-Key); providers and mocks may rely on it.
+        headers = {_canonical_header(str(k)): str(v) for k, v in (opts.get("headers") or {}).items()}
+        key = opts.get("auth_key")
+        if key:
+            fmt = str(opts.get("format") or "")
+            if fmt == "anthropic":
+                headers.setdefault("X-Api-Key", str(key))
+                headers.setdefault("Anthropic-Version", "2023-06-01")
+            elif fmt == "gemini":
+                headers.setdefault("X-Goog-Api-Key", str(key))
+            else:
+                headers.setdefault("Authorization", f"Bearer {key}")
         try:
             status, body = await self.driver.request_json("POST", str(opts.get("url")), headers, opts.get("body"))
         except Exception as exc:

@@ -10,15 +10,26 @@ touches the executor.
 from __future__ import annotations
 
 import copy
+import sqlite3
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from agentcmd.engine.store import Store, now_ms
+from agentcmd.engine.store import now_ms
 from agentcmd.engine.store import queries as store_queries
+from agentcmd.engine.store.models import NewEvent
 from agentcmd.errors import InputError, NotFoundError, UnavailableError
 
+T = TypeVar("T")
 AcceptEvents = Callable[[list[dict[str, Any]]], Awaitable[list[str]]]
 SyncUrl = Callable[[str], Awaitable[str | None]]
+
+
+class ActionStore(Protocol):
+    """The part of the engine's ``Store`` the buttons use."""
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
+    async def cancel_run(self, run_id: str, reason: str) -> bool | None: ...
+    async def insert_events(self, events: list[NewEvent]) -> list[str]: ...
 
 
 def rerun_event(original: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +44,7 @@ def rerun_event(original: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-async def store_accept(store: Store, events: list[dict[str, Any]]) -> list[str]:
+async def store_accept(store: ActionStore, events: list[dict[str, Any]]) -> list[str]:
     """Default ``accept``: validate and store events with their dispatch rows, in one commit."""
     from agentcmd.engine.ingest import parse_events
 
@@ -41,9 +52,9 @@ async def store_accept(store: Store, events: list[dict[str, Any]]) -> list[str]:
 
 
 class EngineActions:
-    """``DashboardActions`` on an engine ``Store`` plus the engine's accept and sync callables."""
+    """``DashboardActions`` on an engine store plus the engine's accept and sync callables."""
 
-    def __init__(self, store: Store, accept: AcceptEvents | None = None, sync_url: SyncUrl | None = None) -> None:
+    def __init__(self, store: ActionStore, accept: AcceptEvents | None = None, sync_url: SyncUrl | None = None) -> None:
         self._store = store
         self._accept = accept
         self._sync_url = sync_url
