@@ -57,8 +57,7 @@ def dashboard_app(engine: Engine) -> FastAPI:
     from fastapi import FastAPI
 
     config = engine.config
-    auth = build_auth(config.mode, getattr(config, "host", "127.0.0.1"), getattr(config, "dashboard_auth", False),
-                      getattr(config, "dashboard_token", None))
+    auth = build_auth(config.mode, config.host, config.dashboard_auth, config.dashboard_token)
     store = _EngineStore(engine)
 
     async def accept(events: list[dict[str, Any]]) -> list[str]:
