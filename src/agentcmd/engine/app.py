@@ -48,6 +48,9 @@ class EngineConfig:
     call_timeout_s: float = DEFAULT_TIMEOUT_S
     sync_wait_s: float = 5.0                # how long /health waits for -u apps at start
     grace_s: float = 10.0
+    host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
+    dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
+    dashboard_token: str | None = field(default=None, repr=False)
 
     @property
     def production(self) -> bool:
@@ -142,7 +145,11 @@ def build_app(engine: Engine) -> Starlette:
         finally:
             await engine.stop()
 
+    from starlette.routing import Mount
+
+    from agentcmd.engine.dashboard.mount import dashboard_app
+
     routes = [*health.routes(engine), *events.routes(engine), *register.routes(engine), *rest.routes(engine),
-              *graphql.routes(engine)]
+              *graphql.routes(engine), Mount("", app=dashboard_app(engine))]  # the dashboard answers the rest
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={AgentcmdError: agentcmd_error_handler})
