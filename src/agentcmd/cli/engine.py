@@ -18,6 +18,8 @@ _SDK_URL = typer.Option(None, "--sdk-url", "-u", help="App serve URL to sync (re
 _RETRY = typer.Option(None, "--retry-interval", min=0.0,
                       help="Flat retry backoff in seconds instead of the default 15 s .. 2 h table.")
 _GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
+_DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
+                               help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
 
 
 @app.command("dev")
@@ -29,13 +31,28 @@ def dev(
     poll_interval: float = typer.Option(5.0, "--poll-interval", min=0.1, help="Seconds between app re-syncs."),
     retry_interval: float = _RETRY,
     grace: float = _GRACE,
+    dashboard_auth: bool = _DASHBOARD_AUTH,
+    allow_remote_dev: bool = typer.Option(
+        False, "--allow-remote-dev", help="Allow a non-loopback --host in dev mode (no auth: trusted networks only)."),
 ) -> None:
     """Engine in dev mode: no auth, state in memory (gone on exit)."""
-    from agentcmd.engine.app import EngineConfig
-    from agentcmd.engine.serve import serve
+    import sys
 
+    from agentcmd.config import load_settings
+    from agentcmd.engine.app import EngineConfig
+    from agentcmd.engine.dashboard.mount import build_auth
+    from agentcmd.engine.serve import serve
+    from agentcmd.mode import Mode
+    from agentcmd.webauth import check_bind
+
+    warning = check_bind(Mode.DEV, host, allow_remote_dev)
+    token = load_settings().secret("dashboard_token") if dashboard_auth else None
+    build_auth("dev", host, dashboard_auth, token)  # fails before binding if a login is needed but impossible
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
-                          discovery=not no_discovery, retry_interval_s=retry_interval, grace_s=grace)
+                          discovery=not no_discovery, retry_interval_s=retry_interval, grace_s=grace,
+                          host=host, dashboard_auth=dashboard_auth, dashboard_token=token)
     raise typer.Exit(serve(config, host, port))
 
 
@@ -53,6 +70,7 @@ def start(
                                         help="Seconds between retries of apps that failed to sync."),
     retry_interval: float = _RETRY,
     grace: float = _GRACE,
+    dashboard_auth: bool = _DASHBOARD_AUTH,
 ) -> None:
     """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
     from pathlib import Path
@@ -74,7 +92,12 @@ def start(
     if not ek:
         raise ConfigError("no event key: 'agentcmd engine start' only accepts events sent with a key",
                           "run 'agentcmd install', or set INNGEST_EVENT_KEY, or pass --event-key")
+    from agentcmd.engine.dashboard.mount import build_auth
+
+    token = settings.secret("dashboard_token")
+    build_auth("production", host, dashboard_auth, token)  # beyond loopback the dashboard needs a token
     config = EngineConfig(mode="production", db_path=settings.resolved_sqlite_dir / DB_FILE_NAME,
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
-                          poll_interval=poll_interval, retry_interval_s=retry_interval, grace_s=grace)
+                          poll_interval=poll_interval, retry_interval_s=retry_interval, grace_s=grace,
+                          host=host, dashboard_auth=dashboard_auth, dashboard_token=token)
     raise typer.Exit(serve(config, host, port))
