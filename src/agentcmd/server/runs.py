@@ -15,6 +15,9 @@ from agentcmd.workflows.define import APP_ID, Workflow
 from agentcmd.workflows.steps import read_cancelled_steps
 
 TERMINAL = ("Completed", "Failed", "Cancelled")
+# Engines differ in case ("completed" vs "Completed"); the API speaks the run status vocabulary.
+_STEP_STATUS = {s.lower(): s for s in ("Completed", "Failed", "Cancelled", "Running", "Queued", "Scheduled",
+                                       "Sleeping", "Waiting", "Errored")}
 
 
 def workflow_id_of(run: dict[str, Any]) -> str | None:
@@ -43,7 +46,10 @@ def step_view(step: dict[str, Any], phases: tuple[str, ...]) -> dict[str, Any]:
     output = _maybe_json(step.get("output"))
     if phase is None and isinstance(output, dict) and isinstance(output.get("data"), dict):
         phase = output["data"].get("phase") if output["data"].get("phase") in phases else None
-    return {"id": short, "name": name, "phase": phase, "op": step.get("op"), "status": step.get("status"),
+    status = step.get("status")
+    if isinstance(status, str):
+        status = _STEP_STATUS.get(status.lower(), status)
+    return {"id": short, "name": name, "phase": phase, "op": step.get("op"), "status": status,
             "attempt": step.get("attempt"), "output": output, "error": _maybe_json(step.get("error")),
             "started_at": step.get("started_at"), "ended_at": step.get("ended_at")}
 
