@@ -62,6 +62,25 @@ def fake_inngest(tmp_path: Path) -> FakeInngest:
     return FakeInngest(bin_dir, tmp_path / "inngest-calls.jsonl", FAKE_SCRIPT)
 
 
+HELLO_WORKFLOW = """
+from agentcmd import define_workflow
+
+
+@define_workflow(id="hello", retries=0)
+async def hello(ctx, step):
+    return "hi"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A project with one workflow, so the app has something to sync."""
+    root = tmp_path / "project"
+    (root / ".agentcmd" / "workflows").mkdir(parents=True)
+    (root / ".agentcmd" / "workflows" / "hello.py").write_text(HELLO_WORKFLOW)
+    return root
+
+
 @pytest.fixture
 def ports() -> tuple[int, int]:
     """(app port, engine port): two distinct ephemeral ports."""

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from tests.conftest import Spawned, free_port
 from tests.supervisor.conftest import (
+    HELLO_WORKFLOW,
     FakeInngest,
     assert_all_gone,
     child_pids,
@@ -30,22 +31,19 @@ from agentcmd.supervisor.launch import INNGEST_CLI_VERSION
 from agentcmd.supervisor.process import http_get_status
 
 SpawnFn = Callable[..., Spawned]
-HELLO_WORKFLOW = """
-from agentcmd import define_workflow
 
-
-@define_workflow(id="hello", retries=0)
-async def hello(ctx, step):
-    return "hi"
-"""
 READY = "ready in "
 
 
 def supervise(spawn: SpawnFn, fake: FakeInngest, ports: tuple[int, int], command: str, *args: str,
               engine: str = "inngest-cli", **env: str) -> Spawned:
     app_port, engine_port = ports
+    project = fake.record.parent / "project"
+    if not project.exists():
+        (project / ".agentcmd" / "workflows").mkdir(parents=True)
+        (project / ".agentcmd" / "workflows" / "hello.py").write_text(HELLO_WORKFLOW)
     return spawn(command, "--port", str(app_port), "--engine-port", str(engine_port), "--engine", engine,
-                 "--stop-grace", "2", *args, env=fake.env(**env))
+                 "--project", str(project), "--stop-grace", "2", *args, env=fake.env(**env))
 
 
 def sdk_url(ports: tuple[int, int]) -> str:
@@ -83,8 +81,11 @@ def test_first_start_on_a_fresh_home_generates_keys_and_runs_in_production(
     assert "Starting Inngest Server (persistent mode)" in out
     keys = read_config_file(config_file)
 
-    [call] = fake_inngest.records()
+    [call, sync] = fake_inngest.records()
     assert call["argv"][:5] == ["start", "--port", str(ports[1]), "--sdk-url", sdk_url(ports)]
+    # "ready" means the app registered its workflows with the engine, signed (production)
+    assert sync["register"]["url"].startswith(sdk_url(ports)) and sync["register"]["auth"].startswith("Bearer ")
+    assert "synced the app with the engine at" in out
     assert call["env"]["INNGEST_EVENT_KEY"] == keys["event_key"]
     assert call["env"]["INNGEST_SIGNING_KEY"] == keys["signing_key"]
     for pid in child_pids(out).values():  # keys never in argv (ps)
@@ -104,7 +105,7 @@ def test_dev_runs_inngest_dev_with_the_app_url_and_no_keys(
     out = wait_output(child, READY)
     assert "mode: dev (from the default of 'agentcmd dev')" in out
     assert "Starting Inngest Dev Server" in out and "ephemeral: history is lost on restart" in out
-    [call] = fake_inngest.records()
+    [call, _sync] = fake_inngest.records()
     assert call["argv"][:5] == ["dev", "-u", sdk_url(ports), "--port", str(ports[1])]
     assert "--no-discovery" in call["argv"]
     assert "INNGEST_SIGNING_KEY" not in call["env"] and "INNGEST_EVENT_KEY" not in call["env"]
@@ -124,7 +125,7 @@ def test_mode_priority_flag_then_node_env_then_the_command_default(
     child = supervise(spawn, fake_inngest, ports, command, *flags, NODE_ENV=node_env)
     out = wait_output(child, READY)
     assert f"mode: {expected}" in out
-    [call] = fake_inngest.records()
+    call = fake_inngest.records()[0]
     assert call["argv"][0] == ("start" if expected.startswith("production") else "dev")
     interrupt_and_check_clean_exit(child)
 
@@ -227,7 +228,7 @@ def test_inngest_cli_through_npx_when_only_node_is_there(
     install_executable(npx_dir, "npx", fake_inngest.script)
     child = supervise(spawn, fake_inngest, ports, "start", PATH=f"{npx_dir}{os.pathsep}/usr/bin:/bin")
     wait_output(child, READY)
-    [call] = fake_inngest.records()
+    call = fake_inngest.records()[0]
     assert call["argv"][:4] == ["--yes", f"inngest-cli@{INNGEST_CLI_VERSION}", "start", "--port"]
     assert "INNGEST_SIGNING_KEY" in call["env"]
     interrupt_and_check_clean_exit(child)
@@ -272,19 +273,16 @@ def test_production_with_an_external_engine_needs_its_keys(spawn: SpawnFn, fake_
 
 
 def test_external_engine_runs_only_the_app_and_syncs_it_there(
-        spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int], tmp_path: Path) -> None:
+        spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int], project: Path) -> None:
     engine_port = ports[1]
     engine = subprocess.Popen([sys.executable, str(fake_inngest.script), "dev", "--port", str(engine_port)],
                               env={**os.environ, "FAKE_INNGEST_RECORD": str(fake_inngest.record)},
                               stdout=subprocess.DEVNULL)
     try:
         wait_for(lambda: http_get_status(f"http://127.0.0.1:{engine_port}/health") == 200, 10, "fake engine")
-        project = tmp_path / "project"
-        (project / ".agentcmd" / "workflows").mkdir(parents=True)
-        (project / ".agentcmd" / "workflows" / "hello.py").write_text(HELLO_WORKFLOW)
         child = spawn("dev", "--port", str(ports[0]), "--engine", "external", "--project", str(project),
                       "--engine-url", f"http://127.0.0.1:{engine_port}", env=fake_inngest.env())
-        out = wait_output(child, "synced the app with the external engine")
+        out = wait_output(child, "synced the app with the external engine at")
         assert "Using the external Inngest server" in out and list(child_pids(out)) == ["app"]
         registered = [r["register"] for r in fake_inngest.records() if "register" in r]
         assert registered and registered[0]["url"].startswith(sdk_url(ports))
@@ -321,7 +319,7 @@ def test_embedded_engine_command_line(spawn: SpawnFn, fake_inngest: FakeInngest,
     child = supervise(spawn, fake_inngest, ports, "start", engine="embedded",
                       AGENTCMD_ENGINE_COMMAND=fake_inngest.engine_command)
     out = wait_output(child, READY)
-    [call] = fake_inngest.records()
+    call = fake_inngest.records()[0]
     sqlite_dir = agentcmd_home / "data" / "engine"
     assert call["argv"] == ["start", "--host", "127.0.0.1", "--port", str(ports[1]),
                             "--sqlite-dir", str(sqlite_dir), "--sdk-url", sdk_url(ports)]

@@ -20,6 +20,7 @@ import http.client
 import json
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -83,17 +84,18 @@ class Supervisor:
             if plan.uses_npx:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
             self._spawn(plan.engine)
+            if plan.engine_kind == "embedded" and not self._wait_engine_listening(started):
+                self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
+                return EXIT_INTERRUPTED
         self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
         self._spawn(plan.app)
         if not self._wait_ready(started):
             self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
             return EXIT_INTERRUPTED
+        self._sync_app()
         elapsed = time.monotonic() - started
-        engine_note = f", engine {plan.engine_url}"
-        self.sink.info(f"ready in {elapsed:.2f} s: app {plan.app_url}{engine_note} (Ctrl-C to stop)",
+        self.sink.info(f"ready in {elapsed:.2f} s: app {plan.app_url}, engine {plan.engine_url} (Ctrl-C to stop)",
                        ready_seconds=round(elapsed, 3))
-        if plan.engine is None:
-            self._sync_external()
         return self._watch()
 
     # Children ----------------------------------------------------------------
@@ -126,6 +128,27 @@ class Supervisor:
                                f"read the {child.name}'s output above, fix what it reports, "
                                f"then run the command again", exit_code=exit_code,
                                details={"child": child.name, "exit_code": code})
+
+    def _wait_engine_listening(self, started: float) -> bool:
+        """Hold the app back until the embedded engine accepts connections.
+
+        The engine answers requests only after its first sync of the app
+        (bounded by its own 5 s wait). If the app were up before that sync,
+        the SDK's registration call back into the engine would queue behind
+        it and both would stall for those 5 s. An app started once the
+        engine listens is still importing when that first sync runs, so the
+        sync fails fast and ``_sync_app`` registers the app moments later.
+        False if a signal came first; an early exit or the deadline is left
+        to ``_wait_ready`` to report.
+        """
+        deadline = started + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self._signal is not None:
+                return False
+            if any(c.poll() is not None for c in self._children) or _accepts(self.plan.engine_url):
+                return True
+            time.sleep(0.005)
+        return True
 
     def _wait_ready(self, started: float) -> bool:
         """Poll every child's /health until all answer 200. False if a signal came first."""
@@ -173,8 +196,16 @@ class Supervisor:
                 self.sink.info(f"{child.name} {how}", child=child.name, exit_code=code)
         self._children.clear()
 
-    def _sync_external(self) -> None:
-        """An external engine learns about the app from the SDK's out-of-band sync (``PUT``)."""
+    def _sync_app(self) -> None:
+        """Have the SDK register the app with the engine now (its out-of-band sync, ``PUT``).
+
+        The engine syncs its ``-u`` apps itself, but its first attempt usually
+        comes before the app listens, and the retry waits a poll interval
+        (5 s); an external engine does not know the app at all. One ``PUT``
+        makes "ready" mean "the engine knows the app's workflows". It is
+        idempotent, so a sync the engine already did costs nothing.
+        """
+        engine = "the external engine" if self.plan.engine is None else "the engine"
         parts = urlsplit(self.plan.sdk_url)
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=15)
         try:
@@ -187,17 +218,21 @@ class Supervisor:
         finally:
             conn.close()
         # The SDK answers 200 even when the engine refused the registration: read the body too.
-        refused = ""
+        answer: object = None
         with contextlib.suppress(ValueError):
             answer = json.loads(body)
-            if isinstance(answer, dict) and answer.get("error"):
-                refused = str(answer["error"])
-        if 200 <= status < 300 and not refused:
-            self.sink.info(f"synced the app with the external engine at {self.plan.engine_url}")
+        message = ""
+        if isinstance(answer, dict):
+            message = str(answer.get("error") or answer.get("message") or "")
+        if 200 <= status < 300 and not (isinstance(answer, dict) and answer.get("error")):
+            self.sink.info(f"synced the app with {engine} at {self.plan.engine_url}")
+        elif "no functions found" in message:
+            self.sink.info(f"the app has no workflows yet: add them under .agentcmd/workflows/ in "
+                           f"{self.plan.app.argv[-1]}; {engine} picks them up at its next sync")
         else:
-            reason = (refused or body)[:300]
-            self.sink.warning(f"could not sync the app with the external engine at {self.plan.engine_url} "
-                              f"(status {status}: {reason}); check its keys, or sync from its dashboard")
+            reason = (message or body)[:300]
+            self.sink.warning(f"could not sync the app with {engine} at {self.plan.engine_url} "
+                              f"(status {status}: {reason}); check the keys both use")
 
     # Parent watch --------------------------------------------------------------
     def _start_watchdog(self) -> None:
@@ -230,6 +265,16 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             watchdog.kill()
             watchdog.wait()
+
+
+def _accepts(url: str) -> bool:
+    """Whether a TCP connection to ``url``'s host and port succeeds now."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=0.2):
+            return True
+    except OSError:
+        return False
 
 
 def _signal_name(signum: int | None) -> str:
