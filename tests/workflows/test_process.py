@@ -1,0 +1,95 @@
+"""Step subprocesses: bounded output, timeouts and cancels stop the whole group, the loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agentcmd.workflows.process import run_process, running_count, terminate_run
+
+
+def _dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+async def test_a_timeout_stops_the_group_including_grandchildren(tmp_path: Path) -> None:
+    started = time.monotonic()
+    res = await run_process("sleep 30 & echo $! > child.pid; wait", cwd=tmp_path, timeout=0.5, grace=1)
+    assert res.timed_out and res.exit_code != 0 and time.monotonic() - started < 5
+    assert _dead(int((tmp_path / "child.pid").read_text()))
+
+
+async def test_a_command_ignoring_sigterm_is_killed_after_the_grace_period(tmp_path: Path) -> None:
+    started = time.monotonic()
+    res = await run_process("trap '' TERM; echo ready; sleep 30 & echo $! > child.pid; wait", cwd=tmp_path,
+                            timeout=0.5, grace=0.5)
+    assert res.timed_out and res.stdout == "ready\n" and time.monotonic() - started < 5
+    assert _dead(int((tmp_path / "child.pid").read_text()))
+
+
+async def test_terminate_run_stops_that_runs_commands_and_marks_them_cancelled(tmp_path: Path) -> None:
+    task = asyncio.create_task(run_process(["sleep", "30"], run_id="run-to-cancel", grace=1))
+    for _ in range(200):
+        if running_count("run-to-cancel"):
+            break
+        await asyncio.sleep(0.01)
+    assert terminate_run("run-to-cancel") == 1
+    res = await asyncio.wait_for(task, 5)
+    assert res.cancelled and res.exit_code == -15
+    assert running_count("run-to-cancel") == 0
+
+
+async def test_a_missing_program_is_file_not_found_and_a_shell_says_127() -> None:
+    with pytest.raises(FileNotFoundError):
+        await run_process(["definitely-not-a-program-xyz"])
+    assert (await run_process("definitely-not-a-program-xyz")).exit_code == 127
+
+
+def test_a_step_timeout_fails_the_step_with_a_clear_message(app_server: Any, write_workflow: Any) -> None:
+    write_workflow("slow.py", '''
+        from agentcmd import define_workflow
+
+        @define_workflow(id="slow", retries=0)
+        async def slow(ctx, step):
+            await step.cli("wait", "sleep 30", timeout="300ms")
+    ''')
+    started = time.monotonic()
+    run = app_server().driver.run("slow")
+    assert run.status == "Failed" and time.monotonic() - started < 10
+    assert "timed out after 0.3s" in run.output["message"]
+
+
+def test_a_running_command_does_not_block_the_server(app_server: Any, write_workflow: Any, project: Path,
+                                                     wait_until: Any) -> None:
+    write_workflow("nap.py", '''
+        from agentcmd import define_workflow
+
+        @define_workflow(id="nap", retries=0)
+        async def nap(ctx, step):
+            await step.cli("nap", "touch napping; sleep 2")
+            return "rested"
+    ''')
+    server = app_server()
+    results: list[Any] = []
+    thread = threading.Thread(target=lambda: results.append(server.driver.run("nap")))
+    thread.start()
+    wait_until(lambda: (project / "napping").exists(), 10, "the command to start")
+    started = time.monotonic()
+    assert httpx.get(server.url + "/health", timeout=5).status_code == 200
+    assert time.monotonic() - started < 0.5
+    thread.join(20)
+    assert results[0].output == "rested"
