@@ -1,0 +1,205 @@
+"""The workflow guide cannot drift: its examples run on the embedded engine, and it covers the DSL.
+
+docs/examples/*.py are copied into a project's .agentcmd/workflows/ and run
+through the real engine (``agentcmd engine dev``) and the real app server,
+with a fake ``claude`` on PATH.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from agentcmd.inngest_env import inngest_env
+from agentcmd.mode import Mode
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "docs" / "examples"
+GUIDE = ROOT / "docs" / "workflows.md"
+
+FAKE_CLAUDE = """#!{python}
+import json, sys
+with open({log!r}, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+prompt = sys.argv[sys.argv.index("-p") + 1]
+session = sys.argv[sys.argv.index("--resume") + 1] if "--resume" in sys.argv else "sess-123"
+print(json.dumps({{"type": "result", "result": "ok: " + prompt, "session_id": session}}))
+"""
+
+
+@dataclass
+class Examples:
+    app_url: str
+    project: Path
+    claude_log: Path
+    home: Path
+
+    def claude_calls(self) -> list[list[str]]:
+        return [json.loads(x) for x in self.claude_log.read_text().splitlines()] if self.claude_log.exists() else []
+
+    def start(self, workflow: str, data: dict[str, Any]) -> httpx.Response:
+        return httpx.post(f"{self.app_url}/api/workflows/{workflow}/runs", json={"input": data}, timeout=30)
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.app_url}/api/runs/{run_id}", timeout=10).json()["data"]
+        return data
+
+    def wait(self, run_id: str, timeout: float = 60, poke: Callable[[], None] | None = None) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run(run_id)
+            if run["status"] in ("Completed", "Failed", "Cancelled"):
+                return run
+            if poke is not None:
+                poke()
+            time.sleep(0.1)
+        raise AssertionError(f"run {run_id} did not finish in {timeout}s: {self.run(run_id)}")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
+    """Engine (dev) + app server over a git project holding every docs example."""
+    base = tmp_path_factory.mktemp("examples")
+    project, home, bindir = base / "project", base / "home", base / "bin"
+    (project / ".agentcmd" / "workflows").mkdir(parents=True)
+    bindir.mkdir()
+    for example in EXAMPLES.glob("*.py"):
+        shutil.copy(example, project / ".agentcmd" / "workflows" / example.name)
+    (project / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    (project / "utils.py").write_text("X = 1\n")
+    (project / ".gitignore").write_text(".agentcmd/\n__pycache__/\n.pytest_cache/\n")
+    claude_log = base / "claude.jsonl"
+    claude = bindir / "claude"
+    claude.write_text(FAKE_CLAUDE.format(python=sys.executable, log=str(claude_log)))
+    claude.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "AGENTCMD_"))}
+    env.update({"AGENTCMD_HOME": str(home), "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
+                "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com",
+                "PATH": os.pathsep.join([str(bindir), str(Path(sys.executable).parent), env.get("PATH", "")])})
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "initial"]):
+        subprocess.run(["git", *args], cwd=project, check=True, env=env, capture_output=True)
+    import socket
+
+    socks = [socket.socket() for _ in range(2)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    app_port, engine_port = (s.getsockname()[1] for s in socks)
+    for s in socks:
+        s.close()
+    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
+    logs = [open(base / "engine.log", "wb"), open(base / "app.log", "wb")]  # noqa: SIM115
+    children = [
+        subprocess.Popen([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
+                          str(engine_port), "--no-discovery", "--poll-interval", "0.2", "-u",
+                          f"{app_url}/api/workflows/inngest"], env=env, stdout=logs[0], stderr=subprocess.STDOUT,
+                         start_new_session=True),
+        subprocess.Popen([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project",
+                          str(project), "--log-level", "warning"], env=inngest_env(Mode.DEV, engine_url, base=env),
+                         stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True),
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                fns = httpx.get(f"{engine_url}/v1/functions", timeout=5).json().get("data") or []
+                if len(fns) >= 3 and httpx.get(f"{app_url}/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError("examples stack did not start:\n" + "\n".join(
+                    (base / n).read_text() for n in ("engine.log", "app.log")))
+            time.sleep(0.1)
+        yield Examples(app_url, project, claude_log, home)
+    finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, 9)
+                child.wait()
+        for log in logs:
+            log.close()
+
+
+def test_every_example_loads_and_is_in_the_guide(examples: Examples) -> None:
+    body = httpx.get(f"{examples.app_url}/api/workflows", timeout=10).json()
+    assert body["errors"] == []
+    assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor"}
+    guide = GUIDE.read_text()
+    for example in EXAMPLES.glob("*.py"):
+        assert f"examples/{example.name}" in guide, f"{example.name} is not referenced in docs/workflows.md"
+
+
+def test_fix_tests_example(examples: Examples) -> None:
+    (examples.project / "fix.py").write_text("FIXED = True\n")  # what a real agent would have changed
+    resp = examples.start("fix-tests", {"issue": "test_login fails"})
+    assert resp.status_code == 202, resp.text
+    run = examples.wait(resp.json()["data"]["run_id"])
+    assert run["status"] == "Completed", run
+    assert run["output"] == {"plan": "ok: Plan a fix for: test_login fails", "tests_ok": True}
+    assert [(s["phase"], s["id"]) for s in run["steps"]] == [
+        ("plan", "plan"), ("fix", "tests"), ("fix", "cool-down"), ("ship", "commit")]
+    assert _git(examples.project, "log", "-1", "--format=%s") == "fix: failing tests"
+
+
+def test_approval_example(examples: Examples) -> None:
+    run_id = examples.start("review", {"path": "src/"}).json()["data"]["run_id"]
+
+    def approve() -> None:  # resent until the run ends: an event sent before the wait began is not seen
+        httpx.post(f"{examples.app_url}/api/events", json={"name": "agentcmd/review.approved",
+                                                            "data": {"approved": True}}, timeout=10)
+
+    run = examples.wait(run_id, poke=approve)
+    assert run["output"] == {"approved": True, "session": "sess-123"}
+    artifact = next(s for s in run["steps"] if s["id"] == "artifact:review.md")
+    assert Path(artifact["output"]["path"]).read_text() == "ok: Review the code in src/"
+    assert any(s["id"] == "log" and s["output"]["log"].startswith("review ready") for s in run["steps"])
+
+
+def test_typed_input_example(examples: Examples) -> None:
+    bad = examples.start("refactor", {"rounds": 9})
+    assert bad.status_code == 422
+    assert {d["path"] for d in bad.json()["details"]} == {"target", "rounds"}
+    before = len(examples.claude_calls())
+    resp = examples.start("refactor", {"target": "utils.py", "rounds": 2})
+    run = examples.wait(resp.json()["data"]["run_id"])
+    assert run["status"] == "Completed", run
+    out = run["output"]
+    assert out["session"] == "sess-123" and out["lint_ok"] is False and out["branch"].startswith("agentcmd/")
+    calls = examples.claude_calls()[before:]
+    assert len(calls) == 2 and calls[1][-2:] == ["--resume", "sess-123"]
+    assert _git(examples.project, "show", f"{out['branch']}:utils.py") == "X = 1\n# refactored"
+    assert (examples.project / "utils.py").read_text() == "X = 1\n"  # the worktree kept the checkout clean
+
+
+def test_the_guide_documents_every_step_method_and_define_workflow_option() -> None:
+    import inspect
+
+    from agentcmd.workflows.define import define_workflow
+    from agentcmd.workflows.steps import WorkflowSteps
+
+    guide = GUIDE.read_text()
+    methods = [n for n, _ in inspect.getmembers(WorkflowSteps, inspect.isfunction) if not n.startswith("_")]
+    for name in methods:
+        assert f"step.{name}(" in guide, f"step.{name} is not documented in docs/workflows.md"
+    for option in inspect.signature(define_workflow).parameters:
+        assert re.search(rf"`{option}[`=]", guide), f"define_workflow({option}=) is not documented"
