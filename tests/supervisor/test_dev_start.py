@@ -324,5 +324,5 @@ def test_embedded_engine_command_line(spawn: SpawnFn, fake_inngest: FakeInngest,
     assert call["argv"] == ["start", "--host", "127.0.0.1", "--port", str(ports[1]),
                             "--sqlite-dir", str(sqlite_dir), "--sdk-url", sdk_url(ports)]
     assert {"INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"} <= set(call["env"])
-    assert f"database: {sqlite_dir}" in out
+    assert f"database: {sqlite_dir / 'engine.db'}" in out
     interrupt_and_check_clean_exit(child)

@@ -12,7 +12,7 @@ from agentcmd.config import load_settings
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 from agentcmd.errors import ConfigError, UnavailableError
 from agentcmd.mode import Mode
-from agentcmd.supervisor.launch import INNGEST_CLI_VERSION, build_plan, connect_host
+from agentcmd.supervisor.launch import DB_FILE_NAMES, INNGEST_CLI_VERSION, build_plan, connect_host
 
 FAKE = Path(__file__).with_name("fake_inngest.py")
 EVENT_KEY, SIGNING_KEY = generate_event_key(), generate_signing_key()
@@ -45,7 +45,14 @@ def test_embedded_production_engine_gets_sqlite_dir_and_keys_in_its_environment_
         assert spec.env["INNGEST_EVENT_KEY"] == EVENT_KEY and spec.env["INNGEST_SIGNING_KEY"] == SIGNING_KEY
         assert not any(SIGNING_KEY in arg or EVENT_KEY in arg for arg in spec.argv)
     assert "INNGEST_DEV" not in plan.app.env and plan.app.env["INNGEST_BASE_URL"] == "http://127.0.0.1:8288"
-    assert "persistent mode" in plan.engine_banner() and str(settings.resolved_sqlite_dir) in plan.engine_banner()
+    assert "persistent mode" in plan.engine_banner()
+    assert f"database: {settings.resolved_sqlite_dir / 'engine.db'}" in plan.engine_banner()
+
+
+def test_the_banner_names_the_file_the_embedded_engine_really_uses() -> None:
+    from agentcmd.engine.store import DB_FILE_NAME
+
+    assert DB_FILE_NAMES["embedded"] == DB_FILE_NAME
 
 
 def test_embedded_dev_engine_gets_the_app_url_and_no_keys(keys: None) -> None:

@@ -40,6 +40,9 @@ from agentcmd.supervisor.process import ChildSpec
 
 INNGEST_CLI_VERSION = "1.45.1"
 ENGINE_COMMAND_ENV = "AGENTCMD_ENGINE_COMMAND"
+# The file each engine keeps in its --sqlite-dir (ours: agentcmd.engine.store.DB_FILE_NAME, not
+# imported to keep the supervisor's startup light; a test checks they agree).
+DB_FILE_NAMES = {"embedded": "engine.db", "inngest-cli": "main.db"}
 _KEY_VARS = ("INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK")
 
 
@@ -60,6 +63,12 @@ class LaunchPlan:
     database_dir: Path | None
     uses_npx: bool = False
 
+    @property
+    def database_path(self) -> Path | None:
+        if self.database_dir is None:
+            return None
+        return self.database_dir / DB_FILE_NAMES.get(self.engine_kind, "")
+
     def engine_banner(self) -> str:
         """The spec's log line for the engine, with where its data lives."""
         via = {"inngest-cli": " with the inngest binary", "embedded": ""}.get(self.engine_kind, "")
@@ -67,7 +76,7 @@ class LaunchPlan:
             return f"Using the external Inngest server at {self.engine_url} (not started by agentcmd)"
         if self.mode is Mode.PRODUCTION:
             return (f"Starting Inngest Server (persistent mode){via} on {self.engine_url}; "
-                    f"database: {self.database_dir}")
+                    f"database: {self.database_path}")
         return (f"Starting Inngest Dev Server{via} on {self.engine_url} "
                 f"(ephemeral: history is lost on restart)")
 

@@ -79,7 +79,7 @@ class Supervisor:
         plan = self.plan
         self._start_watchdog()
         self.sink.info(plan.engine_banner(), engine=plan.engine_kind, mode=plan.mode.value,
-                       database=str(plan.database_dir) if plan.database_dir else None)
+                       database=str(plan.database_path) if plan.database_path else None)
         if plan.engine is not None:
             if plan.uses_npx:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
@@ -87,6 +87,7 @@ class Supervisor:
             if plan.engine_kind == "embedded" and not self._wait_engine_listening(started):
                 self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
                 return EXIT_INTERRUPTED
+            self._check_exits("during startup")  # an engine that failed at once: no app to stop
         self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
         self._spawn(plan.app)
         if not self._wait_ready(started):
