@@ -222,3 +222,67 @@ def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunn
     assert (project / "three.log").read_text() == "run\n"
     # Step two was in flight when the engine died: it may run again, but completes once in the history.
     assert [s["id"] for s in run["steps"]] == ["one", "two", "three"]
+
+
+CANCELLABLE = '''
+from agentcmd import define_workflow
+
+@define_workflow(id="cancellable", phases=["work"], retries=0, cancel_on=["agentcmd/cancellable.stop"])
+async def cancellable(ctx, step):
+    with step.phase("work"):
+        await step.cli("quick", "true")
+        await step.cli("long", f"sleep 60 & echo $! > {ctx.run_id}.pid; wait")
+        await step.cli("never", f"touch {ctx.run_id}.never")
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command(
+        project: Path, write_workflow: Any, procs: Any, tmp_path: Path) -> None:
+    write_workflow("cancellable.py", CANCELLABLE)
+    app_port, engine_port = _free_ports(2)
+    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+    procs([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)],
+          inngest_env(Mode.DEV, engine_url, base=base))
+    engine = procs([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
+                    str(engine_port), "--no-discovery", "--poll-interval", "0.2", "-u",
+                    f"{app_url}/api/workflows/inngest"], base)
+    _wait(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
+    cli_env = {**base, "PORT": str(app_port)}
+
+    def start() -> tuple[str, int]:
+        run_id = httpx.post(f"{app_url}/api/workflows/cancellable/runs", json={}, timeout=30).json()["data"]["run_id"]
+        pid_file = project / f"{run_id}.pid"
+        _wait(lambda: pid_file.exists() and pid_file.read_text().strip(), 30, "the long command", engine.output)
+        return run_id, int(pid_file.read_text())
+
+    def cancelled(run_id: str) -> dict[str, Any]:
+        run: dict[str, Any] = _wait(
+            lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json()["data"])["status"]
+            == "Cancelled" and r["steps"] and r["steps"][-1]["status"] == "Cancelled" and r,
+            15, f"run {run_id} and its step cancelled", engine.output)
+        return run
+
+    run_id, child = start()
+    out = _cli("runs", "cancel", run_id, env=cli_env)
+    assert out.returncode == 0 and "Cancelled" in out.stdout, out.stderr
+    _wait(lambda: not _alive(child), 10, "the command group stopped by the cancel")
+    run = cancelled(run_id)
+    assert [(s["id"], s["status"]) for s in run["steps"]] == [("quick", "Completed"), ("long", "Cancelled")]
+
+    run_id, child = start()
+    assert _cli("send", "agentcmd/cancellable.stop", "--data", "{}", env=cli_env).returncode == 0
+    _wait(lambda: not _alive(child), 15, "the command group stopped after the cancel_on event")
+    cancelled(run_id)
+    assert not list(project.glob("*.never"))
