@@ -44,12 +44,8 @@ class Driver:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
-    def encode(self, payload: Any) -> bytes:
-        """Canonical (JCS) bytes when signing, plain compact JSON otherwise."""
-        return signing.canonical_json(payload) if self.signing_key else signing.compact_json(payload)
-
-    async def call(self, url: str, payload: Any, headers: dict[str, str] | None = None) -> SDKResponse:
-        body = self.encode(payload)
+    async def call(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> SDKResponse:
+        """POST canonical ``body`` (signed in production) and classify the answer; never raises."""
         h = {"Content-Type": "application/json", "X-Inngest-Server-Kind": self.server_kind,
              "X-Inngest-Req-Version": "2", **(headers or {})}
         if self.signing_key:

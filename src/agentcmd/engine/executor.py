@@ -68,27 +68,29 @@ def call_url(base: str, slug: str, step_id: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(query), ""))
 
 
-def request_body(ctx: CallContext) -> dict[str, Any]:
-    """The execution request (reference §5.1); strict types the SDK checks."""
+def request_body(ctx: CallContext) -> bytes:
+    """The execution request (reference §5.1) as RFC 8785 canonical bytes.
+
+    Memos and events are stored canonical, so the body is assembled from
+    their stored text instead of re-encoding the whole run state per call
+    (a 10-step run would otherwise re-encode 55 memos). Top-level keys are
+    written in sorted order, as JCS requires.
+    """
     stack = list(ctx.steps)
-    return {
-        "event": ctx.events[0] if ctx.events else {},
-        "events": ctx.events,
-        "steps": ctx.steps,
-        "ctx": {
-            "run_id": ctx.run_id,
-            "attempt": ctx.item.attempt,
-            "max_attempts": ctx.max_attempts,
-            "disable_immediate_execution": ctx.force_plan,
-            "use_api": False,
-            "stack": {"stack": stack, "current": len(stack)},
-            "fn_id": ctx.function_slug,
-            "step_id": ctx.item.step_id or "step",
-            "env": "",
-        },
+    head = json.dumps({
+        "run_id": ctx.run_id,
+        "attempt": ctx.item.attempt,
+        "max_attempts": ctx.max_attempts,
+        "disable_immediate_execution": ctx.force_plan,
         "use_api": False,
-        "version": 2,
-    }
+        "stack": {"stack": stack, "current": len(stack)},
+        "fn_id": ctx.function_slug,
+        "step_id": ctx.item.step_id or "step",
+        "env": "",
+    }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    steps = ",".join(json.dumps(sid, ensure_ascii=False) + ":" + ctx.steps[sid] for sid in sorted(ctx.steps))
+    return (f'{{"ctx":{head},"event":{ctx.event_json},"events":{ctx.events_json},"steps":{{{steps}}},'
+            f'"use_api":false,"version":2}}').encode()
 
 
 def _transport_error(resp: SDKResponse) -> str:
@@ -183,7 +185,7 @@ def _wait_for_event(ctx: CallContext, op: Op, out: Outcome, now: int) -> None:
     opts = op.opts or {}
     event_name = str(opts.get("event") or op.name)
     expires = now + _timeout_ms(opts.get("timeout"), 0)
-    trigger = ctx.events[0] if ctx.events else {}
+    trigger = ctx.first_event
     out.waiting.append(op.id)
     out.pauses.append(NewPause("wait", op.id, event_name, opts.get("if") or None, None, expires,
                                {"after_event": str(ULID()), "trigger": trigger, "name": op.label}))

@@ -200,6 +200,40 @@ def error_memo(error: Mapping[str, Any] | None) -> dict[str, Any]:
     return {"error": err}
 
 
+# -- canonical JSON ------------------------------------------------------------------------
+
+_MAX_SAFE_INT = 2**53
+
+
+def _plain(value: Any) -> bool:
+    """True if ``json.dumps(sort_keys=True)`` already produces RFC 8785 output for ``value``.
+
+    It does unless there are floats (ES6 number formatting differs), huge ints,
+    or non-ASCII object keys (JCS sorts by UTF-16 code units, Python by code points).
+    """
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT < value < _MAX_SAFE_INT
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def canonical(value: Any) -> str:
+    """RFC 8785 (JCS) text of ``value``: what the SDK re-computes to check our signature.
+
+    The C ``json`` encoder when that is already canonical, else the SDK's own ``jcs``.
+    """
+    if _plain(value):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    import jcs
+
+    return bytes(jcs.canonicalize(value)).decode("utf-8")
+
+
 # -- time ------------------------------------------------------------------------------------
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|w|d|h|m|s)")

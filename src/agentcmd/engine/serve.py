@@ -34,6 +34,34 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _server_class() -> type:
+    import contextlib
+    import signal
+    import threading
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown (exit 143/130);
+        the engine's contract is exit 0 after a clean stop, so it only sets the flags."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return Server
+
+
 def start_line(config: EngineConfig, url: str) -> str:
     if config.production:
         return (f"agentcmd engine: production mode, database {config.db_path} (SQLite WAL), listening on {url}; "
@@ -65,7 +93,7 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
         loop = "asyncio"
     uv_config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, lifespan="on",
                                timeout_graceful_shutdown=max(1, int(config.grace_s) + 5))
-    server = uvicorn.Server(uv_config)
+    server = _server_class()(uv_config)
     try:
         server.run(sockets=[sock])
     finally:

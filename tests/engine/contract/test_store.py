@@ -81,7 +81,7 @@ async def test_memo_next_item_and_ack_commit_together(store: Store) -> None:
     outcome = Outcome(memos=[MemoWrite("h1", "s1", "StepRun", {"data": 1})])
     [nxt] = await store.apply_outcome("01RUN", item, outcome, now + 60_000)
     assert nxt.item.kind == QueueKind.STEP and nxt.item.step_id == DISCOVERY
-    assert nxt.steps == {"h1": {"data": 1}}
+    assert nxt.steps == {"h1": '{"data":1}'}
     assert await store.read(lambda c: c.execute("SELECT COUNT(*) FROM queue").fetchone()[0]) == 1
     run = await store.read(lambda c: queries.get_run(c, "01RUN"))
     assert run is not None and run["status"] == RunStatus.RUNNING
@@ -94,7 +94,7 @@ async def test_memo_is_stored_exactly_once(store: Store) -> None:
                                                              now)) is True
     assert await store.write(lambda c: writes.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 1}),
                                                              now)) is False
-    with pytest.raises(MemoConflictError, match="01RUN.*h1"):
+    with pytest.raises(MemoConflictError, match=r"01RUN.*h1"):
         await store.write(lambda c: writes.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 2}),
                                                           now))
     assert await store.read(lambda c: queries.run_memos(c, "01RUN")) == {"h1": {"data": 1}}

@@ -132,3 +132,38 @@ def test_memo_shapes() -> None:
 def test_times_round_trip() -> None:
     assert iso_ms(NOW + 7) == "2025-01-01T00:00:00.007Z"
     assert parse_time_ms("2025-01-01T00:00:00.007Z") == NOW + 7
+
+
+@pytest.mark.parametrize("value", [
+    {"b": 1, "a": [True, None, "é☃️"], "c": {"z": "\n\t\u0001"}},
+    {"f": 1.0, "g": 1e21, "h": 0.1, "i": -0.0},
+    {"é": 1, "z": 2, "\U0001f600": 3, "\ue000": 4},
+    {"big": 2**60},
+    [1, "two", 3.5],
+])
+def test_canonical_matches_the_sdks_jcs(value: object) -> None:
+    import jcs
+
+    from agentcmd.engine.protocol import canonical
+
+    assert canonical(value).encode() == jcs.canonicalize(value)
+
+
+def test_request_body_is_canonical_as_the_sdk_recomputes_it() -> None:
+    import jcs
+
+    from agentcmd.engine.executor import request_body
+    from agentcmd.engine.protocol import canonical
+    from agentcmd.engine.store.models import CallContext, QueueItem, QueueKind
+
+    event = {"name": "app/x", "data": {"n": 1.5, "s": "☃"}, "id": "01E", "ts": 1, "user": {}}
+    ctx = CallContext(item=QueueItem(7, QueueKind.STEP, "01R", "step", 0, 2, {}), run_id="01R",
+                      function_slug="app-%$^&*(_+{|:<?☃️", url="http://x/api?fnId=a&stepId=step",
+                      event_json=canonical(event), events_json="[" + canonical(event) + "]",
+                      steps={"bb": canonical({"data": [1, 2.0]}), "aa": canonical(None)},
+                      force_plan=True, max_attempts=5, status="Running")
+    body = request_body(ctx)
+    assert jcs.canonicalize(json.loads(body)) == body
+    parsed = json.loads(body)
+    assert parsed["ctx"]["stack"] == {"stack": ["bb", "aa"], "current": 2}
+    assert parsed["ctx"]["disable_immediate_execution"] is True and parsed["use_api"] is False

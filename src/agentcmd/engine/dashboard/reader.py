@@ -80,7 +80,17 @@ class StepRow:
 
     @property
     def duration_ms(self) -> int:
-        return max(0, self.ended_at - self.started_at)
+        """The engine's timing, or the step's own measure when longer.
+
+        The engine only sees a step when its result comes back, so its
+        ``started_at`` can equal ``ended_at``; agentcmd's command and agent
+        results carry ``duration_s``, measured where the step ran.
+        """
+        engine = max(0, self.ended_at - self.started_at)
+        own = self.output.get("duration_s") if isinstance(self.output, dict) else None
+        if isinstance(own, int | float) and not isinstance(own, bool) and own * 1000 > engine:
+            return round(own * 1000)
+        return engine
 
 
 @dataclass(frozen=True)

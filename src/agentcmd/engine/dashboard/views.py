@@ -151,10 +151,11 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
         version = version_of(run.summary.status, len(steps), len(history), len(waits))
         if as_twin:
             return chrome.twin(data, version=version, started=started)
-        first = min([s.started_at for s in steps] + [run.summary.started_at or run.summary.created_at])
+        # A bar per step on one time axis: from (end - duration) to end, as a share of the run's span.
+        first = min([s.ended_at - s.duration_ms for s in steps] + [run.summary.started_at or run.summary.created_at])
         last = max([s.ended_at for s in steps] + [run.summary.ended_at or int(time.time() * 1000)])
         span = max(1, last - first)
-        bars = {s.step_id: (100 * (s.started_at - first) / span, max(0.5, 100 * s.duration_ms / span))
+        bars = {s.step_id: (100 * (s.ended_at - s.duration_ms - first) / span, max(0.5, 100 * s.duration_ms / span))
                 for s in steps}
         return chrome.page(request, "run.html", {**data, "bars": bars, "final": run.summary.final},
                            title=f"Run {run_id}", nav="runs",

@@ -57,11 +57,19 @@ class CallContext:
     run_id: str
     function_slug: str
     url: str
-    events: list[dict[str, Any]]
-    steps: dict[str, Any]          # hashed step id -> memo, in stack order
+    event_json: str                # canonical JSON of the first triggering event
+    events_json: str               # canonical JSON list of all triggering events
+    steps: dict[str, str]          # hashed step id -> canonical memo JSON, in stack order
     force_plan: bool
     max_attempts: int
     status: str
+
+    @property
+    def first_event(self) -> dict[str, Any]:
+        import json
+
+        value = json.loads(self.event_json)
+        return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True)

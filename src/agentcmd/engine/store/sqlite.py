@@ -1,26 +1,34 @@
-"""SQLite access: one writer thread that groups commits, plus readers.
+"""SQLite access: one connection, commits grouped per event-loop turn.
 
-Why a writer thread: SQLite allows one writer at a time, and a commit
-awaited through a generic thread pool costs ~2 ms of hand-offs. Here every
-``write(fn)`` call is queued to one dedicated thread, which takes *all*
-queued calls at once and runs them in one ``BEGIN IMMEDIATE`` transaction
-(each under its own SAVEPOINT, so one failing call does not undo the
-others), commits once, and answers each caller with
-``loop.call_soon_threadsafe``. Under load, 32 runs moving at once share a
-commit (see CONVENTIONS "measured facts").
+Measured on this machine class before settling (CONVENTIONS asks for it):
+a WAL commit with ``synchronous=NORMAL`` costs ~0.02 ms when run inline,
+but the same commit handed to a writer thread and awaited back costs far
+more, because every hand-off is two GIL switches, and under load the
+writer waits for the busy loop thread to give the GIL up. The engine's
+transactions are all small (one step's memo, the next queue row, the
+ack), so they run on the event-loop thread itself:
+
+* ``write(fn)`` queues ``fn`` and schedules one flush for the current loop
+  turn. The flush runs *every* queued ``fn`` in one ``BEGIN IMMEDIATE``
+  transaction, each under its own SAVEPOINT (one failing call does not undo
+  the others), commits once, then resolves the callers' futures. 32 runs
+  moving at once share a commit; a lone step still commits before its
+  caller continues (commit before calling out).
+* ``read(fn)`` runs ``fn`` at once on the same connection; no transaction
+  of ours is ever open between loop turns, so it sees committed state.
 
 Two modes, one code path:
 
 * ``memory``: ``file:agentcmd-<uuid>?mode=memory&cache=shared``. The
-  writer's connection is kept open for the life of the database (closing
-  the last connection deletes an in-memory database). Shared cache locks
-  whole tables, so readers would get "database table is locked" while a
-  write is in flight and ``busy_timeout`` does not help there: in memory
-  mode reads run on the writer thread too.
-* ``file``: WAL journal, ``synchronous=NORMAL`` (a commit survives a crash
-  of the process, which is what ``kill -9`` tests; a power cut may lose the
-  last few commits but never corrupts the file), and reads on a small pool
-  of thread-local read connections that never block the writer.
+  connection is kept open for the life of the database (closing the last
+  connection deletes an in-memory database). Because all access goes
+  through this one connection, shared-cache table locks ("database table
+  is locked") cannot happen.
+* ``file``: WAL journal and ``synchronous=NORMAL``: a committed transaction
+  survives a crash of the process (what ``kill -9`` tests); a power cut may
+  lose the last few commits but never corrupts the file. ``busy_timeout``
+  covers a short lock held by another process (a backup, the sqlite3
+  shell); a second engine on the same file is refused by an advisory lock.
 
 Startup checks turn SQLite's terse failures into ``StoreError`` subclasses
 that name the file and say what to do.
@@ -32,13 +40,10 @@ import asyncio
 import contextlib
 import fcntl
 import logging
-import queue
 import sqlite3
-import threading
 import uuid
 import warnings
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -48,29 +53,25 @@ from agentcmd.errors import DatabaseCorruptError, DatabaseLockedError, StoreErro
 T = TypeVar("T")
 log = logging.getLogger("agentcmd.engine.store")
 
-# How long a connection waits for another process's lock before failing.
-# Only another process can hold one (we have a single writer thread), so a
-# short wait is enough; past it we report "locked" with the file name.
+# How long to wait for a lock held by *another process* (a backup, the
+# sqlite3 shell) before reporting "locked" with the file name. We never
+# contend with ourselves: there is one connection.
 BUSY_TIMEOUT_MS = 2000
-_STOP = object()
 
 
 class Database:
-    """A SQLite database with one writer thread; see the module docstring."""
+    """A SQLite database used from one event loop; see the module docstring."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.in_memory = path is None
         self._uri = (f"file:agentcmd-{uuid.uuid4().hex}?mode=memory&cache=shared" if path is None
                      else None)
-        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._writer_conn: sqlite3.Connection | None = None
-        self._thread: threading.Thread | None = None
-        self._local = threading.local()
-        self._read_conns: list[sqlite3.Connection] = []
-        self._read_pool: ThreadPoolExecutor | None = None
-        self._closed = False
+        self._conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flush_scheduled = False
         self._lock_fh: IO[str] | None = None
+        self._closed = False
         self.commits = 0
         self.writes = 0
 
@@ -79,7 +80,7 @@ class Database:
         return "in memory" if self.path is None else str(self.path)
 
     def open(self) -> None:
-        """Open, check and migrate the database; start the writer thread.
+        """Open, check and migrate the database.
 
         Raises ``DatabaseLockedError``, ``DatabaseCorruptError`` or
         ``DatabaseVersionError`` naming the file.
@@ -87,13 +88,11 @@ class Database:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_file()
-        ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._writer_main, args=(ready,), name="agentcmd-db-writer",
-                                        daemon=True)
-        self._thread.start()
-        ready.result()
-        if not self.in_memory:
-            self._read_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="agentcmd-db-read")
+        try:
+            self._conn = self._init()
+        except BaseException:
+            self._unlock()
+            raise
 
     def _lock_file(self) -> None:
         # SQLite only locks during a transaction, so two idle engines could
@@ -112,22 +111,25 @@ class Database:
                 "--sqlite-dir") from None
         self._lock_fh = fh
 
-    def close(self) -> None:
-        """Finish queued writes, checkpoint the WAL and close every connection."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is not None:
-            self._jobs.put(_STOP)
-            self._thread.join(timeout=10)
-        if self._read_pool is not None:
-            self._read_pool.shutdown(wait=True)
-        for conn in self._read_conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+    def _unlock(self) -> None:
         if self._lock_fh is not None:
             self._lock_fh.close()
             self._lock_fh = None
+
+    def close(self) -> None:
+        """Flush queued writes, checkpoint the WAL and close the connection."""
+        if self._closed:
+            return
+        if self._pending and self._conn is not None:
+            self._flush()
+        self._closed = True
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                if not self.in_memory:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._conn.close()
+            self._conn = None
+        self._unlock()
 
     def _connect(self) -> sqlite3.Connection:
         if self._uri is not None:
@@ -135,10 +137,9 @@ class Database:
         else:
             conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA foreign_keys = ON")
         return conn
 
-    def _init_writer(self) -> sqlite3.Connection:
+    def _init(self) -> sqlite3.Connection:
         try:
             conn = self._connect()
             if not self.in_memory:
@@ -158,143 +159,89 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise translate_error(exc, self.describe()) from None
 
-    # -- the writer thread ----------------------------------------------------
-    def _writer_main(self, ready: Future[None]) -> None:
-        try:
-            self._writer_conn = self._init_writer()
-        except BaseException as exc:
-            if self._lock_fh is not None:
-                self._lock_fh.close()
-                self._lock_fh = None
-            ready.set_exception(exc)
-            return
-        ready.set_result(None)
-        conn = self._writer_conn
-        stop = False
-        while not stop:
-            batch = [self._jobs.get()]
-            while True:
-                try:
-                    batch.append(self._jobs.get_nowait())
-                except queue.Empty:
-                    break
-            jobs = []
-            for job in batch:
-                if job is _STOP:
-                    stop = True
-                else:
-                    jobs.append(job)
-            reads = [j for j in jobs if j[0] == "r"]
-            writes = [j for j in jobs if j[0] == "w"]
-            for _, fn, done in reads:
-                try:
-                    done(fn(conn), None)
-                except BaseException as exc:
-                    done(None, exc)
-            if writes:
-                self._run_writes(conn, writes)
-        with contextlib.suppress(sqlite3.Error):
-            if not self.in_memory:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            conn.close()
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None or self._closed:
+            raise StoreError("the engine database is closed", "restart the engine")
+        return self._conn
 
-    def _run_writes(self, conn: sqlite3.Connection, writes: list[Any]) -> None:
+    # -- grouped writes ------------------------------------------------------
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        conn = self.conn
         results: list[tuple[Any, BaseException | None]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for _, fn, _done in writes:
+            for fn, _fut in batch:
                 conn.execute("SAVEPOINT job")
                 try:
                     results.append((fn(conn), None))
                     conn.execute("RELEASE job")
-                except BaseException as exc:
+                except Exception as exc:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     results.append((None, exc))
             conn.execute("COMMIT")
             self.commits += 1
-            self.writes += len(writes)
+            self.writes += len(batch)
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             err = translate_error(exc, self.describe())
-            for _, _fn, done in writes:
-                done(None, err)
+            for _fn, fut in batch:
+                if not fut.done():
+                    fut.set_exception(err)
             return
-        for (_, _fn, done), (value, error) in zip(writes, results, strict=True):
-            done(value, error)
+        for (_fn, fut), (value, error) in zip(batch, results, strict=True):
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)
 
-    def _submit(self, kind: str, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Run ``fn(conn)`` in a write transaction shared with this loop turn's other writes.
+
+        ``fn`` must not commit; if it raises, only its own changes are undone.
+        Await the result: it is durable (committed) when the await returns.
+        """
         if self._closed:
             raise StoreError("the engine database is closed", "restart the engine")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-
-        def _set(value: Any, error: BaseException | None) -> None:
-            if not fut.done():
-                if error is not None:
-                    fut.set_exception(error)
-                else:
-                    fut.set_result(value)
-
-        def done(value: Any, error: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_set, value, error)
-
-        self._jobs.put((kind, fn, done))
+        self._pending.append((fn, fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         return fut
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` in a write transaction, possibly shared with other calls.
-
-        ``fn`` must not commit; if it raises, only its own changes are undone.
-        The result is durable (committed) when this returns.
-        """
-        return await self._submit("w", fn)
-
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` on a read connection (the writer's in memory mode)."""
-        if self.in_memory or self._read_pool is None:
-            return await self._submit("r", fn)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._read_pool, self._read_job, fn)
-
-    def _read_job(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            self._read_conns.append(conn)
+        """Run ``fn(conn)`` now on the connection (committed state only)."""
         try:
-            return fn(conn)
+            return fn(self.conn)
         except sqlite3.DatabaseError as exc:
             raise translate_error(exc, self.describe()) from None
 
     def write_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Blocking ``write`` for startup code and tests; warns inside a running loop."""
         _warn_if_in_loop("write_sync")
-        fut: Future[T] = Future()
-
-        def done(value: Any, error: BaseException | None) -> None:
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
-
-        self._jobs.put(("w", fn, done))
-        return fut.result()
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            value = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return value
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         _warn_if_in_loop("read_sync")
-        fut: Future[T] = Future()
-
-        def done(value: Any, error: BaseException | None) -> None:
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
-
-        self._jobs.put(("r", fn, done))
-        return fut.result()
+        return fn(self.conn)
 
 
 def _warn_if_in_loop(name: str) -> None:

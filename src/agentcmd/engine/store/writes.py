@@ -46,6 +46,12 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def canonical(value: Any) -> str:
+    from agentcmd.engine.protocol import canonical as _canonical
+
+    return _canonical(value)
+
+
 def _item(row: tuple[Any, ...]) -> QueueItem:
     return QueueItem(int(row[0]), QueueKind(row[1]), row[2], row[3], int(row[4]), int(row[5]),
                      json.loads(row[6]) if row[6] else {})
@@ -160,15 +166,14 @@ def ack_txn(conn: sqlite3.Connection, item_id: int) -> None:
 def load_context_txn(conn: sqlite3.Connection, item: QueueItem) -> CallContext | None:
     """The run state one SDK call needs, or None if the run or its function is gone."""
     row = conn.execute(
-        "SELECT r.function_slug, f.url, r.events, r.force_plan, r.max_attempts, r.status "
+        "SELECT r.function_slug, f.url, r.first_event, r.events, r.force_plan, r.max_attempts, r.status "
         "FROM runs r JOIN functions f ON f.slug=r.function_slug WHERE r.run_id=?", (item.run_id,)).fetchone()
     if row is None:
         return None
-    steps = {sid: json.loads(memo) for sid, memo in conn.execute(
-        "SELECT step_id, memo FROM steps WHERE run_id=? ORDER BY seq", (item.run_id,))}
+    steps = dict(conn.execute("SELECT step_id, memo FROM steps WHERE run_id=? ORDER BY seq", (item.run_id,)))
     return CallContext(item=item, run_id=str(item.run_id), function_slug=row[0], url=row[1],
-                       events=json.loads(row[2]), steps=steps, force_plan=bool(row[3]),
-                       max_attempts=int(row[4]), status=row[5])
+                       event_json=row[2], events_json=row[3], steps=steps, force_plan=bool(row[4]),
+                       max_attempts=int(row[5]), status=row[6])
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -182,10 +187,12 @@ def create_runs_txn(conn: sqlite3.Connection, specs: Iterable[RunSpec], now: int
                 "SELECT 1 FROM runs WHERE idem_key=? AND created_at>=? LIMIT 1",
                 (spec.idem_key, now - IDEMPOTENCY_WINDOW_MS)).fetchone():
             continue
+        texts = [canonical(e) for e in spec.events]
         conn.execute(
-            "INSERT INTO runs (run_id, function_slug, app_id, event_id, events, status, max_attempts, parent, "
-            "idem_key, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (spec.run_id, spec.function_slug, spec.app_id, spec.event_id, dumps(spec.events),
+            "INSERT INTO runs (run_id, function_slug, app_id, event_id, first_event, events, status, max_attempts, "
+            "parent, idem_key, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (spec.run_id, spec.function_slug, spec.app_id, spec.event_id, texts[0] if texts else "{}",
+             "[" + ",".join(texts) + "]",
              RunStatus.QUEUED.value, spec.max_attempts, spec.parent, spec.idem_key, now))
         for pause in spec.cancel_pauses:
             insert_pause_txn(conn, spec.run_id, pause)
@@ -215,7 +222,7 @@ def save_step_txn(conn: sqlite3.Connection, run_id: str, m: MemoWrite, now: int)
 
     Raises ``MemoConflictError`` if a *different* memo is already stored.
     """
-    memo = dumps(m.memo)
+    memo = canonical(m.memo)
     cur = conn.execute(
         "INSERT INTO steps (run_id, step_id, seq, name, op, memo, status, attempt, started_at, ended_at) "
         "VALUES (?, ?, (SELECT COALESCE(MAX(seq), -1) + 1 FROM steps WHERE run_id=?), ?,?,?,?,?,?,?) "

@@ -37,7 +37,8 @@ CREATE TABLE runs (
     function_slug TEXT NOT NULL,
     app_id       TEXT NOT NULL,
     event_id     TEXT NOT NULL,              -- internal id of the (first) triggering event
-    events       TEXT NOT NULL,              -- JSON list of triggering events
+    first_event  TEXT NOT NULL,              -- canonical JSON of events[0] (the request's "event")
+    events       TEXT NOT NULL,              -- canonical JSON list of triggering events
     status       TEXT NOT NULL,              -- RunStatus
     output       TEXT,                       -- raw SDK body (JSON text) for Completed/Failed
     error        TEXT,                       -- engine-side error message (internal failures)

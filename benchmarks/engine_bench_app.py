@@ -1,0 +1,55 @@
+"""The benchmark's SDK app: the official ``inngest`` SDK under uvicorn, one 10-step function.
+
+Run by engine_bench.py as a subprocess:
+``python benchmarks/engine_bench_app.py PORT ENGINE_URL MODE NOTIFY_PORT``.
+Each ``step.run`` returns ~100 bytes. When a run's body finishes, the app
+sends its run id in a UDP datagram to NOTIFY_PORT so the benchmark can keep
+exactly N runs in flight without polling the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import warnings
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import fastapi
+    import inngest
+    import inngest.fast_api
+    import uvicorn
+
+SIGNING_KEY = "signkey-prod-" + "ab" * 32
+EVENT_KEY = "benchkey"
+STEPS = 10
+
+
+def main() -> None:
+    port, engine_url, mode, notify_port = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+    prod = mode == "production"
+    client = inngest.Inngest(app_id="bench", is_production=prod, api_base_url=engine_url,
+                             event_api_base_url=engine_url, signing_key=SIGNING_KEY if prod else None,
+                             event_key=EVENT_KEY if prod else None, logger=logging.getLogger("bench"))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    payload = "x" * 90
+
+    @client.create_function(fn_id="ten-steps", trigger=inngest.TriggerEvent(event="bench/run"), retries=0)
+    async def ten_steps(ctx: inngest.Context) -> dict[str, int]:
+        for i in range(STEPS):
+            async def step(i: int = i) -> dict[str, object]:
+                return {"i": i, "p": payload}
+
+            await ctx.step.run(f"step-{i}", step)
+        udp.sendto(ctx.run_id.encode(), ("127.0.0.1", notify_port))
+        return {"steps": STEPS}
+
+    app = fastapi.FastAPI()
+    inngest.fast_api.serve(app, client, [ten_steps])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
+                http="httptools")
+
+
+if __name__ == "__main__":
+    main()
