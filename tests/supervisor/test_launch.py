@@ -58,8 +58,8 @@ def test_the_banner_names_the_file_the_embedded_engine_really_uses() -> None:
 def test_embedded_dev_engine_gets_the_app_url_and_no_keys(keys: None) -> None:
     plan = build_plan(load_settings(port=5000, engine_port=5001), Mode.DEV, {"PATH": "/nowhere"})
     assert plan.engine is not None
-    assert plan.engine.argv[-7:] == ["dev", "--host", "127.0.0.1", "--port", "5001", "-u",
-                                     "http://127.0.0.1:5000/api/workflows/inngest"]
+    assert plan.engine.argv[-8:] == ["dev", "--host", "127.0.0.1", "--port", "5001", "-u",
+                                     "http://127.0.0.1:5000/api/workflows/inngest", "--no-discovery"]
     assert "INNGEST_SIGNING_KEY" not in plan.engine.env and "INNGEST_SIGNING_KEY" not in plan.app.env
     assert plan.app.env["INNGEST_DEV"] == "1"
     assert "ephemeral: history is lost on restart" in plan.engine_banner()

@@ -7,7 +7,8 @@ the SDK hex-decodes a configured key even in dev, and dev needs none.
 
 Engines:
 
-- ``embedded``: ``python -m agentcmd engine dev|start`` (this package).
+- ``embedded``: ``python -m agentcmd engine dev|start`` (this package);
+  ``dev`` gets ``--no-discovery`` for the same reason as below.
   ``AGENTCMD_ENGINE_COMMAND`` replaces ``python -m agentcmd engine`` (an
   advanced/testing setting: the mode arguments are still appended).
 - ``inngest-cli``: the real ``inngest`` binary from PATH, else
@@ -161,7 +162,7 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
                 args = ["start", "--host", host, "--port", str(engine_port),
                         "--sqlite-dir", str(database_dir), "--sdk-url", sdk_url]
             else:
-                args = ["dev", "--host", host, "--port", str(engine_port), "-u", sdk_url]
+                args = ["dev", "--host", host, "--port", str(engine_port), "-u", sdk_url, "--no-discovery"]
         else:
             prefix, uses_npx = inngest_cli_command(env_in.get("PATH"))
             if production:
