@@ -113,6 +113,7 @@ class Engine:
 
             self._tasks.append(asyncio.create_task(discover_loop(self, self._stop), name="agentcmd-discovery"))
         self.ready = True
+        self._tasks.append(asyncio.create_task(self.driver.warm_up(), name="agentcmd-warm-up"))
 
     async def stop(self) -> None:
         """Stop leasing, give in-flight calls ``grace_s``, close the driver and the database."""

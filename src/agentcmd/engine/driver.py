@@ -9,14 +9,16 @@ user's own errors: both come back as ``SDKResponse``, never as exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from agentcmd.engine import signing
 from agentcmd.engine.protocol import ResponseKind, SDKResponse, parse_response
 from agentcmd.engine.store import now_ms
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("agentcmd.engine.driver")
 DEFAULT_TIMEOUT_S = 300.0
@@ -33,6 +35,11 @@ class Driver:
         self._session: aiohttp.ClientSession | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        # aiohttp costs ~0.3 s to import (it builds an SSL context); it is
+        # imported here, on first use, or ahead of time by ``warm_up``, so
+        # that it is not on the path to /health turning ready.
+        import aiohttp
+
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=False)
             self._session = aiohttp.ClientSession(
@@ -40,12 +47,21 @@ class Driver:
                 skip_auto_headers=("User-Agent",))
         return self._session
 
+    @staticmethod
+    async def warm_up() -> None:
+        """Import aiohttp in a thread once the engine is ready."""
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, "aiohttp")
+
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
     async def call(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> SDKResponse:
         """POST canonical ``body`` (signed in production) and classify the answer; never raises."""
+        import aiohttp
+
         h = {"Content-Type": "application/json", "X-Inngest-Server-Kind": self.server_kind,
              "X-Inngest-Req-Version": "2", **(headers or {})}
         if self.signing_key:

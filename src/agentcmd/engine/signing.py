@@ -14,16 +14,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any
 
-import jcs
+# Same rule as agentcmd.config.keys.strip_prefix; repeated here so dev mode never
+# imports the settings stack (pydantic) on the engine's startup path.
+_PREFIX_RE = re.compile(r"^signkey-[A-Za-z0-9]+-")
 
-from agentcmd.config.keys import hash_signing_key, strip_prefix
+
+def strip_prefix(key: str) -> str:
+    return _PREFIX_RE.sub("", key, count=1)
+
+
+def hash_signing_key(key: str) -> str:
+    """The bearer token the SDK sends: sha256 hex of the hex-decoded key."""
+    return hashlib.sha256(bytes.fromhex(strip_prefix(key))).hexdigest()
 
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 bytes of ``value`` (what the SDK verifies against)."""
+    import jcs
+
     try:
         out = jcs.canonicalize(value)
     except (TypeError, ValueError):

@@ -47,7 +47,7 @@ def _schema() -> Any:
 
 
 def routes(engine: Engine) -> list[Route]:
-    schema = _schema()
+    schema_cache: list[Any] = []
     store = engine.store
 
     async def run(_: Any, info: Any, runID: str) -> dict[str, Any]:
@@ -107,7 +107,9 @@ def routes(engine: Engine) -> list[Route]:
                 return root[field](source, info, **args)
             return source.get(field) if isinstance(source, dict) else getattr(source, field, None)
 
-        result = await graphql(schema, query, variable_values=body.get("variables"), field_resolver=resolver,
+        if not schema_cache:
+            schema_cache.append(_schema())
+        result = await graphql(schema_cache[0], query, variable_values=body.get("variables"), field_resolver=resolver,
                                operation_name=body.get("operationName"))
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
