@@ -167,6 +167,18 @@ def test_a_child_ignoring_sigterm_is_killed_after_the_grace_period_on_shutdown(
     assert_all_gone(pids, timeout=3)
 
 
+def test_a_second_ctrl_c_skips_the_rest_of_the_grace_period(
+        spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int]) -> None:
+    child = supervise(spawn, fake_inngest, ports, "dev", "--stop-grace", "60", FAKE_INNGEST_IGNORE_TERM="1")
+    pids = list(child_pids(wait_output(child, READY)).values())
+    os.kill(child.proc.pid, signal.SIGINT)
+    wait_output(child, "stopping engine")
+    os.kill(child.proc.pid, signal.SIGINT)
+    assert wait_exit(child, timeout=10) == 0
+    assert "sending SIGKILL after a second signal" in child.output()
+    assert_all_gone(pids, timeout=3)
+
+
 def test_an_engine_dying_while_running_stops_the_app_and_exits_non_zero(
         spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int]) -> None:
     child = supervise(spawn, fake_inngest, ports, "dev")

@@ -26,6 +26,7 @@ class LogSink:
 
     def __init__(self, fmt: str = "auto", stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
+        explicit_rich = fmt == "rich"
         if fmt == "auto":
             fmt = "rich" if _isatty(self.stream) else "plain"
         if fmt not in ("plain", "rich", "json"):
@@ -36,7 +37,9 @@ class LogSink:
         if fmt == "rich":
             from rich.console import Console  # lazy: only a terminal pays for Rich
 
-            self._console = Console(file=self.stream, highlight=False, soft_wrap=True)
+            # Asked for by name, colours are wanted even through a pipe (e.g. into `less -R`).
+            self._console = Console(file=self.stream, highlight=False, soft_wrap=True,
+                                    force_terminal=True if explicit_rich else None)
 
     def child_line(self, source: str, line: str) -> None:
         """One line of a child's output, prefixed with the child's name."""
