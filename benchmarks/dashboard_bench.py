@@ -59,15 +59,16 @@ def fill(store: Store, n: int) -> list[str]:
             body = json.dumps({"name": f"app/wf{i % 5}", "data": {"i": i}, "id": eid, "ts": at, "user": {}})
             events.append((eid, f"app/wf{i % 5}", body, at, at))
             status = STATUSES[i % len(STATUSES)]
-            runs.append((rid, f"agentcmd-wf{i % 5}", "agentcmd", eid, f"[{body}]", status, '{"ok":true}', 4, at, at,
-                         None if status == "Running" else at + 900))
+            runs.append((rid, f"agentcmd-wf{i % 5}", "agentcmd", eid, body, f"[{body}]", status, '{"ok":true}', 4,
+                         at, at, None if status == "Running" else at + 900))
             for s in range(3):
                 steps.append((rid, f"h{s}", s, f"step {s}", "StepRun", '{"data":"x"}', "completed", 0, at + s * 300,
                               at + s * 300 + 250))
             run_ids.append(rid)
         conn.executemany("INSERT INTO events (internal_id, name, body, ts, received_at) VALUES (?,?,?,?,?)", events)
-        conn.executemany("INSERT INTO runs (run_id, function_slug, app_id, event_id, events, status, output, "
-                         "max_attempts, created_at, started_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)", runs)
+        conn.executemany("INSERT INTO runs (run_id, function_slug, app_id, event_id, first_event, events, status, "
+                         "output, max_attempts, created_at, started_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                         runs)
         conn.executemany("INSERT INTO steps (run_id, step_id, seq, name, op, memo, status, attempt, started_at, "
                          "ended_at) VALUES (?,?,?,?,?,?,?,?,?,?)", steps)
 

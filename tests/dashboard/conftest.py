@@ -1,4 +1,5 @@
-"""Fixtures for the dashboard: a real engine store on a SQLite file, seeded rows, a real HTTP server.
+"""Fixtures for the dashboard: a real engine store on a SQLite file, seeded rows, a real HTTP server;
+and, for the browser and workflow-view tests, a real ``agentcmd engine dev`` syncing a real app server.
 
 The dashboard router is served by uvicorn on an ephemeral loopback port
 (CONVENTIONS habit 21) over a real ``Store``; rows are written with SQL into
@@ -10,8 +11,12 @@ first" is deterministic.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,15 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from tests.conftest import free_port
 from ulid import ULID
 
 from agentcmd.engine.dashboard import DashboardConfig, create_router
 from agentcmd.engine.dashboard.actions import EngineActions
 from agentcmd.engine.dashboard.queries import SqliteDashboardReader
 from agentcmd.engine.store import Store, open_store
+from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 from agentcmd.webauth.guard import WebAuth
 from agentcmd.webauth.ratelimit import LoginLimiter
@@ -88,9 +96,10 @@ class Seeder:
                                                 (event_id,)).fetchone())
         ended = at + duration_ms if status in ("Completed", "Failed", "Cancelled") else None
         self.write(lambda c: c.execute(
-            "INSERT INTO runs (run_id, function_slug, app_id, event_id, events, status, output, error, max_attempts, "
-            "attempt, created_at, started_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (run_id, slug, app_id, event_id, f"[{events[0]}]" if events else "[]", status,
+            "INSERT INTO runs (run_id, function_slug, app_id, event_id, first_event, events, status, output, error, "
+            "max_attempts, attempt, created_at, started_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, slug, app_id, event_id, events[0] if events else "{}", f"[{events[0]}]" if events else "[]",
+             status,
              None if output is None else json.dumps(output), error, 4, 0, at, at, ended)))
         return run_id
 
@@ -183,3 +192,118 @@ def dashboard(store: Store) -> Iterator[DashboardFactory]:
     yield factory
     for server in factory.servers:
         server.stop()
+
+
+# -- a real engine and app server (session-wide: the browser and workflow-view tests share it) --------
+
+WORKFLOW = '''
+from agentcmd import define_workflow
+
+@define_workflow(id="slow", name="Slow build", phases=["prepare", "build"], retries=0,
+                 description="Waits for a gate file, so a test can watch it run")
+async def slow(ctx, step):
+    gate = ctx.input["gate"]
+    with step.phase("prepare"):
+        await step.cli("fetch", "echo fetched sources; echo 3 files")
+    with step.phase("build"):
+        await step.cli("compile", f"while [ ! -f {gate} ]; do sleep 0.05; done; echo compiled")
+        await step.artifact("report.txt", "build report: all green")
+    return {"ok": True}
+'''
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, seen: Callable[[], str] = lambda: "",
+             children: tuple[Child, ...] = ()) -> Any:
+    """Poll ``predicate`` until truthy; fail at the deadline, or at once if one of ``children`` exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except httpx.HTTPError:
+            value = None
+        if value:
+            return value
+        for child in children:
+            if child.proc.poll() is not None:
+                raise AssertionError(f"{' '.join(map(str, child.proc.args[1:4]))} exited with {child.proc.returncode} "
+                                     f"while waiting for {what}:\n{child.output()[-3000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; seen: {seen()[-3000:]}")
+
+
+class Child:
+    """A subprocess with its output in a file, stopped by PID."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+
+    def output(self) -> str:
+        self._out.flush()
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+
+
+@dataclass
+class Stack:
+    engine: str
+    app: str
+    tmp: Path
+    children: list[Child]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {' '.join(c.proc.args[1:4])}\n{c.output()[-2500:]}" for c in self.children)
+
+    def start_run(self, gate: Path) -> str:
+        body = httpx.post(f"{self.app}/api/workflows/slow/runs", json={"input": {"gate": str(gate)}}, timeout=30)
+        assert body.status_code == 202, body.text
+        run_id = body.json()["data"]["run_id"]
+        assert run_id, body.text
+        return str(run_id)
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "AGENTCMD_")) and k != "NODE_ENV"}
+    env["AGENTCMD_HOME"] = str(home)
+    return env
+
+
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``agentcmd engine dev`` syncing ``python -m agentcmd.server`` with the ``slow`` workflow."""
+    tmp = tmp_path_factory.mktemp("stack")
+    project = tmp / "project"
+    (project / ".agentcmd" / "workflows").mkdir(parents=True)
+    (project / ".agentcmd" / "workflows" / "slow.py").write_text(textwrap.dedent(WORKFLOW))
+    engine_port, app_port = free_port(), free_port()
+    engine, app = f"http://127.0.0.1:{engine_port}", f"http://127.0.0.1:{app_port}"
+    base = clean_env(tmp / "home")
+    children = [
+        Child([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project),
+               "--log-level", "warning"], inngest_env(Mode.DEV, engine, base=base), tmp / "app.log"),
+        Child([sys.executable, "-m", "agentcmd", "engine", "dev", "--port", str(engine_port), "--no-discovery",
+               "--poll-interval", "0.5", "-u", f"{app}/api/workflows/inngest"], base, tmp / "engine.log"),
+    ]
+    s = Stack(engine, app, tmp, children)
+    try:
+        wait_for(lambda: httpx.get(f"{engine}/v1/functions", timeout=5).json().get("data"), 60,
+                 "the engine to sync the app", s.logs, tuple(children))
+        yield s
+    finally:
+        for child in children:
+            child.stop()
+
+
