@@ -80,5 +80,8 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True) ->
                 "load_errors": len(discovered.errors)}
 
     app.include_router(router)
+    from agentcmd.ui import create_router as ui_router
+
+    app.include_router(ui_router())  # workflow views at / (issue 7)
     inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
     return app
