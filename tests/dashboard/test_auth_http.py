@@ -149,3 +149,12 @@ def test_failed_logins_are_rate_limited(dashboard: DashboardFactory) -> None:
 def test_login_page_is_skipped_when_no_login_is_needed(dashboard: DashboardFactory) -> None:
     response = httpx.get(dashboard("dev") + "/login?next=/apps")
     assert response.status_code == 303 and response.headers["location"] == "/apps"
+
+
+def test_nothing_about_the_engine_shows_before_login(dashboard: DashboardFactory, ids: dict[str, str]) -> None:
+    base = dashboard("production", "0.0.0.0")
+    login_page = httpx.get(base + "/login").text
+    twin = httpx.get(base + "/runs.json").json()
+    assert "engine.db" not in login_page and "engine.db" not in twin["banner"]
+    assert "persistent: history is kept in the engine database" in login_page
+    assert 'aria-label="Main"' not in login_page  # no navigation to pages that need a login

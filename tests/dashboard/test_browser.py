@@ -108,7 +108,6 @@ def test_the_run_page_shows_steps_appearing_live(stack: Stack, page: Any) -> Non
     docs_shot(page, "dashboard-run.png")
     page.goto(f"{stack.engine}/runs")
     expect(page.locator(f'tr[data-run-id="{run_id}"]')).to_contain_text("Completed")
-    docs_shot(page, "dashboard-runs.png")
 
 
 def test_a_run_is_cancelled_from_the_dashboard(stack: Stack, page: Any) -> None:
@@ -152,6 +151,9 @@ def test_the_workflow_views_start_a_run_and_follow_it_phase_by_phase(stack: Stac
     assert Path(download.value.path()).read_text() == "build report: all green"
     page.get_by_role("link", name="this run on the engine dashboard").click()
     expect(page.get_by_test_id("run-status")).to_have_text("Completed")
+    page.get_by_role("link", name="Runs", exact=True).click()
+    expect(page.locator("table.runs tbody tr").first).to_contain_text("Completed")
+    docs_shot(page, "dashboard-runs.png")
 
 
 def test_invalid_json_input_is_shown_on_the_form(stack: Stack, page: Any) -> None:
@@ -181,7 +183,9 @@ def test_a_production_engine_on_all_interfaces_asks_for_a_login(chromium_path: s
         assert httpx.get(f"{url}/v1/runs/01ANYTHING", timeout=5).status_code == 401
         page.goto(f"{url}/events")
         expect(page).to_have_url(f"{url}/login?next=/events")
-        expect(page.get_by_test_id("mode-banner")).to_contain_text("persistent: history is kept in")
+        expect(page.get_by_test_id("mode-banner")).to_have_text("production · persistent: history is kept in "
+                                                                "the engine database")  # no path before login
+        expect(page.get_by_role("navigation")).to_have_count(0)
         page.get_by_label("Dashboard token").fill("wrong")
         page.get_by_role("button", name="Log in").click()
         expect(page.get_by_test_id("login-error")).to_contain_text("agentcmd config dashboard-token")
@@ -190,6 +194,7 @@ def test_a_production_engine_on_all_interfaces_asks_for_a_login(chromium_path: s
         page.get_by_role("button", name="Log in").click()
         expect(page).to_have_url(f"{url}/events")
         expect(page.get_by_role("heading", level=1)).to_have_text("Events")
+        expect(page.get_by_test_id("mode-banner")).to_contain_text(str(tmp_path / "db" / "engine.db"))
         page.get_by_role("button", name="Log out").click()
         expect(page).to_have_url(f"{url}/login")
     finally:

@@ -89,9 +89,12 @@ class Chrome:
     env: jinja2.Environment = field(default_factory=make_env)
     has_actions: bool = False
 
-    def banner(self) -> str:
+    def banner(self, request: Request | None = None) -> str:
+        """The mode banner; the database path only for those who may read the dashboard."""
         if self.mode is Mode.PRODUCTION:
-            return f"persistent: history is kept in {self.db_description or 'the engine database'}"
+            shown = request is None or self.auth.page_allowed(request)
+            where = self.db_description if shown and self.db_description else "the engine database"
+            return f"persistent: history is kept in {where}"
         return "ephemeral: history is lost on restart"
 
     def can_send_events(self) -> bool:
@@ -103,8 +106,9 @@ class Chrome:
         cookies: dict[str, str] = {}
         csrf = self.auth.csrf_token(request, cookies)
         html = self.env.get_template(template).render(
-            **data, title=title, nav=nav, mode=self.mode.value, banner=self.banner(), csrf=csrf, poll=poll,
+            **data, title=title, nav=nav, mode=self.mode.value, banner=self.banner(request), csrf=csrf, poll=poll,
             version=version, logged_in=self.auth.logged_in(request), locked=self.auth.locked,
+            can_read=self.auth.page_allowed(request),
             has_actions=self.has_actions, can_send=self.can_send_events(),
             notice=request.query_params.get("notice", ""), path=request.url.path)
         response = HTMLResponse(html, status_code=status_code)
@@ -116,8 +120,8 @@ class Chrome:
         return response
 
     def twin(self, data: dict[str, Any], *, version: str = "", status_code: int = 200,
-             started: float | None = None) -> Response:
-        body = {**as_json(data), "mode": self.mode.value, "banner": self.banner()}
+             started: float | None = None, request: Request | None = None) -> Response:
+        body = {**as_json(data), "mode": self.mode.value, "banner": self.banner(request)}
         if version:
             body["version"] = version
         response = JSONResponse(body, status_code=status_code)

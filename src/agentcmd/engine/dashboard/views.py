@@ -94,7 +94,7 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
         if as_twin:
             return chrome.twin({"error": "log in to the dashboard first", "code": "unauthorized",
                                 "hint": "POST the dashboard token to /login, or open /login in a browser"},
-                               status_code=401)
+                               status_code=401, request=request)
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
 
