@@ -1,0 +1,258 @@
+"""Shared pieces of the load benchmarks: engine and SDK-app subprocesses, /proc readings, tables.
+
+Everything runs on loopback with ephemeral ports. The engine is a real
+``python -m agentcmd engine dev|start`` subprocess; the SDK app is a real
+uvicorn process serving the official ``inngest`` SDK (each benchmark script
+re-runs itself with ``--serve-app`` to be that process, so the app's CPU is
+not charged to the client that measures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+SIGNING_KEY = "signkey-prod-" + "ab" * 32
+EVENT_KEY = "loadbenchkey"
+MODES = ("dev", "production")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def proc_status_kb(pid: int, field: str) -> int:
+    """A ``kB`` field of /proc/<pid>/status (``VmHWM`` = peak RSS, ``VmRSS`` = current)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/{pid}/status has no {field}")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 100))))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def machine() -> str:
+    """CPU count and load average: the machine is shared, so say how busy it was."""
+    one, five, _ = os.getloadavg()
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return f"{os.cpu_count()} CPUs, load average {one:.2f} (1 min) {five:.2f} (5 min), {when}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (what docs/benchmarks.md quotes)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+class Engine:
+    """``python -m agentcmd engine dev|start`` on a free port, its database in a temp dir."""
+
+    def __init__(self, mode: str, root: Path | None = None, extra_args: Sequence[str] = ()) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        self.root = root or Path(tempfile.mkdtemp(prefix=f"agentcmd-load-{mode}-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [sys.executable, "-m", "agentcmd", "engine", "dev" if mode == "dev" else "start",
+               "--port", str(self.port), *extra_args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "AGENTCMD_"))}
+        env["AGENTCMD_HOME"] = str(self.root / "home")
+        if mode == "dev":
+            cmd.append("--no-discovery")
+        else:
+            cmd += ["--sqlite-dir", str(self.root / "db")]
+            env.update(INNGEST_SIGNING_KEY=SIGNING_KEY, INNGEST_EVENT_KEY=EVENT_KEY)
+        self.log_path = self.root / "engine.log"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.headers = {"Authorization": f"Bearer {SIGNING_KEY}"} if mode == "production" else {}
+        self.key = EVENT_KEY if mode == "production" else "NO_EVENT_KEY_SET"
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"engine exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"engine not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def peak_rss_mb(self) -> float:
+        return proc_status_kb(self.proc.pid, "VmHWM") / 1024
+
+    def rss_mb(self) -> float:
+        return proc_status_kb(self.proc.pid, "VmRSS") / 1024
+
+    def cpu_s(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+class App:
+    """The calling script re-run as ``SCRIPT --serve-app PORT ENGINE_URL MODE [extra]``: an SDK app."""
+
+    def __init__(self, script: Path, engine: Engine, extra: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.serve_url = self.url + "/api/inngest"
+        self.engine = engine
+        self.log_path = engine.root / "app.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([sys.executable, str(script), "--serve-app", str(self.port), engine.url,
+                                      engine.mode, *extra], stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    async def sync(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
+        """PUT the serve URL, as the engine would; the SDK then registers its functions."""
+        kind = "cloud" if self.engine.mode == "production" else "dev"
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app exited: {self.log_path.read_text(errors='replace')[-3000:]}")
+            try:
+                async with session.put(self.serve_url, json={"url": self.serve_url},
+                                       headers={"X-Inngest-Server-Kind": kind}) as r:
+                    last = await r.text()
+                    if r.status == 200 and '"error"' not in str(last):
+                        return
+            except aiohttp.ClientError as exc:
+                last = exc
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"app did not sync: {last}")
+
+    async def get(self, session: aiohttp.ClientSession, path: str) -> Any:
+        async with session.get(self.url + path) as r:
+            return await r.json()
+
+    async def post(self, session: aiohttp.ClientSession, path: str) -> Any:
+        async with session.post(self.url + path) as r:
+            return await r.json()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+
+def sdk_client(engine_url: str, mode: str, app_id: str) -> Any:
+    """The official client pointed at the engine (signed in production), as an app would build it."""
+    import logging
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import inngest
+
+    prod = mode == "production"
+    return inngest.Inngest(app_id=app_id, is_production=prod, api_base_url=engine_url,
+                           event_api_base_url=engine_url, signing_key=SIGNING_KEY if prod else None,
+                           event_key=EVENT_KEY if prod else None, logger=logging.getLogger("bench-app"))
+
+
+def serve(port: int, client: Any, functions: list[Any], extra_routes: Any = None) -> None:
+    """Serve the SDK (FastAPI under uvicorn, uvloop + httptools) with optional extra routes."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import fastapi
+        import inngest.fast_api
+        import uvicorn
+
+    app = fastapi.FastAPI()
+    inngest.fast_api.serve(app, client, functions)
+    if extra_routes is not None:
+        extra_routes(app)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, loop="uvloop",
+                http="httptools")
+
+
+async def post_events(session: aiohttp.ClientSession, engine: Engine, events: list[dict[str, Any]]) -> list[str]:
+    async with session.post(f"{engine.url}/e/{engine.key}", json=events) as r:
+        body = await r.json()
+        if r.status != 200:
+            raise RuntimeError(f"POST /e answered {r.status}: {body}")
+        return list(body["ids"])
+
+
+async def get_json(session: aiohttp.ClientSession, engine: Engine, path: str) -> Any:
+    async with session.get(engine.url + path, headers=engine.headers) as r:
+        if r.status != 200:
+            raise RuntimeError(f"GET {path} answered {r.status}: {await r.text()}")
+        return await r.json()
+
+
+async def count_runs(session: aiohttp.ClientSession, engine: Engine, slug_suffix: str = "") -> dict[str, int]:
+    """Runs per status (of functions whose slug ends with ``slug_suffix``), paging ``GET /v1/runs``."""
+    counts: dict[str, int] = {}
+    cursor: str | None = None
+    while True:
+        path = "/v1/runs?limit=500" + (f"&cursor={cursor}" if cursor else "")
+        body = await get_json(session, engine, path)
+        for run in body["data"]:
+            if str(run.get("function_slug") or "").endswith(slug_suffix):
+                counts[run["status"]] = counts.get(run["status"], 0) + 1
+        cursor = (body.get("metadata") or {}).get("next_cursor")
+        if not cursor:
+            return counts

@@ -1,0 +1,408 @@
+"""Scale and load benchmarks of the embedded engine (issue 8), through the official ``inngest`` SDK.
+
+    .venv/bin/python benchmarks/load_bench.py load   [--runs 10000] [--limit 10] [--modes dev,production]
+    .venv/bin/python benchmarks/load_bench.py events [--seconds 3] [--rounds 3] [--clients 32]
+    .venv/bin/python benchmarks/load_bench.py sleep  [--sleepers 200]
+
+* ``load``: ``--runs`` events sent at once (batches of 100) to a 3-step function
+  declared with ``concurrency=[inngest.Concurrency(limit=10)]``. The SDK app
+  counts every step execution, so the table says whether all runs finished,
+  whether one was lost (an event whose run never finished) and whether a step
+  ran twice; it also reports the most step executions it saw at the same time
+  (each step awaits ``--step-ms``, so an unenforced limit shows as > limit),
+  throughput, and the engine's peak RSS (``VmHWM``). While that load runs, one
+  run of a ``step.sleep`` function starts every 100 ms: their wake-up lateness
+  is "sleep under load".
+* ``events``: events accepted per second on ``POST /e/{key}`` by ``--clients``
+  concurrent aiohttp clients, batches of 1 and 100 events a request (no
+  function matches them: ingest only). Median of ``--rounds`` rounds.
+* ``sleep``: ``step.sleep`` of 1 s on an idle engine, ``--sleepers`` runs
+  started 20 ms apart.
+
+Sleep lateness = (time the step after the sleep ran) - (time just before
+``step.sleep`` was called) - 1 s, all read in the app: the Python SDK turns
+``step.sleep(id, 1 s)`` into ``sleep_until(now + 1 s)``, so that is exactly how
+late the function resumed. "naive" is the same measured from the step before
+the sleep (adds the round trip that plans the sleep).
+
+Each mode gets a fresh engine (``dev`` in memory; ``production`` =
+``engine start`` on a SQLite file, signed calls) and a fresh app. Everything
+is bounded: a load that makes no progress for ``--stall`` seconds stops and
+is reported as stalled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    App,
+    Engine,
+    count_runs,
+    get_json,
+    machine,
+    median,
+    percentile,
+    post_events,
+    sdk_client,
+    serve,
+    table,
+)
+
+HERE = Path(__file__).resolve()
+LOAD_EVENT = "bench/load"
+SLEEP_EVENT = "bench/sleep"
+INGEST_EVENT = "bench/ingest"
+
+
+# --------------------------------------------------------------------------- the SDK app (a subprocess)
+
+def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float) -> None:
+    """The app: ``three-steps`` (concurrency-limited) and ``sleeper``, plus /bench/stats and /bench/reset."""
+    import datetime
+
+    import inngest
+
+    client = sdk_client(engine_url, mode, "bench-load")
+    st: dict[str, Any] = {}
+
+    def reset() -> None:
+        st.update(executions=Counter(), finals=Counter(), done_n=Counter(), inflight=0, max_inflight=0,
+                  started=set(), runs_inflight=0, max_runs_inflight=0, last_done=0.0, first_step=0.0,
+                  plan={}, lateness=[], naive=[], sleepers_done=0, sleep_runs=[])
+
+    reset()
+    concurrency = [inngest.Concurrency(limit=limit)] if limit > 0 else None
+
+    @client.create_function(fn_id="three-steps", trigger=inngest.TriggerEvent(event=LOAD_EVENT), retries=0,
+                            concurrency=concurrency)
+    async def three_steps(ctx: inngest.Context) -> dict[str, int]:
+        for i in range(3):
+            async def step(i: int = i) -> dict[str, object]:
+                st["executions"][f"{ctx.run_id}:{i}"] += 1
+                if i == 0 and ctx.run_id not in st["started"]:
+                    st["started"].add(ctx.run_id)
+                    st["runs_inflight"] += 1
+                    st["max_runs_inflight"] = max(st["max_runs_inflight"], st["runs_inflight"])
+                    st["first_step"] = st["first_step"] or time.time()
+                st["inflight"] += 1
+                st["max_inflight"] = max(st["max_inflight"], st["inflight"])
+                try:
+                    if step_ms > 0:
+                        await asyncio.sleep(step_ms / 1000)
+                finally:
+                    st["inflight"] -= 1
+                return {"i": i, "p": "x" * 90}
+
+            await ctx.step.run(f"s{i}", step)
+        st["finals"][ctx.run_id] += 1
+        if st["finals"][ctx.run_id] == 1:
+            st["runs_inflight"] -= 1
+            st["done_n"][int(ctx.event.data["n"])] += 1
+        st["last_done"] = time.time()
+        return {"steps": 3}
+
+    @client.create_function(fn_id="sleeper", trigger=inngest.TriggerEvent(event=SLEEP_EVENT), retries=0)
+    async def sleeper(ctx: inngest.Context) -> dict[str, float]:
+        async def now() -> float:
+            return time.time()
+
+        before = await ctx.step.run("before", now)
+        if ctx.run_id not in st["plan"]:
+            st["plan"][ctx.run_id] = time.time()
+        await ctx.step.sleep("wait", datetime.timedelta(seconds=1))
+        after = await ctx.step.run("after", now)
+        plan = st["plan"].pop(ctx.run_id, None)
+        if plan is not None:
+            st["lateness"].append((after - plan - 1.0) * 1000)
+            st["naive"].append((after - before - 1.0) * 1000)
+            st["sleepers_done"] += 1
+            st["sleep_runs"].append([ctx.run_id, plan])
+        return {"late_ms": (after - before - 1.0) * 1000}
+
+    def routes(app: Any) -> None:
+        @app.get("/bench/stats")
+        async def stats() -> dict[str, Any]:
+            ex: Counter[str] = st["executions"]
+            return {
+                "executions": sum(ex.values()), "distinct_steps": len(ex),
+                "dup_steps": [k for k, v in ex.items() if v > 1][:20],
+                "dup_finals": sum(1 for v in st["finals"].values() if v > 1),
+                "done": len(st["done_n"]), "dup_n": [n for n, v in st["done_n"].items() if v > 1][:20],
+                "done_ns": sorted(st["done_n"]),
+                "max_inflight": st["max_inflight"], "max_runs_inflight": st["max_runs_inflight"],
+                "first_step": st["first_step"], "last_done": st["last_done"],
+                "sleepers_done": st["sleepers_done"], "lateness": st["lateness"], "naive": st["naive"],
+                "sleep_runs": st["sleep_runs"],
+            }
+
+        @app.post("/bench/reset")
+        async def do_reset() -> dict[str, bool]:
+            reset()
+            return {"ok": True}
+
+    serve(port, client, [three_steps, sleeper], routes)
+
+
+# --------------------------------------------------------------------------- the benchmarks
+
+async def _start(mode: str, args: argparse.Namespace, session: aiohttp.ClientSession) -> tuple[Engine, App]:
+    engine = Engine(mode)
+    app = App(HERE, engine, [str(args.limit), str(args.step_ms)])
+    try:
+        await app.sync(session)
+    except Exception:
+        app.stop()
+        engine.stop()
+        raise
+    return engine, app
+
+
+async def _stats(app: App, session: aiohttp.ClientSession) -> dict[str, Any]:
+    return dict(await app.get(session, "/bench/stats"))
+
+
+async def _send_sleepers(engine: Engine, session: aiohttp.ClientSession, count: int, every_s: float,
+                         keep_going: Any = None) -> int:
+    sent = 0
+    while sent < count and (keep_going is None or keep_going()):
+        await post_events(session, engine, [{"name": SLEEP_EVENT, "data": {"k": sent}}])
+        sent += 1
+        await asyncio.sleep(every_s)
+    return sent
+
+
+async def _wait_sleepers(app: App, session: aiohttp.ClientSession, sent: int, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = await _stats(app, session)
+        if st["sleepers_done"] >= sent or time.monotonic() > deadline:
+            return st
+        await asyncio.sleep(0.2)
+
+
+def _iso_s(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+async def _lateness(session: aiohttp.ClientSession, engine: Engine, st: dict[str, Any], sent: int) -> dict[str, Any]:
+    """App-side lateness, plus the engine's part: the sleep step's ``ended_at`` (when the engine fired it)."""
+    late, naive = st["lateness"], st["naive"]
+    fired: list[float] = []
+    for run_id, plan in st["sleep_runs"]:
+        steps = (await get_json(session, engine, f"/v1/runs/{run_id}/steps"))["data"]
+        ends = [s["ended_at"] for s in steps if s["op"] == "Sleep" and s.get("ended_at")]
+        if ends:
+            fired.append((_iso_s(ends[0]) - plan - 1.0) * 1000)
+    return {"sleepers": sent, "woke": len(late), "p50_ms": percentile(late, 50), "p99_ms": percentile(late, 99),
+            "max_ms": max(late) if late else float("nan"), "naive_p50_ms": percentile(naive, 50),
+            "naive_p99_ms": percentile(naive, 99), "fire_p50_ms": percentile(fired, 50),
+            "fire_p99_ms": percentile(fired, 99)}
+
+
+async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        engine, app = await _start(mode, args, session)
+        try:
+            n = args.runs
+            t0 = time.time()
+            for start in range(0, n, 100):
+                await post_events(session, engine, [{"name": LOAD_EVENT, "data": {"n": i}}
+                                                    for i in range(start, min(n, start + 100))])
+            enqueue_s = time.time() - t0
+            progress = {"done": 0}
+            sleeper_task = asyncio.create_task(_send_sleepers(
+                engine, session, args.sleepers, 0.1, lambda: progress["done"] < 0.9 * n))
+            stalled = False
+            last_change, last_done = time.monotonic(), -1
+            deadline = time.monotonic() + args.timeout
+            peak_rss = 0.0
+            while True:
+                st = await _stats(app, session)
+                progress["done"] = st["done"]
+                peak_rss = max(peak_rss, engine.rss_mb()) if engine.alive() else peak_rss
+                if st["done"] >= n:
+                    break
+                if st["done"] != last_done:
+                    last_done, last_change = st["done"], time.monotonic()
+                if not engine.alive() or time.monotonic() - last_change > args.stall or time.monotonic() > deadline:
+                    stalled = True
+                    break
+                await asyncio.sleep(0.25)
+            sent = await sleeper_task
+            st = await _wait_sleepers(app, session, sent, 30)
+            engine_counts: dict[str, int] = {}
+            deadline = time.monotonic() + 30
+            while engine.alive() and time.monotonic() < deadline:
+                engine_counts = await count_runs(session, engine, "three-steps")
+                if engine_counts.get("Completed", 0) >= n or stalled:
+                    break
+                await asyncio.sleep(0.5)
+            elapsed = (st["last_done"] or time.time()) - t0
+            lost = n - len(set(st["done_ns"]) & set(range(n)))
+            return {
+                "mode": mode, "runs": n, "limit": args.limit, "stalled": stalled, "done": st["done"], "lost": lost,
+                "engine_completed": engine_counts.get("Completed", 0),
+                "engine_other": {k: v for k, v in engine_counts.items() if k != "Completed"},
+                "executions": st["executions"], "dup_steps": len(st["dup_steps"]), "dup_step_ids": st["dup_steps"],
+                "dup_runs": len(st["dup_n"]), "dup_finals": st["dup_finals"],
+                "max_inflight_steps": st["max_inflight"], "max_runs_inflight": st["max_runs_inflight"],
+                "enqueue_s": enqueue_s, "elapsed_s": elapsed, "runs_per_s": st["done"] / elapsed if elapsed else 0,
+                "peak_rss_mb": engine.peak_rss_mb() if engine.alive() else peak_rss,
+                "engine_cpu_s": engine.cpu_s() if engine.alive() else float("nan"),
+                "sleep": await _lateness(session, engine, st, sent),
+            }
+        finally:
+            app.stop()
+            engine.stop()
+
+
+async def bench_sleep(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        engine, app = await _start(mode, args, session)
+        try:
+            sent = await _send_sleepers(engine, session, args.sleepers, 0.02)
+            st = await _wait_sleepers(app, session, sent, 30)
+            return {"mode": mode, **(await _lateness(session, engine, st, sent)), "peak_rss_mb": engine.peak_rss_mb()}
+        finally:
+            app.stop()
+            engine.stop()
+
+
+async def _ingest_round(engine: Engine, clients: int, batch: int, seconds: float) -> tuple[float, list[float]]:
+    events = [{"name": INGEST_EVENT, "data": {"i": i, "p": "x" * 50}} for i in range(batch)]
+    payload = json.dumps(events).encode()
+    url = f"{engine.url}/e/{engine.key}"
+    accepted = 0
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        async def client() -> None:
+            nonlocal accepted
+            while time.perf_counter() < end:
+                t = time.perf_counter()
+                async with session.post(url, data=payload, headers={"Content-Type": "application/json"}) as r:
+                    body = await r.json()
+                    if r.status != 200:
+                        raise RuntimeError(f"POST /e answered {r.status}: {body}")
+                accepted += len(body["ids"])
+                latencies.append((time.perf_counter() - t) * 1000)
+
+        start = time.perf_counter()
+        end = start + seconds
+        await asyncio.gather(*(client() for _ in range(clients)))
+        return accepted / (time.perf_counter() - start), latencies
+
+
+async def bench_events(mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    engine = Engine(mode)
+    out = []
+    try:
+        for batch in (1, 100):
+            await _ingest_round(engine, args.clients, batch, 0.5)  # warm-up
+            rates, lats = [], []
+            for _ in range(args.rounds):
+                rate, lat = await _ingest_round(engine, args.clients, batch, args.seconds)
+                rates.append(rate)
+                lats += lat
+            out.append({"mode": mode, "batch": batch, "events_per_s": median(rates), "rounds": rates,
+                        "req_p50_ms": percentile(lats, 50), "req_p99_ms": percentile(lats, 99),
+                        "peak_rss_mb": engine.peak_rss_mb()})
+    finally:
+        engine.stop()
+    return out
+
+
+# --------------------------------------------------------------------------- output
+
+def _f(x: float, digits: int = 1) -> str:
+    return "n/a" if x != x else f"{x:.{digits}f}"
+
+
+def print_load(results: list[dict[str, Any]]) -> None:
+    print(f"\n10,000-run load: {results[0]['runs']} runs of a 3-step function, concurrency limit "
+          f"{results[0]['limit']}, all queued at once (one round)")
+    print(table(["mode", "finished (app/engine)", "lost", "steps run twice", "max steps in flight",
+                 "runs/s", "engine peak RSS MB", "engine CPU s", "sleep late p50/p99 ms (n)"],
+                [[r["mode"], f"{r['done']}/{r['engine_completed']}" + (" STALLED" if r["stalled"] else ""),
+                  r["lost"], r["dup_steps"], r["max_inflight_steps"], _f(r["runs_per_s"]),
+                  _f(r["peak_rss_mb"], 0), _f(r["engine_cpu_s"]),
+                  f"{_f(r['sleep']['p50_ms'])}/{_f(r['sleep']['p99_ms'])} ({r['sleep']['woke']})"]
+                 for r in results]))
+    for r in results:
+        if r["engine_other"] or r["dup_runs"] or r["dup_finals"]:
+            print(f"  {r['mode']}: other run states {r['engine_other']}, runs finished twice {r['dup_runs']}, "
+                  f"final calls repeated {r['dup_finals']}")
+        if r["limit"] and r["max_inflight_steps"] > r["limit"]:
+            print(f"  {r['mode']}: concurrency limit {r['limit']} NOT enforced: {r['max_inflight_steps']} steps "
+                  f"ran at once ({r['max_runs_inflight']} runs in progress at once)")
+
+
+def print_sleep(results: list[dict[str, Any]], title: str) -> None:
+    print(f"\n{title}")
+    print(table(["mode", "sleepers (woke)", "late p50 ms", "late p99 ms", "late max ms", "naive p50/p99 ms",
+                 "engine fired p50/p99 ms"],
+                [[r["mode"], f"{r['sleepers']} ({r['woke']})", _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r["max_ms"]),
+                  f"{_f(r['naive_p50_ms'])}/{_f(r['naive_p99_ms'])}",
+                  f"{_f(r['fire_p50_ms'])}/{_f(r['fire_p99_ms'])}"] for r in results]))
+
+
+def print_events(results: list[dict[str, Any]], clients: int, rounds: int) -> None:
+    print(f"\nPOST /e/{{key}}: events accepted per second, {clients} concurrent aiohttp clients, "
+          f"median of {rounds} rounds")
+    print(table(["mode", "events/request", "events/s", "rounds", "request p50 ms", "request p99 ms"],
+                [[r["mode"], r["batch"], _f(r["events_per_s"], 0), " ".join(f"{x:.0f}" for x in r["rounds"]),
+                  _f(r["req_p50_ms"]), _f(r["req_p99_ms"])] for r in results]))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-app":
+        port, url, mode, limit, step_ms = sys.argv[2:7]
+        serve_app(int(port), url, mode, int(limit), float(step_ms))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bench", choices=["load", "events", "sleep"])
+    parser.add_argument("--modes", default="dev,production")
+    parser.add_argument("--runs", type=int, default=10_000, help="load: runs queued at once")
+    parser.add_argument("--limit", type=int, default=10, help="load: concurrency limit (0 = none)")
+    parser.add_argument("--step-ms", type=float, default=2.0, help="load: time each step awaits")
+    parser.add_argument("--sleepers", type=int, default=200, help="sleep runs (load: at most, 1 every 100 ms)")
+    parser.add_argument("--timeout", type=float, default=600, help="load: overall bound in seconds")
+    parser.add_argument("--stall", type=float, default=60, help="load: give up after this long with no progress")
+    parser.add_argument("--seconds", type=float, default=3.0, help="events: length of a round")
+    parser.add_argument("--rounds", type=int, default=3, help="events: rounds per batch size")
+    parser.add_argument("--clients", type=int, default=32, help="events: concurrent clients")
+    parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
+    args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    started = time.time()
+    if args.bench == "load":
+        results: list[dict[str, Any]] = [asyncio.run(bench_load(m, args)) for m in modes]
+        print_load(results)
+        print_sleep([{"mode": r["mode"], **r["sleep"]} for r in results],
+                    "step.sleep(1 s) lateness under that load (one sleeper run started every 100 ms)")
+    elif args.bench == "sleep":
+        results = [asyncio.run(bench_sleep(m, args)) for m in modes]
+        print_sleep(results, f"step.sleep(1 s) lateness, idle engine, {args.sleepers} runs started 20 ms apart")
+    else:
+        results = [r for m in modes for r in asyncio.run(bench_events(m, args))]
+        print_events(results, args.clients, args.rounds)
+    print(f"\n(total {time.time() - started:.0f} s; {machine()})")
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
