@@ -93,3 +93,10 @@ def test_a_running_command_does_not_block_the_server(app_server: Any, write_work
     assert time.monotonic() - started < 0.5
     thread.join(20)
     assert results[0].output == "rested"
+
+
+async def test_a_background_child_holding_the_pipes_does_not_hang_the_step(tmp_path: Path) -> None:
+    started = time.monotonic()
+    res = await run_process("echo before; sleep 4 & echo $! > bg.pid", cwd=tmp_path)
+    assert res.exit_code == 0 and res.stdout.startswith("before") and time.monotonic() - started < 3.5
+    os.kill(int((tmp_path / "bg.pid").read_text()), 9)

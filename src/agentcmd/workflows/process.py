@@ -25,6 +25,9 @@ from dataclasses import dataclass
 OUTPUT_LIMIT = 64 * 1024
 """Bytes of stdout/stderr kept per command (the tail; the total is reported)."""
 
+DRAIN_SECONDS = 2.0
+"""After the command exits, how long to keep reading pipes a background child may hold open."""
+
 GRACE_SECONDS = 5.0
 """Time between SIGTERM and SIGKILL when a command is stopped."""
 
@@ -69,6 +72,20 @@ async def _pump(stream: asyncio.StreamReader | None, tail: _Tail) -> None:
         return
     while chunk := await stream.read(65536):
         tail.feed(chunk)
+
+
+async def _exited(proc: asyncio.subprocess.Process) -> None:
+    """Wait for the process itself to exit.
+
+    ``Process.wait()`` also waits for its pipes to close, which a background
+    grandchild (``server &``) can hold open for ever; the exit code is known
+    as soon as the child is reaped, so poll that (cheap: at most 10 times a
+    second once the command has run for a while).
+    """
+    delay = 0.005
+    while proc.returncode is None:
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 _running: dict[str, set[asyncio.subprocess.Process]] = {}
@@ -154,14 +171,21 @@ async def run_process(
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 await proc.stdin.drain()
             proc.stdin.close()
-        pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err), proc.wait())
+        pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
         try:
-            await asyncio.wait_for(asyncio.shield(pumps), timeout)
+            await asyncio.wait_for(_exited(proc), timeout)
         except TimeoutError:
             timed_out = True
             await stop_group(proc, grace)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(pumps, grace)
+        try:
+            await asyncio.wait_for(pumps, DRAIN_SECONDS)
+        except TimeoutError:
+            # A background child (``server &``) still holds the pipes open; the command itself is
+            # done, so stop reading (wait_for cancelled the pumps) and close our ends of the pipes.
+            # The child keeps running, untracked: starting it was the command's choice.
+            transport = getattr(proc, "_transport", None)
+            if transport is not None:
+                transport.close()
     except (asyncio.CancelledError, Exception):
         # The request itself was cancelled (server shutdown): never leave the group behind.
         await asyncio.shield(stop_group(proc, grace))
