@@ -81,3 +81,34 @@ def test_without_an_app_server_list_reads_the_project_and_runs_says_how_to_start
     assert "not reachable" in out.stderr and "broken.py:1: ValueError: nope" in out.stderr
     out = cli("runs", "list", env=env)
     assert out.returncode == 2 and "fix: start it with 'agentcmd dev'" in out.stderr
+
+
+def test_on_a_terminal_run_wait_shows_phases_and_steps(stack: Any, write_workflow: Any) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    write_workflow("hello.py", HELLO)
+    s = stack()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "agentcmd", "workflows", "run", "hello", "--input",
+                             '{"who": "tty"}', "--wait"], stdout=slave, stderr=subprocess.PIPE,
+                            env={**os.environ, **_env(s), "COLUMNS": "120", "TERM": "xterm"})
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "run " in screen and "greet" in screen and "say" in screen and "Completed" in screen
+    assert '"said": "hello tty"' in screen
