@@ -128,24 +128,30 @@ class EngineProc:
         return httpx.get(self.url + path, headers=self.headers, timeout=5, **kw)
 
 
+def _make_engine(base: Path, index: int, mode: str = "dev", sqlite_dir: Path | None = None,
+                 args: tuple[str, ...] = (), env: dict[str, str] | None = None, port: int | None = None) -> EngineProc:
+    port = port or _free_port()
+    cmd = "dev" if mode == "dev" else "start"
+    full = ["engine", cmd, "--port", str(port), "--retry-interval", "0.2", "--grace", "3"]
+    if mode == "dev":
+        full.append("--no-discovery")
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+    base_env["AGENTCMD_HOME"] = str(base / "agentcmd-home")
+    if mode == "production":
+        sqlite_dir = sqlite_dir or base / f"engine-db-{index}"
+        full += ["--sqlite-dir", str(sqlite_dir)]
+        base_env.update(INNGEST_SIGNING_KEY=SIGNING_KEY, INNGEST_EVENT_KEY=EVENT_KEY)
+    return EngineProc(mode, port, [*full, *args], {**base_env, **(env or {})}, base / f"engine-{index}", sqlite_dir)
+
+
 @pytest.fixture
 def engine_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., EngineProc]]:
+    """Start engines for one test; see the module docstring."""
     procs: list[EngineProc] = []
 
     def make(mode: str = "dev", sqlite_dir: Path | None = None, args: tuple[str, ...] = (),
              env: dict[str, str] | None = None, start: bool = True, port: int | None = None) -> EngineProc:
-        port = port or _free_port()
-        cmd = "dev" if mode == "dev" else "start"
-        full = ["engine", cmd, "--port", str(port), "--retry-interval", "0.2", "--grace", "3"]
-        if mode == "dev":
-            full.append("--no-discovery")
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
-        if mode == "production":
-            sqlite_dir = sqlite_dir or tmp_path / "engine-db"
-            full += ["--sqlite-dir", str(sqlite_dir)]
-            base_env.update(INNGEST_SIGNING_KEY=SIGNING_KEY, INNGEST_EVENT_KEY=EVENT_KEY)
-        proc = EngineProc(mode, port, [*full, *args], {**base_env, **(env or {})},
-                          tmp_path / f"engine-{len(procs)}", sqlite_dir)
+        proc = _make_engine(tmp_path, len(procs), mode, sqlite_dir, args, env, port)
         procs.append(proc)
         return proc.start() if start else proc
 
@@ -155,6 +161,14 @@ def engine_factory(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[C
         p.stop(5)
         if failed is not None and failed.failed:
             sys.stderr.write(f"--- engine {' '.join(p.args)} ---\n{p.output()}\n")
+
+
+@pytest.fixture(scope="module", params=["dev", "production"])
+def module_engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProc]:
+    """One engine per test module and mode (dev, production), shared by its tests."""
+    proc = _make_engine(tmp_path_factory.mktemp("engine"), 0, str(request.param)).start()
+    yield proc
+    proc.stop(5)
 
 
 def client_for(engine: EngineProc, app_id: str = "test-app") -> Any:
@@ -169,7 +183,7 @@ def client_for(engine: EngineProc, app_id: str = "test-app") -> Any:
                            event_api_base_url=engine.url, logger=logger)
 
 
-@pytest.fixture(name="client_for")
+@pytest.fixture(name="client_for", scope="session")
 def client_for_fixture() -> Callable[..., Any]:
     return client_for
 
@@ -229,6 +243,20 @@ def sdk_factory() -> Iterator[Callable[..., SdkApp]]:
         app.stop()
 
 
+@pytest.fixture(scope="session")
+def serve_sdk() -> Callable[..., SdkApp]:
+    """``serve_sdk(engine, client, functions)`` -> a synced ``SdkApp`` (the caller stops it).
+
+    For module-scoped apps; per-test code should prefer ``sdk_factory``.
+    """
+    def make(engine: EngineProc, client: Any, functions: list[Any]) -> SdkApp:
+        app = SdkApp(client, functions)
+        app.sync(engine)
+        return app
+
+    return make
+
+
 def send_event(engine: EngineProc, name: str, data: dict[str, Any] | None = None, **extra: Any) -> str:
     r = httpx.post(f"{engine.url}/e/{engine.key}", json={"name": name, "data": data or {}, **extra}, timeout=5)
     assert r.status_code == 200, r.text
@@ -268,17 +296,17 @@ def wait_for_run_status(engine: EngineProc, run_id: str, status: str, timeout: f
     raise AssertionError(f"run {run_id} not {status} after {timeout} s; last seen: {seen}")
 
 
-@pytest.fixture(name="send_event")
+@pytest.fixture(name="send_event", scope="session")
 def send_event_fixture() -> Callable[..., str]:
     return send_event
 
 
-@pytest.fixture(name="runs_for_event")
+@pytest.fixture(name="runs_for_event", scope="session")
 def runs_for_event_fixture() -> Callable[..., list[str]]:
     return runs_for_event
 
 
-@pytest.fixture(name="wait_for_run_status")
+@pytest.fixture(name="wait_for_run_status", scope="session")
 def wait_for_run_status_fixture() -> Callable[..., dict[str, Any]]:
     return wait_for_run_status
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from ulid import ULID
@@ -235,6 +236,12 @@ class Executor:
         self.clock = clock
         self.lease_ms = lease_ms
         self.calls = 0
+        self.on_new_work: Callable[[], None] = lambda: None   # the worker's wake(); set by Worker
+
+    def _notify(self, outcome: Outcome) -> None:
+        """Wake the worker when a commit queued work it must lease itself (future rows, events)."""
+        if outcome.items or outcome.events or outcome.finish is not None or outcome.retry_at is not None:
+            self.on_new_work()
 
     def lease_until(self) -> int:
         return self.clock() + self.lease_ms
@@ -261,6 +268,7 @@ class Executor:
             log.info("run %s %s: %s", ctx.run_id, "retrying" if outcome.retry_at else "failed", resp.message)
         nxt = await self.store.apply_outcome(ctx.run_id, ctx.item, outcome, self.lease_until())
         debug_triggers.hit("after_step_commit")
+        self._notify(outcome)
         return nxt
 
     async def _gateway(self, op: Op) -> Any:

@@ -44,6 +44,7 @@ class Worker:
         self._stopping = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
+        executor.on_new_work = self.wake
 
     def wake(self) -> None:
         self._wake.set()
