@@ -20,7 +20,6 @@ import http.client
 import json
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -84,7 +83,7 @@ class Supervisor:
             if plan.uses_npx:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
             self._spawn(plan.engine)
-            if plan.engine_kind == "embedded" and not self._wait_engine_listening(started):
+            if plan.engine_kind == "embedded" and not self._wait_engine_up(started):
                 self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
                 return EXIT_INTERRUPTED
             self._check_exits("during startup")  # an engine that failed at once: no app to stop
@@ -130,25 +129,28 @@ class Supervisor:
                                f"then run the command again", exit_code=exit_code,
                                details={"child": child.name, "exit_code": code})
 
-    def _wait_engine_listening(self, started: float) -> bool:
-        """Hold the app back until the embedded engine accepts connections.
+    def _wait_engine_up(self, started: float) -> bool:
+        """Hold the app back until the embedded engine answers ``/health``.
 
-        The engine answers requests only after its first sync of the app
+        The engine serves requests only after its first sync of the app
         (bounded by its own 5 s wait). If the app were up before that sync,
         the SDK's registration call back into the engine would queue behind
-        it and both would stall for those 5 s. An app started once the
-        engine listens is still importing when that first sync runs, so the
-        sync fails fast and ``_sync_app`` registers the app moments later.
+        it and both would stall for those 5 s. Started once the engine is
+        up, the app is synced by ``_sync_app`` moments after it listens.
+        (Waiting only for the engine's port to accept connections is not
+        enough: the engine binds first and imports, opens and syncs after.)
         False if a signal came first; an early exit or the deadline is left
         to ``_wait_ready`` to report.
         """
+        engine = self._children[0]
         deadline = started + self.startup_timeout
         while time.monotonic() < deadline:
+            self._wake.clear()
             if self._signal is not None:
                 return False
-            if any(c.poll() is not None for c in self._children) or _accepts(self.plan.engine_url):
+            if engine.poll() is not None or engine.is_healthy(timeout=min(1.0, self.startup_timeout)):
                 return True
-            time.sleep(0.005)
+            self._wake.wait(self.poll_interval)
         return True
 
     def _wait_ready(self, started: float) -> bool:
@@ -266,16 +268,6 @@ class Supervisor:
         except subprocess.TimeoutExpired:
             watchdog.kill()
             watchdog.wait()
-
-
-def _accepts(url: str) -> bool:
-    """Whether a TCP connection to ``url``'s host and port succeeds now."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _signal_name(signum: int | None) -> str:
