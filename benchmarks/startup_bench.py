@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["dev", "start"], choices=["dev", "start"])
     args = parser.parse_args()
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="agentcmd-bench-") as tmp:
         project = Path(tmp) / "project"
         (project / ".agentcmd" / "workflows").mkdir(parents=True)
@@ -108,7 +109,8 @@ def main() -> None:
             rows.append((command, fresh, again))
             print(f"agentcmd {command}: fresh {[f'{t:.3f}' for t in fresh]}, "
                   f"restart {[f'{t:.3f}' for t in again]}", file=sys.stderr)
-    print(f"\n{os.cpu_count()} CPUs, Python {platform.python_version()}, {args.runs} runs each\n")
+    print(f"\n{os.cpu_count()} CPUs, Python {platform.python_version()}, {args.runs} runs each, "
+          f"1-min load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after\n")
     print("| command | mode | fresh start, median (min-max) | restart, median (min-max) |")
     print("|---|---|---|---|")
     for command, fresh, again in rows:
