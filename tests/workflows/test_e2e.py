@@ -137,6 +137,19 @@ def _synced(engine_url: str, key: str | None, app_url: str | None = None) -> boo
     return resp.status_code == 200 and bool(resp.json().get("data"))
 
 
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _stopped(sup: Proc, *ports: int) -> None:
+    """Stop a supervisor and wait until its children let go of their ports (a restart reuses them)."""
+    sup.stop()
+    _wait(lambda: all(_port_free(p) for p in ports), 30, f"ports {ports} to be free", sup.output)
+
+
 def _cli(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "agentcmd", *args], capture_output=True, text=True,
                           env=env, timeout=timeout)
@@ -171,12 +184,12 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
                                                                           ("work", "ask", "Completed")]
     assert run["steps"][1]["output"]["session_id"] == "sess-123"
 
-    sup.stop()
+    _stopped(sup, app_port, engine_port)
     sup = procs(argv, env)
     _wait(lambda: _synced(engine_url, signing, app_url), 60, "the engine to come back", sup.output)
     assert [r["run_id"] for r in _runs(app_url, "demo")] == [run["run_id"]]
     assert len(fake_claude.calls()) == 1
-    sup.stop()
+    _stopped(sup, app_port, engine_port)
 
     dev_argv = [*argv[:3], "dev", *argv[4:]]
     dev_env = {k: v for k, v in env.items() if not k.startswith("INNGEST_")}
@@ -185,7 +198,7 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
     out = _cli("workflows", "run", "demo", "--input", "{}", "--wait", env=dev_env)
     assert out.returncode == 0, out.stderr + sup.output()[-3000:]
     assert len(_runs(app_url, "demo")) == 1
-    sup.stop()
+    _stopped(sup, app_port, engine_port)
     sup = procs(dev_argv, dev_env)
     _wait(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to come back", sup.output)
     assert _runs(app_url, "demo") == []

@@ -31,7 +31,7 @@ from agentcmd.workflows.process import terminate_run
 
 router = APIRouter(prefix="/api")
 
-RUN_ID_WAIT_SECONDS = 5.0
+RUN_ID_WAIT_SECONDS = 10.0
 """How long ``POST /runs`` waits for the engine to create the run before answering without its id."""
 
 
