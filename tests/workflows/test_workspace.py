@@ -137,3 +137,28 @@ def test_an_unknown_git_action_fails_at_the_call(app_server: Any, write_workflow
     ''')
     run = app_server().driver.run("bad")
     assert run.status == "Failed" and "unknown action 'rebase'" in run.output["message"]
+
+
+def test_commit_on_a_branch_then_push_to_the_remote(app_server: Any, write_workflow: Any, repo: Path,
+                                                    tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    write_workflow("push.py", '''
+        from agentcmd import define_workflow
+
+        @define_workflow(id="push", phases=["ship"], retries=0)
+        async def push(ctx, step):
+            with step.phase("ship"):
+                await step.git("branch", branch="feature/push")
+                await step.cli("edit", "echo pushed > pushed.txt")
+                c = await step.git("commit", commit_message="to push")
+                p = await step.git("push")
+                status = await step.git("status")
+            return [c.sha, p.branch, p.action, status.output]
+    ''')
+    run = app_server().driver.run("push")
+    assert run.status == "Completed", run.calls[-1]
+    sha, branch, action, status = run.output
+    assert (branch, action, status) == ("feature/push", "push", "")
+    assert git(remote, "rev-parse", "refs/heads/feature/push") == sha
