@@ -234,6 +234,23 @@ def test_inngest_cli_missing_is_a_clear_error(spawn: SpawnFn, fake_inngest: Fake
     assert "neither 'inngest' nor 'npx' is on PATH" in out and "--engine embedded" in out
 
 
+def test_an_engine_command_that_cannot_run_is_a_clear_error(
+        spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int], tmp_path: Path) -> None:
+    child = supervise(spawn, fake_inngest, ports, "dev", engine="embedded",
+                      AGENTCMD_ENGINE_COMMAND=str(tmp_path / "no-such-engine"))
+    assert wait_exit(child) == 2
+    out = child.output()
+    assert "error: cannot start the engine" in out and "AGENTCMD_ENGINE_COMMAND" in out
+    assert "Traceback" not in out
+
+
+def test_sighup_stops_both_children_like_ctrl_c(spawn: SpawnFn, fake_inngest: FakeInngest,
+                                                ports: tuple[int, int]) -> None:
+    child = supervise(spawn, fake_inngest, ports, "dev")
+    wait_output(child, READY)
+    interrupt_and_check_clean_exit(child, signal.SIGHUP)
+
+
 def test_inngest_cli_through_npx_when_only_node_is_there(
         spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int], tmp_path: Path) -> None:
     npx_dir = tmp_path / "npx-bin"

@@ -85,8 +85,8 @@ class LogSink:
         try:
             self.stream.write(text + "\n")
             self.stream.flush()
-        except (BrokenPipeError, ValueError):
-            pass  # stdout closed (e.g. piped into `head`): keep supervising, stop printing
+        except (OSError, ValueError):
+            pass  # stdout closed (piped into `head`, terminal gone): keep supervising, stop printing
 
 
 def _isatty(stream: TextIO) -> bool:

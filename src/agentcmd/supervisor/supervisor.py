@@ -29,13 +29,14 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from agentcmd.errors import ChildExitedError, SupervisorError
-from agentcmd.supervisor.launch import LaunchPlan
+from agentcmd.supervisor.launch import ENGINE_COMMAND_ENV, LaunchPlan
 from agentcmd.supervisor.logs import LogSink
 from agentcmd.supervisor.process import ChildSpec, ManagedProcess, describe_returncode
 
 EXIT_INTERRUPTED = 130
 _WATCHDOG = Path(__file__).with_name("watchdog.py")
-_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP: the terminal went away; the children (own sessions) did not get it, so stop them.
+_HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Supervisor:
@@ -101,7 +102,14 @@ class Supervisor:
     # Children ----------------------------------------------------------------
     def _spawn(self, spec: ChildSpec) -> None:
         child = ManagedProcess(spec, self.sink, on_output_closed=self._wake.set)
-        child.start()
+        try:
+            child.start()
+        except OSError as exc:
+            raise SupervisorError(
+                f"cannot start the {spec.name} ({spec.argv[0]}): {exc.strerror or exc}",
+                "check that the program exists and is executable"
+                + (f" (it comes from {ENGINE_COMMAND_ENV})" if spec.name == "engine" else ""),
+                code="spawn_failed", exit_code=2) from None
         self._children.append(child)
         self._tell_watchdog(f"+{child.pid}")
         self.sink.info(f"{spec.name} started (pid {child.pid}): {shlex.join(spec.argv)}",
