@@ -110,3 +110,12 @@ def test_app_and_engine_cannot_share_a_port() -> None:
                                              ("::", "[::1]"), ("::1", "[::1]"), ("myhost", "myhost")])
 def test_wildcard_hosts_are_reached_on_loopback(host: str, reach: str) -> None:
     assert connect_host(host) == reach
+
+
+def test_allow_remote_dev_reaches_the_embedded_dev_engine_only() -> None:
+    settings = load_settings(host="0.0.0.0")
+    dev = build_plan(settings, Mode.DEV, {}, allow_remote_dev=True)
+    assert dev.engine is not None and dev.engine.argv[-1] == "--allow-remote-dev"
+    assert dev.app_url == "http://127.0.0.1:4100"
+    prod = build_plan(settings, Mode.PRODUCTION, {}, allow_remote_dev=True)
+    assert prod.engine is not None and "--allow-remote-dev" not in prod.engine.argv

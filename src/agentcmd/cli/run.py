@@ -72,11 +72,15 @@ def _make_command(command: str) -> Callable[..., None]:
                  f"{NPX_STARTUP_TIMEOUT:g} through npx)."),
         stop_grace: float = typer.Option(5.0, "--stop-grace", min=0.0,
                                          help="Seconds between SIGTERM and SIGKILL when stopping a child."),
+        allow_remote_dev: bool = typer.Option(
+            False, "--allow-remote-dev",
+            help="Dev mode on a non-loopback --host (no auth: trusted networks only)."),
     ) -> None:
         _run(command, dict(port=port, engine_port=engine_port, host=host,
                            engine=engine.value if engine else None, engine_url=engine_url,
                            log_format=log_format.value if log_format else None, project_dir=project),
-             production=production, dev=dev, startup_timeout=startup_timeout, stop_grace=stop_grace)
+             production=production, dev=dev, startup_timeout=startup_timeout, stop_grace=stop_grace,
+             allow_remote_dev=allow_remote_dev)
 
     run.__doc__ = _HELP[command]
     return run
@@ -88,7 +92,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool,
-         startup_timeout: float | None, stop_grace: float) -> None:
+         startup_timeout: float | None, stop_grace: float, allow_remote_dev: bool) -> None:
     from agentcmd.config import load_settings
     from agentcmd.errors import ConfigError
     from agentcmd.mode import Mode
@@ -107,7 +111,7 @@ def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool
         sink.warning(resolution.warning)
     if resolution.mode is Mode.PRODUCTION:
         settings = _ensure_production_keys(settings, overrides, sink)
-    plan = build_plan(settings, resolution.mode)
+    plan = build_plan(settings, resolution.mode, allow_remote_dev=allow_remote_dev)
     preflight(plan)
     timeout = startup_timeout or (NPX_STARTUP_TIMEOUT if plan.uses_npx else DEFAULT_STARTUP_TIMEOUT)
     code = Supervisor(plan, sink, startup_timeout=timeout, stop_grace=stop_grace).run()

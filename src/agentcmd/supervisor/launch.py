@@ -132,8 +132,13 @@ def engine_env(mode: Mode, base: Mapping[str, str], event_key: str | None,
     return env
 
 
-def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None = None) -> LaunchPlan:
-    """Decide both command lines; raises before anything starts if one cannot be built."""
+def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None = None, *,
+               allow_remote_dev: bool = False) -> LaunchPlan:
+    """Decide both command lines; raises before anything starts if one cannot be built.
+
+    ``allow_remote_dev`` passes ``--allow-remote-dev`` to the embedded dev
+    engine, which otherwise refuses a non-loopback ``--host`` (no auth in dev).
+    """
     env_in = dict(os.environ if environ is None else environ)
     host, port, engine_port = settings.host, settings.port, settings.engine_port
     reach = connect_host(host)
@@ -163,6 +168,8 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
                         "--sqlite-dir", str(database_dir), "--sdk-url", sdk_url]
             else:
                 args = ["dev", "--host", host, "--port", str(engine_port), "-u", sdk_url, "--no-discovery"]
+                if allow_remote_dev:
+                    args.append("--allow-remote-dev")
         else:
             prefix, uses_npx = inngest_cli_command(env_in.get("PATH"))
             if production:

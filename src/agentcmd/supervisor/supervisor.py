@@ -124,10 +124,10 @@ class Supervisor:
     def _child_failed(self, child: ManagedProcess, code: int, phase: str) -> None:
         lines = child.tail(12)
         what = f"the {child.name} {describe_returncode(code)} {phase}"
-        self.sink.error(what, child=child.name, exit_code=code)
+        # The error boundary prints `what`; repeat the child's last words right above it.
         if lines:
             self.sink.error(f"last lines of the {child.name}'s output:\n" +
-                            "\n".join(f"    {line}" for line in lines), child=child.name)
+                            "\n".join(f"    {line}" for line in lines), child=child.name, exit_code=code)
         others = [c.name for c in self._children if c is not child]
         stopped = f"; stopped the {' and the '.join(others)}" if others else ""
         # 2 (bad input) and 3 (database problem) are the engine's own exit codes: pass them on.
