@@ -182,3 +182,19 @@ def test_run_log_artifact_and_wait_for_event(app_server: Any, write_workflow: An
                          "one/approval", "one/other"]
     log_memo = next(m for m in run.memos.values() if isinstance(m, dict) and "log" in str(m))
     assert json.dumps(log_memo["data"]) == json.dumps({"log": "n is 42", "phase": "one"})
+
+
+def test_a_prompt_too_long_for_argv_goes_to_claude_through_stdin(app_server: Any, write_workflow: Any,
+                                                                 fake_claude: Any) -> None:
+    write_workflow("long.py", '''
+        from agentcmd import define_workflow
+
+        @define_workflow(id="long", retries=0)
+        async def body(ctx, step):
+            r = await step.agent("ask", prompt="x" * 300_000 + "END")
+            return [len(r.text), r.text[-3:]]
+    ''')
+    run = app_server().driver.run("long")
+    assert run.output == [len("answer to: ") + 300_003, "END"]
+    [call] = fake_claude.calls()
+    assert call["argv"] == ["-p", "--output-format", "json"]

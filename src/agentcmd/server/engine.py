@@ -95,7 +95,12 @@ class EngineClient:
             params["status"] = status
         if cursor:
             params["cursor"] = cursor
-        body = await self._request("GET", "/v1/runs", params=params)
+        try:
+            body = await self._request("GET", "/v1/runs", params=params)
+        except NotFoundError:
+            raise UnavailableError(f"the engine at {self.base_url} cannot list runs (no GET /v1/runs)",
+                                   "listing runs needs agentcmd's engine; 'agentcmd runs show RUN_ID' works "
+                                   "with any engine") from None
         runs = [r for r in body.get("data") or [] if isinstance(r, dict)]
         return runs, (body.get("metadata") or {}).get("next_cursor")
 

@@ -22,6 +22,15 @@ from typing import Any
 
 from agentcmd.errors import AgentcmdError
 
+ARGV_PROMPT_LIMIT = 100_000
+"""Bytes of prompt passed as one argument; Linux refuses a single argument over 128 KiB (E2BIG)."""
+
+
+class PromptTooLongError(AgentcmdError):
+    code = "prompt_too_long"
+    exit_code = 2
+    http_status = 400
+
 
 class AgentNotFoundError(AgentcmdError):
     code = "agent_not_found"
@@ -37,10 +46,24 @@ class AgentAdapter:
     executable: str
     json_output: bool
 
-    def argv(self, exe: str, prompt: str, *, model: str | None, resume: str | None,
+    def command(self, exe: str, prompt: str, *, model: str | None, resume: str | None,
+                extra: Sequence[str] = ()) -> tuple[list[str], bytes | None]:
+        """(argv, stdin): a long prompt goes through stdin where the CLI reads it from there."""
+        if len(prompt.encode()) <= ARGV_PROMPT_LIMIT:
+            return self.argv(exe, prompt, model=model, resume=resume, extra=extra), None
+        if self.name != "claude":
+            raise PromptTooLongError(
+                f"the prompt for {self.name} is {len(prompt.encode())} bytes, more than one command-line "
+                f"argument can hold ({ARGV_PROMPT_LIMIT})",
+                "write the details to a file in the workspace and ask the agent to read it")
+        # 'claude -p' without a prompt argument reads the prompt from stdin.
+        return self.argv(exe, None, model=model, resume=resume, extra=extra), prompt.encode()
+
+    def argv(self, exe: str, prompt: str | None, *, model: str | None, resume: str | None,
              extra: Sequence[str] = ()) -> list[str]:
+        """The command line; ``prompt=None`` (claude only) leaves the prompt to stdin."""
         if self.name == "claude":
-            argv = [exe, *extra, "-p", prompt, "--output-format", "json"]
+            argv = [exe, *extra, "-p", *([prompt] if prompt is not None else []), "--output-format", "json"]
             if model:
                 argv += ["--model", model]
             if resume:
@@ -52,14 +75,14 @@ class AgentAdapter:
                 argv += ["--model", model]
             if resume:
                 argv += ["resume", resume]
-            return [*argv, prompt]
+            return [*argv, prompt or ""]
         # gemini
         argv = [exe, *extra]
         if model:
             argv += ["--model", model]
         if resume:
             argv += ["--resume", resume]
-        return [*argv, "-p", prompt]
+        return [*argv, "-p", prompt or ""]
 
     def parse(self, stdout: str) -> tuple[str, Any, str | None]:
         """Return (text, parsed JSON or None, session id or None)."""

@@ -33,16 +33,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import inngest
 
 from agentcmd.workflows import gitops
-from agentcmd.workflows.agents import AgentNotFoundError, get_adapter, resolve_executable
+from agentcmd.workflows.agents import AgentNotFoundError, PromptTooLongError, get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
-from agentcmd.workflows.process import ProcessResult, run_process, terminate_run
+from agentcmd.workflows.process import OUTPUT_LIMIT, ProcessResult, run_process, terminate_run
 from agentcmd.workflows.results import AgentResult, CliResult, GitResult
 
 if TYPE_CHECKING:
     from agentcmd.workflows.define import WorkflowSpec
 
 T = TypeVar("T")
+
+AGENT_OUTPUT_LIMIT = 4 * 1024 * 1024
+"""An agent's stdout is its answer (often one JSON document): keep all of it up to 4 MiB, not a tail."""
 
 
 class CommandFailedError(Exception):
@@ -137,10 +140,12 @@ class WorkflowSteps:
                     return
 
     async def _exec(self, command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str] | None,
-                    timeout: float | None, step_id: str) -> ProcessResult:
+                    timeout: float | None, step_id: str, stdin: bytes | None = None,
+                    limit: int = OUTPUT_LIMIT) -> ProcessResult:
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel())
         try:
-            res = await run_process(command, cwd=cwd, env=env, timeout=timeout, run_id=self._ctx.run_id)
+            res = await run_process(command, cwd=cwd, env=env, timeout=timeout, run_id=self._ctx.run_id,
+                                    stdin=stdin, limit=limit)
         finally:
             watcher.cancel()
         if res.cancelled:
@@ -207,9 +212,13 @@ class WorkflowSteps:
                 exe, extra = resolve_executable(agent)
             except AgentNotFoundError as err:
                 raise inngest.NonRetriableError(str(err)) from err
+            try:
+                argv, stdin = adapter.command(exe, prompt, model=model, resume=resume, extra=extra)
+            except PromptTooLongError as err:
+                raise inngest.NonRetriableError(str(err)) from err
             started = time.monotonic()
-            res = await self._exec(adapter.argv(exe, prompt, model=model, resume=resume, extra=extra),
-                                   cwd=where, env=env, timeout=seconds, step_id=sid)
+            res = await self._exec(argv, cwd=where, env=env, timeout=seconds, step_id=sid, stdin=stdin,
+                                   limit=AGENT_OUTPUT_LIMIT)
             if res.timed_out:
                 raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
             text, parsed, session = adapter.parse(res.stdout)
