@@ -100,3 +100,15 @@ async def test_a_background_child_holding_the_pipes_does_not_hang_the_step(tmp_p
     res = await run_process("echo before; sleep 4 & echo $! > bg.pid", cwd=tmp_path)
     assert res.exit_code == 0 and res.stdout.startswith("before") and time.monotonic() - started < 3.5
     os.kill(int((tmp_path / "bg.pid").read_text()), 9)
+
+
+async def test_the_app_servers_keys_are_not_inherited_by_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INNGEST_SIGNING_KEY", "signkey-prod-" + "ab" * 32)
+    monkeypatch.setenv("INNGEST_EVENT_KEY", "evtkey-secret")
+    monkeypatch.setenv("AGENTCMD_DASHBOARD_TOKEN", "dash-secret")
+    monkeypatch.setenv("SOMETHING_ELSE", "kept")
+    res = await run_process(["env"])
+    assert "SOMETHING_ELSE=kept" in res.stdout
+    assert "secret" not in res.stdout and "signkey" not in res.stdout
+    res = await run_process(["env"], env={"INNGEST_EVENT_KEY": "given"})
+    assert "INNGEST_EVENT_KEY=given" in res.stdout

@@ -25,6 +25,13 @@ from dataclasses import dataclass
 OUTPUT_LIMIT = 64 * 1024
 """Bytes of stdout/stderr kept per command (the tail; the total is reported)."""
 
+SECRET_ENV_VARS = frozenset({
+    "INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK", "INNGEST_EVENT_KEY",
+    "AGENTCMD_SIGNING_KEY", "AGENTCMD_EVENT_KEY", "AGENTCMD_DASHBOARD_TOKEN",
+})
+"""The app server's keys: never inherited by step commands (agents run arbitrary tools).
+A step that needs one passes it explicitly with ``env=``."""
+
 DRAIN_SECONDS = 2.0
 """After the command exits, how long to keep reading pipes a background child may hold open."""
 
@@ -147,7 +154,8 @@ async def run_process(
     shell reports that as exit code 127 instead. A timeout stops the group
     and returns ``timed_out=True`` with exit code -SIGTERM/-SIGKILL.
     """
-    full_env = {**os.environ, **(env or {})}
+    full_env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
+    full_env.update(env or {})
     started = time.monotonic()
     common = {
         "cwd": None if cwd is None else os.fspath(cwd),
