@@ -86,6 +86,7 @@ async def start_run(request: Request, workflow_id: str,
     run_id = None
     if event_id:
         deadline = time.monotonic() + RUN_ID_WAIT_SECONDS
+        delay = 0.01
         while run_id is None and time.monotonic() < deadline:
             try:
                 runs = await engine.event_runs(event_id)
@@ -93,7 +94,8 @@ async def start_run(request: Request, workflow_id: str,
                 runs = []
             run_id = next((r.get("run_id") for r in runs if r.get("run_id")), None)
             if run_id is None:
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.2)
     return {"data": {"workflow": wf.spec.id, "event_id": event_id, "run_id": run_id,
                      "trigger": wf.spec.trigger, "input": data}}
 
