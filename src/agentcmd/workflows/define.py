@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import inngest
+
+# FunctionOpts is not exported by the SDK; Function's constructor needs it. pyproject pins inngest <0.6.
+from inngest._internal.function import FunctionOpts
 from pydantic import BaseModel
 
 from agentcmd.errors import AgentcmdError
@@ -202,8 +205,6 @@ def _build(spec: WorkflowSpec, body: WorkflowBody) -> Workflow:
 
     handler.__name__ = handler.__qualname__ = f"workflow_{spec.id.replace('-', '_').replace('.', '_')}"
     timeouts = inngest.Timeouts(finish=parse_duration(spec.timeout)) if spec.timeout else None
-    from inngest._internal.function import FunctionOpts
-
     workflow = Workflow(
         FunctionOpts(
             batch_events=None,

@@ -83,7 +83,8 @@ async def commit(cwd: Path, message: str, *, add_all: bool = True, allow_empty: 
 
 
 async def diff(cwd: Path, *, base: str | None = None, run_id: str | None = None) -> GitResult:
-    """The working tree's diff against ``base`` (default HEAD), untracked files included as intent-to-add."""
+    """The working tree's diff against ``base`` (default HEAD); ``output`` is ``git status --porcelain``,
+    which also lists untracked files (they are not in the diff)."""
     _, out, _ = await git(cwd, "diff", base or "HEAD", run_id=run_id, check=False)
     _, stat, _ = await git(cwd, "status", "--porcelain", run_id=run_id)
     return GitResult(action="diff", ok=True, output=stat.strip(), diff=out)
