@@ -162,3 +162,21 @@ def test_commit_on_a_branch_then_push_to_the_remote(app_server: Any, write_workf
     sha, branch, action, status = run.output
     assert (branch, action, status) == ("feature/push", "push", "")
     assert git(remote, "rev-parse", "refs/heads/feature/push") == sha
+
+
+def test_worktree_add_and_remove_as_git_steps(app_server: Any, write_workflow: Any, repo: Path,
+                                              tmp_path: Path) -> None:
+    tree = tmp_path / "trees" / "side"
+    write_workflow("trees.py", f'''
+        from agentcmd import define_workflow
+
+        @define_workflow(id="trees", retries=0)
+        async def trees(ctx, step):
+            added = await step.git("add", "worktree-add", branch="side", path={str(tree)!r})
+            seen = await step.cli("look", "cat README", cwd=added.path)
+            removed = await step.git("remove", "worktree-remove", path={str(tree)!r})
+            return [added.branch, seen.stdout, removed.action]
+    ''')
+    run = app_server().driver.run("trees")
+    assert run.output == ["side", "hello\n", "worktree-remove"]
+    assert not tree.exists() and "side" in git(repo, "branch", "--list")
