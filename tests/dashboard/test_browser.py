@@ -29,7 +29,7 @@ import pytest
 from tests.conftest import free_port
 from tests.dashboard.conftest import Child, Stack, clean_env, wait_for
 
-from agentcmd.config.keys import generate_event_key, generate_signing_key
+from agentcmd.config.keys import generate_event_key, generate_signing_key, hash_signing_key
 
 CHROMIUM = os.environ.get("AGENTCMD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -195,6 +195,12 @@ def test_a_production_engine_on_all_interfaces_asks_for_a_login(chromium_path: s
         expect(page).to_have_url(f"{url}/events")
         expect(page.get_by_role("heading", level=1)).to_have_text("Events")
         expect(page.get_by_test_id("mode-banner")).to_contain_text(str(tmp_path / "db" / "engine.db"))
+        with httpx.Client(base_url=url, timeout=10) as client:  # no page or twin shows a key or the token
+            client.post("/login", data={"token": TOKEN})
+            for path in ("/", "/runs.json", "/events", "/events.json", "/apps", "/apps.json", "/send", "/login"):
+                text = client.get(path).text
+                for secret in (signing, hash_signing_key(signing), env["INNGEST_EVENT_KEY"], TOKEN):
+                    assert secret not in text, path
         page.get_by_role("button", name="Log out").click()
         expect(page).to_have_url(f"{url}/login")
     finally:

@@ -106,9 +106,6 @@ class WebAuth:
         need = self.need(Route.PAGE)
         return need is Need.OPEN or (need is Need.SESSION and self.logged_in(request))
 
-    def action_need(self, route: Route) -> Need:
-        return self.need(route)
-
     def action_allowed(self, request: Request, route: Route, submitted_csrf: str | None) -> tuple[bool, int, str]:
         """(allowed, HTTP status if not, reason) for a dashboard form post."""
         need = self.need(route)
