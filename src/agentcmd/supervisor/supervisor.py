@@ -84,12 +84,14 @@ class Supervisor:
             if plan.uses_npx:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
             self._spawn(plan.engine)
-            if plan.engine_kind == "embedded" and not self._wait_engine_up(started):
+        self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
+        app = self._spawn(plan.app)
+        if plan.app.gated:
+            if not self._wait_engine_up(started):
                 self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
                 return EXIT_INTERRUPTED
-            self._check_exits("during startup")  # an engine that failed at once: no app to stop
-        self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
-        self._spawn(plan.app)
+            self._check_exits("during startup")
+            app.release()
         if not self._wait_ready(started):
             self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
             return EXIT_INTERRUPTED
@@ -100,7 +102,7 @@ class Supervisor:
         return self._watch()
 
     # Children ----------------------------------------------------------------
-    def _spawn(self, spec: ChildSpec) -> None:
+    def _spawn(self, spec: ChildSpec) -> ManagedProcess:
         child = ManagedProcess(spec, self.sink, on_output_closed=self._wake.set)
         try:
             child.start()
@@ -114,6 +116,7 @@ class Supervisor:
         self._tell_watchdog(f"+{child.pid}")
         self.sink.info(f"{spec.name} started (pid {child.pid}): {shlex.join(spec.argv)}",
                        child=spec.name, pid=child.pid)
+        return child
 
     def _check_exits(self, phase: str) -> None:
         for child in self._children:
@@ -138,13 +141,14 @@ class Supervisor:
                                details={"child": child.name, "exit_code": code})
 
     def _wait_engine_up(self, started: float) -> bool:
-        """Hold the app back until the embedded engine answers ``/health``.
+        """Hold the (gated) app back until the embedded engine answers ``/health``.
 
         The engine serves requests only after its first sync of the app
         (bounded by its own 5 s wait). If the app were up before that sync,
         the SDK's registration call back into the engine would queue behind
-        it and both would stall for those 5 s. Started once the engine is
-        up, the app is synced by ``_sync_app`` moments after it listens.
+        it and both would stall for those 5 s. Released once the engine is
+        up, the app is synced by ``_sync_app`` moments after it listens; it
+        imported its web stack meanwhile (``gate.py``), so little is lost.
         (Waiting only for the engine's port to accept connections is not
         enough: the engine binds first and imports, opens and syncs after.)
         False if a signal came first; an early exit or the deadline is left
