@@ -91,3 +91,17 @@ def test_a_second_start_on_the_same_database_fails_with_the_engines_message(
     assert "Uvicorn running" not in out, "the app's gate must stay shut once the engine has failed"
     assert_all_gone(list(child_pids(out).values()), timeout=5)
     stop_cleanly(first)
+
+
+def test_a_corrupt_database_is_reported_with_the_engines_message_and_exit_code_3(
+        spawn: SpawnFn, ports: tuple[int, int], project: Path, agentcmd_home: Path) -> None:
+    database = agentcmd_home / "data" / "engine" / "engine.db"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"this is not a SQLite database, not at all" * 200)
+    child = start(spawn, "start", ports, project)
+    assert wait_exit(child, timeout=30) == 3
+    out = child.output()
+    assert f"engine │ error: the engine database {database} is corrupt" in out
+    assert "error: the engine exited with code 3 during startup; stopped the app" in out
+    assert "Uvicorn running" not in out and "Traceback" not in out
+    assert_all_gone(list(child_pids(out).values()), timeout=5)
