@@ -222,7 +222,8 @@ class Supervisor:
         """
         engine = "the external engine" if self.plan.engine is None else "the engine"
         parts = urlsplit(self.plan.sdk_url)
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=15)
+        # Bounded well below a user's patience: Ctrl-C is only acted on after this call.
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=5)
         try:
             conn.request("PUT", parts.path, body=b"", headers={"Content-Length": "0"})
             response = conn.getresponse()
