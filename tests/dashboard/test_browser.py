@@ -99,11 +99,13 @@ def test_the_run_page_shows_steps_appearing_live(stack: Stack, page: Any) -> Non
     expect(page.get_by_test_id("run-status")).to_have_text("Running")
     expect(page.locator('[data-step="build/compile"]')).to_have_count(0)
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
+    page.locator('[data-step="prepare/fetch"] summary').click()  # opened by the reader: stays open
     gate.touch()
     expect(page.get_by_test_id("run-status")).to_have_text("Completed", timeout=30_000)
     expect(page.locator('[data-step="build/compile"]')).to_contain_text("compiled")
     expect(page.locator('[data-step="build/artifact:report.txt"]')).to_be_visible()
     assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead of updating in place"
+    expect(page.locator('[data-step="prepare/fetch"] details')).to_have_attribute("open", "")
     page.locator('[data-step="build/compile"] summary').click()
     docs_shot(page, "dashboard-run.png")
     page.goto(f"{stack.engine}/runs")

@@ -12,10 +12,23 @@
   var status = document.getElementById("live-status");
   var busy = false;
 
+  // A <details> the reader opened (or closed) stays so across updates: keyed by its step and summary.
+  function detailsKey(d) {
+    var owner = d.closest("[data-step]");
+    var summary = d.querySelector("summary");
+    return (owner ? owner.getAttribute("data-step") : "") + "|" + (summary ? summary.textContent : "");
+  }
+
   function swap(html) {
     var doc = new DOMParser().parseFromString(html, "text/html");
     var fresh = doc.getElementById("live");
     if (!fresh) { return; }
+    var state = {};
+    live.querySelectorAll("details").forEach(function (d) { state[detailsKey(d)] = d.open; });
+    fresh.querySelectorAll("details").forEach(function (d) {
+      var key = detailsKey(d);
+      if (Object.prototype.hasOwnProperty.call(state, key)) { d.open = state[key]; }
+    });
     live.innerHTML = fresh.innerHTML;
     live.dataset.version = fresh.dataset.version || "";
     if (!fresh.dataset.poll) { delete live.dataset.poll; }  // the run has ended: stop polling
