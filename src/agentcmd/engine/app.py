@@ -102,18 +102,26 @@ class Engine:
             log.info("resuming %d queue items left in flight by the previous engine process", requeued)
         await self.registry.load(self.store)
         self._tasks.append(asyncio.create_task(self.worker.run(), name="agentcmd-worker"))
-        if self.syncer is not None:
-            sync = asyncio.create_task(self.syncer.sync_all())
-            done, _ = await asyncio.wait({sync}, timeout=self.config.sync_wait_s)
-            if not done:
-                log.warning("apps not synced after %.0f s; serving anyway and retrying", self.config.sync_wait_s)
-            self._tasks.append(asyncio.create_task(self.syncer.run(self._stop), name="agentcmd-syncer"))
         if self.config.discovery and not self.config.production:
             from agentcmd.engine.discovery import discover_loop
 
             self._tasks.append(asyncio.create_task(discover_loop(self, self._stop), name="agentcmd-discovery"))
-        self.ready = True
         self._tasks.append(asyncio.create_task(self.driver.warm_up(), name="agentcmd-warm-up"))
+        if self.syncer is None:
+            self.ready = True
+        else:
+            # The SDK answers our PUT by POSTing /fn/register back to us, so the
+            # server must already be accepting requests: sync in the background
+            # and let /health say 503 until it is done or the bounded wait ends.
+            self._tasks.append(asyncio.create_task(self._initial_sync(self.syncer), name="agentcmd-sync"))
+
+    async def _initial_sync(self, syncer: Syncer) -> None:
+        sync = asyncio.create_task(syncer.sync_all())
+        done, _ = await asyncio.wait({sync}, timeout=self.config.sync_wait_s)
+        if not done:
+            log.warning("apps not synced after %.0f s; serving anyway and retrying", self.config.sync_wait_s)
+        self.ready = True
+        await syncer.run(self._stop)
 
     async def stop(self) -> None:
         """Stop leasing, give in-flight calls ``grace_s``, close the driver and the database."""

@@ -69,6 +69,11 @@ def call_url(base: str, slug: str, step_id: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(query), ""))
 
 
+def _quote(step_id: str) -> str:
+    """JSON string for a step id; hashed ids are hex, so skip the encoder for them."""
+    return f'"{step_id}"' if step_id.isalnum() and step_id.isascii() else json.dumps(step_id, ensure_ascii=False)
+
+
 def request_body(ctx: CallContext) -> bytes:
     """The execution request (reference §5.1) as RFC 8785 canonical bytes.
 
@@ -89,7 +94,7 @@ def request_body(ctx: CallContext) -> bytes:
         "step_id": ctx.item.step_id or "step",
         "env": "",
     }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    steps = ",".join(json.dumps(sid, ensure_ascii=False) + ":" + ctx.steps[sid] for sid in sorted(ctx.steps))
+    steps = ",".join(_quote(sid) + ":" + ctx.steps[sid] for sid in sorted(ctx.steps))
     return (f'{{"ctx":{head},"event":{ctx.event_json},"events":{ctx.events_json},"steps":{{{steps}}},'
             f'"use_api":false,"version":2}}').encode()
 

@@ -173,6 +173,9 @@ class Database:
             return
         conn = self.conn
         results: list[tuple[Any, BaseException | None]] = []
+        if len(batch) == 1:
+            self._flush_one(conn, *batch[0])
+            return
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, _fut in batch:
@@ -202,6 +205,30 @@ class Database:
                 fut.set_exception(error)
             else:
                 fut.set_result(value)
+
+    def _flush_one(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any],
+                   fut: asyncio.Future[Any]) -> None:
+        """A lone write needs no savepoint: its own transaction is the unit of undo."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                value = fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK")
+                if not fut.done():
+                    fut.set_exception(exc)
+                return
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            if not fut.done():
+                fut.set_exception(translate_error(exc, self.describe()))
+            return
+        self.commits += 1
+        self.writes += 1
+        if not fut.done():
+            fut.set_result(value)
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run ``fn(conn)`` in a write transaction shared with this loop turn's other writes.
