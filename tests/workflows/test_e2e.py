@@ -246,6 +246,11 @@ async def cancellable(ctx, step):
         await step.cli("quick", "true")
         await step.cli("long", f"sleep 60 & echo $! > {ctx.run_id}.pid; wait")
         await step.cli("never", f"touch {ctx.run_id}.never")
+
+
+@define_workflow(id="failing", retries=0)
+async def failing(ctx, step):
+    await step.cli("boom", "echo broken >&2; exit 7")
 '''
 
 
@@ -260,7 +265,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command(
+def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_failures_exit_1(
         project: Path, write_workflow: Any, procs: Any, tmp_path: Path) -> None:
     write_workflow("cancellable.py", CANCELLABLE)
     app_port, engine_port = _free_ports(2)
@@ -299,3 +304,7 @@ def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command(
     _wait(lambda: not _alive(child), 15, "the command group stopped after the cancel_on event")
     cancelled(run_id)
     assert not list(project.glob("*.never"))
+
+    out = _cli("workflows", "run", "failing", "--wait", env=cli_env)
+    assert out.returncode == 1
+    assert "failed: CommandFailedError: `echo broken >&2; exit 7` exited with code 7: broken" in out.stderr

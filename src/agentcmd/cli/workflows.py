@@ -71,8 +71,13 @@ def _final(run: dict[str, Any], as_json: bool) -> None:
         if not as_json:
             print_json(run.get("output"))
         return
-    err = run.get("error") or run.get("output")
-    message = err.get("message") if isinstance(err, dict) else err
+    message = None
+    for candidate in (run.get("output"), run.get("error")):  # engines put the SDK's error body in either
+        if isinstance(candidate, dict) and candidate.get("message"):
+            message = f"{candidate.get('name') or 'Error'}: {candidate['message']}"
+            break
+        if isinstance(candidate, str) and candidate and message is None:
+            message = candidate
     raise AgentcmdError(f"run {run.get('run_id')} {str(status).lower()}" + (f": {message}" if message else ""),
                         f"see 'agentcmd runs show {run.get('run_id')}'", code="run_failed", exit_code=1)
 
