@@ -112,3 +112,15 @@ def test_on_a_terminal_run_wait_shows_phases_and_steps(stack: Any, write_workflo
     screen = b"".join(chunks).decode(errors="replace")
     assert "run " in screen and "greet" in screen and "say" in screen and "Completed" in screen
     assert '"said": "hello tty"' in screen
+
+
+def test_input_can_come_from_a_file(tmp_path: Path) -> None:
+    import pytest
+
+    from agentcmd.cli.runs import parse_json_arg
+    from agentcmd.errors import InputError
+
+    (tmp_path / "in.json").write_text('{"who": "file"}')
+    assert parse_json_arg(f"@{tmp_path / 'in.json'}", "--input") == {"who": "file"}
+    with pytest.raises(InputError, match="cannot read"):
+        parse_json_arg(f"@{tmp_path / 'missing.json'}", "--input")

@@ -21,9 +21,19 @@ _STATUS_STYLE = {"Completed": "green", "Failed": "red", "Cancelled": "yellow", "
 
 
 def parse_json_arg(text: str, option: str) -> Any:
-    """Parse a ``--input``/``--data`` value; a bad one is an InputError (exit 2) saying where."""
+    """Parse a ``--input``/``--data`` value (JSON, or ``@file`` holding JSON); a bad one is an
+    InputError (exit 2) saying where."""
+    from pathlib import Path
+
     from agentcmd.errors import InputError
 
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InputError(f"{option} {text}: cannot read {path}: {exc.strerror}",
+                             f"pass {option} @PATH with a readable JSON file, or the JSON itself") from None
     try:
         return json.loads(text)
     except ValueError as exc:
@@ -126,7 +136,7 @@ def register_send(root: typer.Typer) -> None:
     @root.command("send")
     def send(
         event: str = typer.Argument(..., help="Event name, e.g. agentcmd/workflow.fix-tests."),
-        data: str = typer.Option("{}", "--data", "-d", help="Event data as a JSON object."),
+        data: str = typer.Option("{}", "--data", "-d", help="Event data as a JSON object (or @file)."),
     ) -> None:
         """Send an event (through the app server's SDK client)."""
         payload = parse_json_arg(data, "--data")

@@ -114,7 +114,7 @@ def _wait(client: Any, run_id: str, timeout: float, live: bool) -> dict[str, Any
 @app.command("run")
 def run(
     workflow_id: str = typer.Argument(..., help="The workflow id (see 'agentcmd workflows list')."),
-    input_json: str = typer.Option("{}", "--input", "-i", help="The run's input as a JSON object."),
+    input_json: str = typer.Option("{}", "--input", "-i", help="The run's input as a JSON object (or @file)."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the run to end; exit 0 if it completed, 1 if not."),
     timeout: float = typer.Option(3600.0, "--timeout", help="With --wait: give up waiting after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
