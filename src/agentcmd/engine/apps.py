@@ -160,9 +160,10 @@ async def register(store: Store, registry: Registry, body: Any) -> RegisterResul
                          (QueueKind.CRON.value, f"cron:{f.slug}:%"))
             for i, spec in enumerate(f.crons):
                 at = triggers.next_cron_ms(spec, now)
+                key = f"cron:{f.slug}:{i}"
                 writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, at,
-                                                       {"function": f.slug, "cron": spec},
-                                                       dedupe=f"cron:{f.slug}:{i}"))
+                                                       {"function": f.slug, "cron": spec, "dedupe": key},
+                                                       dedupe=key))
         return True
 
     modified = await store.write(txn)

@@ -210,7 +210,8 @@ class Worker:
                                      dispatch=False)
             if next_at is not None:
                 writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,  # type: ignore[arg-type]
-                                                       {"function": slug, "cron": spec}, dedupe=str(dedupe)))
+                                                       {"function": slug, "cron": spec, "dedupe": str(dedupe)},
+                                                       dedupe=str(dedupe)))
             return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))  # type: ignore[arg-type]
 
         return await self.store.write(txn)  # type: ignore[arg-type]

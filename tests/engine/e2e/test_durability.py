@@ -111,3 +111,29 @@ def test_start_keeps_history_across_a_restart_and_dev_forgets(
         else:
             assert after.status_code == 404
             assert engine.get(f"/v1/events/{event_id}").status_code == 404
+
+
+def test_sigterm_lets_the_in_flight_call_finish_then_exits_0_and_the_run_resumes(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any, runs_for_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    import signal
+    import time
+
+    engine = engine_factory("production")
+    client = client_for(engine)
+    log = step_log()
+    gate = threading.Event()
+    sdk_factory(engine, client, [_five_steps(client, log, gate)])
+    [run_id] = runs_for_event(engine, send_event(engine, "test/five"))
+    deadline = time.monotonic() + 10
+    while log.count("s3") == 0:
+        assert time.monotonic() < deadline, f"s3 never started: {log.lines()}"
+        time.sleep(0.01)
+    assert engine.proc is not None
+    engine.proc.send_signal(signal.SIGTERM)      # s3 is in flight inside the SDK
+    threading.Timer(0.5, gate.set).start()      # ... and finishes within the grace period
+    assert engine.proc.wait(15) == 0, engine.output()
+    engine.start()
+    run = wait_for_run_status(engine, run_id, "Completed")
+    assert run["output"] == [s.upper() for s in STEPS]
+    assert {s: log.count(s) for s in STEPS} == {s: 1 for s in STEPS}   # s3's result was committed
