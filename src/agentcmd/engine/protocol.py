@@ -229,7 +229,7 @@ def canonical(value: Any) -> str:
     """
     if _plain(value):
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    import jcs
+    import jcs  # type: ignore[import-untyped]
 
     return bytes(jcs.canonicalize(value)).decode("utf-8")
 

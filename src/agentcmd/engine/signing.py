@@ -34,7 +34,7 @@ def hash_signing_key(key: str) -> str:
 
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 bytes of ``value`` (what the SDK verifies against)."""
-    import jcs
+    import jcs  # type: ignore[import-untyped]
 
     try:
         out = jcs.canonicalize(value)

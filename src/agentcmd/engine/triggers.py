@@ -40,7 +40,7 @@ def evaluate(expression: str, variables: dict[str, Any]) -> Any:
 
     try:
         program = _program(expression)
-        result = program.evaluate({k: celpy.json_to_cel(v) for k, v in variables.items()})
+        result = program.evaluate({k: celpy.json_to_cel(v) for k, v in variables.items()})  # type: ignore[attr-defined]
     except Exception as exc:  # celpy raises many unrelated types
         raise ValueError(f"CEL {expression!r}: {exc}") from None
     if isinstance(result, Exception):

@@ -17,6 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
+from collections.abc import Coroutine
+from typing import Any
 
 from ulid import ULID
 
@@ -98,8 +101,8 @@ class Worker:
             await asyncio.wait(pending, timeout=2)
         return len(pending)
 
-    def _spawn(self, coro: object) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._done)
 
@@ -128,11 +131,11 @@ class Worker:
     async def _release(self, item: QueueItem) -> None:
         retry = self.clock() + 1000
 
-        def txn(conn: object) -> None:
-            conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (retry, item.id))  # type: ignore[attr-defined]
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (retry, item.id))
 
         with contextlib.suppress(Exception):
-            await self.store.write(txn)  # type: ignore[arg-type]
+            await self.store.write(txn)
 
     async def _chain(self, contexts: list[CallContext]) -> None:
         """Run the first context inline and hand the rest to new tasks, repeatedly."""
@@ -178,11 +181,11 @@ class Worker:
         if fn is not None and item.payload.get("events"):
             specs.append(self.dispatcher.run_spec(fn, list(item.payload["events"]), str(item.payload["event_id"])))
 
-        def txn(conn: object) -> list[CallContext]:
-            writes.ack_txn(conn, item.id)  # type: ignore[arg-type]
-            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))  # type: ignore[arg-type]
+        def txn(conn: sqlite3.Connection) -> list[CallContext]:
+            writes.ack_txn(conn, item.id)
+            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))
 
-        return await self.store.write(txn)  # type: ignore[arg-type]
+        return await self.store.write(txn)
 
     async def _fire_cron(self, item: QueueItem) -> list[CallContext]:
         slug = str(item.payload.get("function"))
@@ -193,8 +196,9 @@ class Worker:
         from agentcmd.engine.protocol import iso_ms
 
         internal = str(ULID())
-        body = {"name": "inngest/scheduled.timer", "id": iso_ms(item.ready_at) or internal, "ts": now, "user": {},
-                "data": {"cron": spec, "scheduledAt": iso_ms(item.ready_at), "fireAt": iso_ms(now)}}
+        body: dict[str, Any] = {
+            "name": "inngest/scheduled.timer", "id": iso_ms(item.ready_at) or internal, "ts": now, "user": {},
+            "data": {"cron": spec, "scheduledAt": iso_ms(item.ready_at), "fireAt": iso_ms(now)}}
         dedupe = item.payload.get("dedupe") or f"cron:{slug}:{json.dumps(spec)}"
         specs = [self.dispatcher.run_spec(fn, [body], internal)] if fn is not None else []
         try:
@@ -202,16 +206,16 @@ class Worker:
         except Exception:
             next_at = None
 
-        def txn(conn: object) -> list[CallContext]:
-            writes.ack_txn(conn, item.id)  # type: ignore[arg-type]
+        def txn(conn: sqlite3.Connection) -> list[CallContext]:
+            writes.ack_txn(conn, item.id)
             if fn is None:
                 return []
-            writes.insert_events_txn(conn, [NewEvent(internal, body["name"], body, None, now)], now,  # type: ignore[arg-type]
+            writes.insert_events_txn(conn, [NewEvent(internal, body["name"], body, None, now)], now,
                                      dispatch=False)
             if next_at is not None:
-                writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,  # type: ignore[arg-type]
+                writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,
                                                        {"function": slug, "cron": spec, "dedupe": str(dedupe)},
                                                        dedupe=str(dedupe)))
-            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))  # type: ignore[arg-type]
+            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))
 
-        return await self.store.write(txn)  # type: ignore[arg-type]
+        return await self.store.write(txn)

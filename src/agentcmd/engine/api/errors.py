@@ -29,7 +29,7 @@ async def json_body(request: Request) -> Any:
     raw = await request.body()
     try:
         return json.loads(raw) if raw else None
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InputError(f"request body is not valid JSON ({exc.msg} at position {exc.pos})",
                          "send a JSON body with Content-Type: application/json") from None
 

@@ -10,6 +10,7 @@ unknown run is a GraphQL error (clients poll until it exists).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -88,7 +89,8 @@ def routes(engine: Engine) -> list[Route]:
                 "functionRuns": [{"id": r["run_id"], "status": str(r["status"]).upper(),
                                   "output": json.dumps(r["output"]), "trace": None} for r in runs]}
 
-    root = {"run": run, "runTrigger": run_trigger, "runTraceSpanOutputByID": span_output, "event": event}
+    root: dict[str, Callable[..., Any]] = {"run": run, "runTrigger": run_trigger,
+                                           "runTraceSpanOutputByID": span_output, "event": event}
 
     async def gql(request: Request) -> Response:
         from graphql import graphql

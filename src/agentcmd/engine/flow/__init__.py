@@ -65,7 +65,8 @@ class FlowDecision:
         if self.kind == "batch":
             dedupe = f"batch:{fn.slug}:{self.key}"
             row = conn.execute("SELECT id, payload FROM queue WHERE dedupe=?", (dedupe,)).fetchone()
-            payload = json.loads(row[1]) if row else {"function": fn.slug, "events": [], "event_id": event_id}
+            payload: dict[str, Any] = (json.loads(row[1]) if row else
+                                       {"function": fn.slug, "events": [], "event_id": event_id})
             payload["events"].append(body)
             if len(payload["events"]) >= self.max_size:
                 if row:
