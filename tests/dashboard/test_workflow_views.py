@@ -77,6 +77,7 @@ def test_send_event_form_in_dev(stack: Stack) -> None:
         token = csrf(client, "/send")
         bad = client.post("/send", data={"csrf_token": token, "name": "app/x", "data": "[1, 2]"})
         assert bad.status_code == 422 and "must be a JSON object" in bad.text
+        assert 'value="app/x"' in bad.text and "[1, 2]</textarea>" in bad.text  # the form keeps what was typed
         sent = client.post("/send", data={"csrf_token": token, "name": "app/hello", "data": '{"a": 1}'},
                            headers={"accept": "application/json"})
         assert sent.status_code == 200

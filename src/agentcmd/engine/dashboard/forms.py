@@ -92,9 +92,11 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
         auth.end_session(response)
         return response
 
-    async def act(request: Request, route: Route, do: Callable[[dict[str, str]], Awaitable[tuple[str, Any]]]
-                  ) -> Response:
+    async def act(request: Request, route: Route, do: Callable[[dict[str, str]], Awaitable[tuple[str, Any]]],
+                  redo: Callable[[dict[str, str], InputError], Response] | None = None) -> Response:
+        """Check the post, run ``do``; bad input goes back to the form (``redo``) when there is one."""
         as_twin = _wants_json(request)
+        form: dict[str, str] = {}
         try:
             form = await read_form(request)
             allowed, status, reason = auth.action_allowed(
@@ -107,6 +109,10 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
                 raise UnavailableError("this engine has no dashboard actions wired",
                                        "use the REST API or the CLI ('agentcmd runs cancel')")
             target, data = await do(form)
+        except InputError as exc:
+            if redo is not None and not as_twin:
+                return redo(form, exc)
+            return chrome.error(request, exc, as_twin)
         except AgentcmdError as exc:
             return chrome.error(request, exc, as_twin)
         if as_twin:
@@ -170,4 +176,9 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
             target = f"/events/{quote(ids[0])}?notice=sent" if ids else "/events?notice=sent"
             return target, {"ids": ids}
 
-        return await act(request, Route.SEND_EVENT, do)
+        def redo(form: dict[str, str], exc: InputError) -> Response:
+            return chrome.page(request, "send.html", {"name": form.get("name", ""), "data": form.get("data", ""),
+                                                      "error": f"{exc.what} ({exc.fix})" if exc.fix else exc.what},
+                               title="Send event", nav="send", status_code=exc.http_status)
+
+        return await act(request, Route.SEND_EVENT, do, redo)
