@@ -41,7 +41,8 @@ class Driver:
         import aiohttp
 
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=30, enable_cleanup_closed=False)
+            # Idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under us.
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=4, enable_cleanup_closed=False)
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
                 skip_auto_headers=("User-Agent",))
@@ -66,16 +67,26 @@ class Driver:
              "X-Inngest-Req-Version": "2", **(headers or {})}
         if self.signing_key:
             h["X-Inngest-Signature"] = signing.sign(body, self.signing_key)
-        try:
-            async with self._get_session().post(url, data=body, headers=h) as resp:
-                raw = await resp.read()
-                result = parse_response(resp.status, dict(resp.headers), raw, now_ms())
-        except TimeoutError:
-            return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
-                               message=f"SDK call timed out after {self.timeout_s:g} s: {url}")
-        except (aiohttp.ClientError, OSError) as exc:
-            return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
-                               message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
+        for attempt in (0, 1):
+            try:
+                async with self._get_session().post(url, data=body, headers=h) as resp:
+                    raw = await resp.read()
+                    result = parse_response(resp.status, dict(resp.headers), raw, now_ms())
+                break
+            except TimeoutError:
+                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
+                                   message=f"SDK call timed out after {self.timeout_s:g} s: {url}")
+            except aiohttp.ClientConnectionError as exc:
+                # A pooled keep-alive connection the app closed just as we reused it
+                # ("Can not write request body", "Server disconnected"): try once more
+                # on a fresh connection. Refused connections are not retried here.
+                if attempt == 0 and not isinstance(exc, aiohttp.ClientConnectorError):
+                    continue
+                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
+                                   message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
+            except (aiohttp.ClientError, OSError) as exc:
+                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
+                                   message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
         if (self.signing_key and result.kind != ResponseKind.INTERNAL_ERROR
                 and "x-inngest-signature" in result.headers
                 and not signing.verify_response(raw, result.headers.get("x-inngest-signature"), self.signing_key)):
