@@ -85,7 +85,9 @@ class Engine:
         self.root = root or Path(tempfile.mkdtemp(prefix=f"agentcmd-load-{mode}-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "agentcmd", "engine", "dev" if mode == "dev" else "start",
+        prof = os.environ.get("LOAD_BENCH_PROFILE")  # a path prefix: run the engine under cProfile
+        cmd = [sys.executable, *(["-m", "cProfile", "-o", f"{prof}.{mode}.{self.port}"] if prof else []),
+               "-m", "agentcmd", "engine", "dev" if mode == "dev" else "start",
                "--port", str(self.port), *extra_args]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "AGENTCMD_"))}
         env["AGENTCMD_HOME"] = str(self.root / "home")

@@ -1,7 +1,7 @@
 """The same 10-step workflow on DBOS (SQLite system database) and on ``agentcmd engine start``, side by side.
 
     .venv/bin/pip install -e '.[bench]'    # dbos
-    .venv/bin/python benchmarks/dbos_compare.py [--rounds 3] [--c1-runs 20] [--runs 320] [--inflight 32]
+    .venv/bin/python benchmarks/dbos_compare.py [--rounds 3] [--c1-runs 20] [--runs 160] [--inflight 32]
 
 Workflow: 10 sequential steps, each returning ~100 bytes, then a return value.
 
@@ -37,7 +37,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import App, Engine, get_json, machine, median, post_events, sdk_client, serve, table
+from _common import App, Engine, cpu_seconds, get_json, machine, median, post_events, sdk_client, serve, table
 
 HERE = Path(__file__).resolve()
 STEPS = 10
@@ -221,6 +221,7 @@ async def run_agentcmd(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                     await _wait_completed(session, engine, eid)
                     times.append((time.perf_counter() - t) * 1000)
                 c1.append(median(times))
+            cpu0 = engine.cpu_s(), cpu_seconds(app.proc.pid)
             for _ in range(args.rounds):
                 t = time.perf_counter()
                 sent = len(await post_events(session, engine, [ev] * min(args.inflight, args.runs)))
@@ -232,7 +233,10 @@ async def run_agentcmd(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                         sent += len(await post_events(session, engine, [ev]))
                 await _no_running(session, engine)
                 rates.append(args.runs / (time.perf_counter() - t))
-            return {"mode": mode, "c1_ms": c1, "runs_per_s": rates, "peak_rss_mb": engine.peak_rss_mb()}
+            total = args.runs * args.rounds
+            return {"mode": mode, "c1_ms": c1, "runs_per_s": rates, "peak_rss_mb": engine.peak_rss_mb(),
+                    "engine_cpu_ms_per_run": (engine.cpu_s() - cpu0[0]) / total * 1000,
+                    "app_cpu_ms_per_run": (cpu_seconds(app.proc.pid) - cpu0[1]) / total * 1000}
     finally:
         transport.close()
         app.stop()
@@ -251,7 +255,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--c1-runs", type=int, default=20, help="workflows per c=1 round")
-    parser.add_argument("--runs", type=int, default=320, help="workflows per throughput round")
+    parser.add_argument("--runs", type=int, default=160, help="workflows per throughput round")
     parser.add_argument("--inflight", type=int, default=32)
     parser.add_argument("--modes", default="production", help="agentcmd modes (production = engine start)")
     parser.add_argument("--json", action="store_true")
@@ -262,6 +266,7 @@ def main() -> None:
     print(f"\n10 sequential steps (~100 B each) per workflow; medians of {args.rounds} rounds "
           f"(c=1: {args.c1_runs} workflows a round; throughput: {args.runs} workflows, {args.inflight} in flight)")
     rows: list[list[object]] = []
+    notes: list[str] = []
     best_dbos = c1_dbos = float("nan")
     if "error" in dbos_res:
         print(f"DBOS not measured: {dbos_res['error']}")
@@ -275,8 +280,12 @@ def main() -> None:
         c1, rate = median(r["c1_ms"]), median(r["runs_per_s"])
         name = "agentcmd engine start" if r["mode"] == "production" else "agentcmd engine dev"
         rows.append([name, f"{c1:.1f}", f"{rate:.0f}", f"{c1_dbos / c1:.1f}x", f"{rate / best_dbos:.1f}x"])
+        notes.append(f"{name} @{args.inflight}: engine CPU {r['engine_cpu_ms_per_run']:.1f} ms/run, SDK app CPU "
+                     f"{r['app_cpu_ms_per_run']:.1f} ms/run (11 SDK calls a run)")
     print(table(["system", "c=1 ms/workflow", f"workflows/s @{args.inflight}", "c=1 ratio (DBOS/agentcmd)",
                  "throughput ratio (agentcmd/best DBOS)"], rows))
+    for note in notes:
+        print(note)
     print(f"\n(total {time.time() - started:.0f} s; {machine()})")
     if args.json:
         print(json.dumps({"dbos": dbos_res, "agentcmd": ours}, indent=2))

@@ -10,9 +10,11 @@
   whether one was lost (an event whose run never finished) and whether a step
   ran twice; it also reports the most step executions it saw at the same time
   (each step awaits ``--step-ms``, so an unenforced limit shows as > limit),
-  throughput, and the engine's peak RSS (``VmHWM``). While that load runs, one
-  run of a ``step.sleep`` function starts every 100 ms: their wake-up lateness
-  is "sleep under load".
+  throughput, and the engine's peak RSS (``VmHWM``). Sleep under load: just
+  before the load, ``--load-sleepers`` runs start that sleep 1 s again and again
+  (up to ``--sleeps`` times); every sleep due before the load's last run ended
+  is a sample. Start probes: during the load, every 0.5 s, an event for that
+  other function; its delay from ``POST /e`` to its first step is reported.
 * ``events``: events accepted per second on ``POST /e/{key}`` by ``--clients``
   concurrent aiohttp clients, batches of 1 and 100 events a request (no
   function matches them: ingest only). Median of ``--rounds`` rounds.
@@ -21,9 +23,9 @@
 
 Sleep lateness = (time the step after the sleep ran) - (time just before
 ``step.sleep`` was called) - 1 s, all read in the app: the Python SDK turns
-``step.sleep(id, 1 s)`` into ``sleep_until(now + 1 s)``, so that is exactly how
-late the function resumed. "naive" is the same measured from the step before
-the sleep (adds the round trip that plans the sleep).
+``step.sleep(id, 1 s)`` into ``sleep_until(now + 1 s)``, so that is how late
+the function resumed. "engine fired" is the engine's part: the sleep step's
+``ended_at`` from ``GET /v1/runs/{id}/steps`` minus the same target.
 
 Each mode gets a fresh engine (``dev`` in memory; ``production`` =
 ``engine start`` on a SQLite file, signed calls) and a fresh app. Everything
@@ -50,6 +52,7 @@ from _common import (
     App,
     Engine,
     count_runs,
+    cpu_seconds,
     get_json,
     machine,
     median,
@@ -80,7 +83,7 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
     def reset() -> None:
         st.update(executions=Counter(), finals=Counter(), done_n=Counter(), inflight=0, max_inflight=0,
                   started=set(), runs_inflight=0, max_runs_inflight=0, last_done=0.0, first_step=0.0,
-                  plan={}, lateness=[], naive=[], sleepers_done=0, sleep_runs=[])
+                  plan={}, samples=[], recorded=set(), started_runs={}, sleepers_done=0)
 
     reset()
     concurrency = [inngest.Concurrency(limit=limit)] if limit > 0 else None
@@ -114,22 +117,28 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
         return {"steps": 3}
 
     @client.create_function(fn_id="sleeper", trigger=inngest.TriggerEvent(event=SLEEP_EVENT), retries=0)
-    async def sleeper(ctx: inngest.Context) -> dict[str, float]:
+    async def sleeper(ctx: inngest.Context) -> dict[str, int]:
+        """``sleeps`` x (step.sleep 1 s, then a step that returns the time it ran)."""
         async def now() -> float:
             return time.time()
 
         before = await ctx.step.run("before", now)
-        if ctx.run_id not in st["plan"]:
-            st["plan"][ctx.run_id] = time.time()
-        await ctx.step.sleep("wait", datetime.timedelta(seconds=1))
-        after = await ctx.step.run("after", now)
-        plan = st["plan"].pop(ctx.run_id, None)
-        if plan is not None:
-            st["lateness"].append((after - plan - 1.0) * 1000)
-            st["naive"].append((after - before - 1.0) * 1000)
+        if ctx.run_id not in st["started_runs"]:
+            st["started_runs"][ctx.run_id] = (before - float(ctx.event.data.get("sent") or before)) * 1000
+        sleeps = int(ctx.event.data.get("sleeps", 1))
+        for i in range(sleeps):
+            key = f"{ctx.run_id}:{i}"
+            if key not in st["plan"]:
+                st["plan"][key] = time.time()  # the SDK computes the wake time as now + 1 s inside sleep()
+            await ctx.step.sleep(f"wait-{i}", datetime.timedelta(seconds=1))
+            after = await ctx.step.run(f"after-{i}", now)
+            if key not in st["recorded"]:
+                st["recorded"].add(key)
+                plan = st["plan"][key]
+                st["samples"].append({"run": ctx.run_id, "i": i, "plan": plan, "late_ms": (after - plan - 1) * 1000})
+        if sleeps:
             st["sleepers_done"] += 1
-            st["sleep_runs"].append([ctx.run_id, plan])
-        return {"late_ms": (after - before - 1.0) * 1000}
+        return {"sleeps": sleeps}
 
     def routes(app: Any) -> None:
         @app.get("/bench/stats")
@@ -143,8 +152,8 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
                 "done_ns": sorted(st["done_n"]),
                 "max_inflight": st["max_inflight"], "max_runs_inflight": st["max_runs_inflight"],
                 "first_step": st["first_step"], "last_done": st["last_done"],
-                "sleepers_done": st["sleepers_done"], "lateness": st["lateness"], "naive": st["naive"],
-                "sleep_runs": st["sleep_runs"],
+                "sleepers_done": st["sleepers_done"], "samples": st["samples"],
+                "start_delays_ms": list(st["started_runs"].values()),
             }
 
         @app.post("/bench/reset")
@@ -174,20 +183,23 @@ async def _stats(app: App, session: aiohttp.ClientSession) -> dict[str, Any]:
 
 
 async def _send_sleepers(engine: Engine, session: aiohttp.ClientSession, count: int, every_s: float,
-                         keep_going: Any = None) -> int:
+                         sleeps: int, keep_going: Any = None) -> int:
+    """Start ``count`` sleeper runs ``every_s`` apart, each doing ``sleeps`` 1 s sleeps (0: a start probe)."""
     sent = 0
     while sent < count and (keep_going is None or keep_going()):
-        await post_events(session, engine, [{"name": SLEEP_EVENT, "data": {"k": sent}}])
+        await post_events(session, engine, [{"name": SLEEP_EVENT,
+                                             "data": {"k": sent, "sleeps": sleeps, "sent": time.time()}}])
         sent += 1
         await asyncio.sleep(every_s)
     return sent
 
 
-async def _wait_sleepers(app: App, session: aiohttp.ClientSession, sent: int, timeout: float) -> dict[str, Any]:
+async def _wait_app(app: App, session: aiohttp.ClientSession, done: Any, timeout: float) -> dict[str, Any]:
+    """Poll the app's stats until ``done(stats)`` or the timeout; returns the last stats."""
     deadline = time.monotonic() + timeout
     while True:
         st = await _stats(app, session)
-        if st["sleepers_done"] >= sent or time.monotonic() > deadline:
+        if done(st) or time.monotonic() > deadline:
             return st
         await asyncio.sleep(0.2)
 
@@ -196,18 +208,20 @@ def _iso_s(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-async def _lateness(session: aiohttp.ClientSession, engine: Engine, st: dict[str, Any], sent: int) -> dict[str, Any]:
-    """App-side lateness, plus the engine's part: the sleep step's ``ended_at`` (when the engine fired it)."""
-    late, naive = st["lateness"], st["naive"]
+async def _lateness(session: aiohttp.ClientSession, engine: Engine, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """App-side lateness, plus the engine's part: each sleep step's ``ended_at`` (when the engine fired it)."""
+    late = [x["late_ms"] for x in samples]
     fired: list[float] = []
-    for run_id, plan in st["sleep_runs"]:
-        steps = (await get_json(session, engine, f"/v1/runs/{run_id}/steps"))["data"]
-        ends = [s["ended_at"] for s in steps if s["op"] == "Sleep" and s.get("ended_at")]
-        if ends:
-            fired.append((_iso_s(ends[0]) - plan - 1.0) * 1000)
-    return {"sleepers": sent, "woke": len(late), "p50_ms": percentile(late, 50), "p99_ms": percentile(late, 99),
-            "max_ms": max(late) if late else float("nan"), "naive_p50_ms": percentile(naive, 50),
-            "naive_p99_ms": percentile(naive, 99), "fire_p50_ms": percentile(fired, 50),
+    steps_of: dict[str, dict[str, str]] = {}
+    for x in samples:
+        if x["run"] not in steps_of:
+            steps = (await get_json(session, engine, f"/v1/runs/{x['run']}/steps"))["data"]
+            steps_of[x["run"]] = {s["name"]: s["ended_at"] for s in steps if s["op"] == "Sleep" and s.get("ended_at")}
+        end = steps_of[x["run"]].get(f"wait-{x['i']}")
+        if end:
+            fired.append((_iso_s(end) - x["plan"] - 1.0) * 1000)
+    return {"samples": len(samples), "p50_ms": percentile(late, 50), "p99_ms": percentile(late, 99),
+            "max_ms": max(late) if late else float("nan"), "fire_p50_ms": percentile(fired, 50),
             "fire_p99_ms": percentile(fired, 99)}
 
 
@@ -217,14 +231,18 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         engine, app = await _start(mode, args, session)
         try:
             n = args.runs
+            # Sleepers first, so their sleeps fall inside the load (an event sent after the load's
+            # 10,000 would wait behind them: the probes below measure that start delay).
+            s_sent = await _send_sleepers(engine, session, args.load_sleepers, 0.05, args.sleeps)
+            await _wait_app(app, session, lambda st: len(st["start_delays_ms"]) >= s_sent, 30)
             t0 = time.time()
             for start in range(0, n, 100):
                 await post_events(session, engine, [{"name": LOAD_EVENT, "data": {"n": i}}
                                                     for i in range(start, min(n, start + 100))])
             enqueue_s = time.time() - t0
             progress = {"done": 0}
-            sleeper_task = asyncio.create_task(_send_sleepers(
-                engine, session, args.sleepers, 0.1, lambda: progress["done"] < 0.9 * n))
+            probe_task = asyncio.create_task(_send_sleepers(
+                engine, session, 400, 0.5, 0, lambda: progress["done"] < 0.9 * n))
             stalled = False
             last_change, last_done = time.monotonic(), -1
             deadline = time.monotonic() + args.timeout
@@ -241,8 +259,17 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                     stalled = True
                     break
                 await asyncio.sleep(0.25)
-            sent = await sleeper_task
-            st = await _wait_sleepers(app, session, sent, 30)
+            probes = await probe_task
+            load_end = st["last_done"] or time.time()
+            def sampled_past_end(st: dict[str, Any]) -> bool:
+                past = {x["run"] for x in st["samples"] if x["plan"] + 1 > load_end}
+                return len(st["start_delays_ms"]) >= s_sent + probes and (
+                    len(past) >= s_sent or st["sleepers_done"] >= s_sent)
+
+            st = await _wait_app(app, session, sampled_past_end, 30)
+            under_load = [x for x in st["samples"] if x["plan"] + 1 <= load_end]
+            delays = st["start_delays_ms"]
+            probe_delays = delays[s_sent:]  # in start order: the sleepers started before the load
             engine_counts: dict[str, int] = {}
             deadline = time.monotonic() + 30
             while engine.alive() and time.monotonic() < deadline:
@@ -262,7 +289,10 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 "enqueue_s": enqueue_s, "elapsed_s": elapsed, "runs_per_s": st["done"] / elapsed if elapsed else 0,
                 "peak_rss_mb": engine.peak_rss_mb() if engine.alive() else peak_rss,
                 "engine_cpu_s": engine.cpu_s() if engine.alive() else float("nan"),
-                "sleep": await _lateness(session, engine, st, sent),
+                "app_cpu_s": cpu_seconds(app.proc.pid) if app.proc.poll() is None else float("nan"),
+                "sleep": {"sleepers": s_sent, **(await _lateness(session, engine, under_load))},
+                "probes": probes, "probes_started": len(delays) - s_sent,
+                "probe_start_p50_ms": percentile(probe_delays, 50), "probe_start_max_ms": max(probe_delays or [0]),
             }
         finally:
             app.stop()
@@ -273,9 +303,10 @@ async def bench_sleep(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         engine, app = await _start(mode, args, session)
         try:
-            sent = await _send_sleepers(engine, session, args.sleepers, 0.02)
-            st = await _wait_sleepers(app, session, sent, 30)
-            return {"mode": mode, **(await _lateness(session, engine, st, sent)), "peak_rss_mb": engine.peak_rss_mb()}
+            sent = await _send_sleepers(engine, session, args.sleepers, 0.02, 1)
+            st = await _wait_app(app, session, lambda st: st["sleepers_done"] >= sent, 30)
+            return {"mode": mode, "sleepers": sent, **(await _lateness(session, engine, st["samples"])),
+                    "peak_rss_mb": engine.peak_rss_mb()}
         finally:
             app.stop()
             engine.stop()
@@ -332,15 +363,14 @@ def _f(x: float, digits: int = 1) -> str:
 
 
 def print_load(results: list[dict[str, Any]]) -> None:
-    print(f"\n10,000-run load: {results[0]['runs']} runs of a 3-step function, concurrency limit "
-          f"{results[0]['limit']}, all queued at once (one round)")
+    r0 = results[0]
+    print(f"\n{r0['runs']} runs of a 3-step function, concurrency limit {r0['limit']}, all queued at once "
+          f"(one round)")
     print(table(["mode", "finished (app/engine)", "lost", "steps run twice", "max steps in flight",
-                 "runs/s", "engine peak RSS MB", "engine CPU s", "sleep late p50/p99 ms (n)"],
+                 "runs/s", "engine peak RSS MB", "CPU s engine/app"],
                 [[r["mode"], f"{r['done']}/{r['engine_completed']}" + (" STALLED" if r["stalled"] else ""),
                   r["lost"], r["dup_steps"], r["max_inflight_steps"], _f(r["runs_per_s"]),
-                  _f(r["peak_rss_mb"], 0), _f(r["engine_cpu_s"]),
-                  f"{_f(r['sleep']['p50_ms'])}/{_f(r['sleep']['p99_ms'])} ({r['sleep']['woke']})"]
-                 for r in results]))
+                  _f(r["peak_rss_mb"], 0), f"{_f(r['engine_cpu_s'])}/{_f(r['app_cpu_s'])}"] for r in results]))
     for r in results:
         if r["engine_other"] or r["dup_runs"] or r["dup_finals"]:
             print(f"  {r['mode']}: other run states {r['engine_other']}, runs finished twice {r['dup_runs']}, "
@@ -348,14 +378,19 @@ def print_load(results: list[dict[str, Any]]) -> None:
         if r["limit"] and r["max_inflight_steps"] > r["limit"]:
             print(f"  {r['mode']}: concurrency limit {r['limit']} NOT enforced: {r['max_inflight_steps']} steps "
                   f"ran at once ({r['max_runs_inflight']} runs in progress at once)")
+    print_sleep([{"mode": r["mode"], **r["sleep"]} for r in results],
+                f"step.sleep(1 s) lateness during that load ({r0['sleep']['sleepers']} runs sleeping 1 s again and "
+                "again, started just before the load; sleeps due before the load's last run ended)")
+    print("\nStart delay of another function's run, sent every 0.5 s during the load (event sent -> first step)")
+    print(table(["mode", "probes (started)", "p50 ms", "max ms"],
+                [[r["mode"], f"{r['probes']} ({r['probes_started']})", _f(r["probe_start_p50_ms"], 0),
+                  _f(r["probe_start_max_ms"], 0)] for r in results]))
 
 
 def print_sleep(results: list[dict[str, Any]], title: str) -> None:
     print(f"\n{title}")
-    print(table(["mode", "sleepers (woke)", "late p50 ms", "late p99 ms", "late max ms", "naive p50/p99 ms",
-                 "engine fired p50/p99 ms"],
-                [[r["mode"], f"{r['sleepers']} ({r['woke']})", _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r["max_ms"]),
-                  f"{_f(r['naive_p50_ms'])}/{_f(r['naive_p99_ms'])}",
+    print(table(["mode", "sleeps measured", "late p50 ms", "late p99 ms", "late max ms", "engine fired p50/p99 ms"],
+                [[r["mode"], r["samples"], _f(r["p50_ms"]), _f(r["p99_ms"]), _f(r["max_ms"]),
                   f"{_f(r['fire_p50_ms'])}/{_f(r['fire_p99_ms'])}"] for r in results]))
 
 
@@ -378,7 +413,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000, help="load: runs queued at once")
     parser.add_argument("--limit", type=int, default=10, help="load: concurrency limit (0 = none)")
     parser.add_argument("--step-ms", type=float, default=2.0, help="load: time each step awaits")
-    parser.add_argument("--sleepers", type=int, default=200, help="sleep runs (load: at most, 1 every 100 ms)")
+    parser.add_argument("--sleepers", type=int, default=200, help="sleep: runs, 20 ms apart")
+    parser.add_argument("--load-sleepers", type=int, default=20, help="load: runs sleeping during the load")
+    parser.add_argument("--sleeps", type=int, default=120, help="load: 1 s sleeps per such run (at most)")
     parser.add_argument("--timeout", type=float, default=600, help="load: overall bound in seconds")
     parser.add_argument("--stall", type=float, default=60, help="load: give up after this long with no progress")
     parser.add_argument("--seconds", type=float, default=3.0, help="events: length of a round")
@@ -391,8 +428,6 @@ def main() -> None:
     if args.bench == "load":
         results: list[dict[str, Any]] = [asyncio.run(bench_load(m, args)) for m in modes]
         print_load(results)
-        print_sleep([{"mode": r["mode"], **r["sleep"]} for r in results],
-                    "step.sleep(1 s) lateness under that load (one sleeper run started every 100 ms)")
     elif args.bench == "sleep":
         results = [asyncio.run(bench_sleep(m, args)) for m in modes]
         print_sleep(results, f"step.sleep(1 s) lateness, idle engine, {args.sleepers} runs started 20 ms apart")
