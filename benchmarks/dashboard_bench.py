@@ -5,10 +5,12 @@
 A real engine store (WAL file in a temp dir) gets N runs across 5
 functions and 4 statuses, each with its event and 3 steps; the dashboard is
 served by uvicorn on an ephemeral loopback port. Each case is requested
-many times; "server" is the page's own ``Server-Timing: app;dur=`` (queries
-+ rendering), "wall" the client's round trip. Target: runs page median
-server time under 50 ms. Paging is in SQL, so the deep page costs the same
-as the first.
+many times, on two servers: one that counts runs per status on every
+request (the honest cost, and the number checked against the target) and
+one with the dashboard's default ``CountCache``. "server" is the page's own
+``Server-Timing: app;dur=`` (queries + rendering), "wall" the client's round
+trip. Target: runs page median server time under 50 ms. Paging is in SQL, so
+the deep page costs the same as the first.
 """
 
 from __future__ import annotations
@@ -29,10 +31,17 @@ from fastapi import FastAPI
 from ulid import ULID
 
 from agentcmd.engine.dashboard import DashboardConfig, create_router
-from agentcmd.engine.dashboard.queries import SqliteDashboardReader
+from agentcmd.engine.dashboard.queries import CountCache, SqliteDashboardReader
 from agentcmd.engine.store import Store, open_store
 from agentcmd.mode import Mode
 from agentcmd.webauth.guard import WebAuth
+
+
+class NoCountCache(CountCache):
+    """Count on every request: the honest cost of the runs page."""
+
+    COST_FACTOR = 0
+
 
 STATUSES = ("Completed", "Completed", "Completed", "Failed", "Running", "Cancelled")
 
@@ -100,10 +109,11 @@ def main() -> int:
         t0 = time.perf_counter()
         run_ids = fill(store, args.runs)
         fill_s = time.perf_counter() - t0
-        app = FastAPI()
-        app.include_router(create_router(SqliteDashboardReader(store), DashboardConfig(
-            Mode.PRODUCTION, WebAuth.build(Mode.PRODUCTION, "127.0.0.1"), store.describe())))
-        server, thread, base = serve(app)
+        config = DashboardConfig(Mode.PRODUCTION, WebAuth.build(Mode.PRODUCTION, "127.0.0.1"), store.describe())
+        cold_app, warm_app = FastAPI(), FastAPI()
+        cold_app.include_router(create_router(SqliteDashboardReader(store, NoCountCache()), config))
+        warm_app.include_router(create_router(SqliteDashboardReader(store), config))
+        servers = {"every request counts": serve(cold_app), "counts reused (CountCache)": serve(warm_app)}
         deep = run_ids[60]  # the last pages: everything newer is skipped by the index
         cases = {
             "runs page (/runs, 50 rows)": "/runs",
@@ -114,28 +124,30 @@ def main() -> int:
             "run page (3 steps)": f"/runs/{run_ids[-1]}",
         }
         print(f"{args.runs} runs ({fill_s:.1f} s to insert), {args.requests} requests per case, 2-core machine")
-        print(f"{'case':40} {'server median':>14} {'server p90':>11} {'wall median':>12}")
         worst = 0.0
-        with httpx.Client(base_url=base) as client:
-            for name, path in cases.items():
-                for _ in range(5):  # warm up
-                    client.get(path).raise_for_status()
-                server_ms, wall_ms = [], []
-                for _ in range(args.requests):
-                    t = time.perf_counter()
-                    response = client.get(path)
-                    wall_ms.append((time.perf_counter() - t) * 1000)
-                    response.raise_for_status()
-                    server_ms.append(float(response.headers["server-timing"].split("dur=")[1]))
-                med = statistics.median(server_ms)
-                p90 = statistics.quantiles(server_ms, n=10)[-1]
-                if name.startswith("runs page (/runs"):
-                    worst = med
-                print(f"{name:40} {med:11.2f} ms {p90:8.2f} ms {statistics.median(wall_ms):9.2f} ms")
-        server.should_exit = True
-        thread.join(10)
+        for label, (server, thread, base) in servers.items():
+            print(f"\n{label}\n{'case':40} {'server median':>14} {'server p90':>11} {'wall median':>12}")
+            with httpx.Client(base_url=base) as client:
+                for name, path in cases.items():
+                    for _ in range(5):  # warm up
+                        client.get(path).raise_for_status()
+                    server_ms, wall_ms = [], []
+                    for _ in range(args.requests):
+                        t = time.perf_counter()
+                        response = client.get(path)
+                        wall_ms.append((time.perf_counter() - t) * 1000)
+                        response.raise_for_status()
+                        server_ms.append(float(response.headers["server-timing"].split("dur=")[1]))
+                    med = statistics.median(server_ms)
+                    p90 = statistics.quantiles(server_ms, n=10)[-1]
+                    if label == "every request counts" and name.startswith("runs page (/runs"):
+                        worst = med
+                    print(f"{name:40} {med:11.2f} ms {p90:8.2f} ms {statistics.median(wall_ms):9.2f} ms")
+            server.should_exit = True
+            thread.join(10)
         store.close()
-    print(f"runs page median server time: {worst:.2f} ms (target < 50 ms): {'OK' if worst < 50 else 'TOO SLOW'}")
+    print(f"\nruns page median server time, counting on every request: {worst:.2f} ms (target < 50 ms): "
+          f"{'OK' if worst < 50 else 'TOO SLOW'}")
     return 0 if worst < 50 else 1
 
 

@@ -105,3 +105,23 @@ def test_dashboard_auth_without_a_token_is_refused() -> None:
 def test_webauth_repr_hides_the_token() -> None:
     auth = WebAuth.build(Mode.PRODUCTION, "0.0.0.0", token="very-secret-token")
     assert "very-secret-token" not in repr(auth)
+
+
+def test_run_counts_are_reused_in_proportion_to_their_cost() -> None:
+    from agentcmd.engine.dashboard.queries import CountCache
+    from agentcmd.engine.dashboard.reader import RunFilter
+
+    clock = Clock()
+    cache = CountCache(clock)
+    cheap, costly = RunFilter(function="a"), RunFilter(function="b")
+    cache.put(cheap, {"Completed": 1}, cost_s=0.0005)  # a small table: never cached
+    cache.put(costly, {"Completed": 9}, cost_s=0.04)  # 40 ms: reused for 2 s
+    assert cache.get(cheap) is None
+    assert cache.get(costly) == {"Completed": 9}
+    clock.now += 1.9
+    assert cache.get(costly) == {"Completed": 9}
+    clock.now += 0.2
+    assert cache.get(costly) is None
+    cache.put(costly, {"Completed": 10}, cost_s=10)  # never longer than MAX_AGE_S
+    clock.now += CountCache.MAX_AGE_S
+    assert cache.get(costly) is None
