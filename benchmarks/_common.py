@@ -65,7 +65,23 @@ def machine() -> str:
     """CPU count and load average: the machine is shared, so say how busy it was."""
     one, five, _ = os.getloadavg()
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return f"{os.cpu_count()} CPUs, load average {one:.2f} (1 min) {five:.2f} (5 min), {when}"
+    return f"{os.cpu_count()} CPUs, load average {one:.2f} (1 min) {five:.2f} (5 min), {when}, {source_state()}"
+
+
+def source_state() -> str:
+    """The commit measured, and whether the engine's source had uncommitted changes (the install is editable)."""
+    root = Path(__file__).resolve().parent.parent
+    override = os.environ.get("PYTHONPATH")
+    if override:
+        return f"agentcmd imported from PYTHONPATH={override}"
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src/agentcmd/engine"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "commit unknown"
+    return f"commit {head}" + (" + uncommitted engine changes" if dirty else "")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
