@@ -120,7 +120,12 @@ def test_a_run_is_cancelled_from_the_dashboard(stack: Stack, page: Any) -> None:
     try:
         page.goto(f"{stack.engine}/runs/{run_id}")
         expect(page.locator('[data-step="prepare/fetch"]')).to_be_visible()
-        page.get_by_role("button", name="Cancel run").click()
+        page.keyboard.press("Tab")  # the keyboard alone: skip link first, then into the content
+        expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#content")).to_be_focused()
+        page.get_by_role("button", name="Cancel run").focus()
+        page.keyboard.press("Enter")
         expect(page.get_by_test_id("run-status")).to_have_text("Cancelled")
         expect(page.get_by_role("status").first).to_contain_text("Run cancelled")
         expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
