@@ -45,3 +45,14 @@ def test_json_lines_carry_source_level_and_fields() -> None:
 def test_an_unknown_format_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="unknown log format"):
         LogSink("xml", io.StringIO())
+
+
+def test_auto_is_rich_on_a_terminal() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    sink = LogSink("auto", out)
+    sink.child_line("app", "hello")
+    assert sink.format == "rich" and "\x1b[" in out.getvalue() and "app    │ hello" in out.getvalue()
