@@ -203,16 +203,18 @@ def test_an_engine_failing_at_startup_is_reported_with_its_output_and_exit_code(
     assert_all_gone(list(child_pids(out).values()), timeout=3)
 
 
+@pytest.mark.parametrize(("which", "role", "flag"), [(0, "app server", "--port"), (1, "engine", "--engine-port")])
 def test_a_port_in_use_is_refused_before_anything_starts(
-        spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int]) -> None:
+        spawn: SpawnFn, fake_inngest: FakeInngest, ports: tuple[int, int], which: int, role: str, flag: str) -> None:
+    busy_port = ports[which]
     with socket.socket() as busy:
-        busy.bind(("127.0.0.1", ports[0]))
+        busy.bind(("127.0.0.1", busy_port))
         busy.listen()
         child = supervise(spawn, fake_inngest, ports, "dev")
         assert wait_exit(child) == 2
     out = child.output()
-    assert f"error: port {ports[0]} on 127.0.0.1 (the app server port) is already in use by pid {os.getpid()}" in out
-    assert "choose another port with '--port " in out
+    assert f"error: port {busy_port} on 127.0.0.1 (the {role} port) is already in use by pid {os.getpid()}" in out
+    assert f"choose another port with '{flag} " in out
     assert fake_inngest.records() == [] and child_pids(out) == {}
 
 
