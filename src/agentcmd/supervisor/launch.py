@@ -39,6 +39,8 @@ from agentcmd.mode import Mode
 from agentcmd.server import SERVE_PATH
 from agentcmd.supervisor.process import ChildSpec
 
+# The npm package's latest release when this was pinned (`npm view inngest-cli version`); a pinned
+# version makes `--engine inngest-cli` behave the same on every machine that goes through npx.
 INNGEST_CLI_VERSION = "1.45.1"
 ENGINE_COMMAND_ENV = "AGENTCMD_ENGINE_COMMAND"
 # The file each engine keeps in its --sqlite-dir (ours: agentcmd.engine.store.DB_FILE_NAME, not

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -54,7 +54,6 @@ class ChildSpec:
     env: Mapping[str, str]
     health_url: str | None = None
     cwd: Path | None = None
-    description: str = field(default="", compare=False)
     gated: bool = False  # argv runs through ``gate.py``: it waits for ``release()`` before starting
 
 
