@@ -25,7 +25,7 @@ from typing import Any
 from ulid import ULID
 
 from agentcmd.engine import debug_triggers
-from agentcmd.engine.apps import Registry
+from agentcmd.engine.apps import Function, Registry
 from agentcmd.engine.driver import Driver
 from agentcmd.engine.protocol import (
     Op,
@@ -225,6 +225,53 @@ def _invoke(ctx: CallContext, op: Op, out: Outcome, now: int, registry: Registry
     out.items.append(NewItem(QueueKind.WAIT_TIMEOUT, op.id, expires, {"name": op.label, "kind": "invoke"}))
 
 
+CONCURRENCY_RETRY_MS = 200
+
+
+class ConcurrencyLimits:
+    """In-flight SDK calls per concurrency key (a function's ``concurrency`` config).
+
+    Scope ``fn`` counts per function (and key value); ``env``/``account``
+    share the key space across functions. Counts live in memory: after a
+    restart nothing is in flight. A call over a limit is deferred in the
+    queue by ``CONCURRENCY_RETRY_MS`` instead of holding a worker slot.
+    """
+
+    def __init__(self) -> None:
+        self.in_flight: dict[str, int] = {}
+
+    def keys(self, fn: Function | None, ctx: CallContext) -> list[tuple[str, int]]:
+        if fn is None:
+            return []
+        out = []
+        for c in fn.config.get("concurrency") or []:
+            if not isinstance(c, dict) or int(c.get("limit") or 0) <= 0:
+                continue
+            value = ""
+            if isinstance(c.get("key"), str) and c["key"]:
+                from agentcmd.engine.triggers import evaluate_key
+                value = evaluate_key(c["key"], {"event": ctx.first_event}) or ""
+            scope = str(c.get("scope") or "fn")
+            prefix = fn.slug if scope == "fn" else f"{scope}:{c.get('key') or ''}"
+            out.append((f"{prefix}:{value}", int(c["limit"])))
+        return out
+
+    def acquire(self, fn: Function | None, ctx: CallContext) -> list[str] | None:
+        """The keys taken (empty: no limits), or None if one of them is full."""
+        keys = self.keys(fn, ctx)
+        if any(self.in_flight.get(k, 0) >= limit for k, limit in keys):
+            return None
+        for k, _ in keys:
+            self.in_flight[k] = self.in_flight.get(k, 0) + 1
+        return [k for k, _ in keys]
+
+    def release(self, keys: list[str]) -> None:
+        for k in keys:
+            self.in_flight[k] -= 1
+            if self.in_flight[k] <= 0:
+                del self.in_flight[k]
+
+
 def _canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
@@ -242,6 +289,7 @@ class Executor:
         self.lease_ms = lease_ms
         self.calls = 0
         self.on_new_work: Callable[[], None] = lambda: None   # the worker's wake(); set by Worker
+        self.limits = ConcurrencyLimits()
 
     def _notify(self, outcome: Outcome) -> None:
         """Wake the worker when a commit queued work it must lease itself (future rows, events)."""
@@ -256,13 +304,23 @@ class Executor:
         if RunStatus(ctx.status).final:
             await self.store.write(lambda c: writes.ack_txn(c, ctx.item.id))
             return []
-        url = call_url(ctx.url, ctx.function_slug, ctx.item.step_id or "step")
-        debug_triggers.hit("before_call")
-        self.calls += 1
-        resp = await self.driver.call(url, request_body(ctx), {
-            "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
-            "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
-        debug_triggers.hit("after_call")
+        slots = self.limits.acquire(self.registry.get(ctx.function_slug), ctx)
+        if slots is None:
+            # Over a concurrency limit: the call waits in the queue, not in memory.
+            retry = self.clock() + CONCURRENCY_RETRY_MS
+            await self.store.write(lambda c: writes.defer_txn(c, ctx.item.id, retry))
+            self.on_new_work()
+            return []
+        try:
+            url = call_url(ctx.url, ctx.function_slug, ctx.item.step_id or "step")
+            debug_triggers.hit("before_call")
+            self.calls += 1
+            resp = await self.driver.call(url, request_body(ctx), {
+                "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
+                "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
+            debug_triggers.hit("after_call")
+        finally:
+            self.limits.release(slots)
         gateway: dict[str, Any] = {}
         if resp.kind == ResponseKind.OPS:
             for op in resp.ops:

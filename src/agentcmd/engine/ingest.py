@@ -143,9 +143,12 @@ class Dispatcher:
                     timeout = parse_duration_ms(c["timeout"])
             pauses.append(NewPause("cancel", None, str(c["event"]), c.get("if") or None, None, now + timeout,
                                    {"after_event": event_id, "trigger": body}))
+        raw_timeouts = fn.config.get("timeouts")
+        timeouts: dict[str, Any] = raw_timeouts if isinstance(raw_timeouts, dict) else {}
         return RunSpec(run_id=str(ULID()), function_slug=fn.slug, app_id=fn.app_id, events=events,
                        event_id=event_id, max_attempts=fn.max_attempts, parent=parent, idem_key=idem_key,
-                       cancel_pauses=tuple(pauses))
+                       cancel_pauses=tuple(pauses), start_timeout_ms=_optional_ms(timeouts.get("start")),
+                       finish_timeout_ms=_optional_ms(timeouts.get("finish")))
 
     async def dispatch(self, item: QueueItem) -> list[CallContext]:
         """Process one ``event`` queue row; returns first calls leased to the caller."""
@@ -197,6 +200,17 @@ class Dispatcher:
             return load_contexts(conn, leased)
 
         return await self.store.write(txn)
+
+
+def _optional_ms(raw: Any) -> int | None:
+    from agentcmd.engine.protocol import parse_duration_ms
+
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        return parse_duration_ms(raw)
+    except ValueError:
+        return None
 
 
 def _invoke_result(finished: dict[str, Any]) -> Any:

@@ -169,6 +169,11 @@ class Worker:
             return await self._fire_buffer(item)
         if kind == QueueKind.CRON:
             return await self._fire_cron(item)
+        if kind == QueueKind.RUN_TIMEOUT:
+            now = self.clock()
+            if await self.store.write(lambda c: writes.run_timeout_txn(c, item, now)):
+                self.wake()
+            return []
         log.error("unknown queue kind %s; dropping item %s", kind, item.id)
         await self.store.write(lambda c: writes.ack_txn(c, item.id))
         return []

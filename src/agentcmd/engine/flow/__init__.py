@@ -1,4 +1,4 @@
-"""Flow control before a run exists: idempotency, singleton, debounce, batching.
+"""Flow control before a run exists: idempotency, singleton, rate limit, throttle, debounce, batching.
 
 ``decide_flow(fn, event)`` is pure (reads only the function config and the
 event) and returns a ``FlowDecision``; its ``apply(conn, ...)`` runs inside
@@ -6,8 +6,11 @@ the dispatch transaction and returns the runs to create now. Debounce and
 batch buffers are queue rows keyed by ``dedupe`` with a ``ready_at``
 deadline, so they survive restarts like every other timer.
 
-Not implemented yet (the function runs without them): concurrency limits
-per key, throttle, rateLimit, priority.
+Rate limit and throttle count admitted runs per key in ``flow_marks``
+(migration 0002): a rate-limited event is dropped (no run), a throttled run
+is created with a later first call. Concurrency limits act on in-flight
+SDK calls, so they live in ``executor.py``. ``priority`` is accepted and
+ignored (runs start in event order).
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class FlowDecision:
     period_ms: int = 0
     timeout_ms: int | None = None
     max_size: int = 0
+    rate: tuple[str, int, int] | None = None           # key, limit, period ms
+    throttle: tuple[str, int, int, int] | None = None  # key, limit, period ms, burst
 
     def apply(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
               event_id: str, now: int) -> list[RunSpec]:
@@ -78,13 +83,48 @@ class FlowDecision:
                 writes.enqueue_txn(conn, None, NewItem(QueueKind.BATCH, None, now + (self.timeout_ms or 0), payload,
                                                        dedupe=dedupe))
             return []
+        start_at: int | None = None
+        if self.rate is not None:
+            key, limit, period = self.rate
+            conn.execute("DELETE FROM flow_marks WHERE key=? AND at<=?", (key, now - period))
+            used = conn.execute("SELECT COUNT(*) FROM flow_marks WHERE key=? AND at>?", (key, now - period))
+            if int(used.fetchone()[0]) >= limit:
+                return []
+            conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, now))
+        if self.throttle is not None:
+            key, limit, period, burst = self.throttle
+            start_at = _throttle_slot(conn, key, limit, period, burst, now)
         if self.singleton is not None:
             active = queries.active_runs(conn, fn.slug, None)
             if active and self.singleton == "skip":
                 return []
             for run_id in active:
                 writes.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, "cancelled by singleton", now=now)
-        return [dispatcher.run_spec(fn, [body], event_id, self.idem_key)]
+        spec = dispatcher.run_spec(fn, [body], event_id, self.idem_key)
+        if start_at is not None and start_at > now:
+            from dataclasses import replace
+            spec = replace(spec, start_at=start_at)
+        return [spec]
+
+
+def _throttle_slot(conn: sqlite3.Connection, key: str, limit: int, period: int, burst: int, now: int) -> int:
+    """When the next run under ``key`` may start: at most ``limit`` (+ ``burst`` - 1) per ``period``.
+
+    Runs are spaced ``period / limit`` apart once the allowance in the window is used up
+    (GCRA-like). The chosen time is recorded so later events queue behind it.
+    """
+    conn.execute("DELETE FROM flow_marks WHERE key=? AND at<=?", (key, now - 2 * period))
+    allowance = max(1, limit + max(0, burst - 1))
+    marks = [int(r[0]) for r in conn.execute(
+        "SELECT at FROM flow_marks WHERE key=? AND at>? ORDER BY at DESC LIMIT ?", (key, now - period, allowance))]
+    at = now
+    if len(marks) >= allowance:
+        at = max(now, marks[-1] + period)
+    last = conn.execute("SELECT MAX(at) FROM flow_marks WHERE key=?", (key,)).fetchone()[0]
+    if last is not None and int(last) > now:
+        at = max(at, int(last) + period // max(1, limit))
+    conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, at))
+    return at
 
 
 def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> FlowDecision:
@@ -109,4 +149,14 @@ def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> 
         idem_key = f"{fn.slug}:event:{body['id']}"
     singleton = cfg.get("singleton")
     mode = singleton.get("mode") if isinstance(singleton, dict) else None
-    return FlowDecision("start", idem_key=idem_key, singleton=str(mode) if mode else None)
+    rate = None
+    rl = cfg.get("rateLimit")
+    if isinstance(rl, dict) and int(rl.get("limit") or 0) > 0:
+        rate = (f"rl:{fn.slug}:{_key(rl.get('key'), body)}", int(rl["limit"]), _duration(rl.get("period"), 60_000))
+    throttle = None
+    th = cfg.get("throttle")
+    if isinstance(th, dict) and int(th.get("limit") or 0) > 0:
+        throttle = (f"th:{fn.slug}:{_key(th.get('key'), body)}", int(th["limit"]),
+                    _duration(th.get("period"), 60_000), int(th.get("burst") or 1))
+    return FlowDecision("start", idem_key=idem_key, singleton=str(mode) if mode else None, rate=rate,
+                        throttle=throttle)

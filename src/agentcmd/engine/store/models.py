@@ -18,6 +18,7 @@ class QueueKind(StrEnum):
     DEBOUNCE = "debounce"          # debounce period over: start the run with the last event
     BATCH = "batch"                # batch timeout: start the run with the events so far
     CRON = "cron"                  # a cron tick: emit inngest/scheduled.timer for one function
+    RUN_TIMEOUT = "run_timeout"    # timeouts.start / timeouts.finish: cancel a run that took too long
 
 
 class RunStatus(StrEnum):
@@ -149,3 +150,6 @@ class RunSpec:
     parent: str | None = None
     idem_key: str | None = None
     cancel_pauses: tuple[NewPause, ...] = ()
+    start_at: int | None = None            # throttled: first call not before this time
+    start_timeout_ms: int | None = None    # timeouts.start: cancel if not started by then
+    finish_timeout_ms: int | None = None   # timeouts.finish: cancel if not finished by then

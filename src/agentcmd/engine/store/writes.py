@@ -159,6 +159,11 @@ def upsert_timer_txn(conn: sqlite3.Connection, item: NewItem) -> None:
         (item.kind.value, None, item.step_id, item.ready_at, dumps(item.payload), item.dedupe))
 
 
+def defer_txn(conn: sqlite3.Connection, item_id: int, ready_at: int) -> None:
+    """Give a leased item back to the queue, due at ``ready_at``, same attempt."""
+    conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (ready_at, item_id))
+
+
 def ack_txn(conn: sqlite3.Connection, item_id: int) -> None:
     conn.execute("DELETE FROM queue WHERE id=?", (item_id,))
 
@@ -197,8 +202,13 @@ def create_runs_txn(conn: sqlite3.Connection, specs: Iterable[RunSpec], now: int
         for pause in spec.cancel_pauses:
             insert_pause_txn(conn, spec.run_id, pause)
         history_txn(conn, spec.run_id, now, "run_scheduled", None, None, spec.event_id)
-        item = enqueue_txn(conn, spec.run_id, NewItem(QueueKind.START, DISCOVERY, now), lease_until)
-        if item is not None and lease_until is not None:
+        start = max(now, spec.start_at or now)
+        for which, ms in (("start", spec.start_timeout_ms), ("finish", spec.finish_timeout_ms)):
+            if ms is not None:
+                enqueue_txn(conn, spec.run_id, NewItem(QueueKind.RUN_TIMEOUT, None, start + ms, {"which": which}))
+        lease = lease_until if start <= now else None
+        item = enqueue_txn(conn, spec.run_id, NewItem(QueueKind.START, DISCOVERY, start), lease)
+        if item is not None and lease is not None:
             items.append(item)
     return items
 
@@ -402,6 +412,19 @@ def claim_pause_by_step_txn(conn: sqlite3.Connection, run_id: str, step_id: str)
     row = conn.execute("DELETE FROM pauses WHERE run_id=? AND step_id=? AND kind IN ('wait','invoke') "
                        "RETURNING payload", (run_id, step_id)).fetchone()
     return json.loads(row[0]) if row is not None else None
+
+
+def run_timeout_txn(conn: sqlite3.Connection, item: QueueItem, now: int) -> bool:
+    """A ``run_timeout`` row came due: cancel the run if it is still not started/finished."""
+    ack_txn(conn, item.id)
+    row = conn.execute("SELECT status FROM runs WHERE run_id=?", (item.run_id,)).fetchone()
+    if row is None or RunStatus(row[0]).final:
+        return False
+    which = item.payload.get("which")
+    if which == "start" and row[0] != RunStatus.QUEUED.value:
+        return False
+    reason = f"timeouts.{which}: the run did not {'start' if which == 'start' else 'finish'} in time"
+    return finish_run_txn(conn, str(item.run_id), RunStatus.CANCELLED, None, reason, now=now)
 
 
 def cancel_run_txn(conn: sqlite3.Connection, run_id: str, now: int, reason: str) -> bool | None:
