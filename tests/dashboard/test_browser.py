@@ -37,7 +37,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 DOCS_DIR = os.environ.get("AGENTCMD_DOCS_SCREENSHOTS")
 TOKEN = "browser-test-dashboard-token-42"
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
 
 def _missing() -> str | None:
     try:

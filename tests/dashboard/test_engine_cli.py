@@ -13,10 +13,13 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.conftest import free_port, run_cli
 from tests.dashboard.conftest import Child, clean_env, wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
+
+pytestmark = pytest.mark.slow  # real engine (and app server) subprocesses
 
 
 def _prod_env(tmp_path: Path, token: str | None = "cli-test-token") -> dict[str, str]:

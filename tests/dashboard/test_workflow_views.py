@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from tests.dashboard.conftest import Stack, wait_for
+
+pytestmark = pytest.mark.slow  # real engine (and app server) subprocesses
 
 
 def csrf(client: httpx.Client, path: str) -> str:
