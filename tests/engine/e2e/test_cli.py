@@ -17,18 +17,12 @@ import pytest
 GOOD_KEY = "signkey-prod-" + "ab" * 32
 
 
-def _run(*args: str, env: dict[str, str] | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
-    return subprocess.run([sys.executable, "-m", "agentcmd", *args], capture_output=True, text=True,
-                          env={**base, **(env or {})}, timeout=timeout)
-
-
-def test_help_does_not_import_the_engine() -> None:
+def test_help_does_not_import_the_engine(engine_cli: Any) -> None:
     out = subprocess.run([sys.executable, "-c", "import sys, agentcmd.cli; "
                           "print(sorted(m for m in sys.modules if m.startswith(('agentcmd.engine', 'aiohttp', "
                           "'starlette', 'uvicorn'))))"], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
-    r = _run("engine", "--help")
+    r = engine_cli("engine", "--help")
     assert r.returncode == 0 and "dev" in r.stdout and "start" in r.stdout
 
 
@@ -39,18 +33,18 @@ def test_help_does_not_import_the_engine() -> None:
     ({"INNGEST_EVENT_KEY": "k", "INNGEST_SIGNING_KEY": "signkey-prod-abc"}, (), "odd number of hex digits"),
 ])
 def test_start_refuses_missing_or_bad_keys(env: dict[str, str], args: tuple[str, ...], expected: str,
-                                           port: int) -> None:
-    r = _run("engine", "start", "--port", str(port), *args, env=env)
+                                           port: int, engine_cli: Any) -> None:
+    r = engine_cli("engine", "start", "--port", str(port), *args, env=env)
     assert r.returncode == 2, r.stderr
     assert expected in r.stderr and "fix:" in r.stderr and "Traceback" not in r.stderr
     assert "local-prod-signing" not in r.stderr           # never echo the key
 
 
-def test_port_in_use_is_a_clear_error(port: int) -> None:
+def test_port_in_use_is_a_clear_error(port: int, engine_cli: Any) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))
         s.listen(1)
-        r = _run("engine", "dev", "--port", str(port), "--no-discovery")
+        r = engine_cli("engine", "dev", "--port", str(port), "--no-discovery")
     assert r.returncode == 2
     assert f"127.0.0.1:{port}" in r.stderr and "--port" in r.stderr and "Traceback" not in r.stderr
 
@@ -100,26 +94,30 @@ def _prod_env(tmp_path: Path) -> dict[str, str]:
     return {"INNGEST_SIGNING_KEY": GOOD_KEY, "INNGEST_EVENT_KEY": "k", "AGENTCMD_HOME": str(tmp_path / "home")}
 
 
-def test_corrupt_database_exits_3_naming_the_file(tmp_path: Path, port: int) -> None:
+def test_corrupt_database_exits_3_naming_the_file(tmp_path: Path, port: int, engine_cli: Any) -> None:
     db = tmp_path / "db"
     db.mkdir()
     (db / "engine.db").write_bytes(b"garbage, not sqlite " * 200)
-    r = _run("engine", "start", "--port", str(port), "--sqlite-dir", str(db), env=_prod_env(tmp_path))
+    r = engine_cli("engine", "start", "--port", str(port), "--sqlite-dir", str(db), env=_prod_env(tmp_path))
     assert r.returncode == 3, r.stderr
     assert str(db / "engine.db") in r.stderr and "fix:" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_newer_database_exits_3_and_says_to_upgrade(tmp_path: Path, port: int, engine_factory: Any) -> None:
+def test_newer_database_exits_3_and_says_to_upgrade(tmp_path: Path, port: int, engine_factory: Any,
+                                                    engine_cli: Any) -> None:
     engine = engine_factory("production")
     assert engine.stop() == 0
     assert engine.sqlite_dir is not None
     with sqlite3.connect(engine.sqlite_dir / "engine.db") as conn:
         conn.execute("INSERT INTO schema_version (version) VALUES (999)")
-    r = _run("engine", "start", "--port", str(port), "--sqlite-dir", str(engine.sqlite_dir), env=_prod_env(tmp_path))
+    r = engine_cli("engine", "start", "--port", str(port), "--sqlite-dir", str(engine.sqlite_dir),
+                   env=_prod_env(tmp_path))
     assert r.returncode == 3 and "999" in r.stderr and "upgrade" in r.stderr
 
 
-def test_second_engine_on_the_same_directory_exits_3(tmp_path: Path, port: int, engine_factory: Any) -> None:
+def test_second_engine_on_the_same_directory_exits_3(tmp_path: Path, port: int, engine_factory: Any,
+                                                     engine_cli: Any) -> None:
     engine = engine_factory("production")
-    r = _run("engine", "start", "--port", str(port), "--sqlite-dir", str(engine.sqlite_dir), env=_prod_env(tmp_path))
+    r = engine_cli("engine", "start", "--port", str(port), "--sqlite-dir", str(engine.sqlite_dir),
+                   env=_prod_env(tmp_path))
     assert r.returncode == 3 and "in use by another engine" in r.stderr

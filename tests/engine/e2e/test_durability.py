@@ -17,6 +17,8 @@ import pytest
 
 STEPS = ["s1", "s2", "s3", "s4", "s5"]
 
+pytestmark = pytest.mark.slow
+
 
 def _five_steps(client: Any, log: Any, gate: threading.Event | None = None) -> Any:
     @client.create_function(fn_id="five", trigger=inngest.TriggerEvent(event="test/five"), retries=2)

@@ -7,8 +7,11 @@ from typing import Any
 
 import httpx
 import inngest
+import pytest
 
 from agentcmd.engine.app import EngineConfig  # noqa: F401  (import check: the engine package imports cleanly)
+
+pytestmark = pytest.mark.slow
 
 
 def _function(client: Any) -> Any:
