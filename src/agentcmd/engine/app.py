@@ -144,7 +144,7 @@ class Engine:
 def build_app(engine: Engine) -> Starlette:
     """The ASGI app; its lifespan starts and stops ``engine`` (``engine.open()`` first)."""
     from agentcmd.engine.api import events, graphql, health, register, rest
-    from agentcmd.engine.api.errors import agentcmd_error_handler
+    from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -161,4 +161,4 @@ def build_app(engine: Engine) -> Starlette:
     routes = [*health.routes(engine), *events.routes(engine), *register.routes(engine), *rest.routes(engine),
               *graphql.routes(engine), Mount("", app=dashboard_app(engine))]  # the dashboard answers the rest
     return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={AgentcmdError: agentcmd_error_handler})
+                     exception_handlers={AgentcmdError: agentcmd_error_handler, Exception: internal_error_handler})

@@ -25,6 +25,13 @@ async def agentcmd_error_handler(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
+    """A bug, not bad input: log the traceback, answer JSON (SDK clients always parse the body)."""
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error in the engine (see its log)", "code": "internal_error",
+                         "hint": "report it with the engine log", "ids": [], "status": 500}, status_code=500)
+
+
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     try:

@@ -110,8 +110,13 @@ def insert_events_txn(conn: sqlite3.Connection, events: Iterable[NewEvent], now:
             if row is not None:
                 ids.append(str(row[0]))
                 continue
-        conn.execute("INSERT INTO events (internal_id, name, body, user_id, ts, received_at) VALUES (?,?,?,?,?,?)",
-                     (ev.internal_id, ev.name, dumps(ev.body), ev.user_id, ev.ts, now))
+        cur = conn.execute(
+            "INSERT INTO events (internal_id, name, body, user_id, ts, received_at) VALUES (?,?,?,?,?,?) "
+            "ON CONFLICT(internal_id) DO NOTHING", (ev.internal_id, ev.name, dumps(ev.body), ev.user_id, ev.ts, now))
+        if cur.rowcount == 0:
+            # A client retry with the same x-inngest-event-id-seed: same ids, already stored and dispatched.
+            ids.append(ev.internal_id)
+            continue
         if dispatch:
             conn.execute("INSERT INTO queue (kind, run_id, step_id, ready_at, payload) VALUES (?,?,?,?,?)",
                          (QueueKind.EVENT.value, None, None, now, dumps({"event_id": ev.internal_id})))
