@@ -117,6 +117,10 @@ class Seeder:
         self.write(lambda c: c.execute("INSERT INTO queue (kind, run_id, step_id, ready_at) VALUES ('sleep',?,?,?)",
                                        (run_id, step_id, until)))
 
+    def in_flight(self, run_id: str, since: int) -> None:
+        self.write(lambda c: c.execute("INSERT INTO queue (kind, run_id, step_id, ready_at, lease_until) "
+                                       "VALUES ('step',?,'step',?,?)", (run_id, since, since + 60_000)))
+
     def wait(self, run_id: str, step_id: str, event_name: str, expires_at: int, expression: str | None = None
              ) -> None:
         self.write(lambda c: c.execute(

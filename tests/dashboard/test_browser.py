@@ -98,6 +98,7 @@ def test_the_run_page_shows_steps_appearing_live(stack: Stack, page: Any) -> Non
     expect(page.locator('[data-step="prepare/fetch"]')).to_be_visible()
     expect(page.get_by_test_id("run-status")).to_have_text("Running")
     expect(page.locator('[data-step="build/compile"]')).to_have_count(0)
+    expect(page.get_by_test_id("waits")).to_contain_text("In progress since")  # the command is running
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     page.locator('[data-step="prepare/fetch"] summary').click()  # opened by the reader: stays open
     gate.touch()

@@ -28,6 +28,7 @@ def seeded(seed: Seeder) -> dict[str, str]:
     seed.sleep(running, "hash-cooldown", BASE_MS + 3_600_000)
     seed.wait(running, "hash-approval", "app/deploy.approved", BASE_MS + 7_200_000, "event.data.ok == true")
     seed.history(running, "step_retry", "attempt 2 after HTTP 500", "hash-plan")
+    seed.in_flight(running, BASE_MS + 60_000)
     return {"ok": ok, "failed": failed, "running": running}
 
 
@@ -127,8 +128,10 @@ def test_run_page_shows_sleeps_and_waits_with_their_deadlines(dashboard: Dashboa
     assert "event.data.ok == true" in html
     assert "attempt 2 after HTTP 500" in html
     assert 'data-poll="/runs/' in html  # still running: the page updates itself
+    assert "In progress since" in html and "waiting for the app" in html
     waits = httpx.get(base + f"/runs/{seeded['running']}.json").json()["waits"]
-    assert [w["kind"] for w in waits] == ["sleep", "wait"]
+    assert [w["kind"] for w in waits] == ["running", "sleep", "wait"]
+    assert waits[0]["step_id"] is None  # a discovery call, not one step
     assert waits[0]["deadline"].endswith("Z")
 
 

@@ -109,13 +109,21 @@ def run_extras(conn: sqlite3.Connection, run_id: str) -> tuple[Any, ...] | None:
 
 
 def run_waits(conn: sqlite3.Connection, run_id: str) -> list[WaitRow]:
-    """Sleeps and retries (queue rows) and waits for events or invokes (pauses), soonest first."""
+    """What a run is doing or waiting on, soonest first.
+
+    ``running``: a call to the app is in flight (a leased queue row; the time
+    is when it became due); ``retry``: a failed call queued again; ``sleep``:
+    a sleep's wake-up; ``wait``/``invoke``: a pause for an event until its
+    deadline.
+    """
     rows = conn.execute(
-        "SELECT 'sleep', step_id, NULL, NULL, ready_at FROM queue WHERE run_id = ? AND kind = 'sleep' "
+        "SELECT 'running', NULLIF(step_id, 'step'), NULL, NULL, ready_at FROM queue "
+        "WHERE run_id = ? AND kind IN ('step', 'start') AND lease_until IS NOT NULL "
+        "UNION ALL SELECT 'sleep', step_id, NULL, NULL, ready_at FROM queue WHERE run_id = ? AND kind = 'sleep' "
         "UNION ALL SELECT 'retry', step_id, NULL, NULL, ready_at FROM queue "
-        "WHERE run_id = ? AND kind IN ('step', 'start') AND attempt > 0 "
+        "WHERE run_id = ? AND kind IN ('step', 'start') AND attempt > 0 AND lease_until IS NULL "
         "UNION ALL SELECT kind, step_id, event_name, expression, expires_at FROM pauses "
-        "WHERE run_id = ? AND kind IN ('wait', 'invoke') ORDER BY 5", (run_id, run_id, run_id)).fetchall()
+        "WHERE run_id = ? AND kind IN ('wait', 'invoke') ORDER BY 5", (run_id, run_id, run_id, run_id)).fetchall()
     return [WaitRow(*row) for row in rows]
 
 
