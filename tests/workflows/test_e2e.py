@@ -308,3 +308,49 @@ def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_
     out = _cli("workflows", "run", "failing", "--wait", env=cli_env)
     assert out.returncode == 1
     assert "failed: CommandFailedError: `echo broken >&2; exit 7` exited with code 7: broken" in out.stderr
+
+
+def test_stopping_the_app_mid_command_stops_the_command_and_the_engine_retries_the_step(
+        project: Path, write_workflow: Any, procs: Any) -> None:
+    write_workflow("three.py", THREE_STEPS)
+    app_port, engine_port = _free_ports(2)
+    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+    app_argv = [sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)]
+    app_env = inngest_env(Mode.DEV, engine_url, base=base)
+    app = procs(app_argv, app_env)
+    engine = procs([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
+                    str(engine_port), "--no-discovery", "--poll-interval", "0.2", "--retry-interval", "0.5",
+                    "-u", f"{app_url}/api/workflows/inngest"], base)
+    _wait(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
+    run_id = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30).json()["data"]["run_id"]
+    _wait(lambda: (project / "two.started").exists(), 30, "step two to start", app.output)
+    shell_pids = [p for p in _pids_with_cwd(project)]
+    assert shell_pids, "step two's shell should be running"
+
+    started = time.monotonic()
+    app.stop()  # SIGTERM: uvicorn cancels the request after 1 s, the step stops its process group
+    assert time.monotonic() - started < 8, app.output()
+    _wait(lambda: not any(_alive(p) for p in shell_pids), 10, "step two's command to be stopped")
+
+    (project / "two.started").unlink()
+    (project / "release").touch()
+    procs(app_argv, app_env)
+    run = _wait(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json().get("data"))
+                and r["status"] == "Completed" and r, 60, "the run to complete after the app restart",
+                engine.output)
+    assert run["output"] == "done"
+    assert (project / "one.log").read_text() == "run\n" and (project / "two.log").read_text() == "run\nrun\n"
+
+
+def _pids_with_cwd(cwd: Path) -> list[int]:
+    """Processes (ours) whose working directory is ``cwd``: the step's shell and its children."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if Path(os.readlink(entry / "cwd")) == cwd:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+SHUTDOWN_TIMEOUT_SECONDS = 1
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m agentcmd.server", description=__doc__)
@@ -18,7 +20,10 @@ def main() -> None:
 
     from agentcmd.server.app import create_app
 
-    uvicorn.run(create_app(args.project), host=args.host, port=args.port, log_level=args.log_level)
+    # On SIGTERM, requests still running after 1 s (a step's command) are cancelled: the step stops its
+    # process group instead of being orphaned, and the engine retries the step when the app is back.
+    uvicorn.run(create_app(args.project), host=args.host, port=args.port, log_level=args.log_level,
+                timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":

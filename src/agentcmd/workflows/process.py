@@ -32,6 +32,9 @@ SECRET_ENV_VARS = frozenset({
 """The app server's keys: never inherited by step commands (agents run arbitrary tools).
 A step that needs one passes it explicitly with ``env=``."""
 
+SHUTDOWN_GRACE_SECONDS = 2.0
+"""SIGTERM-to-SIGKILL time for commands stopped because the app server is shutting down."""
+
 DRAIN_SECONDS = 2.0
 """After the command exits, how long to keep reading pipes a background child may hold open."""
 
@@ -196,7 +199,8 @@ async def run_process(
                 transport.close()
     except (asyncio.CancelledError, Exception):
         # The request itself was cancelled (server shutdown): never leave the group behind.
-        await asyncio.shield(stop_group(proc, grace))
+        # SIGTERM goes out before the first await; the supervisor's own grace is short, so is ours.
+        await asyncio.shield(stop_group(proc, min(grace, SHUTDOWN_GRACE_SECONDS)))
         raise
     finally:
         if run_id is not None:
