@@ -11,7 +11,8 @@ medians over ``--rounds``:
 * c=1: one run at a time, event received -> run ended (engine timestamps)
   and the client's wall time from ``POST /e`` to seeing ``Completed``;
 * runs/s with 32 runs in flight (a new event each time a run's body ends);
-* engine CPU per SDK call (user+sys of the engine process / calls) in that phase.
+* engine CPU per SDK call (user+sys of the engine process / calls) in that phase,
+  and the same for the SDK app's process (the protocol's floor).
 """
 
 from __future__ import annotations
@@ -169,9 +170,10 @@ async def bench_mode(mode: str, rounds: int, runs: int, inflight: int) -> dict[s
                     eng.append(ms(str(run["ended_at"])) - ms(str(event["received_at"])))  # type: ignore[index]
                 c1_engine.append(statistics.median(eng))
                 c1_wall.append(statistics.median(wall))
-            rates, cpu_per_call = [], []
+            rates, cpu_per_call, sdk_cpu_per_call = [], [], []
             for _ in range(rounds):
                 cpu0 = cpu_seconds(engine.proc.pid)
+                sdk0 = cpu_seconds(app.pid)
                 t = time.perf_counter()
                 last_ids: list[str] = []
                 sent = done = 0
@@ -192,6 +194,7 @@ async def bench_mode(mode: str, rounds: int, runs: int, inflight: int) -> dict[s
                 elapsed = time.perf_counter() - t
                 rates.append(runs / elapsed)
                 cpu_per_call.append((cpu_seconds(engine.proc.pid) - cpu0) / (runs * CALLS_PER_RUN) * 1000)
+                sdk_cpu_per_call.append((cpu_seconds(app.pid) - sdk0) / (runs * CALLS_PER_RUN) * 1000)
     finally:
         transport.close()
         app.terminate()
@@ -199,7 +202,8 @@ async def bench_mode(mode: str, rounds: int, runs: int, inflight: int) -> dict[s
         engine.stop()
     return {"ready_ms": statistics.median(ready) * 1000, "c1_engine_ms": statistics.median(c1_engine),
             "c1_wall_ms": statistics.median(c1_wall), "runs_per_s": statistics.median(rates),
-            "engine_cpu_ms_per_call": statistics.median(cpu_per_call)}
+            "engine_cpu_ms_per_call": statistics.median(cpu_per_call),
+            "sdk_cpu_ms_per_call": statistics.median(sdk_cpu_per_call)}
 
 
 def main() -> None:
@@ -215,11 +219,12 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"10-step runs, official SDK {CALLS_PER_RUN} calls/run; medians of {args.rounds} rounds")
-    print("| mode | ready (ms) | c=1 engine (ms/run) | c=1 wall (ms/run) | runs/s @32 | engine CPU ms/call |")
-    print("|---|---|---|---|---|---|")
+    print("| mode | ready (ms) | c=1 engine (ms/run) | c=1 wall (ms/run) | runs/s @32 | engine CPU ms/call "
+          "| SDK app CPU ms/call |")
+    print("|---|---|---|---|---|---|---|")
     for mode, r in results.items():
         print(f"| {mode} | {r['ready_ms']:.0f} | {r['c1_engine_ms']:.1f} | {r['c1_wall_ms']:.1f} | "
-              f"{r['runs_per_s']:.0f} | {r['engine_cpu_ms_per_call']:.2f} |")
+              f"{r['runs_per_s']:.0f} | {r['engine_cpu_ms_per_call']:.2f} | {r['sdk_cpu_ms_per_call']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -40,14 +40,16 @@ def dev(
 
     from agentcmd.config import load_settings
     from agentcmd.engine.app import EngineConfig
-    from agentcmd.engine.dashboard.mount import build_auth
     from agentcmd.engine.serve import serve
     from agentcmd.mode import Mode
     from agentcmd.webauth import check_bind
+    from agentcmd.webauth.guard import WebAuth
 
     warning = check_bind(Mode.DEV, host, allow_remote_dev)
     token = load_settings().secret("dashboard_token") if dashboard_auth else None
-    build_auth("dev", host, dashboard_auth, token)  # fails before binding if a login is needed but impossible
+    # Fails before binding if a login is needed but impossible. (WebAuth directly, not the
+    # dashboard module: that imports FastAPI, which would double the time to ready.)
+    WebAuth.build(Mode.DEV, host, dashboard_auth, token)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
@@ -92,10 +94,11 @@ def start(
     if not ek:
         raise ConfigError("no event key: 'agentcmd engine start' only accepts events sent with a key",
                           "run 'agentcmd install', or set INNGEST_EVENT_KEY, or pass --event-key")
-    from agentcmd.engine.dashboard.mount import build_auth
+    from agentcmd.mode import Mode
+    from agentcmd.webauth.guard import WebAuth
 
     token = settings.secret("dashboard_token")
-    build_auth("production", host, dashboard_auth, token)  # beyond loopback the dashboard needs a token
+    WebAuth.build(Mode.PRODUCTION, host, dashboard_auth, token)  # beyond loopback the dashboard needs a token
     config = EngineConfig(mode="production", db_path=settings.resolved_sqlite_dir / DB_FILE_NAME,
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
                           poll_interval=poll_interval, retry_interval_s=retry_interval, grace_s=grace,
