@@ -112,6 +112,11 @@ class Worker:
         if not task.cancelled() and task.exception() is not None:
             log.error("queue task failed", exc_info=task.exception())
 
+    def dispatch_now(self, items: list[QueueItem]) -> None:
+        """Run items already leased to us (events just accepted) in their own tasks."""
+        for item in items:
+            self._spawn(self._handle(item))
+
     def submit(self, contexts: list[CallContext]) -> None:
         """Run calls already leased to us (by ingest or a commit) in their own tasks."""
         for ctx in contexts:

@@ -110,6 +110,14 @@ class Store:
         now = now_ms()
         return await self.db.write(lambda c: writes.insert_events_txn(c, events, now))
 
+    async def accept_events(self, events: list[NewEvent], lease_until: int) -> tuple[list[str], list[QueueItem]]:
+        """Store events with their dispatch rows leased to the caller (who dispatches at once)."""
+        now = now_ms()
+        leased: list[QueueItem] = []
+        ids = await self.db.write(lambda c: writes.insert_events_txn(c, events, now, leased=leased,
+                                                                      lease_until=lease_until))
+        return ids, leased
+
     async def create_runs(self, specs: list[RunSpec], lease_until: int | None) -> list[QueueItem]:
         now = now_ms()
         return await self.db.write(lambda c: writes.create_runs_txn(c, specs, now, lease_until))

@@ -95,11 +95,14 @@ def set_app_error_txn(conn: sqlite3.Connection, url: str, error: str | None, now
 # -- events ----------------------------------------------------------------------------------
 
 def insert_events_txn(conn: sqlite3.Connection, events: Iterable[NewEvent], now: int,
-                      dispatch: bool = True) -> list[str]:
+                      dispatch: bool = True, leased: list[QueueItem] | None = None,
+                      lease_until: int | None = None) -> list[str]:
     """Store events and queue their dispatch; return their internal ids.
 
     An event whose sender ``id`` was already seen within 24 h is not stored
-    again: its first internal id is returned and no run starts twice.
+    again: its first internal id is returned and no run starts twice. With
+    ``leased`` and ``lease_until`` the dispatch rows are inserted already
+    leased and appended to ``leased`` for the caller to run at once.
     """
     ids: list[str] = []
     for ev in events:
@@ -118,8 +121,10 @@ def insert_events_txn(conn: sqlite3.Connection, events: Iterable[NewEvent], now:
             ids.append(ev.internal_id)
             continue
         if dispatch:
-            conn.execute("INSERT INTO queue (kind, run_id, step_id, ready_at, payload) VALUES (?,?,?,?,?)",
-                         (QueueKind.EVENT.value, None, None, now, dumps({"event_id": ev.internal_id})))
+            item = enqueue_txn(conn, None, NewItem(QueueKind.EVENT, None, now, {"event_id": ev.internal_id}),
+                               lease_until if leased is not None else None)
+            if leased is not None and item is not None:
+                leased.append(item)
         ids.append(ev.internal_id)
     return ids
 
