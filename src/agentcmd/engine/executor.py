@@ -17,6 +17,7 @@ returned so the worker runs them at once without another queue round trip.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -25,8 +26,9 @@ from typing import Any
 from ulid import ULID
 
 from agentcmd.engine import debug_triggers
-from agentcmd.engine.apps import Function, Registry
+from agentcmd.engine.apps import Registry
 from agentcmd.engine.driver import Driver
+from agentcmd.engine.flow.concurrency import ConcurrencyGate
 from agentcmd.engine.protocol import (
     Op,
     Opcode,
@@ -58,15 +60,22 @@ INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
                         "error": "InngestInvokeTimeoutError: Timed out waiting for invoked function to complete"}
 
 
-def call_url(base: str, slug: str, step_id: str) -> str:
+@functools.lru_cache(maxsize=4096)
+def _url_prefix(base: str, slug: str) -> str:
     from urllib.parse import urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(base)
     query = [p for p in parts.query.split("&") if p and not p.startswith("stepId=")]
     if not any(p.startswith("fnId=") for p in query):
         query.append(urlencode({"fnId": slug}))
-    query.append(urlencode({"stepId": step_id}))
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(query), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join([*query, "stepId="]), ""))
+
+
+def call_url(base: str, slug: str, step_id: str) -> str:
+    """The function's runtime URL with ``stepId`` set; the rest kept byte for byte (crazy ids survive)."""
+    from urllib.parse import quote
+
+    return _url_prefix(base, slug) + (step_id if step_id.isalnum() else quote(step_id, safe=""))
 
 
 def _quote(step_id: str) -> str:
@@ -225,53 +234,6 @@ def _invoke(ctx: CallContext, op: Op, out: Outcome, now: int, registry: Registry
     out.items.append(NewItem(QueueKind.WAIT_TIMEOUT, op.id, expires, {"name": op.label, "kind": "invoke"}))
 
 
-CONCURRENCY_RETRY_MS = 200
-
-
-class ConcurrencyLimits:
-    """In-flight SDK calls per concurrency key (a function's ``concurrency`` config).
-
-    Scope ``fn`` counts per function (and key value); ``env``/``account``
-    share the key space across functions. Counts live in memory: after a
-    restart nothing is in flight. A call over a limit is deferred in the
-    queue by ``CONCURRENCY_RETRY_MS`` instead of holding a worker slot.
-    """
-
-    def __init__(self) -> None:
-        self.in_flight: dict[str, int] = {}
-
-    def keys(self, fn: Function | None, ctx: CallContext) -> list[tuple[str, int]]:
-        if fn is None:
-            return []
-        out = []
-        for c in fn.config.get("concurrency") or []:
-            if not isinstance(c, dict) or int(c.get("limit") or 0) <= 0:
-                continue
-            value = ""
-            if isinstance(c.get("key"), str) and c["key"]:
-                from agentcmd.engine.triggers import evaluate_key
-                value = evaluate_key(c["key"], {"event": ctx.first_event}) or ""
-            scope = str(c.get("scope") or "fn")
-            prefix = fn.slug if scope == "fn" else f"{scope}:{c.get('key') or ''}"
-            out.append((f"{prefix}:{value}", int(c["limit"])))
-        return out
-
-    def acquire(self, fn: Function | None, ctx: CallContext) -> list[str] | None:
-        """The keys taken (empty: no limits), or None if one of them is full."""
-        keys = self.keys(fn, ctx)
-        if any(self.in_flight.get(k, 0) >= limit for k, limit in keys):
-            return None
-        for k, _ in keys:
-            self.in_flight[k] = self.in_flight.get(k, 0) + 1
-        return [k for k, _ in keys]
-
-    def release(self, keys: list[str]) -> None:
-        for k in keys:
-            self.in_flight[k] -= 1
-            if self.in_flight[k] <= 0:
-                del self.in_flight[k]
-
-
 def _canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
@@ -289,7 +251,7 @@ class Executor:
         self.lease_ms = lease_ms
         self.calls = 0
         self.on_new_work: Callable[[], None] = lambda: None   # the worker's wake(); set by Worker
-        self.limits = ConcurrencyLimits()
+        self.limits = ConcurrencyGate(store, registry, clock, lambda: self.on_new_work())
 
     def _notify(self, outcome: Outcome) -> None:
         """Wake the worker when a commit queued work it must lease itself (future rows, events)."""
@@ -304,23 +266,22 @@ class Executor:
         if RunStatus(ctx.status).final:
             await self.store.write(lambda c: writes.ack_txn(c, ctx.item.id))
             return []
-        slots = self.limits.acquire(self.registry.get(ctx.function_slug), ctx)
+        slots = await self.limits.acquire(ctx)
         if slots is None:
-            # Over a concurrency limit: the call waits in the queue, not in memory.
-            retry = self.clock() + CONCURRENCY_RETRY_MS
-            await self.store.write(lambda c: writes.defer_txn(c, ctx.item.id, retry))
-            self.on_new_work()
-            return []
+            return []       # over a concurrency limit: parked in the queue until a slot frees
         try:
-            url = call_url(ctx.url, ctx.function_slug, ctx.item.step_id or "step")
-            debug_triggers.hit("before_call")
-            self.calls += 1
-            resp = await self.driver.call(url, request_body(ctx), {
-                "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
-                "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
-            debug_triggers.hit("after_call")
+            return await self._call(ctx)
         finally:
             self.limits.release(slots)
+
+    async def _call(self, ctx: CallContext) -> list[CallContext]:
+        url = call_url(ctx.url, ctx.function_slug, ctx.item.step_id or "step")
+        debug_triggers.hit("before_call")
+        self.calls += 1
+        resp = await self.driver.call(url, request_body(ctx), {
+            "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
+            "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
+        debug_triggers.hit("after_call")
         gateway: dict[str, Any] = {}
         if resp.kind == ResponseKind.OPS:
             for op in resp.ops:
