@@ -143,6 +143,9 @@ def lease_due_txn(conn: sqlite3.Connection, now: int, limit: int, lease_until: i
 def requeue_leases_txn(conn: sqlite3.Connection, expired_before: int | None) -> int:
     """Free leased items (all of them at startup, else those whose lease ran out)."""
     if expired_before is None:
+        from agentcmd.engine.flow.concurrency import recover_txn
+
+        recover_txn(conn)   # nothing is in flight at startup: calls parked on full concurrency keys resume
         cur = conn.execute("UPDATE queue SET lease_until=NULL WHERE lease_until IS NOT NULL")
     else:
         cur = conn.execute("UPDATE queue SET lease_until=NULL WHERE lease_until IS NOT NULL AND lease_until<?",
