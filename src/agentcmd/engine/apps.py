@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from agentcmd.engine import triggers
+from agentcmd.engine.flow import validate
 from agentcmd.engine.store import Store, now_ms, queries, writes
 from agentcmd.engine.store.models import NewItem, QueueKind
 from agentcmd.errors import InputError
@@ -143,7 +144,14 @@ async def register(store: Store, registry: Registry, body: Any) -> RegisterResul
     raw_functions = body.get("functions") or []
     if not isinstance(raw_functions, list):
         raise InputError("'functions' must be a list", "send the SDK's registration payload")
-    functions = [parse_function(cfg, app_id) for cfg in raw_functions if isinstance(cfg, dict)]
+    try:
+        functions = [parse_function(cfg, app_id) for cfg in raw_functions if isinstance(cfg, dict)]
+        validate.check_functions(functions)
+    except InputError as err:
+        # The sync failed: say so on the app (GET /v1/apps, dashboard); its functions stay as they were.
+        failed_at, what = now_ms(), err.what
+        await store.write(lambda c: validate.record_sync_error_txn(c, app_id, url, what, failed_at))
+        raise
     checksum = hashlib.sha256(json.dumps([url, raw_functions], sort_keys=True).encode()).hexdigest()
     rows = [(f.slug, f.uuid, f.name, f.url, json.dumps(f.config)) for f in functions]
     now = now_ms()
