@@ -7,10 +7,12 @@ batch buffers are queue rows keyed by ``dedupe`` with a ``ready_at``
 deadline, so they survive restarts like every other timer.
 
 Rate limit and throttle count admitted runs per key in ``flow_marks``
-(migration 0002): a rate-limited event is dropped (no run), a throttled run
-is created with a later first call. Concurrency limits act on in-flight
-SDK calls, so they live in ``executor.py``. ``priority`` is accepted and
-ignored (runs start in event order).
+(migration 0002): a rate-limited event is dropped (no run; recorded in
+``flow_skips``, migration 0003), a throttled run is created with a later
+first call. A negative ``priority.run`` delays the first call the same way
+(``priority.py``). Concurrency limits act on in-flight SDK calls, so they
+are enforced where calls start (``concurrency.py``, from ``executor.py``).
+Sync-time validation of every expression is in ``validate.py``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentcmd.engine import triggers
+from agentcmd.engine.flow import priority
 from agentcmd.engine.protocol import parse_duration_ms
 from agentcmd.engine.store import queries, writes
 from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
@@ -54,6 +57,7 @@ class FlowDecision:
     max_size: int = 0
     rate: tuple[str, int, int] | None = None           # key, limit, period ms
     throttle: tuple[str, int, int, int] | None = None  # key, limit, period ms, burst
+    delay_ms: int = 0                                   # a negative priority factor holds the start back
 
     def apply(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
               event_id: str, now: int) -> list[RunSpec]:
@@ -89,6 +93,8 @@ class FlowDecision:
             conn.execute("DELETE FROM flow_marks WHERE key=? AND at<=?", (key, now - period))
             used = conn.execute("SELECT COUNT(*) FROM flow_marks WHERE key=? AND at>?", (key, now - period))
             if int(used.fetchone()[0]) >= limit:
+                conn.execute("INSERT INTO flow_skips (function_slug, event_id, reason, at) VALUES (?,?,?,?)",
+                             (fn.slug, event_id, "rate_limit", now))
                 return []
             conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, now))
         if self.throttle is not None:
@@ -100,6 +106,8 @@ class FlowDecision:
                 return []
             for run_id in active:
                 writes.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, "cancelled by singleton", now=now)
+        if self.delay_ms > 0:
+            start_at = max(start_at or now, now + self.delay_ms)
         spec = dispatcher.run_spec(fn, [body], event_id, self.idem_key)
         if start_at is not None and start_at > now:
             from dataclasses import replace
@@ -159,4 +167,4 @@ def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> 
         throttle = (f"th:{fn.slug}:{_key(th.get('key'), body)}", int(th["limit"]),
                     _duration(th.get("period"), 60_000), int(th.get("burst") or 1))
     return FlowDecision("start", idem_key=idem_key, singleton=str(mode) if mode else None, rate=rate,
-                        throttle=throttle)
+                        throttle=throttle, delay_ms=priority.delay_ms(cfg, body))
