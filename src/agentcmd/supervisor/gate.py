@@ -24,7 +24,7 @@ WARM_MODULES = (
     "agentcmd.server.app", "agentcmd.config.settings", "agentcmd.ui.views", "agentcmd.engine.dashboard.views",
     "fastapi", "inngest.fast_api", "httpx", "jinja2",
     "uvicorn", "uvicorn.lifespan.on", "uvicorn.loops.uvloop", "uvicorn.protocols.http.httptools_impl",
-    "uvicorn.protocols.http.h11_impl", "uvicorn.protocols.websockets.websockets_impl", "uvloop", "h11",
+    "uvicorn.protocols.http.h11_impl", "uvloop", "h11",
 )
 
 
