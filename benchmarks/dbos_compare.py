@@ -152,7 +152,7 @@ def serve_app(port: int, engine_url: str, mode: str, notify_port: int) -> None:
     client = sdk_client(engine_url, mode, "bench-dbos")
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 
-    @client.create_function(fn_id="ten-steps", trigger=inngest.TriggerEvent(event=EVENT), retries=0)
+    @client.create_function(fn_id="ten-steps", trigger=inngest.TriggerEvent(event=EVENT), retries=0)  # type: ignore[untyped-decorator]
     async def ten_steps(ctx: inngest.Context) -> dict[str, int]:
         for i in range(STEPS):
             async def step(i: int = i) -> dict[str, object]:

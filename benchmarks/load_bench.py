@@ -89,7 +89,7 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
     concurrency = [inngest.Concurrency(limit=limit)] if limit > 0 else None
 
     @client.create_function(fn_id="three-steps", trigger=inngest.TriggerEvent(event=LOAD_EVENT), retries=0,
-                            concurrency=concurrency)
+                            concurrency=concurrency)  # type: ignore[untyped-decorator]
     async def three_steps(ctx: inngest.Context) -> dict[str, int]:
         for i in range(3):
             async def step(i: int = i) -> dict[str, object]:
@@ -112,11 +112,11 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
         st["finals"][ctx.run_id] += 1
         if st["finals"][ctx.run_id] == 1:
             st["runs_inflight"] -= 1
-            st["done_n"][int(ctx.event.data["n"])] += 1
+            st["done_n"][int(str(ctx.event.data["n"]))] += 1
         st["last_done"] = time.time()
         return {"steps": 3}
 
-    @client.create_function(fn_id="sleeper", trigger=inngest.TriggerEvent(event=SLEEP_EVENT), retries=0)
+    @client.create_function(fn_id="sleeper", trigger=inngest.TriggerEvent(event=SLEEP_EVENT), retries=0)  # type: ignore[untyped-decorator]
     async def sleeper(ctx: inngest.Context) -> dict[str, int]:
         """``sleeps`` x (step.sleep 1 s, then a step that returns the time it ran)."""
         async def now() -> float:
@@ -124,8 +124,8 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
 
         before = await ctx.step.run("before", now)
         if ctx.run_id not in st["started_runs"]:
-            st["started_runs"][ctx.run_id] = (before - float(ctx.event.data.get("sent") or before)) * 1000
-        sleeps = int(ctx.event.data.get("sleeps", 1))
+            st["started_runs"][ctx.run_id] = (before - float(str(ctx.event.data.get("sent") or before))) * 1000
+        sleeps = int(str(ctx.event.data.get("sleeps", 1)))
         for i in range(sleeps):
             key = f"{ctx.run_id}:{i}"
             if key not in st["plan"]:
@@ -141,7 +141,7 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
         return {"sleeps": sleeps}
 
     def routes(app: Any) -> None:
-        @app.get("/bench/stats")
+        @app.get("/bench/stats")  # type: ignore[untyped-decorator]
         async def stats() -> dict[str, Any]:
             ex: Counter[str] = st["executions"]
             return {
@@ -156,7 +156,7 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
                 "start_delays_ms": list(st["started_runs"].values()),
             }
 
-        @app.post("/bench/reset")
+        @app.post("/bench/reset")  # type: ignore[untyped-decorator]
         async def do_reset() -> dict[str, bool]:
             reset()
             return {"ok": True}
