@@ -13,7 +13,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from agentcmd.engine import signing
+from agentcmd.engine import http1, signing
 from agentcmd.engine.protocol import ResponseKind, SDKResponse, parse_response
 from agentcmd.engine.store import now_ms
 
@@ -33,6 +33,7 @@ class Driver:
         self.timeout_s = timeout_s
         self.server_kind = server_kind
         self._session: aiohttp.ClientSession | None = None
+        self._http1 = http1.Client()
 
     def _get_session(self) -> aiohttp.ClientSession:
         # aiohttp costs ~0.3 s to import (it builds an SSL context); it is
@@ -56,17 +57,30 @@ class Driver:
         await asyncio.to_thread(importlib.import_module, "aiohttp")
 
     async def close(self) -> None:
+        self._http1.close()
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
     async def call(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> SDKResponse:
         """POST canonical ``body`` (signed in production) and classify the answer; never raises."""
-        import aiohttp
-
         h = {"Content-Type": "application/json", "X-Inngest-Server-Kind": self.server_kind,
              "X-Inngest-Req-Version": "2", **(headers or {})}
         if self.signing_key:
             h["X-Inngest-Signature"] = signing.sign(body, self.signing_key)
+        if url.startswith("http://"):
+            try:
+                r = await self._http1.post(url, body, h, self.timeout_s)
+            except TimeoutError:
+                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
+                                   message=f"SDK call timed out after {self.timeout_s:g} s: {url}")
+            except OSError as exc:   # ConnectionError is an OSError
+                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
+                                   message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
+            raw = r.body
+            result = parse_response(r.status, r.headers, raw, now_ms())
+            return self._checked(result, raw)
+        import aiohttp
+
         for attempt in (0, 1):
             try:
                 async with self._get_session().post(url, data=body, headers=h) as resp:
@@ -87,6 +101,10 @@ class Driver:
             except (aiohttp.ClientError, OSError) as exc:
                 return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
                                    message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
+        return self._checked(result, raw)
+
+    def _checked(self, result: SDKResponse, raw: bytes) -> SDKResponse:
+        """Production: a response the SDK signed must verify with our key."""
         if (self.signing_key and result.kind != ResponseKind.INTERNAL_ERROR
                 and "x-inngest-signature" in result.headers
                 and not signing.verify_response(raw, result.headers.get("x-inngest-signature"), self.signing_key)):

@@ -130,3 +130,11 @@ def test_default_retries_are_four_so_five_attempts() -> None:
     fn = parse_function({"id": "a-f", "triggers": [{"event": "e"}],
                          "steps": {"step": {"runtime": {"url": "http://x/a?fnId=a-f&stepId=step"}}}}, "a")
     assert fn.max_attempts == 5
+
+
+def test_call_url_replaces_step_id_and_keeps_the_rest_byte_for_byte() -> None:
+    from agentcmd.engine.executor import call_url
+
+    base = "http://h:1/api/inngest?fnId=app-%25%24%5E%26%2A%28_%2B%7B%7C%3A%3C%3F%E2%98%83%EF%B8%8F&stepId=step"
+    assert call_url(base, "x", "abc123") == base.replace("stepId=step", "stepId=abc123")
+    assert call_url("http://h/api", "app-fn", "step") == "http://h/api?fnId=app-fn&stepId=step"
