@@ -1,8 +1,15 @@
-"""``python -m agentcmd.server --host H --port P [--project DIR]``."""
+"""``python -m agentcmd.server --host H --port P [--project DIR] [--dashboard-auth] [--allow-remote-dev]``.
+
+The bind host decides the auth (``agentcmd.server.access``): a dev app
+server refuses a non-loopback host unless ``--allow-remote-dev`` (and then
+warns), and a production one beyond loopback needs a dashboard token and a
+signing key. A refusal exits 2 with "error:/fix:" lines, before binding.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 SHUTDOWN_TIMEOUT_SECONDS = 1
@@ -14,7 +21,27 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=4100)
     parser.add_argument("--project", type=Path, default=None)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--dashboard-auth", action="store_true",
+                        help="Ask for the dashboard token on the workflow views even on loopback.")
+    parser.add_argument("--allow-remote-dev", action="store_true",
+                        help="Dev mode on a non-loopback --host (no auth: trusted networks only).")
     args = parser.parse_args()
+
+    from agentcmd.errors import AgentcmdError
+    from agentcmd.server.access import check_bind, sdk_mode
+
+    try:
+        warning = check_bind(sdk_mode(), args.host, args.allow_remote_dev)
+        from agentcmd.server.app import app_auth
+
+        auth = app_auth(args.host, args.dashboard_auth)
+    except AgentcmdError as exc:
+        print(f"error: {exc.what}", file=sys.stderr)
+        if exc.fix:
+            print(f"fix: {exc.fix}", file=sys.stderr)
+        raise SystemExit(exc.exit_code) from None
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
 
     import uvicorn
 
@@ -22,8 +49,8 @@ def main() -> None:
 
     # On SIGTERM, requests still running after 1 s (a step's command) are cancelled: the step stops its
     # process group instead of being orphaned, and the engine retries the step when the app is back.
-    uvicorn.run(create_app(args.project), host=args.host, port=args.port, log_level=args.log_level,
-                timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS)
+    uvicorn.run(create_app(args.project, host=args.host, auth=auth), host=args.host, port=args.port,
+                log_level=args.log_level, timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,11 @@ file is logged and listed under ``errors`` in ``/api/workflows``; the
 others are served), binds the workflow runtime (project dir, data dir, the
 engine's run status for the cancel watcher) and mounts the official SDK's
 ``serve()`` at ``SERVE_PATH``.
+
+Every request passes ``ProtectMiddleware`` first (``access.py``: the
+engine dashboard's policy on the BIND address): beyond loopback in
+production, or with ``--dashboard-auth``, the API needs the signing key as
+bearer and the workflow views a dashboard token login.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from fastapi.responses import JSONResponse
 
 from agentcmd.errors import AgentcmdError
 from agentcmd.server import SERVE_PATH
+from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
 from agentcmd.server.engine import EngineClient
+from agentcmd.server.protect import ProtectMiddleware
 from agentcmd.workflows.context import Runtime, set_runtime
 from agentcmd.workflows.define import APP_ID
 from agentcmd.workflows.discovery import discover
@@ -39,7 +46,33 @@ def create_client() -> inngest.Inngest:
     return inngest.Inngest(app_id=APP_ID, logger=log)
 
 
-def create_app(project_dir: Path | None = None, *, entry_points: bool = True) -> FastAPI:
+def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
+    """Auth for an app server bound to ``host``, in the SDK's mode; secrets are read only when needed.
+
+    The bearer is the SDK's signing key (``INNGEST_SIGNING_KEY``, set by the
+    supervisor in production), else the configured one (dev has no key in
+    its environment). Raises ConfigError when a login is needed but impossible.
+    """
+    from agentcmd.webauth.loopback import is_loopback_host
+    from agentcmd.webauth.policy import dashboard_locked
+
+    mode = sdk_mode()
+    if not dashboard_locked(mode, is_loopback_host(host), dashboard_auth):
+        return AppAuth.build(mode, host, dashboard_auth=dashboard_auth)
+    import os
+
+    from agentcmd.config import load_settings
+
+    settings = load_settings()
+    key = os.environ.get("INNGEST_SIGNING_KEY") or settings.secret("signing_key")
+    return AppAuth.build(mode, host, dashboard_auth=dashboard_auth, token=settings.secret("dashboard_token"),
+                         signing_key=key)
+
+
+def create_app(project_dir: Path | None = None, *, entry_points: bool = True, host: str = "127.0.0.1",
+               dashboard_auth: bool = False, auth: AppAuth | None = None) -> FastAPI:
+    """The app server for a bind to ``host`` (the auth policy depends on it, not on clients' addresses)."""
+    auth = auth or app_auth(host, dashboard_auth)
     runtime = Runtime.from_settings(project_dir)
     engine = EngineClient.from_env()
     runtime.run_status = engine.run_status
@@ -60,6 +93,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True) ->
     app.state.engine = engine
     app.state.client = client
     app.state.runtime = runtime
+    app.state.auth = auth
 
     @app.exception_handler(AgentcmdError)
     async def _agentcmd_error(_: Request, exc: AgentcmdError) -> JSONResponse:
@@ -79,9 +113,11 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True) ->
         return {"status": "ok", "functions": len(functions), "project_dir": str(runtime.project_dir),
                 "load_errors": len(discovered.errors)}
 
+    # The SDK first: otherwise GET /api/workflows/inngest (its introspection) is the API's GET /api/workflows/{id}.
+    inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
     app.include_router(router)
     from agentcmd.ui import create_router as ui_router
 
-    app.include_router(ui_router())  # workflow views at / (issue 7)
-    inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
+    app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
+    app.add_middleware(ProtectMiddleware, auth=auth)
     return app

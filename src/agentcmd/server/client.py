@@ -4,6 +4,12 @@ The app is found at ``http://<settings.host>:<settings.port>`` (``PORT`` /
 ``AGENTCMD_PORT``; a wildcard host means loopback). Its JSON errors
 ``{"error", "code", "hint"}`` become ``AgentcmdError``s with the CLI exit
 code of their kind: bad input exits 2, everything else 1.
+
+When a signing key is configured (``INNGEST_SIGNING_KEY`` or
+``agentcmd install``), every call carries ``Authorization: Bearer`` with the
+key's SDK-hashed form, which an app server bound beyond loopback (or run with
+``--dashboard-auth``) requires; a loopback app server ignores it. The hash
+opens the API but cannot sign SDK requests, so the raw key never leaves.
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ from agentcmd.errors import AgentcmdError, AuthError, InputError, NotFoundError,
 
 _BY_STATUS: dict[int, type[AgentcmdError]] = {400: InputError, 401: AuthError, 403: AuthError,
                                               404: NotFoundError, 422: InputError, 503: UnavailableError}
+
+
+def app_bearer() -> str | None:
+    """The ``Authorization`` value for the app API, or None when no signing key is configured."""
+    from agentcmd.config import load_settings
+    from agentcmd.config.keys import hash_signing_key
+
+    key = load_settings().secret("signing_key")
+    return f"Bearer {hash_signing_key(key)}" if key else None
 
 
 def app_url(port: int | None = None) -> str:
@@ -31,9 +46,11 @@ def app_url(port: int | None = None) -> str:
 class AppClient:
     """Synchronous: the CLI makes a handful of calls per command."""
 
-    def __init__(self, base_url: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str | None = None, timeout: float = 30.0, authorization: str | None = None) -> None:
         self.base_url = (base_url or app_url()).rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        authorization = authorization or app_bearer()
+        headers = {"Authorization": authorization} if authorization else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -55,6 +72,10 @@ class AppClient:
             body = resp.json()
         except ValueError:
             body = None
+        if resp.status_code == 401 and "Authorization" not in self._http.headers:
+            raise AuthError(f"the app server at {self.base_url} needs a bearer and no signing key is configured",
+                            "set INNGEST_SIGNING_KEY to the signing key the app server runs with (on its "
+                            "machine it is in the file 'agentcmd config path' prints)", code="unauthorized")
         if resp.status_code >= 400:
             if isinstance(body, dict) and "error" in body:
                 kind = _BY_STATUS.get(resp.status_code, AgentcmdError)

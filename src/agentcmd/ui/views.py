@@ -2,8 +2,12 @@
 
 Each page calls the app API's handler for the same data (``agentcmd.server.api``)
 and renders it, or returns it as its JSON twin (``.json`` or ``?format=json``).
-Forms (start a run with JSON input, cancel) post with a CSRF token bound to a
-cookie; they work without JavaScript. The look and the live-update script are
+Forms (start a run with JSON input, cancel) post with a CSRF token bound to
+the browser's session (or a cookie when there is no login); they work without
+JavaScript. Who may see a page at all is decided before it gets here
+(``agentcmd.server.protect``); the login form is the engine dashboard's flow
+on the same ``WebAuth`` (dashboard token, signed session cookie, failed-login
+limit). The look and the live-update script are
 the engine dashboard's (``engine/dashboard/static``): one stylesheet, one
 polling script.
 """
@@ -15,24 +19,24 @@ import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import jinja2
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 
+from agentcmd.engine.dashboard.forms import read_form, safe_next
 from agentcmd.engine.dashboard.render import fmt_duration, fmt_time, pretty_json, version_of
 from agentcmd.errors import AgentcmdError, AuthError, InputError, NotFoundError
 from agentcmd.mode import Mode
 from agentcmd.ui import present
-from agentcmd.webauth.guard import WebAuth
+from agentcmd.webauth.guard import WebAuth, client_key
 from agentcmd.webauth.session import CSRF_FIELD
 
 HERE = Path(__file__).parent
 STATIC = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._ -]*$")
-MAX_FORM_BYTES = 256 * 1024
 
 
 def _iso_time(value: Any) -> str:
@@ -50,7 +54,7 @@ def _env() -> jinja2.Environment:
 
 
 def create_router(auth: WebAuth | None = None) -> APIRouter:
-    """The workflow views; ``auth`` is only used for CSRF tokens (the app server binds loopback)."""
+    """The workflow views and their login; ``auth`` is the app server's ``AppAuth.web``."""
     from agentcmd.server import api
 
     auth = auth or WebAuth.build(Mode.DEV, "127.0.0.1")
@@ -65,7 +69,8 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
         cookies: dict[str, str] = {}
         csrf = auth.csrf_token(request, cookies)
         html = env.get_template(template).render(**data, title=title, csrf=csrf, poll=poll, version=version,
-                                                 engine=engine_url(request),
+                                                 engine=engine_url(request), locked=auth.locked,
+                                                 logged_in=auth.logged_in(request),
                                                  notice=request.query_params.get("notice", ""))
         response = HTMLResponse(html, status_code=status_code)
         for value in cookies.values():
@@ -155,11 +160,48 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
     async def run_html(request: Request, run_id: str) -> Response:
         return await run(request, run_id)
 
+    def login_page(request: Request, error: str = "", status_code: int = 200, next_url: str = "/") -> Response:
+        return page(request, "login.html", {"error": error, "next": next_url}, "Log in", status_code=status_code)
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        next_url = safe_next(request.query_params.get("next"))
+        if not auth.locked or auth.logged_in(request):
+            return RedirectResponse(next_url, status_code=303)
+        return login_page(request, next_url=next_url)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        client = client_key(request)
+        try:
+            fields = await read_form(request)
+        except AgentcmdError as exc:
+            return failure(request, exc, False)
+        next_url = safe_next(fields.get("next"))
+        wait = auth.limiter.retry_after(client)
+        if wait > 0:
+            response = login_page(request, f"Too many failed logins. Try again in {int(wait) + 1} s.", 429, next_url)
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
+        if auth.token is None:  # no login on this server
+            return RedirectResponse(next_url, status_code=303)
+        if not auth.check_token(fields.get("token", "")):
+            auth.limiter.failed(client)
+            return login_page(request, "That token is not right. 'agentcmd config dashboard-token' prints it.",
+                              401, next_url)
+        auth.limiter.succeeded(client)
+        response = RedirectResponse(next_url, status_code=303)
+        auth.start_session(request, response)
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        response = RedirectResponse("/login" if auth.locked else "/", status_code=303)
+        auth.end_session(response)
+        return response
+
     async def form(request: Request) -> dict[str, str]:
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise InputError(f"the form is too large ({len(body)} bytes)", f"send at most {MAX_FORM_BYTES} bytes")
-        fields = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+        fields = await read_form(request)
         if not auth.csrf_ok(request, fields.get(CSRF_FIELD)):
             err = AuthError("the form's CSRF token is missing or stale", "reload the page and try again")
             err.http_status = 403
