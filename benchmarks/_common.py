@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -98,6 +99,7 @@ class Engine:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         self.mode = mode
+        self._owns_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix=f"agentcmd-load-{mode}-"))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -159,6 +161,8 @@ class Engine:
                 self.proc.kill()
                 self.proc.wait(10)
         self._log.close()
+        if self._owns_root and not os.environ.get("LOAD_BENCH_KEEP"):  # LOAD_BENCH_KEEP=1 keeps db and logs
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 class App:

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -119,6 +120,7 @@ def dbos_child(rounds: int, c1_runs: int, runs: int, inflight: int) -> dict[str,
         tasks = asyncio.run(async_rounds())
     finally:
         DBOS.destroy()
+        shutil.rmtree(tmp, ignore_errors=True)
     import dbos
 
     return {"version": getattr(dbos, "__version__", None) or _dist_version("dbos"), "c1_ms": c1,

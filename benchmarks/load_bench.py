@@ -337,9 +337,31 @@ async def _ingest_round(engine: Engine, clients: int, batch: int, seconds: float
         return accepted / (time.perf_counter() - start), latencies
 
 
+async def _dispatch_backlog(engine: Engine, seconds: float = 5.0) -> dict[str, float]:
+    """Accepted events whose dispatch row is still queued, and how fast an idle engine drains them.
+
+    Read from the database file (WAL allows a reader beside the engine): the
+    REST API has no queue depth. Production only: dev keeps it in memory.
+    """
+    import sqlite3
+
+    def count() -> tuple[int, int]:
+        conn = sqlite3.connect(f"file:{engine.root / 'db' / 'engine.db'}?mode=ro", uri=True, timeout=10)
+        try:
+            queued = conn.execute("SELECT count(*) FROM queue WHERE kind='event'").fetchone()[0]
+            return int(queued), int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+
+    before, events = count()
+    await asyncio.sleep(seconds)
+    after, _ = count()
+    return {"events": events, "queued": before, "drain_per_s": (before - after) / seconds}
+
+
 async def bench_events(mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     engine = Engine(mode)
-    out = []
+    out: list[dict[str, Any]] = []
     try:
         for batch in (1, 100):
             await _ingest_round(engine, args.clients, batch, 0.5)  # warm-up
@@ -351,6 +373,8 @@ async def bench_events(mode: str, args: argparse.Namespace) -> list[dict[str, An
             out.append({"mode": mode, "batch": batch, "events_per_s": median(rates), "rounds": rates,
                         "req_p50_ms": percentile(lats, 50), "req_p99_ms": percentile(lats, 99),
                         "peak_rss_mb": engine.peak_rss_mb()})
+        if mode == "production":
+            out[-1]["backlog"] = await _dispatch_backlog(engine)
     finally:
         engine.stop()
     return out
@@ -400,6 +424,11 @@ def print_events(results: list[dict[str, Any]], clients: int, rounds: int) -> No
     print(table(["mode", "events/request", "events/s", "rounds", "request p50 ms", "request p99 ms"],
                 [[r["mode"], r["batch"], _f(r["events_per_s"], 0), " ".join(f"{x:.0f}" for x in r["rounds"]),
                   _f(r["req_p50_ms"]), _f(r["req_p99_ms"])] for r in results]))
+    for r in results:
+        if "backlog" in r:
+            b = r["backlog"]
+            print(f"  {r['mode']}: after the rounds, {b['queued']:.0f} of {b['events']:.0f} accepted events still "
+                  f"wait for dispatch; an idle engine drains {b['drain_per_s']:.0f} a second")
 
 
 def main() -> None:
