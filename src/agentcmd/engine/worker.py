@@ -56,6 +56,10 @@ class Worker:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def free_slots(self) -> int:
+        return 0 if self._stopping else max(0, self.concurrency - len(self._tasks))
+
     async def run(self) -> None:
         """Lease and start items until ``stop()``."""
         last_sweep = self.clock()

@@ -130,7 +130,11 @@ def _functions(client: Any, state: State) -> list[Any]:
     async def debounced(ctx: inngest.Context) -> Any:
         return ctx.event.data
 
-    return [flaky, doomed, non_retriable, step_fails, retry_after, sleeper, waiter, child, parent, cancellable,
+    @client.create_function(fn_id="flood", trigger=inngest.TriggerEvent(event="t/flood"))
+    async def flood(ctx: inngest.Context) -> int:
+        return int(await ctx.step.run("one", lambda: ctx.event.data["i"]))
+
+    return [flood, flaky, doomed, non_retriable, step_fails, retry_after, sleeper, waiter, child, parent, cancellable,
             sender, receiver, fan_out, picky, debounced]
 
 
@@ -326,3 +330,19 @@ def test_graphql_reads_what_the_sdk_test_suite_reads(stack: Any, send_event: Any
         "query": "query O($id: String!) { runTraceSpanOutputByID(outputID: $id) { data error { message } } }",
         "variables": {"id": spans[-1]["outputID"]}}).json()["data"]["runTraceSpanOutputByID"]
     assert out == {"data": "10", "error": None}
+
+
+def test_a_flood_of_events_in_one_request_runs_every_one(stack: Any) -> None:
+    engine, _ = stack
+    r = httpx.post(f"{engine.url}/e/{engine.key}", json=[{"name": "t/flood", "data": {"i": i}} for i in range(150)],
+                   timeout=10)
+    assert len(r.json()["ids"]) == 150
+    slug = f"ops-{engine.mode}-flood"
+    deadline = time.monotonic() + 30
+    runs: list[Any] = []
+    while time.monotonic() < deadline:
+        runs = engine.get(f"/v1/runs?function_id={slug}&status=Completed&limit=500").json()["data"]
+        if len(runs) >= 150:
+            break
+        time.sleep(0.1)
+    assert sorted(run["output"] for run in runs) == list(range(150))

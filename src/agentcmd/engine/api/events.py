@@ -38,10 +38,14 @@ def routes(engine: Engine) -> list[Route]:
             events = parse_events(payload, now_ms(), request.headers.get("x-inngest-event-id-seed"))
         except AgentcmdError as err:
             return JSONResponse({"ids": [], "status": 400, "error": err.what}, 400)
-        # Dispatch rows come back leased and are handed straight to the worker:
-        # durable (a crash requeues them at start) without a queue round trip.
-        ids, leased = await engine.store.accept_events(events, engine.executor.lease_until())
-        engine.worker.dispatch_now(leased)
+        if len(events) <= engine.worker.free_slots:
+            # Dispatch rows come back leased and go straight to the worker:
+            # durable (a crash requeues them at start) without a queue round trip.
+            ids, leased = await engine.store.accept_events(events, engine.executor.lease_until())
+            engine.worker.dispatch_now(leased)
+        else:   # a flood: let the worker lease them at its own pace
+            ids = await engine.store.insert_events(events)
+            engine.worker.wake()
         return JSONResponse({"ids": ids, "status": 200})
 
     return [Route("/e/{key}", send, methods=["POST"])]
