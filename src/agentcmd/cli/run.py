@@ -75,12 +75,16 @@ def _make_command(command: str) -> Callable[..., None]:
         allow_remote_dev: bool = typer.Option(
             False, "--allow-remote-dev",
             help="Dev mode on a non-loopback --host (no auth: trusted networks only)."),
+        dashboard_auth: bool = typer.Option(
+            False, "--dashboard-auth",
+            help="Ask for the dashboard token on the engine dashboard and the workflow views even on loopback "
+                 "(the app API then needs the signing key as bearer)."),
     ) -> None:
         _run(command, dict(port=port, engine_port=engine_port, host=host,
                            engine=engine.value if engine else None, engine_url=engine_url,
                            log_format=log_format.value if log_format else None, project_dir=project),
              production=production, dev=dev, startup_timeout=startup_timeout, stop_grace=stop_grace,
-             allow_remote_dev=allow_remote_dev)
+             allow_remote_dev=allow_remote_dev, dashboard_auth=dashboard_auth)
 
     run.__doc__ = _HELP[command]
     return run
@@ -92,7 +96,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool,
-         startup_timeout: float | None, stop_grace: float, allow_remote_dev: bool) -> None:
+         startup_timeout: float | None, stop_grace: float, allow_remote_dev: bool,
+         dashboard_auth: bool = False) -> None:
     from agentcmd.config import load_settings
     from agentcmd.errors import ConfigError
     from agentcmd.mode import Mode
@@ -111,12 +116,28 @@ def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool
         sink.warning(resolution.warning)
     if resolution.mode is Mode.PRODUCTION:
         settings = _ensure_production_keys(settings, overrides, sink)
-    plan = build_plan(settings, resolution.mode, allow_remote_dev=allow_remote_dev)
+    plan = build_plan(settings, resolution.mode, allow_remote_dev=allow_remote_dev, dashboard_auth=dashboard_auth)
+    _check_app_access(plan, settings, allow_remote_dev, dashboard_auth, sink)
     preflight(plan)
     timeout = startup_timeout or (NPX_STARTUP_TIMEOUT if plan.uses_npx else DEFAULT_STARTUP_TIMEOUT)
     code = Supervisor(plan, sink, startup_timeout=timeout, stop_grace=stop_grace).run()
     if code:
         raise typer.Exit(code)
+
+
+def _check_app_access(plan: Any, settings: Settings, allow_remote_dev: bool, dashboard_auth: bool,
+                      sink: LogSink) -> None:
+    """The app server's bind rules (agentcmd.server.access), checked before anything starts.
+
+    The app server checks them itself too; here a refusal comes before the engine has started.
+    """
+    from agentcmd.server.access import check_bind, check_secrets
+
+    warning = check_bind(plan.mode, plan.host, allow_remote_dev)
+    check_secrets(plan.mode, plan.host, dashboard_auth=dashboard_auth, token=settings.secret("dashboard_token"),
+                  signing_key=settings.secret("signing_key"))
+    if warning:
+        sink.warning(warning)
 
 
 def resolve(command: str, flag: Any, settings: Settings) -> ModeResolution:

@@ -135,11 +135,14 @@ def engine_env(mode: Mode, base: Mapping[str, str], event_key: str | None,
 
 
 def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None = None, *,
-               allow_remote_dev: bool = False) -> LaunchPlan:
+               allow_remote_dev: bool = False, dashboard_auth: bool = False) -> LaunchPlan:
     """Decide both command lines; raises before anything starts if one cannot be built.
 
     ``allow_remote_dev`` passes ``--allow-remote-dev`` to the embedded dev
-    engine, which otherwise refuses a non-loopback ``--host`` (no auth in dev).
+    engine and to the app server, which otherwise refuse a non-loopback
+    ``--host`` (no auth in dev). ``dashboard_auth`` passes ``--dashboard-auth``
+    to both (the embedded engine's dashboard and the app's workflow views
+    then ask for the dashboard token even on loopback).
     """
     env_in = dict(os.environ if environ is None else environ)
     host, port, engine_port = settings.host, settings.port, settings.engine_port
@@ -168,8 +171,12 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
                 database_dir = settings.resolved_sqlite_dir
                 args = ["start", "--host", host, "--port", str(engine_port),
                         "--sqlite-dir", str(database_dir), "--sdk-url", sdk_url]
+                if dashboard_auth:
+                    args.append("--dashboard-auth")
             else:
                 args = ["dev", "--host", host, "--port", str(engine_port), "-u", sdk_url, "--no-discovery"]
+                if dashboard_auth:
+                    args.append("--dashboard-auth")
                 if allow_remote_dev:
                     args.append("--allow-remote-dev")
         else:
@@ -194,6 +201,10 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
     gate = ["-m", "agentcmd.supervisor.gate"] if gated else []
     app_argv = [sys.executable, *gate, "-m", "agentcmd.server", "--host", host, "--port", str(port),
                 "--project", str(settings.resolved_project_dir)]
+    if dashboard_auth:
+        app_argv.append("--dashboard-auth")
+    if allow_remote_dev and not production:
+        app_argv.append("--allow-remote-dev")
     app = ChildSpec("app", app_argv, app_env, health_url=app_url + "/health", gated=gated)
     return LaunchPlan(mode=mode, engine_kind=settings.engine, engine=engine, app=app,
                       engine_url=engine_url, app_url=app_url, sdk_url=sdk_url, host=host, port=port,
