@@ -78,6 +78,9 @@ def call_url(base: str, slug: str, step_id: str) -> str:
     return _url_prefix(base, slug) + (step_id if step_id.isalnum() else quote(step_id, safe=""))
 
 
+MAX_INLINE_STATE = 4 * 1024 * 1024 - 1024
+
+
 def _quote(step_id: str) -> str:
     """JSON string for a step id; hashed ids are hex, so skip the encoder for them."""
     return f'"{step_id}"' if step_id.isalnum() and step_id.isascii() else json.dumps(step_id, ensure_ascii=False)
@@ -92,20 +95,29 @@ def request_body(ctx: CallContext) -> bytes:
     written in sorted order, as JCS requires.
     """
     stack = list(ctx.steps)
+    steps = ",".join(_quote(sid) + ":" + ctx.steps[sid] for sid in sorted(ctx.steps))
+    events = ctx.events_json
+    use_api = False
+    # Like the Go server: past ~4 MiB the SDK fetches the state itself
+    # (GET /v0/runs/{id}/actions and /batch) instead of receiving it inline.
+    if len(steps) > MAX_INLINE_STATE:
+        steps, use_api = "", True
+    if len(steps) + len(events) + len(ctx.event_json) > MAX_INLINE_STATE:
+        events, use_api = "[]", True
     head = json.dumps({
         "run_id": ctx.run_id,
         "attempt": ctx.item.attempt,
         "max_attempts": ctx.max_attempts,
         "disable_immediate_execution": ctx.force_plan,
-        "use_api": False,
+        "use_api": use_api,
         "stack": {"stack": stack, "current": len(stack)},
         "fn_id": ctx.function_slug,
         "step_id": ctx.item.step_id or "step",
         "env": "",
     }, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    steps = ",".join(_quote(sid) + ":" + ctx.steps[sid] for sid in sorted(ctx.steps))
-    return (f'{{"ctx":{head},"event":{ctx.event_json},"events":{ctx.events_json},"steps":{{{steps}}},'
-            f'"use_api":false,"version":2}}').encode()
+    flag = "true" if use_api else "false"
+    return (f'{{"ctx":{head},"event":{ctx.event_json},"events":{events},"steps":{{{steps}}},'
+            f'"use_api":{flag},"version":2}}').encode()
 
 
 def _transport_error(resp: SDKResponse) -> str:

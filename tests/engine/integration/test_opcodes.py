@@ -134,7 +134,18 @@ def _functions(client: Any, state: State) -> list[Any]:
     async def flood(ctx: inngest.Context) -> int:
         return int(await ctx.step.run("one", lambda: ctx.event.data["i"]))
 
-    return [flood, flaky, doomed, non_retriable, step_fails, retry_after, sleeper, waiter, child, parent, cancellable,
+    @client.create_function(fn_id="big-state", trigger=inngest.TriggerEvent(event="t/big"))
+    async def big_state(ctx: inngest.Context) -> list[int]:
+        sizes = []
+        for i in range(5):
+            async def mib(i: int = i) -> str:
+                count(f"big-{i}")
+                return str(i) * (1024 * 1024)
+
+            sizes.append(len(await ctx.step.run(f"mib-{i}", mib)))
+        return sizes
+
+    return [flood, big_state, flaky, doomed, non_retriable, step_fails, retry_after, sleeper, waiter, child, parent, cancellable,
             sender, receiver, fan_out, picky, debounced]
 
 
@@ -346,3 +357,11 @@ def test_a_flood_of_events_in_one_request_runs_every_one(stack: Any) -> None:
             break
         time.sleep(0.1)
     assert sorted(run["output"] for run in runs) == list(range(150))
+
+
+def test_state_past_4_mib_is_fetched_by_the_sdk_over_the_api(stack: Any, send_event: Any, runs_for_event: Any,
+                                                             wait_for_run_status: Any) -> None:
+    engine, state = stack
+    run_id = _one_run(engine, send_event, runs_for_event, "t/big")
+    assert wait_for_run_status(engine, run_id, "Completed", timeout=30)["output"] == [1024 * 1024] * 5
+    assert [state[f"big-{i}"] for i in range(5)] == [1] * 5

@@ -167,3 +167,18 @@ def test_request_body_is_canonical_as_the_sdk_recomputes_it() -> None:
     parsed = json.loads(body)
     assert parsed["ctx"]["stack"] == {"stack": ["bb", "aa"], "current": 2}
     assert parsed["ctx"]["disable_immediate_execution"] is True and parsed["use_api"] is False
+
+
+def test_big_state_is_left_for_the_sdk_to_fetch() -> None:
+    from agentcmd.engine.executor import MAX_INLINE_STATE, request_body
+    from agentcmd.engine.protocol import canonical
+    from agentcmd.engine.store.models import CallContext, QueueItem, QueueKind
+
+    big = canonical({"data": "x" * (MAX_INLINE_STATE // 2)})
+    event = canonical({"name": "e", "data": {}, "id": "1", "ts": 1})
+    ctx = CallContext(item=QueueItem(1, QueueKind.STEP, "R", "step", 0, 0, {}), run_id="R", function_slug="a-f",
+                      url="http://x/a", event_json=event, events_json=f"[{event}]",
+                      steps={"a": big, "b": big, "c": big}, force_plan=False, max_attempts=1, status="Running")
+    body = json.loads(request_body(ctx))
+    assert body["use_api"] is True and body["steps"] == {} and body["ctx"]["stack"]["stack"] == ["a", "b", "c"]
+    assert body["events"] == [json.loads(event)] and body["event"]["name"] == "e"
