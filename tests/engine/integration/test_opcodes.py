@@ -145,8 +145,8 @@ def _functions(client: Any, state: State) -> list[Any]:
             sizes.append(len(await ctx.step.run(f"mib-{i}", mib)))
         return sizes
 
-    return [flood, big_state, flaky, doomed, non_retriable, step_fails, retry_after, sleeper, waiter, child, parent, cancellable,
-            sender, receiver, fan_out, picky, debounced]
+    return [flood, big_state, flaky, doomed, non_retriable, step_fails, retry_after, sleeper, waiter, child, parent,
+            cancellable, sender, receiver, fan_out, picky, debounced]
 
 
 @pytest.fixture(scope="module")
