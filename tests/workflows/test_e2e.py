@@ -320,7 +320,8 @@ def test_stopping_the_app_mid_command_stops_the_command_and_the_engine_retries_t
     app_env = inngest_env(Mode.DEV, engine_url, base=base)
     app = procs(app_argv, app_env)
     engine = procs([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
-                    str(engine_port), "--no-discovery", "--poll-interval", "0.2", "--retry-interval", "0.5",
+                    # retries must outlast an app restart on a loaded 2-core machine (4 x 3 s)
+                    str(engine_port), "--no-discovery", "--poll-interval", "0.2", "--retry-interval", "3",
                     "-u", f"{app_url}/api/workflows/inngest"], base)
     _wait(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
     run_id = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30).json()["data"]["run_id"]
