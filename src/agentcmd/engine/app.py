@@ -102,6 +102,7 @@ class Engine:
         if requeued:
             log.info("resuming %d queue items left in flight by the previous engine process", requeued)
         await self.registry.load(self.store)
+        self.store.db.set_dispatch_filter(lambda name: bool(self.registry.candidates(name)))
         self._tasks.append(asyncio.create_task(self.worker.run(), name="agentcmd-worker"))
         if self.config.discovery and not self.config.production:
             from agentcmd.engine.discovery import discover_loop

@@ -59,6 +59,12 @@ log = logging.getLogger("agentcmd.engine.store")
 BUSY_TIMEOUT_MS = 2000
 
 
+class EngineConnection(sqlite3.Connection):
+    """A connection that carries the engine's hook for which internal events need dispatching."""
+
+    dispatch_filter: Callable[[str], bool] | None = None
+
+
 class Database:
     """A SQLite database used from one event loop; see the module docstring."""
 
@@ -133,9 +139,11 @@ class Database:
 
     def _connect(self) -> sqlite3.Connection:
         if self._uri is not None:
-            conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False, isolation_level=None,
+                                   factory=EngineConnection)
         else:
-            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None,
+                                   factory=EngineConnection)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         return conn
 
@@ -158,6 +166,12 @@ class Database:
             return conn
         except sqlite3.DatabaseError as exc:
             raise translate_error(exc, self.describe()) from None
+
+    def set_dispatch_filter(self, fn: Callable[[str], bool]) -> None:
+        """Internal events (``inngest/...``) whose name ``fn`` rejects are stored but not dispatched."""
+        conn = self.conn
+        assert isinstance(conn, EngineConnection)
+        conn.dispatch_filter = fn
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -120,13 +120,28 @@ def insert_events_txn(conn: sqlite3.Connection, events: Iterable[NewEvent], now:
             # A client retry with the same x-inngest-event-id-seed: same ids, already stored and dispatched.
             ids.append(ev.internal_id)
             continue
-        if dispatch:
+        if dispatch and _needs_dispatch(conn, ev):
             item = enqueue_txn(conn, None, NewItem(QueueKind.EVENT, None, now, {"event_id": ev.internal_id}),
                                lease_until if leased is not None else None)
             if leased is not None and item is not None:
                 leased.append(item)
         ids.append(ev.internal_id)
     return ids
+
+
+def _needs_dispatch(conn: sqlite3.Connection, ev: NewEvent) -> bool:
+    """Skip matching for internal events nobody listens to (every run ends with one or two).
+
+    User events are always dispatched; so are ``function.invoked`` (it starts
+    the invoked run), an event that resolves an invoke (it carries a
+    correlation id) and one that some pause waits for.
+    """
+    flt = getattr(conn, "dispatch_filter", None)
+    if flt is None or not ev.name.startswith("inngest/") or ev.name == "inngest/function.invoked" or flt(ev.name):
+        return True
+    if (ev.body.get("data") or {}).get("correlation_id"):
+        return True
+    return conn.execute("SELECT 1 FROM pauses WHERE event_name=? LIMIT 1", (ev.name,)).fetchone() is not None
 
 
 # -- queue -----------------------------------------------------------------------------------
