@@ -61,23 +61,23 @@ class Worker:
         return 0 if self._stopping else max(0, self.concurrency - len(self._tasks))
 
     async def run(self) -> None:
-        """Lease and start items until ``stop()``."""
+        """Lease and start items until ``stop()``; never spins (waits for a slot, a wake-up or a due time)."""
         last_sweep = self.clock()
         while not self._stopping:
             free = self.concurrency - len(self._tasks)
-            items: list[QueueItem] = []
-            if free > 0:
-                self._wake.clear()
-                now = self.clock()
-                items = await self.store.lease_due(now, free, self.executor.lease_until())
-                for item in items:
-                    self._spawn(self._handle(item))
-            if items and len(items) == free:
-                await asyncio.sleep(0)
-                if len(self._tasks) >= self.concurrency:
-                    self._slot_free.clear()
-                    await self._slot_free.wait()
+            if free <= 0:
+                # Every slot is busy (tasks handed to us directly count too):
+                # wait for one to free up rather than polling the queue.
+                self._slot_free.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._slot_free.wait(), MAX_IDLE_WAIT_S)
                 continue
+            self._wake.clear()
+            items = await self.store.lease_due(self.clock(), free, self.executor.lease_until())
+            for item in items:
+                self._spawn(self._handle(item))
+            if len(items) == free:
+                continue            # there may be more due: lease again once slots free up
             if self.clock() - last_sweep > self.sweep_s * 1000:
                 last_sweep = self.clock()
                 n = await self.store.requeue_leases(last_sweep)
@@ -86,10 +86,12 @@ class Worker:
             nxt = await self.store.next_ready_at()
             timeout = MAX_IDLE_WAIT_S
             if nxt is not None:
-                timeout = max(0.0, min(timeout, (nxt - self.clock()) / 1000))
+                timeout = min(timeout, (nxt - self.clock()) / 1000)
             if timeout > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout)
+            elif timeout <= 0:
+                await asyncio.sleep(0)   # due now (it appeared after our lease): let others run, then lease
 
     async def stop(self, grace_s: float) -> int:
         """Stop leasing; wait up to ``grace_s`` for in-flight work. Returns calls cut off."""
