@@ -18,7 +18,6 @@ import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import validate
@@ -45,15 +44,6 @@ class Function:
     max_attempts: int
     event_triggers: tuple[tuple[str, str | None], ...] = ()   # (event name pattern, expression)
     crons: tuple[str, ...] = ()
-
-    def call_url(self, step_id: str) -> str:
-        """The runtime URL with ``stepId`` replaced; the rest kept byte for byte (crazy ids survive)."""
-        parts = urlsplit(self.url)
-        query = [p for p in parts.query.split("&") if p and not p.startswith("stepId=")]
-        if not any(p.startswith("fnId=") for p in query):
-            query.append(urlencode({"fnId": self.slug}))
-        query.append(urlencode({"stepId": step_id}))
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, "&".join(query), ""))
 
 
 @dataclass
