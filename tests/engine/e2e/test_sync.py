@@ -77,3 +77,29 @@ def test_an_app_that_is_down_does_not_block_ready_and_is_synced_when_it_comes_ba
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_a_resync_replaces_the_functions_and_removed_ones_stop_matching(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any, runs_for_event: Any,
+        wait_for_run_status: Any) -> None:
+    engine = engine_factory("production")
+    client = client_for(engine, app_id="resync")
+
+    @client.create_function(fn_id="kept", trigger=inngest.TriggerEvent(event="t/kept"))
+    async def kept(ctx: inngest.Context) -> str:
+        return "kept"
+
+    @client.create_function(fn_id="dropped", trigger=inngest.TriggerEvent(event="t/dropped"))
+    async def dropped(ctx: inngest.Context) -> str:
+        return "dropped"
+
+    first = sdk_factory(engine, client, [kept, dropped])
+    slugs = {f["slug"] for f in engine.get("/v1/functions").json()["data"]}
+    assert slugs == {"resync-kept", "resync-dropped"}
+    first.stop()
+    sdk_factory(engine, client, [kept])                      # the new deploy no longer has "dropped"
+    assert {f["slug"] for f in engine.get("/v1/functions").json()["data"]} == {"resync-kept"}
+    gone = send_event(engine, "t/dropped")
+    [run_id] = runs_for_event(engine, send_event(engine, "t/kept"))
+    assert wait_for_run_status(engine, run_id, "Completed")["output"] == "kept"
+    assert engine.get(f"/v1/events/{gone}/runs").json()["data"] == []
