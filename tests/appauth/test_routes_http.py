@@ -143,6 +143,14 @@ def test_health_static_files_and_the_sdk_endpoint_are_always_open(served: tuple[
         assert sdk.status_code == (401 if server.auth.mode == "production" else 200), sdk.text
 
 
+def test_health_shows_where_the_project_lives_only_to_those_who_may_look(served: tuple[Served, bool]) -> None:
+    server, locked = served
+    anonymous = httpx.get(f"{server.url}/health", timeout=10).json()
+    assert anonymous["status"] == "ok" and anonymous["functions"] == 1
+    assert ("project_dir" in anonymous) is (not locked)
+    assert "project_dir" in httpx.get(f"{server.url}/health", headers=bearer(), timeout=10).json()
+
+
 def test_a_wildcard_bind_is_locked_even_for_a_client_on_loopback(app_server: AppServerFactory) -> None:
     server = app_server("production", "0.0.0.0")
     assert server.bind == "0.0.0.0" and server.url.startswith("http://127.0.0.1:")

@@ -109,9 +109,12 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
                              "details": problems}, status_code=422)
 
     @app.get("/health")
-    def health() -> dict[str, object]:
-        return {"status": "ok", "functions": len(functions), "project_dir": str(runtime.project_dir),
-                "load_errors": len(discovered.errors)}
+    def health(request: Request) -> dict[str, object]:
+        body: dict[str, object] = {"status": "ok", "functions": len(functions), "load_errors": len(discovered.errors)}
+        # Open to anyone (supervisors, load balancers): where the project lives only for those who may look.
+        if not auth.locked or auth.bearer_ok(request.headers.get("authorization")) or auth.web.logged_in(request):
+            body["project_dir"] = str(runtime.project_dir)
+        return body
 
     # The SDK first: otherwise GET /api/workflows/inngest (its introspection) is the API's GET /api/workflows/{id}.
     inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
