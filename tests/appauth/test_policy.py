@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agentcmd.errors import ConfigError
+from agentcmd.errors import ConfigError, InvalidSigningKeyError
 from agentcmd.mode import Mode
 from agentcmd.server import SERVE_PATH
-from agentcmd.server.access import check_bind, check_secrets, classify, cross_site, requirement, sdk_mode
+from agentcmd.server.access import AppAuth, check_bind, check_secrets, classify, cross_site, requirement, sdk_mode
 from agentcmd.webauth.policy import Need, Route
 
 DEV, PROD = Mode.DEV, Mode.PRODUCTION
@@ -92,6 +92,13 @@ def test_a_locked_server_needs_a_token_and_a_signing_key() -> None:
         check_secrets(DEV, "127.0.0.1", dashboard_auth=True, token="t", signing_key=" ")
     assert "no signing key" in no_key.value.what and "agentcmd install" in (no_key.value.fix or "")
     check_secrets(PROD, "0.0.0.0", token="t", signing_key="signkey-prod-00")
+
+
+def test_a_malformed_signing_key_is_refused_with_the_fix_not_a_traceback() -> None:
+    with pytest.raises(InvalidSigningKeyError) as bad:
+        AppAuth.build(PROD, "0.0.0.0", token="t", signing_key="local-prod-signing")
+    assert "not hex" in bad.value.what and "agentcmd install" in (bad.value.fix or "")
+    assert "local-prod-signing" not in bad.value.what
 
 
 @pytest.mark.parametrize(("headers", "host", "refused"), [
