@@ -121,9 +121,8 @@ def test_allow_remote_dev_reaches_the_embedded_dev_engine_only() -> None:
     assert prod.engine is not None and "--allow-remote-dev" not in prod.engine.argv
 
 
-def test_only_the_embedded_engine_gates_the_app() -> None:
-    embedded = build_plan(load_settings(), Mode.DEV, {})
-    assert embedded.app.gated
-    assert embedded.app.argv[1:5] == ["-m", "agentcmd.supervisor.gate", "-m", "agentcmd.server"]
-    external = build_plan(load_settings(engine="external", engine_url="http://127.0.0.1:9"), Mode.DEV, {})
-    assert not external.app.gated and external.app.argv[1:3] == ["-m", "agentcmd.server"]
+
+def test_the_app_server_command_line_is_the_contract_one() -> None:
+    plan = build_plan(load_settings(project_dir=Path("/srv/project")), Mode.DEV, {})
+    assert plan.app.argv == [sys.executable, "-m", "agentcmd.server", "--host", "127.0.0.1", "--port", "4100",
+                             "--project", "/srv/project"]

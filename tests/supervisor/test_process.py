@@ -137,29 +137,3 @@ def test_wait_until_gives_up_at_the_deadline() -> None:
     assert wait_until(lambda: False, 0.05) is False
     assert wait_until(lambda: True, 0.05) is True
 
-
-def test_a_gated_child_imports_then_waits_for_release(out: io.StringIO, tmp_path: Path) -> None:
-    """``gate.py`` runs the module only after ``release()``, exactly as ``python -m`` would."""
-    module = tmp_path / "hello_gate_target.py"
-    module.write_text("import sys\nprint('running', sys.argv[1:], flush=True)\n")
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    child = ManagedProcess(ChildSpec("app", [sys.executable, "-m", "agentcmd.supervisor.gate", "-m",
-                                             "hello_gate_target", "--port", "1"], env, gated=True),
-                           LogSink("plain", out))
-    child.start()
-    assert not wait_until(lambda: child.poll() is not None, 0.5), "the gate opened by itself"
-    assert "running" not in out.getvalue()
-    child.release()
-    wait_for(lambda: child.poll() is not None, 10, "the module to run", out.getvalue)
-    assert child.stop(1.0) == 0
-    assert out.getvalue().splitlines() == ["app    │ running ['--port', '1']"]
-
-
-def test_a_gated_child_exits_when_its_supervisor_goes_away(out: io.StringIO) -> None:
-    child = ManagedProcess(ChildSpec("app", [sys.executable, "-m", "agentcmd.supervisor.gate", "-m", "json.tool"],
-                                     dict(os.environ), gated=True), LogSink("plain", out))
-    child.start()
-    assert child._proc is not None and child._proc.stdin is not None
-    child._proc.stdin.close()  # what the kernel does when the supervisor dies
-    wait_for(lambda: child.poll() is not None, 10, "the gate to exit")
-    assert child.stop(1.0) == 1

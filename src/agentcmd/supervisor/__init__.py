@@ -9,8 +9,6 @@ order a start goes through them:
 - ``ports``: refuse a port in use before anything starts, naming the process.
 - ``process``: one child: spawn (parent-death signal), prefixed output,
   ``/health`` polling, stop (SIGTERM -> deadline -> SIGKILL).
-- ``gate``: lets the app server import its web stack while the embedded
-  engine starts, and run only once the engine is up.
 - ``watchdog``: a tiny separate process that stops the children if the
   supervisor dies without stopping them (the portable parent watch).
 - ``logs``: where every line goes: plain, Rich colours, or JSON.

@@ -195,17 +195,13 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
 
     app_env = child_base_env(inngest_env(mode, engine_url, event_key=event_key if production else None,
                                          signing_key=signing_key if production else None, base=env_in))
-    # With the embedded engine the app must wait for it (Supervisor._wait_engine_up); the gate
-    # lets it import its web stack meanwhile. Other engines start alongside it, no gate needed.
-    gated = settings.engine == "embedded"
-    gate = ["-m", "agentcmd.supervisor.gate"] if gated else []
-    app_argv = [sys.executable, *gate, "-m", "agentcmd.server", "--host", host, "--port", str(port),
+    app_argv = [sys.executable, "-m", "agentcmd.server", "--host", host, "--port", str(port),
                 "--project", str(settings.resolved_project_dir)]
     if dashboard_auth:
         app_argv.append("--dashboard-auth")
     if allow_remote_dev and not production:
         app_argv.append("--allow-remote-dev")
-    app = ChildSpec("app", app_argv, app_env, health_url=app_url + "/health", gated=gated)
+    app = ChildSpec("app", app_argv, app_env, health_url=app_url + "/health")
     return LaunchPlan(mode=mode, engine_kind=settings.engine, engine=engine, app=app,
                       engine_url=engine_url, app_url=app_url, sdk_url=sdk_url, host=host, port=port,
                       engine_port=engine_port, database_dir=database_dir, uses_npx=uses_npx)

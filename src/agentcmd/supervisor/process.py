@@ -54,7 +54,6 @@ class ChildSpec:
     env: Mapping[str, str]
     health_url: str | None = None
     cwd: Path | None = None
-    gated: bool = False  # argv runs through ``gate.py``: it waits for ``release()`` before starting
 
 
 def describe_returncode(code: int) -> str:
@@ -123,23 +122,12 @@ class ManagedProcess:
         """Spawn the child (call from the main thread: see the module docstring)."""
         self._proc = subprocess.Popen(
             list(self.spec.argv), env=dict(self.spec.env), cwd=self.spec.cwd,
-            stdin=subprocess.PIPE if self.spec.gated else subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
             preexec_fn=_parent_death_preexec(os.getpid()),
         )
         self._reader = threading.Thread(target=self._pump, name=f"{self.name}-output", daemon=True)
         self._reader.start()
-
-    def release(self) -> None:
-        """Open the gate of a gated child (see ``gate.py``): it starts its real work now."""
-        if self._proc is None or self._proc.stdin is None:
-            return
-        with contextlib.suppress(OSError, ValueError):  # it died meanwhile: poll() will say so
-            self._proc.stdin.write(b"go\n")
-            self._proc.stdin.flush()
-        with contextlib.suppress(OSError, ValueError):
-            self._proc.stdin.close()
 
     def _pump(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -192,9 +180,6 @@ class ManagedProcess:
                 self._signal_group(signal.SIGKILL)
                 proc.wait()
         self._signal_group(signal.SIGKILL)  # stragglers of the group (a wrapper's children)
-        if proc.stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                proc.stdin.close()
         if self._reader is not None:
             self._reader.join(timeout=1.0)
         return proc.returncode

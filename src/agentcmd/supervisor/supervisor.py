@@ -5,9 +5,10 @@ the main loop; the main loop does the work. So a Ctrl-C at any moment is
 handled the same way, and nothing is printed from inside a signal handler
 (the sink's lock could be held by the very code the signal interrupted).
 
-Startup: both children are spawned at once (the engine keeps retrying the
-app's sync until it answers), then ``/health`` of each is polled until 200,
-an early exit, a signal, or the deadline. Shutdown: app first (it stops
+Startup: both children are spawned at once (the engine syncs the app in the
+background and retries, so the order does not matter), then ``/health`` of
+each is polled until 200, an early exit, a signal, or the deadline; then one
+sync of the app makes "ready" mean "the engine knows the workflows". Shutdown: app first (it stops
 sending events and taking calls), then the engine (it finishes writing);
 each gets SIGTERM, a grace period, then SIGKILL, and every step is logged.
 A second Ctrl-C skips the rest of the grace period.
@@ -85,13 +86,7 @@ class Supervisor:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
             self._spawn(plan.engine)
         self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
-        app = self._spawn(plan.app)
-        if plan.app.gated:
-            if not self._wait_engine_up(started):
-                self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
-                return EXIT_INTERRUPTED
-            self._check_exits("during startup")
-            app.release()
+        self._spawn(plan.app)
         if not self._wait_ready(started):
             self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
             return EXIT_INTERRUPTED
@@ -139,31 +134,6 @@ class Supervisor:
                                f"read the {child.name}'s output above, fix what it reports, "
                                f"then run the command again", exit_code=exit_code,
                                details={"child": child.name, "exit_code": code})
-
-    def _wait_engine_up(self, started: float) -> bool:
-        """Hold the (gated) app back until the embedded engine answers ``/health``.
-
-        The engine serves requests only after its first sync of the app
-        (bounded by its own 5 s wait). If the app were up before that sync,
-        the SDK's registration call back into the engine would queue behind
-        it and both would stall for those 5 s. Released once the engine is
-        up, the app is synced by ``_sync_app`` moments after it listens; it
-        imported its web stack meanwhile (``gate.py``), so little is lost.
-        (Waiting only for the engine's port to accept connections is not
-        enough: the engine binds first and imports, opens and syncs after.)
-        False if a signal came first; an early exit or the deadline is left
-        to ``_wait_ready`` to report.
-        """
-        engine = self._children[0]
-        deadline = started + self.startup_timeout
-        while time.monotonic() < deadline:
-            self._wake.clear()
-            if self._signal is not None:
-                return False
-            if engine.poll() is not None or engine.is_healthy(timeout=min(1.0, self.startup_timeout)):
-                return True
-            self._wake.wait(self.poll_interval)
-        return True
 
     def _wait_ready(self, started: float) -> bool:
         """Poll every child's /health until all answer 200. False if a signal came first."""
