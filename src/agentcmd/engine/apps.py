@@ -214,13 +214,15 @@ class Syncer:
                     error = str(parsed.get("message") or parsed)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             error = f"unreachable: {exc or type(exc).__name__}"
+        before = self.status.get(url, "")
         self.status[url] = error
         now = now_ms()
         await self.store.write(lambda c: writes.set_app_error_txn(c, url, error, now))
-        if error:
-            log.warning("sync of %s failed: %s", url, error)
-        else:
-            log.info("synced app at %s", url)
+        if error != before:     # dev re-syncs every few seconds: log changes only
+            if error:
+                log.warning("sync of %s failed: %s", url, error)
+            else:
+                log.info("synced app at %s", url)
         return error
 
     async def sync_all(self) -> None:
