@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentcmd.engine import triggers
+from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.flow import priority
 
 if TYPE_CHECKING:
@@ -167,6 +168,7 @@ class ConcurrencyGate:
         self.reserved: dict[int, tuple[str, int]] = {}     # queue id -> (key, expires at)
         self.parked = 0                                     # calls parked by this process (for tests, stats)
         self._waiting: set[str] | None = None               # keys with parked rows (loaded on first use)
+        self.paused: set[str] = set()                       # paused function slugs (flow/pause.py)
         self._parking: dict[str, int] = {}                  # park writes not yet committed, per key
         self._unparking: dict[str, int] = {}                # unpark writes not yet committed, per key
         self._runs: OrderedDict[str, tuple[list[Slot], int]] = OrderedDict()
@@ -195,13 +197,22 @@ class ConcurrencyGate:
                    if k == key and until > now and item_id != exclude)
         return self.in_flight.get(key, 0) + held + self._unparking.get(key, 0)
 
+    async def _load(self) -> None:
+        def txn(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+            return waiting_keys_txn(conn), pausing.paused_slugs_txn(conn)
+
+        self._waiting, self.paused = await self.store.read(txn)
+
     async def acquire(self, ctx: CallContext) -> list[str] | None:
         """Take a slot under every key of this call; None if it was parked instead."""
+        if self._waiting is None:
+            await self._load()
+        if ctx.function_slug in self.paused:
+            await self._park(ctx, Slot(pausing.paused_key(ctx.function_slug), 0), run_created_ms(ctx.run_id))
+            return None
         slots, score = self._plan(ctx)
         if not slots:
             return []
-        if self._waiting is None:
-            self._waiting = await self.store.read(waiting_keys_txn)
         now = self.clock()
         item = ctx.item
         mine = self.reserved.pop(item.id, None)
@@ -214,14 +225,42 @@ class ConcurrencyGate:
             return [s.key for s in slots]
         if mine is not None and mine[0] != full.key:
             self._schedule_check([mine[0]])     # the slot kept for us goes to the next waiter
-        self._waiting.add(full.key)
-        self._parking[full.key] = self._parking.get(full.key, 0) + 1
-        try:
-            await self.store.write(lambda c: park_txn(c, item.id, full, score, item.ready_at, now + PARK_MS))
-        finally:
-            self._parking[full.key] -= 1
-        self.parked += 1
+        await self._park(ctx, full, score)
         return None
+
+    async def _park(self, ctx: CallContext, slot: Slot, score: int) -> None:
+        assert self._waiting is not None
+        item, until = ctx.item, self.clock() + PARK_MS
+        self._waiting.add(slot.key)
+        self._parking[slot.key] = self._parking.get(slot.key, 0) + 1
+        try:
+            await self.store.write(lambda c: park_txn(c, item.id, slot, score, item.ready_at, until))
+        finally:
+            self._parking[slot.key] -= 1
+        self.parked += 1
+
+    async def pause(self, slug: str, now: int) -> bool:
+        """Pause a function: its next calls park (in-flight ones finish). False if already paused."""
+        if self._waiting is None:
+            await self._load()
+        changed = await self.store.write(lambda c: pausing.pause_txn(c, slug, now))
+        self.paused.add(slug)
+        return changed
+
+    async def unpause(self, slug: str) -> tuple[bool, int]:
+        """Unpause: every call parked by the pause is due again. -> (was paused, calls resumed)."""
+        if self._waiting is None:
+            await self._load()
+        key, now = pausing.paused_key(slug), self.clock()
+
+        def txn(conn: sqlite3.Connection) -> tuple[bool, int]:
+            return pausing.unpause_txn(conn, slug), len(unpark_txn(conn, key, 2**31, now))
+
+        self.paused.discard(slug)
+        changed, resumed = await self.store.write(txn)
+        if resumed:
+            self.wake()
+        return changed, resumed
 
     def release(self, keys: list[str]) -> None:
         """A call's outcome is committed: its slots free up for waiters (after this loop turn)."""
@@ -231,6 +270,8 @@ class ConcurrencyGate:
                 self.in_flight[k] = left
             else:
                 self.in_flight.pop(k, None)
+                if not self._waiting or k not in self._waiting:
+                    self.limits.pop(k, None)     # keys can be per user: keep only live ones
         if keys and self._waiting and any(k in self._waiting for k in keys):
             self._schedule_check(keys)
 
