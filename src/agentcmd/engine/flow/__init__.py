@@ -12,7 +12,8 @@ Rate limit and throttle count admitted runs per key in ``flow_marks``
 first call. A negative ``priority.run`` delays the first call the same way
 (``priority.py``). Concurrency limits act on in-flight SDK calls, so they
 are enforced where calls start (``concurrency.py``, from ``executor.py``).
-Sync-time validation of every expression is in ``validate.py``.
+Sync-time validation of every expression is in ``validate.py``; a paused
+function (``pause.py``) starts no run for an event (recorded in ``flow_skips``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentcmd.engine import triggers
-from agentcmd.engine.flow import priority
+from agentcmd.engine.flow import pause, priority
 from agentcmd.engine.protocol import parse_duration_ms
 from agentcmd.engine.store import queries, writes
 from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
@@ -61,6 +62,9 @@ class FlowDecision:
 
     def apply(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
               event_id: str, now: int) -> list[RunSpec]:
+        if pause.is_paused_txn(conn, fn.slug):
+            pause.record_skip_txn(conn, fn.slug, event_id, "paused", now)
+            return []
         if self.kind == "debounce":
             dedupe = f"debounce:{fn.slug}:{self.key}"
             row = conn.execute("SELECT payload FROM queue WHERE dedupe=?", (dedupe,)).fetchone()
@@ -93,8 +97,7 @@ class FlowDecision:
             conn.execute("DELETE FROM flow_marks WHERE key=? AND at<=?", (key, now - period))
             used = conn.execute("SELECT COUNT(*) FROM flow_marks WHERE key=? AND at>?", (key, now - period))
             if int(used.fetchone()[0]) >= limit:
-                conn.execute("INSERT INTO flow_skips (function_slug, event_id, reason, at) VALUES (?,?,?,?)",
-                             (fn.slug, event_id, "rate_limit", now))
+                pause.record_skip_txn(conn, fn.slug, event_id, "rate_limit", now)
                 return []
             conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, now))
         if self.throttle is not None:
