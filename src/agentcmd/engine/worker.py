@@ -25,6 +25,7 @@ from ulid import ULID
 
 from agentcmd.engine import triggers
 from agentcmd.engine.executor import Executor
+from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.queue import Clock
 from agentcmd.engine.store import Store, load_contexts, writes
@@ -232,6 +233,8 @@ class Worker:
                 writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,
                                                        {"function": slug, "cron": spec, "dedupe": str(dedupe)},
                                                        dedupe=str(dedupe)))
+            if pausing.is_paused_txn(conn, slug):
+                return []       # a paused function's cron ticks start nothing (flow/pause.py)
             return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))
 
         return await self.store.write(txn)
