@@ -10,8 +10,11 @@ not charged to the client that measures).
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -28,6 +31,26 @@ import aiohttp
 SIGNING_KEY = "signkey-prod-" + "ab" * 32
 EVENT_KEY = "loadbenchkey"
 MODES = ("dev", "production")
+
+
+_children: list[subprocess.Popen[bytes]] = []
+
+
+def stop_children_on_exit() -> None:
+    """Kill the engines and apps we started if we exit early (Ctrl-C, SIGTERM from ``timeout``).
+
+    They run in their own sessions (so a terminal's Ctrl-C reaches only us);
+    without this they would outlive an interrupted benchmark.
+    """
+    def kill_all() -> None:
+        for proc in _children:
+            if proc.poll() is None:
+                proc.kill()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(5)
+
+    atexit.register(kill_all)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def free_port() -> int:
@@ -119,6 +142,7 @@ class Engine:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        _children.append(self.proc)
         self.headers = {"Authorization": f"Bearer {SIGNING_KEY}"} if mode == "production" else {}
         self.key = EVENT_KEY if mode == "production" else "NO_EVENT_KEY_SET"
         self.wait_ready()
@@ -178,6 +202,7 @@ class App:
         self.proc = subprocess.Popen([sys.executable, str(script), "--serve-app", str(self.port), engine.url,
                                       engine.mode, *extra], stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        _children.append(self.proc)
 
     async def sync(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
         """PUT the serve URL, as the engine would; the SDK then registers its functions."""

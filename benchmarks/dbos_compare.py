@@ -41,7 +41,19 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import App, Engine, cpu_seconds, get_json, machine, median, post_events, sdk_client, serve, table
+from _common import (
+    App,
+    Engine,
+    cpu_seconds,
+    get_json,
+    machine,
+    median,
+    post_events,
+    sdk_client,
+    serve,
+    stop_children_on_exit,
+    table,
+)
 
 HERE = Path(__file__).resolve()
 STEPS = 10
@@ -297,6 +309,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--dbos-child":
         print(json.dumps(dbos_child(*(int(a) for a in sys.argv[2:6]))))
         return
+    stop_children_on_exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--c1-runs", type=int, default=20, help="workflows per c=1 round")

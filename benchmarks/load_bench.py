@@ -11,10 +11,11 @@
   ran twice; it also reports the most step executions it saw at the same time
   (each step awaits ``--step-ms``, so an unenforced limit shows as > limit),
   throughput, and the engine's peak RSS (``VmHWM``). Sleep under load: just
-  before the load, ``--load-sleepers`` runs start that sleep 1 s again and again
-  (up to ``--sleeps`` times); every sleep due before the load's last run ended
-  is a sample. Start probes: during the load, every 0.5 s, an event for that
-  other function; its delay from ``POST /e`` to its first step is reported.
+  before the load, ``--load-sleepers`` runs start that sleep 1 s ``--sleeps``
+  times each, and new ones replace those that end while the load lasts; every
+  sleep due before the load's last run ended is a sample. Start probes: during
+  the load, every 0.5 s, a run of that other function with no sleep; its delay
+  from ``POST /e`` to its first step is reported.
 * ``events``: events accepted per second on ``POST /e/{key}`` by ``--clients``
   concurrent aiohttp clients, batches of 1 and 100 events a request (no
   function matches them: ingest only). Median of ``--rounds`` rounds.
@@ -60,6 +61,7 @@ from _common import (
     post_events,
     sdk_client,
     serve,
+    stop_children_on_exit,
     table,
 )
 
@@ -83,7 +85,8 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
     def reset() -> None:
         st.update(executions=Counter(), finals=Counter(), done_n=Counter(), inflight=0, max_inflight=0,
                   started=set(), runs_inflight=0, max_runs_inflight=0, last_done=0.0, first_step=0.0,
-                  plan={}, samples=[], recorded=set(), started_runs={}, sleepers_done=0)
+                  plan={}, samples=[], recorded=set(), started_runs={}, sleepers_done=0, sleepers_started=0,
+                  is_probe=[])
 
     reset()
     concurrency = [inngest.Concurrency(limit=limit)] if limit > 0 else None
@@ -123,9 +126,11 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
             return time.time()
 
         before = await ctx.step.run("before", now)
+        sleeps = int(str(ctx.event.data.get("sleeps", 1)))
         if ctx.run_id not in st["started_runs"]:
             st["started_runs"][ctx.run_id] = (before - float(str(ctx.event.data.get("sent") or before))) * 1000
-        sleeps = int(str(ctx.event.data.get("sleeps", 1)))
+            st["sleepers_started"] += 1 if sleeps else 0
+            st["is_probe"].append(not sleeps)
         for i in range(sleeps):
             key = f"{ctx.run_id}:{i}"
             if key not in st["plan"]:
@@ -154,6 +159,7 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
                 "first_step": st["first_step"], "last_done": st["last_done"],
                 "sleepers_done": st["sleepers_done"], "samples": st["samples"],
                 "start_delays_ms": list(st["started_runs"].values()),
+                "sleepers_started": st["sleepers_started"], "start_is_probe": st["is_probe"],
             }
 
         @app.post("/bench/reset")  # type: ignore[untyped-decorator]
@@ -187,11 +193,22 @@ async def _send_sleepers(engine: Engine, session: aiohttp.ClientSession, count: 
     """Start ``count`` sleeper runs ``every_s`` apart, each doing ``sleeps`` 1 s sleeps (0: a start probe)."""
     sent = 0
     while sent < count and (keep_going is None or keep_going()):
-        await post_events(session, engine, [{"name": SLEEP_EVENT,
-                                             "data": {"k": sent, "sleeps": sleeps, "sent": time.time()}}])
+        try:
+            await post_events(session, engine, [{"name": SLEEP_EVENT,
+                                                 "data": {"k": sent, "sleeps": sleeps, "sent": time.time()}}])
+        except (aiohttp.ClientError, TimeoutError, RuntimeError):
+            return sent  # the engine stopped answering: the load loop reports it
         sent += 1
         await asyncio.sleep(every_s)
     return sent
+
+
+async def _healthy(session: aiohttp.ClientSession, engine: Engine) -> bool:
+    try:
+        async with session.get(engine.url + "/health", timeout=aiohttp.ClientTimeout(total=5)) as r:
+            return r.status == 200
+    except (aiohttp.ClientError, TimeoutError):
+        return False
 
 
 async def _wait_app(app: App, session: aiohttp.ClientSession, done: Any, timeout: float) -> dict[str, Any]:
@@ -202,6 +219,13 @@ async def _wait_app(app: App, session: aiohttp.ClientSession, done: Any, timeout
         if done(st) or time.monotonic() > deadline:
             return st
         await asyncio.sleep(0.2)
+
+
+def _late_window(samples: list[dict[str, Any]], t0: float, over_ms: float = 50) -> dict[str, float]:
+    """How many sleeps were more than ``over_ms`` late, and when (seconds after the load was sent)."""
+    late = [x["plan"] + 1 - t0 for x in samples if x["late_ms"] > over_ms]
+    return {"count": len(late), "of": len(samples), "first_s": min(late, default=float("nan")),
+            "last_s": max(late, default=float("nan"))}
 
 
 def _iso_s(iso: str) -> float:
@@ -226,30 +250,45 @@ async def _lateness(session: aiohttp.ClientSession, engine: Engine, samples: lis
 
 
 async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(total=60)
+    timeout = aiohttp.ClientTimeout(total=20)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         engine, app = await _start(mode, args, session)
         try:
             n = args.runs
-            # Sleepers first, so their sleeps fall inside the load (an event sent after the load's
-            # 10,000 would wait behind them: the probes below measure that start delay).
+            # Sleepers first, so their sleeps fall inside the load; a feeder keeps --load-sleepers of
+            # them going (each sleeps --sleeps times: the SDK replays every memoized step on each call,
+            # so long-lived runs would get dearer) and sends a start probe (a run with no sleep) every 0.5 s.
             s_sent = await _send_sleepers(engine, session, args.load_sleepers, 0.05, args.sleeps)
-            await _wait_app(app, session, lambda st: len(st["start_delays_ms"]) >= s_sent, 30)
+            await _wait_app(app, session, lambda st: st["sleepers_started"] >= s_sent, 30)
             t0 = time.time()
+            problem = ""
             for start in range(0, n, 100):
-                await post_events(session, engine, [{"name": LOAD_EVENT, "data": {"n": i}}
-                                                    for i in range(start, min(n, start + 100))])
+                try:
+                    await post_events(session, engine, [{"name": LOAD_EVENT, "data": {"n": i}}
+                                                        for i in range(start, min(n, start + 100))])
+                except (aiohttp.ClientError, TimeoutError, RuntimeError) as exc:
+                    problem = f"POST /e failed after {start} events: {type(exc).__name__} {exc}"
+                    break
             enqueue_s = time.time() - t0
-            progress = {"done": 0}
-            probe_task = asyncio.create_task(_send_sleepers(
-                engine, session, 400, 0.5, 0, lambda: progress["done"] < 0.9 * n))
-            stalled = False
+            progress = {"done": 0, "sleepers_done": 0}
+            sent = {"sleepers": s_sent, "probes": 0}
+
+            async def feeder() -> None:
+                while progress["done"] < 0.9 * n:
+                    sent["probes"] += await _send_sleepers(engine, session, 1, 0, 0)
+                    missing = args.load_sleepers - (sent["sleepers"] - progress["sleepers_done"])
+                    if missing > 0:
+                        sent["sleepers"] += await _send_sleepers(engine, session, missing, 0, args.sleeps)
+                    await asyncio.sleep(0.5)
+
+            feeder_task = asyncio.create_task(feeder())
+            stalled = bool(problem)
             last_change, last_done = time.monotonic(), -1
             deadline = time.monotonic() + args.timeout
             peak_rss = 0.0
-            while True:
+            while not stalled:
                 st = await _stats(app, session)
-                progress["done"] = st["done"]
+                progress["done"], progress["sleepers_done"] = st["done"], st["sleepers_done"]
                 peak_rss = max(peak_rss, engine.rss_mb()) if engine.alive() else peak_rss
                 if st["done"] >= n:
                     break
@@ -257,30 +296,42 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                     last_done, last_change = st["done"], time.monotonic()
                 if not engine.alive() or time.monotonic() - last_change > args.stall or time.monotonic() > deadline:
                     stalled = True
+                    healthy = engine.alive() and await _healthy(session, engine)
+                    problem = (f"no run finished for {args.stall:.0f} s" if time.monotonic() <= deadline
+                               else f"not done after {args.timeout:.0f} s") + (
+                        "" if healthy else "; the engine does not answer GET /health within 5 s")
                     break
                 await asyncio.sleep(0.25)
-            probes = await probe_task
+            progress["done"] = n  # stops the feeder
+            await feeder_task
+            st = await _stats(app, session)
             load_end = st["last_done"] or time.time()
-            def sampled_past_end(st: dict[str, Any]) -> bool:
-                past = {x["run"] for x in st["samples"] if x["plan"] + 1 > load_end}
-                return len(st["start_delays_ms"]) >= s_sent + probes and (
-                    len(past) >= s_sent or st["sleepers_done"] >= s_sent)
-
-            st = await _wait_app(app, session, sampled_past_end, 30)
+            total_sleepers = sent["sleepers"]
+            st = await _wait_app(app, session, lambda st: st["sleepers_done"] >= total_sleepers and len(
+                st["start_delays_ms"]) >= total_sleepers + sent["probes"], 5 if stalled else args.sleeps + 30)
             under_load = [x for x in st["samples"] if x["plan"] + 1 <= load_end]
-            delays = st["start_delays_ms"]
-            probe_delays = delays[s_sent:]  # in start order: the sleepers started before the load
+            probe_delays = [d for d, is_probe in zip(st["start_delays_ms"], st["start_is_probe"], strict=True)
+                            if is_probe]
             engine_counts: dict[str, int] = {}
             deadline = time.monotonic() + 30
             while engine.alive() and time.monotonic() < deadline:
-                engine_counts = await count_runs(session, engine, "three-steps")
+                try:
+                    engine_counts = await count_runs(session, engine, "three-steps")
+                except (aiohttp.ClientError, TimeoutError, RuntimeError):
+                    break
                 if engine_counts.get("Completed", 0) >= n or stalled:
                     break
                 await asyncio.sleep(0.5)
+            try:
+                sleep = await _lateness(session, engine, under_load)
+            except (aiohttp.ClientError, TimeoutError, RuntimeError):
+                sleep = {"samples": len(under_load), **dict.fromkeys(
+                    ("p50_ms", "p99_ms", "max_ms", "fire_p50_ms", "fire_p99_ms"), float("nan"))}
             elapsed = (st["last_done"] or time.time()) - t0
             lost = n - len(set(st["done_ns"]) & set(range(n)))
             return {
-                "mode": mode, "runs": n, "limit": args.limit, "stalled": stalled, "done": st["done"], "lost": lost,
+                "mode": mode, "runs": n, "limit": args.limit, "stalled": stalled, "problem": problem,
+                "done": st["done"], "lost": lost,
                 "engine_completed": engine_counts.get("Completed", 0),
                 "engine_other": {k: v for k, v in engine_counts.items() if k != "Completed"},
                 "executions": st["executions"], "dup_steps": len(st["dup_steps"]), "dup_step_ids": st["dup_steps"],
@@ -290,8 +341,9 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 "peak_rss_mb": engine.peak_rss_mb() if engine.alive() else peak_rss,
                 "engine_cpu_s": engine.cpu_s() if engine.alive() else float("nan"),
                 "app_cpu_s": cpu_seconds(app.proc.pid) if app.proc.poll() is None else float("nan"),
-                "sleep": {"sleepers": s_sent, **(await _lateness(session, engine, under_load))},
-                "probes": probes, "probes_started": len(delays) - s_sent,
+                "sleep": {"sleepers": total_sleepers, **sleep},
+                "late_over_50ms": _late_window(under_load, t0),
+                "probes": sent["probes"], "probes_started": len(probe_delays),
                 "probe_start_p50_ms": percentile(probe_delays, 50), "probe_start_max_ms": max(probe_delays or [0]),
             }
         finally:
@@ -396,6 +448,8 @@ def print_load(results: list[dict[str, Any]]) -> None:
                   r["lost"], r["dup_steps"], r["max_inflight_steps"], _f(r["runs_per_s"]),
                   _f(r["peak_rss_mb"], 0), f"{_f(r['engine_cpu_s'])}/{_f(r['app_cpu_s'])}"] for r in results]))
     for r in results:
+        if r["problem"]:
+            print(f"  {r['mode']}: STALLED: {r['problem']}")
         if r["engine_other"] or r["dup_runs"] or r["dup_finals"]:
             print(f"  {r['mode']}: other run states {r['engine_other']}, runs finished twice {r['dup_runs']}, "
                   f"final calls repeated {r['dup_finals']}")
@@ -403,8 +457,13 @@ def print_load(results: list[dict[str, Any]]) -> None:
             print(f"  {r['mode']}: concurrency limit {r['limit']} NOT enforced: {r['max_inflight_steps']} steps "
                   f"ran at once ({r['max_runs_inflight']} runs in progress at once)")
     print_sleep([{"mode": r["mode"], **r["sleep"]} for r in results],
-                f"step.sleep(1 s) lateness during that load ({r0['sleep']['sleepers']} runs sleeping 1 s again and "
-                "again, started just before the load; sleeps due before the load's last run ended)")
+                f"step.sleep(1 s) lateness during that load ({r0['sleep']['sleepers']} sleeper runs, "
+                "the first started just before the load; sleeps due before the load's last run ended)")
+    for r in results:
+        w = r["late_over_50ms"]
+        if w["count"]:
+            print(f"  {r['mode']}: {w['count']} of {w['of']} sleeps were over 50 ms late, due between "
+                  f"{w['first_s']:.1f} s and {w['last_s']:.1f} s after the load was sent")
     print("\nStart delay of another function's run, sent every 0.5 s during the load (event sent -> first step)")
     print(table(["mode", "probes (started)", "p50 ms", "max ms"],
                 [[r["mode"], f"{r['probes']} ({r['probes_started']})", _f(r["probe_start_p50_ms"], 0),
@@ -436,6 +495,7 @@ def main() -> None:
         port, url, mode, limit, step_ms = sys.argv[2:7]
         serve_app(int(port), url, mode, int(limit), float(step_ms))
         return
+    stop_children_on_exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bench", choices=["load", "events", "sleep"])
     parser.add_argument("--modes", default="dev,production")
@@ -443,8 +503,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=10, help="load: concurrency limit (0 = none)")
     parser.add_argument("--step-ms", type=float, default=2.0, help="load: time each step awaits")
     parser.add_argument("--sleepers", type=int, default=200, help="sleep: runs, 20 ms apart")
-    parser.add_argument("--load-sleepers", type=int, default=20, help="load: runs sleeping during the load")
-    parser.add_argument("--sleeps", type=int, default=120, help="load: 1 s sleeps per such run (at most)")
+    parser.add_argument("--load-sleepers", type=int, default=20, help="load: runs kept sleeping during the load")
+    parser.add_argument("--sleeps", type=int, default=10, help="load: 1 s sleeps per such run")
     parser.add_argument("--timeout", type=float, default=600, help="load: overall bound in seconds")
     parser.add_argument("--stall", type=float, default=60, help="load: give up after this long with no progress")
     parser.add_argument("--seconds", type=float, default=3.0, help="events: length of a round")
