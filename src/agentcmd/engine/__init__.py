@@ -9,13 +9,16 @@
    the worker leases due rows with bounded concurrency.
 4. ``executor``: one leased row -> ``driver`` call -> ``decide`` -> one commit of
    memo + next rows + ack (``store.writes.apply_outcome_txn``).
-5. ``driver`` + ``protocol`` + ``signing``: the HTTP call, the wire format, HMAC.
+5. ``driver`` (+ ``http1``, its keep-alive HTTP/1.1 client) + ``protocol`` + ``signing``:
+   the HTTP call, the wire format, HMAC.
 6. ``store``: SQLite (memory or WAL file) behind Protocols; the memo is
    ``PRIMARY KEY (run_id, step_id)``; ``history`` rows are written in the same
    transactions as the state they describe.
 7. ``store.queries``: the one read path for ``api/rest.py`` and ``api/graphql.py``.
 
-``apps`` syncs apps (PUT to the app / ``POST /fn/register``); ``app`` wires it all
-into a Starlette app; ``serve`` runs it under uvicorn; ``debug_triggers`` holds the
-crash-test fault points.
+``apps`` syncs apps (PUT to the app / ``POST /fn/register``), ``discovery`` finds
+them on local ports in dev; ``app`` wires it all into a Starlette app (the
+``dashboard`` is mounted lazily at ``/``); ``serve`` runs it under uvicorn;
+``debug_triggers`` holds the crash-test fault points. docs/engine.md has the
+durability design and the benchmark.
 """
