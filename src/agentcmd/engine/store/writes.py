@@ -451,6 +451,10 @@ def run_timeout_txn(conn: sqlite3.Connection, item: QueueItem, now: int) -> bool
     which = item.payload.get("which")
     if which == "start" and row[0] != RunStatus.QUEUED.value:
         return False
+    from agentcmd.engine.flow.timeouts import postpone_finish_txn
+
+    if which == "finish" and postpone_finish_txn(conn, item, now):
+        return False    # measured from the run's start, which came later than its scheduling
     reason = f"timeouts.{which}: the run did not {'start' if which == 'start' else 'finish'} in time"
     return finish_run_txn(conn, str(item.run_id), RunStatus.CANCELLED, None, reason, now=now)
 
