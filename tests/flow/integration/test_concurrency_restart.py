@@ -1,7 +1,8 @@
-"""start mode: calls waiting on a full concurrency key survive a SIGKILL and run once each afterwards."""
+"""start mode: calls waiting on a full concurrency key, and a throttled start, survive a SIGKILL."""
 
 from __future__ import annotations
 
+import datetime
 import sqlite3
 import time
 from typing import Any
@@ -66,3 +67,31 @@ def test_parked_calls_survive_sigkill_and_each_step_runs_once(
     assert _parked(db) == 0
     r = httpx.get(engine.url + "/health", timeout=5)
     assert r.status_code == 200
+
+
+@pytest.mark.slow
+def test_a_throttled_run_keeps_its_later_start_across_sigkill(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any, runs_for_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="slow-lane")
+
+    @client.create_function(fn_id="throttled", trigger=inngest.TriggerEvent(event="th/go"),
+                            throttle=inngest.Throttle(limit=1, period=datetime.timedelta(seconds=3)))
+    async def throttled(ctx: inngest.Context) -> float:
+        async def mark() -> float:
+            log.add(f"{ctx.event.data['n']} {time.time():.3f}")
+            return time.time()
+
+        return await ctx.step.run("mark", mark)
+
+    sdk_factory(engine, client, [throttled])
+    first, second = (runs_for_event(engine, send_event(engine, "th/go", {"n": n}))[0] for n in (1, 2))
+    wait_for_run_status(engine, first, "Completed")
+    engine.kill()          # the second run is queued with a start ~3 s away, as a row in SQLite
+    engine.start()
+    wait_for_run_status(engine, second, "Completed", timeout=20)
+    starts = {line.split()[0]: float(line.split()[1]) for line in log.lines()}
+    assert len(log.lines()) == 2, log.lines()
+    assert starts["2"] - starts["1"] >= 2.9

@@ -62,3 +62,16 @@ def test_check_function(patch: dict[str, Any], message: str | None) -> None:
         assert problem is None
     else:
         assert problem is not None and message in problem
+
+
+@pytest.mark.parametrize(("status", "started_at", "now", "expected"), [
+    ("Queued", None, 10_000, 12_000),      # not started yet: look again one period later
+    ("Running", 9_000, 10_000, 11_000),    # started after it was scheduled: the deadline moves
+    ("Running", 7_000, 10_000, None),      # ran the whole period: cancel now
+    ("Running", 8_000, 10_000, None),      # exactly at the deadline: cancel
+])
+def test_finish_deadline_counts_from_the_start(status: str, started_at: int | None, now: int,
+                                               expected: int | None) -> None:
+    from agentcmd.engine.flow.timeouts import finish_deadline
+
+    assert finish_deadline(status, started_at, 2_000, now) == expected
