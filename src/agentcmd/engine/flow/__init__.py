@@ -6,10 +6,11 @@ the dispatch transaction and returns the runs to create now. Debounce and
 batch buffers are queue rows keyed by ``dedupe`` with a ``ready_at``
 deadline, so they survive restarts like every other timer.
 
-Rate limit and throttle count admitted runs per key in ``flow_marks``
-(migration 0002): a rate-limited event is dropped (no run; recorded in
-``flow_skips``, migration 0003), a throttled run is created with a later
-first call. A negative ``priority.run`` delays the first call the same way
+Rate limit counts admitted runs per key in ``flow_marks`` (migration 0002):
+a rate-limited event is dropped (no run; recorded in ``flow_skips``,
+migration 0003). A throttled run is created with a later first call
+(``throttle.py``: GCRA, its state one ``flow_marks`` row per key). A
+negative ``priority.run`` delays the first call the same way
 (``priority.py``). Concurrency limits act on in-flight SDK calls, so they
 are enforced where calls start (``concurrency.py``, from ``executor.py``).
 Sync-time validation of every expression is in ``validate.py``; a paused
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import pause, priority
+from agentcmd.engine.flow import throttle as throttling
 from agentcmd.engine.protocol import parse_duration_ms
 from agentcmd.engine.store import queries, writes
 from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
@@ -102,7 +104,7 @@ class FlowDecision:
             conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, now))
         if self.throttle is not None:
             key, limit, period, burst = self.throttle
-            start_at = _throttle_slot(conn, key, limit, period, burst, now)
+            start_at = throttling.slot_txn(conn, key, limit, period, burst, now)
         if self.singleton is not None:
             active = queries.active_runs(conn, fn.slug, None)
             if active and self.singleton == "skip":
@@ -116,26 +118,6 @@ class FlowDecision:
             from dataclasses import replace
             spec = replace(spec, start_at=start_at)
         return [spec]
-
-
-def _throttle_slot(conn: sqlite3.Connection, key: str, limit: int, period: int, burst: int, now: int) -> int:
-    """When the next run under ``key`` may start: at most ``limit`` (+ ``burst`` - 1) per ``period``.
-
-    Runs are spaced ``period / limit`` apart once the allowance in the window is used up
-    (GCRA-like). The chosen time is recorded so later events queue behind it.
-    """
-    conn.execute("DELETE FROM flow_marks WHERE key=? AND at<=?", (key, now - 2 * period))
-    allowance = max(1, limit + max(0, burst - 1))
-    marks = [int(r[0]) for r in conn.execute(
-        "SELECT at FROM flow_marks WHERE key=? AND at>? ORDER BY at DESC LIMIT ?", (key, now - period, allowance))]
-    at = now
-    if len(marks) >= allowance:
-        at = max(now, marks[-1] + period)
-    last = conn.execute("SELECT MAX(at) FROM flow_marks WHERE key=?", (key,)).fetchone()[0]
-    if last is not None and int(last) > now:
-        at = max(at, int(last) + period // max(1, limit))
-    conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, at))
-    return at
 
 
 def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> FlowDecision:
