@@ -16,6 +16,7 @@ BAD = [
     ("rate-limit", {"rate_limit": inngest.RateLimit(limit=1, period=MINUTE, key="((")}, "rateLimit.key"),
     ("priority", {"priority": inngest.Priority(run="event.data.p ?")}, "priority.run"),
     ("cancel-if", {"cancel": [inngest.Cancel(event="x/stop", if_exp="async.data.id ==")]}, "cancel[0].if"),
+    ("trigger", {"trigger": inngest.TriggerEvent(event="x/go", expression="event.data.x ==")}, "trigger expression"),
 ]
 
 
@@ -26,7 +27,9 @@ def test_a_bad_expression_fails_the_sync(name: str, options: dict[str, Any], fie
     app_id = f"bad-{name}-{engine.mode}"
     client = client_for(engine, app_id=app_id)
 
-    @client.create_function(fn_id="broken", trigger=inngest.TriggerEvent(event="x/go"), **options)
+    options = {"trigger": inngest.TriggerEvent(event="x/go"), **options}
+
+    @client.create_function(fn_id="broken", **options)
     async def broken(ctx: inngest.Context) -> None:
         return None
 
