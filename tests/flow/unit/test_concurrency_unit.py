@@ -198,3 +198,19 @@ async def test_a_parked_row_whose_run_ends_stops_waiting(store: Store) -> None:
     await store.cancel_run(str(item.run_id), "test")
     assert await store.read(lambda c: c.execute("SELECT COUNT(*) FROM flow_waiting").fetchone()[0]) == 0
 
+
+
+async def test_a_paused_function_parks_every_call_until_unpaused(store: Store) -> None:
+    registry, clock = Registry(), Clock()
+    await _setup(store, registry, [_fn_config([])])         # no concurrency limit at all
+    gate = ConcurrencyGate(store, registry, clock)
+    [item] = await _runs(store, "app-f", 1)
+    assert await gate.pause("app-f", clock.now) is True
+    assert await gate.pause("app-f", clock.now) is False
+    assert await gate.acquire(await _ctx(store, item)) is None
+    assert await store.read(lambda c: c.execute("SELECT key FROM flow_waiting").fetchall()) == [("paused:app-f",)]
+    assert await store.write(recover_txn) == 0, "a restart does not resume a paused function's calls"
+    assert await gate.unpause("app-f") == (True, 1)
+    due = await store.read(lambda c: c.execute("SELECT ready_at FROM queue WHERE id=?", (item.id,)).fetchone())
+    assert due[0] <= clock.now
+    assert await gate.acquire(await _ctx(store, item)) == []
