@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import aiohttp
 
 log = logging.getLogger("agentcmd.engine.driver")
-DEFAULT_TIMEOUT_S = 300.0
+# One SDK call runs one step, and an agent step (a coding agent at work) can
+# take many minutes: like the Go server's 2 h request limit, not a web timeout.
+DEFAULT_TIMEOUT_S = 7200.0
 
 
 class Driver:
