@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import pause, priority
+from agentcmd.engine.flow import singleton as singleton_runs
 from agentcmd.engine.flow import throttle as throttling
 from agentcmd.engine.protocol import parse_duration_ms
-from agentcmd.engine.store import queries, writes
+from agentcmd.engine.store import writes
 from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ class FlowDecision:
     key: str = ""
     idem_key: str | None = None
     singleton: str | None = None   # skip | cancel
+    singleton_key: str = ""        # "<slug>:<evaluated singleton.key>"
     period_ms: int = 0
     timeout_ms: int | None = None
     max_size: int = 0
@@ -106,14 +108,17 @@ class FlowDecision:
             key, limit, period, burst = self.throttle
             start_at = throttling.slot_txn(conn, key, limit, period, burst, now)
         if self.singleton is not None:
-            active = queries.active_runs(conn, fn.slug, None)
+            active = singleton_runs.active_txn(conn, self.singleton_key)
             if active and self.singleton == "skip":
+                pause.record_skip_txn(conn, fn.slug, event_id, "singleton", now)
                 return []
             for run_id in active:
                 writes.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, "cancelled by singleton", now=now)
         if self.delay_ms > 0:
             start_at = max(start_at or now, now + self.delay_ms)
         spec = dispatcher.run_spec(fn, [body], event_id, self.idem_key)
+        if self.singleton is not None:
+            singleton_runs.register_txn(conn, self.singleton_key, spec.run_id)
         if start_at is not None and start_at > now:
             from dataclasses import replace
             spec = replace(spec, start_at=start_at)
@@ -151,5 +156,7 @@ def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> 
     if isinstance(th, dict) and int(th.get("limit") or 0) > 0:
         throttle = (f"th:{fn.slug}:{_key(th.get('key'), body)}", int(th["limit"]),
                     _duration(th.get("period"), 60_000), int(th.get("burst") or 1))
-    return FlowDecision("start", idem_key=idem_key, singleton=str(mode) if mode else None, rate=rate,
+    singleton_key = f"{fn.slug}:{_key(singleton.get('key'), body)}" if isinstance(singleton, dict) else ""
+    return FlowDecision("start", idem_key=idem_key, singleton=str(mode) if mode else None,
+                        singleton_key=singleton_key, rate=rate,
                         throttle=throttle, delay_ms=priority.delay_ms(cfg, body))
