@@ -29,10 +29,12 @@ from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.queue import Clock
 from agentcmd.engine.store import Store, load_contexts, writes
-from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind
+from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind, RunStatus
 
 log = logging.getLogger("agentcmd.engine.worker")
 MAX_IDLE_WAIT_S = 1.0
+MAX_ENGINE_ATTEMPTS = 5       # an item the engine itself fails on this often is given up
+ENGINE_RETRY_MS = 200         # doubled per attempt
 
 
 class Worker:
@@ -141,13 +143,32 @@ class Worker:
         await self._chain(contexts)
 
     async def _release(self, item: QueueItem) -> None:
-        retry = self.clock() + 1000
+        """An engine bug hit this item: retry it with backoff, then give up on it.
+
+        Giving up fails the item's run with an engine error (or drops an
+        event dispatch), so one poison row cannot loop forever.
+        """
+        now = self.clock()
+        retry = now + ENGINE_RETRY_MS * 2 ** item.attempt
 
         def txn(conn: sqlite3.Connection) -> None:
-            conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (retry, item.id))
+            if item.attempt + 1 < MAX_ENGINE_ATTEMPTS:
+                conn.execute("UPDATE queue SET lease_until=NULL, ready_at=?, attempt=attempt+1 WHERE id=?",
+                             (retry, item.id))
+                return
+            writes.ack_txn(conn, item.id)
+            if item.run_id:
+                output = json.dumps({"name": "EngineError", "code": "engine_error",
+                                     "message": "the engine failed on this run repeatedly (see its log)"})
+                writes.finish_run_txn(conn, item.run_id, RunStatus.FAILED, output,
+                                      f"engine error on queue item {item.id} ({item.kind})", now=now)
 
+        if item.attempt + 1 >= MAX_ENGINE_ATTEMPTS:
+            log.error("giving up on queue item %s (%s, run %s) after %d engine errors", item.id, item.kind,
+                      item.run_id, MAX_ENGINE_ATTEMPTS)
         with contextlib.suppress(Exception):
             await self.store.write(txn)
+        self.wake()
 
     async def _chain(self, contexts: list[CallContext]) -> None:
         """Run the first context inline and hand the rest to new tasks, repeatedly."""

@@ -70,3 +70,39 @@ async def test_a_saturated_worker_waits_instead_of_polling() -> None:
         task.cancel()
         store.close()
     assert executor.max_running == 2
+
+
+class BrokenExecutor(StubExecutor):
+    async def call(self, ctx: CallContext) -> list[CallContext]:
+        self.calls += 1
+        raise RuntimeError("an engine bug")
+
+
+async def test_an_item_the_engine_keeps_failing_on_fails_its_run_instead_of_looping() -> None:
+    from agentcmd.engine.store import queries
+    from agentcmd.engine.worker import MAX_ENGINE_ATTEMPTS
+
+    store = open_store(None)
+
+    def setup(conn: sqlite3.Connection) -> None:
+        writes.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
+                              now_ms())
+
+    await store.write(setup)
+    await store.create_runs([RunSpec("R1", "app-fn", "app", [{"name": "e"}], "E", 1)], None)
+    executor = BrokenExecutor()
+    worker = Worker(store, executor, dispatcher=None, clock=system_clock, concurrency=2)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run())
+    try:
+        run: Any = None
+        for _ in range(1000):
+            run = await store.read(lambda c: queries.get_run(c, "R1"))
+            if run["status"] == "Failed":
+                break
+            await asyncio.sleep(0.01)
+        assert run["status"] == "Failed" and run["output"]["code"] == "engine_error"
+        assert executor.calls == MAX_ENGINE_ATTEMPTS
+    finally:
+        await worker.stop(1)
+        task.cancel()
+        store.close()
