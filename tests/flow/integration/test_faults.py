@@ -1,0 +1,257 @@
+"""start mode: SIGKILL the engine mid-flow, restart it on the same SQLite file; nothing is lost or doubled.
+
+Each test kills a real ``agentcmd engine start`` subprocess while some state
+lives only in the database (a debounce timer, a half-filled batch, an in-flight
+cron tick, a parked ``wait_for_event``), restarts it on the same file and counts
+executions with ``step_log``. A concurrency-limited queue with parked runs is
+covered by ``test_concurrency_restart.py``; there was no cron restart test.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import inngest
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _rows(engine: Any, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+    conn = sqlite3.connect(str(engine.sqlite_dir / "engine.db"), timeout=5)
+    try:
+        return list(conn.execute(sql, args).fetchall())
+    finally:
+        conn.close()
+
+
+def _until(what: str, cond: Callable[[], Any], timeout: float = 10) -> Any:
+    """Poll ``cond`` until truthy; fail with ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _buffer_events(engine: Any, kind: str) -> list[Any]:
+    """The events held by the debounce or batch queue rows (empty when none)."""
+    rows = _rows(engine, "SELECT payload FROM queue WHERE kind=?", (kind,))
+    return [e["data"]["n"] for (payload,) in rows for e in json.loads(payload)["events"]]
+
+
+def _all_runs(engine: Any) -> list[dict[str, Any]]:
+    return list(engine.get("/v1/runs").json()["data"])
+
+
+def test_a_debounce_window_survives_sigkill_and_fires_once_with_the_last_event(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-debounce")
+
+    @client.create_function(fn_id="debounced", trigger=inngest.TriggerEvent(event="fd/go"),
+                            debounce=inngest.Debounce(period=datetime.timedelta(seconds=2)))
+    async def debounced(ctx: inngest.Context) -> int:
+        async def work() -> int:
+            log.add(f"ran {ctx.event.data['n']}")
+            return int(ctx.event.data["n"])
+
+        return await ctx.step.run("work", work)
+
+    sdk_factory(engine, client, [debounced])
+    for n in (1, 2):
+        send_event(engine, "fd/go", {"n": n})
+    _until("the debounce row to hold the last event", lambda: _buffer_events(engine, "debounce") == [2])
+    assert log.lines() == [], "killed inside the window: nothing has fired yet"
+    engine.kill()
+    engine.start()
+    _until("the debounced run", lambda: log.lines())
+    [run] = _until("one run", lambda: _all_runs(engine))
+    assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == 2
+    assert _buffer_events(engine, "debounce") == [], "no timer left that could fire again"
+    assert log.lines() == ["ran 2"]
+    assert len(_all_runs(engine)) == 1
+
+
+def test_a_half_filled_batch_survives_sigkill_and_completes_once_with_every_event(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-batch")
+
+    @client.create_function(fn_id="batched", trigger=inngest.TriggerEvent(event="fb/go"),
+                            batch_events=inngest.Batch(max_size=3, timeout=datetime.timedelta(seconds=20)))
+    async def batched(ctx: inngest.Context) -> list[int]:
+        async def work() -> list[int]:
+            ns = [int(e.data["n"]) for e in ctx.events]
+            log.add("batch " + ",".join(map(str, ns)))
+            return ns
+
+        return await ctx.step.run("work", work)
+
+    sdk_factory(engine, client, [batched])
+    for n in (1, 2):
+        send_event(engine, "fb/go", {"n": n})
+    _until("the batch row to hold two events", lambda: _buffer_events(engine, "batch") == [1, 2])
+    engine.kill()
+    engine.start()
+    send_event(engine, "fb/go", {"n": 3})        # fills the batch the dead engine started
+    _until("the batched run", lambda: log.lines())
+    [run] = _until("one run", lambda: _all_runs(engine))
+    assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == [1, 2, 3]
+    assert _buffer_events(engine, "batch") == [], "no buffer left that could fire again"
+    assert log.lines() == ["batch 1,2,3"]
+    assert len(_all_runs(engine)) == 1
+
+
+def test_a_batch_with_one_event_at_sigkill_fires_by_its_timeout_after_restart(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-batch-timeout")
+
+    @client.create_function(fn_id="batched-timeout", trigger=inngest.TriggerEvent(event="fbt/go"),
+                            batch_events=inngest.Batch(max_size=5, timeout=datetime.timedelta(seconds=1)))
+    async def batched(ctx: inngest.Context) -> list[int]:
+        async def work() -> list[int]:
+            ns = [int(e.data["n"]) for e in ctx.events]
+            log.add("batch " + ",".join(map(str, ns)))
+            return ns
+
+        return await ctx.step.run("work", work)
+
+    sdk_factory(engine, client, [batched])
+    send_event(engine, "fbt/go", {"n": 1})
+    _until("the batch row", lambda: _buffer_events(engine, "batch") == [1])
+    engine.kill()
+    assert log.lines() == [], "killed before the batch timeout"
+    engine.start()
+    [run] = _until("one run", lambda: _all_runs(engine))
+    assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == [1]
+    assert _buffer_events(engine, "batch") == []
+    assert log.lines() == ["batch 1"]
+    assert len(_all_runs(engine)) == 1
+
+
+def test_a_cron_tick_in_flight_at_sigkill_finishes_once_and_the_next_tick_stays_queued(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, wait_for_run_status: Any,
+        step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    gate = threading.Event()
+    client = client_for(engine, app_id="fault-cron")
+
+    @client.create_function(fn_id="nightly", trigger=inngest.TriggerCron(cron="0 3 * * *"), retries=1)
+    async def nightly(ctx: inngest.Context) -> str:
+        async def tick() -> str:
+            log.add("tick")
+            while not gate.is_set():         # still running inside the SDK when the engine dies
+                await __import__("asyncio").sleep(0.01)
+            return "done"
+
+        await ctx.step.run("tick", tick)
+
+        async def after() -> str:
+            log.add("after")
+            return str(ctx.event.name)
+
+        return await ctx.step.run("after", after)
+
+    sdk_factory(engine, client, [nightly])
+    [(row_id, ready_at)] = _rows(engine, "SELECT id, ready_at FROM queue WHERE kind='cron'")
+    assert ready_at > time.time() * 1000
+    conn = sqlite3.connect(str(engine.sqlite_dir / "engine.db"), timeout=5)
+    with conn:
+        conn.execute("UPDATE queue SET ready_at=0 WHERE id=?", (row_id,))   # make the tick due now
+    conn.close()
+    _until("the tick's step to start", lambda: log.count("tick") == 1)
+    engine.kill()
+    gate.set()
+    engine.start()
+    [run] = _until("one run", lambda: _all_runs(engine))
+    assert wait_for_run_status(engine, run["run_id"], "Completed", timeout=20)["output"] == \
+        "inngest/scheduled.timer"
+    # the tick's step was cut off by the kill, so it runs again (at-least-once); the run is not doubled
+    assert log.count("tick") == 2 and log.count("after") == 1, log.lines()
+    assert len(_all_runs(engine)) == 1
+    [(nxt,)] = _rows(engine, "SELECT ready_at FROM queue WHERE kind='cron'")
+    assert nxt > time.time() * 1000, "exactly one next tick, in the future"
+
+
+def test_a_cron_tick_due_while_the_engine_is_down_fires_once_after_restart(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, wait_for_run_status: Any,
+        step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-cron-missed")
+
+    @client.create_function(fn_id="hourly", trigger=inngest.TriggerCron(cron="0 * * * *"))
+    async def hourly(ctx: inngest.Context) -> str:
+        async def tick() -> str:
+            log.add("tick")
+            return "done"
+
+        return await ctx.step.run("tick", tick)
+
+    sdk_factory(engine, client, [hourly])
+    engine.kill()
+    conn = sqlite3.connect(str(engine.sqlite_dir / "engine.db"), timeout=5)
+    with conn:
+        conn.execute("UPDATE queue SET ready_at=? WHERE kind='cron'", (int(time.time() * 1000) - 1000,))
+    conn.close()
+    engine.start()
+    [run] = _until("one run", lambda: _all_runs(engine))
+    wait_for_run_status(engine, run["run_id"], "Completed")
+    [(nxt,)] = _rows(engine, "SELECT ready_at FROM queue WHERE kind='cron'")
+    assert nxt > time.time() * 1000
+    assert log.lines() == ["tick"]
+    assert len(_all_runs(engine)) == 1
+
+
+def test_a_parked_wait_for_event_survives_sigkill_and_resumes_once_with_the_reply(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any, runs_for_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-wait")
+
+    @client.create_function(fn_id="waiter", trigger=inngest.TriggerEvent(event="fw/start"), retries=0)
+    async def waiter(ctx: inngest.Context) -> Any:
+        async def before() -> str:
+            log.add("before")
+            return "b"
+
+        await ctx.step.run("before", before)
+        got = await ctx.step.wait_for_event("reply", event="fw/reply", if_exp="event.data.k == async.data.k",
+                                            timeout=datetime.timedelta(seconds=30))
+
+        async def after() -> Any:
+            log.add("after")
+            return None if got is None else got.data["v"]
+
+        return await ctx.step.run("after", after)
+
+    sdk_factory(engine, client, [waiter])
+    [run_id] = runs_for_event(engine, send_event(engine, "fw/start", {"k": "a"}))
+    _until("the wait to be parked", lambda: _rows(engine, "SELECT 1 FROM pauses"))
+    engine.kill()
+    engine.start()
+    send_event(engine, "fw/reply", {"k": "b", "v": "wrong key"})
+    send_event(engine, "fw/reply", {"k": "a", "v": "yes"})
+    assert wait_for_run_status(engine, run_id, "Completed")["output"] == "yes"
+    assert _rows(engine, "SELECT 1 FROM pauses") == [], "the wait is consumed, not left to match again"
+    assert log.lines() == ["before", "after"]
+    assert len(_all_runs(engine)) == 1
+    assert engine.get(f"/v1/runs/{run_id}").json()["data"]["output"] == "yes"
