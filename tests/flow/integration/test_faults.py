@@ -255,3 +255,98 @@ def test_a_parked_wait_for_event_survives_sigkill_and_resumes_once_with_the_repl
     assert log.lines() == ["before", "after"]
     assert len(_all_runs(engine)) == 1
     assert engine.get(f"/v1/runs/{run_id}").json()["data"]["output"] == "yes"
+
+
+def test_an_event_after_restart_extends_the_debounce_window_set_before_the_kill(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-debounce-extend")
+
+    @client.create_function(fn_id="debounced-extend", trigger=inngest.TriggerEvent(event="fde/go"),
+                            debounce=inngest.Debounce(period=datetime.timedelta(seconds=2), key="event.data.k"))
+    async def debounced(ctx: inngest.Context) -> int:
+        async def work() -> int:
+            log.add(f"ran {ctx.event.data['n']}")
+            return int(ctx.event.data["n"])
+
+        return await ctx.step.run("work", work)
+
+    sdk_factory(engine, client, [debounced])
+    send_event(engine, "fde/go", {"n": 1, "k": "x"})
+    _until("the debounce row", lambda: _buffer_events(engine, "debounce") == [1])
+    engine.kill()
+    assert log.lines() == []
+    engine.start()
+    send_event(engine, "fde/go", {"n": 2, "k": "x"})     # same key: replaces the timer, not a second one
+    [run] = _until("one run", lambda: _all_runs(engine))
+    assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == 2
+    assert _buffer_events(engine, "debounce") == []
+    assert log.lines() == ["ran 2"]
+    assert len(_all_runs(engine)) == 1
+
+
+def test_events_accepted_just_before_sigkill_are_all_batched_once(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-accept")
+
+    @client.create_function(fn_id="batched-accept", trigger=inngest.TriggerEvent(event="fa/go"),
+                            batch_events=inngest.Batch(max_size=4, timeout=datetime.timedelta(seconds=20)))
+    async def batched(ctx: inngest.Context) -> list[int]:
+        async def work() -> list[int]:
+            ns = sorted(int(e.data["n"]) for e in ctx.events)
+            log.add("batch " + ",".join(map(str, ns)))
+            return ns
+
+        return await ctx.step.run("work", work)
+
+    sdk_factory(engine, client, [batched])
+    for n in range(1, 5):
+        send_event(engine, "fa/go", {"n": n})   # each 200 means stored; dispatch may not have happened yet
+    engine.kill()
+    engine.start()
+    [run] = _until("one run", lambda: _all_runs(engine))
+    assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == [1, 2, 3, 4]
+    assert _buffer_events(engine, "batch") == []
+    assert log.lines() == ["batch 1,2,3,4"]
+    assert len(_all_runs(engine)) == 1
+
+
+def test_a_wait_that_expired_while_the_engine_was_down_resumes_once_even_if_a_reply_races_it(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any, runs_for_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-wait-expired")
+
+    @client.create_function(fn_id="waiter-expired", trigger=inngest.TriggerEvent(event="fwx/start"), retries=0)
+    async def waiter(ctx: inngest.Context) -> Any:
+        got = await ctx.step.wait_for_event("reply", event="fwx/reply", timeout=datetime.timedelta(minutes=10))
+
+        async def after() -> Any:
+            log.add("after")
+            return None if got is None else got.data["v"]
+
+        return await ctx.step.run("after", after)
+
+    sdk_factory(engine, client, [waiter])
+    [run_id] = runs_for_event(engine, send_event(engine, "fwx/start"))
+    _until("the wait to be parked", lambda: _rows(engine, "SELECT 1 FROM queue WHERE kind='wait_timeout'"))
+    engine.kill()
+    past = int(time.time() * 1000) - 1000
+    conn = sqlite3.connect(str(engine.sqlite_dir / "engine.db"), timeout=5)
+    with conn:                                   # ten minutes pass while the engine is down
+        conn.execute("UPDATE queue SET ready_at=? WHERE kind='wait_timeout'", (past,))
+        conn.execute("UPDATE pauses SET expires_at=?", (past,))
+    conn.close()
+    engine.start()
+    send_event(engine, "fwx/reply", {"v": "late"})
+    run = wait_for_run_status(engine, run_id, "Completed")
+    assert run["output"] is None, "the timeout was due first: the late reply does not count"
+    assert log.lines() == ["after"]
+    assert _rows(engine, "SELECT 1 FROM pauses") == []
+    assert _rows(engine, "SELECT 1 FROM queue WHERE kind='wait_timeout'") == []
