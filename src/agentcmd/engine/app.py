@@ -178,7 +178,7 @@ def build_app(engine: Engine) -> Starlette:
     """The ASGI app; its lifespan starts and stops ``engine`` (``engine.open()`` first)."""
     from agentcmd.engine.api import events, graphql, health, register, rest
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
-    from agentcmd.engine.flow import pause
+    from agentcmd.engine.flow import pause, replay
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -191,7 +191,7 @@ def build_app(engine: Engine) -> Starlette:
     from starlette.routing import Mount
 
     routes = [*health.routes(engine), *events.routes(engine), *register.routes(engine), *rest.routes(engine),
-              *pause.routes(engine), *graphql.routes(engine),
+              *pause.routes(engine), *replay.routes(engine), *graphql.routes(engine),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
     return Starlette(routes=routes, lifespan=lifespan,
                      exception_handlers={AgentcmdError: agentcmd_error_handler, Exception: internal_error_handler})
