@@ -350,3 +350,37 @@ def test_a_wait_that_expired_while_the_engine_was_down_resumes_once_even_if_a_re
     assert log.lines() == ["after"]
     assert _rows(engine, "SELECT 1 FROM pauses") == []
     assert _rows(engine, "SELECT 1 FROM queue WHERE kind='wait_timeout'") == []
+
+
+def test_a_debounce_timeout_counts_from_the_first_event_before_the_kill(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-debounce-timeout")
+
+    @client.create_function(fn_id="debounced-timeout", trigger=inngest.TriggerEvent(event="fdt/go"),
+                            debounce=inngest.Debounce(period=datetime.timedelta(seconds=6),
+                                                      timeout=datetime.timedelta(seconds=3)))
+    async def debounced(ctx: inngest.Context) -> int:
+        async def work() -> int:
+            log.add(f"ran {ctx.event.data['n']}")
+            return int(ctx.event.data["n"])
+
+        return await ctx.step.run("work", work)
+
+    sdk_factory(engine, client, [debounced])
+    first_ms = time.time() * 1000
+    send_event(engine, "fdt/go", {"n": 1})
+    _until("the debounce row", lambda: _buffer_events(engine, "debounce") == [1])
+    engine.kill()
+    engine.start()
+    send_event(engine, "fdt/go", {"n": 2})    # alone, its 6 s period would push the start past the 3 s timeout
+    _until("the debounce row to hold the new event", lambda: _buffer_events(engine, "debounce") == [2])
+    [(payload, ready_at)] = _rows(engine, "SELECT payload, ready_at FROM queue WHERE kind='debounce'")
+    assert json.loads(payload)["first_at"] <= first_ms + 500, "the first event's time survived the kill"
+    assert ready_at <= first_ms + 3500, "the timeout still binds after the restart"
+    [run] = _until("one run", lambda: _all_runs(engine), timeout=10)
+    assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == 2
+    assert log.lines() == ["ran 2"]
+    assert len(_all_runs(engine)) == 1
