@@ -152,3 +152,27 @@ def test_an_unknown_function_is_404_and_production_needs_the_bearer_key(stack: A
     assert r.status_code == 404 and "GET /v1/functions" in r.json()["hint"]
     if engine.mode == "production":
         assert _replay(engine, f"{app_id}-replayable", body, auth=False).status_code == 401
+
+
+@pytest.mark.slow
+def test_replayed_runs_survive_a_restart_before_they_run(engine_factory: Any, sdk_factory: Any, client_for: Any,
+                                                         send_event: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    state: State = {"log": (log := step_log())}
+    client = client_for(engine, app_id="rp-restart")
+    sdk_factory(engine, client, _functions(client, state))
+    slug = "rp-restart-replayable"
+    start = _now() - datetime.timedelta(milliseconds=5)
+    eid = send_event(engine, "rp/go", {"tag": "durable"})
+    _settled(engine, eid, slug, 1)
+    end = _now()
+    # Paused, the replayed run is stored but cannot call the app before the engine stops.
+    assert httpx.post(f"{engine.url}/v1/functions/{slug}/pause", headers=engine.headers, timeout=5).status_code == 200
+    r = _replay(engine, slug, {"from": start.isoformat(), "to": end.isoformat()})
+    assert r.status_code == 200 and r.json()["data"]["replayed"] == 1
+    assert engine.stop() == 0
+    engine.start()
+    assert httpx.post(f"{engine.url}/v1/functions/{slug}/unpause", headers=engine.headers,
+                      timeout=5).status_code == 200
+    assert [run["status"] for run in _settled(engine, eid, slug, 2)] == ["Completed", "Completed"]
+    assert log.count("a-durable") == 2
