@@ -31,7 +31,8 @@ from agentcmd.engine.dashboard.render import fmt_duration, fmt_time, pretty_json
 from agentcmd.errors import AgentcmdError, AuthError, InputError, NotFoundError
 from agentcmd.mode import Mode
 from agentcmd.ui import present
-from agentcmd.webauth.guard import WebAuth, client_key
+from agentcmd.webauth import login as login_flow
+from agentcmd.webauth.guard import WebAuth
 from agentcmd.webauth.session import CSRF_FIELD
 
 HERE = Path(__file__).parent
@@ -165,40 +166,19 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
 
     @router.get("/login")
     async def login_form(request: Request) -> Response:
-        next_url = safe_next(request.query_params.get("next"))
-        if not auth.locked or auth.logged_in(request):
-            return RedirectResponse(next_url, status_code=303)
-        return login_page(request, next_url=next_url)
+        return login_flow.login_form(auth, request, safe_next(request.query_params.get("next")), login_page)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        client = client_key(request)
         try:
             fields = await read_form(request)
         except AgentcmdError as exc:
             return failure(request, exc, False)
-        next_url = safe_next(fields.get("next"))
-        wait = auth.limiter.retry_after(client)
-        if wait > 0:
-            response = login_page(request, f"Too many failed logins. Try again in {int(wait) + 1} s.", 429, next_url)
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
-        if auth.token is None:  # no login on this server
-            return RedirectResponse(next_url, status_code=303)
-        if not auth.check_token(fields.get("token", "")):
-            auth.limiter.failed(client)
-            return login_page(request, "That token is not right. 'agentcmd config dashboard-token' prints it.",
-                              401, next_url)
-        auth.limiter.succeeded(client)
-        response = RedirectResponse(next_url, status_code=303)
-        auth.start_session(request, response)
-        return response
+        return login_flow.login_submit(auth, request, fields, safe_next(fields.get("next")), login_page)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        response = RedirectResponse("/login" if auth.locked else "/", status_code=303)
-        auth.end_session(response)
-        return response
+        return login_flow.logout(auth)
 
     async def form(request: Request) -> dict[str, str]:
         fields = await read_form(request)

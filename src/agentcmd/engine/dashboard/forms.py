@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from agentcmd.engine.dashboard.reader import DashboardActions
 from agentcmd.engine.dashboard.render import Chrome
 from agentcmd.errors import AgentcmdError, AuthError, InputError, UnavailableError
-from agentcmd.webauth.guard import client_key
+from agentcmd.webauth import login as login_flow
 from agentcmd.webauth.policy import Route
 from agentcmd.webauth.session import CSRF_FIELD, CSRF_HEADER
 
@@ -57,40 +57,19 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
 
     @router.get("/login")
     async def login_form(request: Request) -> Response:
-        next_url = safe_next(request.query_params.get("next"))
-        if not auth.locked or auth.logged_in(request):
-            return RedirectResponse(next_url, status_code=303)
-        return login_page(request, next_url=next_url)
+        return login_flow.login_form(auth, request, safe_next(request.query_params.get("next")), login_page)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        client = client_key(request)
         try:
             form = await read_form(request)
         except AgentcmdError as exc:
             return chrome.error(request, exc, _wants_json(request))
-        next_url = safe_next(form.get("next"))
-        wait = auth.limiter.retry_after(client)
-        if wait > 0:
-            response = login_page(request, f"Too many failed logins. Try again in {int(wait) + 1} s.", 429, next_url)
-            response.headers["Retry-After"] = str(int(wait) + 1)
-            return response
-        if auth.token is None:
-            return RedirectResponse(next_url, status_code=303)
-        if not auth.check_token(form.get("token", "")):
-            auth.limiter.failed(client)
-            return login_page(request, "That token is not right. 'agentcmd config dashboard-token' prints it.",
-                              401, next_url)
-        auth.limiter.succeeded(client)
-        response = RedirectResponse(next_url, status_code=303)
-        auth.start_session(request, response)
-        return response
+        return login_flow.login_submit(auth, request, form, safe_next(form.get("next")), login_page)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        response = RedirectResponse("/login" if auth.locked else "/", status_code=303)
-        auth.end_session(response)
-        return response
+        return login_flow.logout(auth)
 
     async def act(request: Request, route: Route, do: Callable[[dict[str, str]], Awaitable[tuple[str, Any]]],
                   redo: Callable[[dict[str, str], InputError], Response] | None = None) -> Response:
