@@ -6,6 +6,7 @@ token on every route here.
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, unauthorized
+from agentcmd.engine.flow.replay import replay_of_txn
 from agentcmd.engine.store import queries
 from agentcmd.errors import InputError, NotFoundError
 
@@ -34,6 +36,13 @@ def _int(request: Request, name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise InputError(f"query parameter {name}={raw!r} is not an integer", f"pass {name}=<number>") from None
+
+
+def _with_replay_of(conn: sqlite3.Connection, run: dict[str, Any] | None) -> dict[str, Any] | None:
+    """One run as ``GET /v1/runs/{id}`` answers it: plus ``replay_of``, the run it replays (or null)."""
+    if run is not None:
+        run["replay_of"] = replay_of_txn(conn, run["run_id"])
+    return run
 
 
 def routes(engine: Engine) -> list[Route]:
@@ -72,7 +81,7 @@ def routes(engine: Engine) -> list[Route]:
 
     async def get_run(request: Request) -> Response:
         run_id = request.path_params["run_id"]
-        run = await store.read(lambda c: queries.get_run(c, run_id))
+        run = await store.read(lambda c: _with_replay_of(c, queries.get_run(c, run_id)))
         if run is None:
             return error_response(NotFoundError(f"no run with id {run_id}", "list runs with GET /v1/runs"))
         return _ok(run)

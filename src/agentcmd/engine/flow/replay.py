@@ -15,7 +15,10 @@ point of a replay is to run again. Call-time flow control still holds:
 concurrency limits and a pause park replayed runs like any other.
 
 Selection and creation are one write transaction, so a replay is all or
-nothing and two concurrent replays cannot interleave half-way.
+nothing and two concurrent replays cannot interleave half-way. Each new run
+names the run it replays in ``runs.replay_of`` (migration 0006), which the
+dashboard shows as a "replay" badge and a link; ``replay_runs`` is the one
+implementation behind both the REST route and the dashboard's Replay button.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from agentcmd.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from agentcmd.engine.app import Engine
+    from agentcmd.engine.apps import Function
 
 MAX_RANGE = datetime.timedelta(days=31)
 MAX_RUNS = 10_000      # one transaction; a wider replay is split by the caller into smaller ranges
@@ -101,18 +105,81 @@ def parse_request(body: Any) -> ReplayRequest:
     return ReplayRequest(int(start.timestamp() * 1000), int(end.timestamp() * 1000), tuple(statuses))
 
 
-def runs_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest) -> list[tuple[str, str, str]]:
-    """(run_id, event_id, events json) of the function's runs created in the range, oldest first."""
-    sql = ("SELECT run_id, event_id, events FROM runs WHERE function_slug=? AND created_at BETWEEN ? AND ?")
+def _selection(slug: str, req: ReplayRequest) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its arguments) picking the function's runs in the range and statuses."""
+    where = "function_slug=? AND created_at BETWEEN ? AND ?"
     args: list[Any] = [slug, req.from_ms, req.to_ms]
     if req.statuses:
-        sql += f" AND status IN ({','.join('?' * len(req.statuses))})"
+        where += f" AND status IN ({','.join('?' * len(req.statuses))})"
         args += req.statuses
-    rows = conn.execute(sql + " ORDER BY created_at, run_id LIMIT ?", (*args, MAX_RUNS + 1)).fetchall()
+    return where, args
+
+
+def _too_many(slug: str) -> ReplayInputError:
+    return ReplayInputError(f"more than {MAX_RUNS} runs of {slug} match this range",
+                            "replay a narrower range (several requests)")
+
+
+def runs_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest) -> list[tuple[str, str, str]]:
+    """(run_id, event_id, events json) of the function's runs created in the range, oldest first."""
+    where, args = _selection(slug, req)
+    rows = conn.execute(f"SELECT run_id, event_id, events FROM runs WHERE {where} ORDER BY created_at, run_id "
+                        "LIMIT ?", (*args, MAX_RUNS + 1)).fetchall()
     if len(rows) > MAX_RUNS:
-        raise ReplayInputError(f"more than {MAX_RUNS} runs of {slug} match this range",
-                               "replay a narrower range (several requests)")
+        raise _too_many(slug)
     return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def count_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest) -> int:
+    """How many runs a replay of ``req`` would start now (the dashboard's preview); raises over the cap."""
+    where, args = _selection(slug, req)
+    n = int(conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE {where} LIMIT ?)",
+                         (*args, MAX_RUNS + 1)).fetchone()[0])
+    if n > MAX_RUNS:
+        raise _too_many(slug)
+    return n
+
+
+def replay_of_txn(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """The run that ``run_id`` replays (migration 0006), or None for a run that is not a replay."""
+    row = conn.execute("SELECT replay_of FROM runs WHERE run_id=?", (run_id,)).fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
+def find_function(engine: Engine, ref: str) -> Function | None:
+    """A function by its slug (``<app>-<fn>``) or its uuid."""
+    return engine.registry.get(ref) or next(
+        (f for f in engine.registry.functions.values() if f.uuid == ref), None)
+
+
+async def replay_runs(engine: Engine, fn: Function, req: ReplayRequest) -> list[tuple[str, str]]:
+    """Start the replays; (new run id, original run id) pairs, oldest original first.
+
+    The one implementation behind the REST route and the dashboard's Replay
+    button. Each new run records the run it replays in ``runs.replay_of``
+    in the same transaction that creates it.
+    """
+    now = engine.clock()
+
+    def txn(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+        specs: list[RunSpec] = []
+        pairs: list[tuple[str, str]] = []
+        for old, event_id, events_json in runs_to_replay_txn(conn, fn.slug, req):
+            events = json.loads(events_json)
+            if not isinstance(events, list) or not events:
+                continue
+            # A replay is a new top-level run: no invoke parent to report back to.
+            spec = dataclasses.replace(engine.dispatcher.run_spec(fn, events, event_id), parent=None)
+            specs.append(spec)
+            pairs.append((spec.run_id, old))
+        writes.create_runs_txn(conn, specs, now, None)
+        conn.executemany("UPDATE runs SET replay_of=? WHERE run_id=?", [(old, new) for new, old in pairs])
+        return pairs
+
+    pairs = await engine.store.write(txn)
+    if pairs:
+        engine.worker.wake()
+    return pairs
 
 
 def routes(engine: Engine) -> list[Route]:
@@ -122,8 +189,7 @@ def routes(engine: Engine) -> list[Route]:
         if not engine.authorized(request):
             return error_response(unauthorized("missing or wrong bearer token"))
         ref = request.path_params["function_id"]
-        fn = engine.registry.get(ref) or next(
-            (f for f in engine.registry.functions.values() if f.uuid == ref), None)
+        fn = find_function(engine, ref)
         if fn is None:
             return error_response(NotFoundError(f"no function {ref!r}",
                                                 "list functions with GET /v1/functions (use its slug or id)"))
@@ -131,25 +197,10 @@ def routes(engine: Engine) -> list[Route]:
             req = parse_request(await json_body(request))
         except InputError as exc:
             return error_response(exc, 400)
-        now = engine.clock()
-
-        def txn(conn: sqlite3.Connection) -> list[str]:
-            specs: list[RunSpec] = []
-            for _old, event_id, events_json in runs_to_replay_txn(conn, fn.slug, req):
-                events = json.loads(events_json)
-                if not isinstance(events, list) or not events:
-                    continue
-                # A replay is a new top-level run: no invoke parent to report back to.
-                specs.append(dataclasses.replace(engine.dispatcher.run_spec(fn, events, event_id), parent=None))
-            writes.create_runs_txn(conn, specs, now, None)
-            return [s.run_id for s in specs]
-
         try:
-            run_ids = await engine.store.write(txn)
+            pairs = await replay_runs(engine, fn, req)
         except ReplayInputError as exc:
             return error_response(exc)
-        if run_ids:
-            engine.worker.wake()
-        return JSONResponse({"data": {"replayed": len(run_ids), "run_ids": run_ids}})
+        return JSONResponse({"data": {"replayed": len(pairs), "run_ids": [new for new, _ in pairs]}})
 
     return [Route("/v1/functions/{function_id}/replay", replay, methods=["POST"])]
