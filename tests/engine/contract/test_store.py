@@ -74,6 +74,42 @@ async def test_future_items_wait_for_ready_at(store: Store) -> None:
     assert [i.kind for i in await store.lease_due(now + 5_000, 10, now + 60_000)] == [QueueKind.SLEEP]
 
 
+async def _flood(store: Store, count: int, at: int) -> None:
+    """``count`` accepted events waiting for dispatch, all due at ``at``."""
+    await store.write(lambda c: [writes.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, at, {"event_id": f"E{i}"}))
+                                 for i in range(count)])
+
+
+async def test_a_due_wake_up_is_leased_before_an_older_backlog_of_events(store: Store) -> None:
+    await _run(store)
+    now = now_ms()
+    [item] = await store.lease_due(now, 10, now + 60_000)
+    await store.apply_outcome("01RUN", item, Outcome(waiting=["s1"], items=[
+        NewItem(QueueKind.SLEEP, "s1", now + 5_000, {"name": "nap"})]), now + 60_000)
+    await _flood(store, 200, now)               # accepted before the sleep was due
+    one = await store.lease_due(now + 5_000, 1, now + 60_000)
+    assert [i.kind for i in one] == [QueueKind.SLEEP]
+
+
+async def test_new_events_keep_an_eighth_of_each_lease_while_runs_are_busy(store: Store) -> None:
+    now = now_ms()
+    await _flood(store, 50, now - 1_000)
+    await store.write(lambda c: [writes.enqueue_txn(c, f"R{i}", NewItem(QueueKind.STEP, DISCOVERY, now, {}))
+                                 for i in range(50)])
+    items = await store.lease_due(now, 16, now + 60_000)
+    assert [i.kind for i in items] == [QueueKind.STEP] * 14 + [QueueKind.EVENT] * 2
+    assert [i.payload["event_id"] for i in items[14:]] == ["E0", "E1"]     # oldest events first
+
+
+async def test_events_fill_what_the_runs_lane_leaves(store: Store) -> None:
+    now = now_ms()
+    await _flood(store, 20, now)
+    await store.write(lambda c: writes.enqueue_txn(c, "R", NewItem(QueueKind.STEP, DISCOVERY, now, {})))
+    items = await store.lease_due(now, 8, now + 60_000)
+    assert [i.kind for i in items] == [QueueKind.STEP] + [QueueKind.EVENT] * 7
+    assert len(await store.lease_due(now, 100, now + 60_000)) == 13
+
+
 async def test_memo_next_item_and_ack_commit_together(store: Store) -> None:
     await _run(store)
     now = now_ms()

@@ -146,12 +146,36 @@ def _needs_dispatch(conn: sqlite3.Connection, ev: NewEvent) -> bool:
 
 # -- queue -----------------------------------------------------------------------------------
 
+EVENT_SHARE = 8    # 1/EVENT_SHARE of each lease is kept for new events' dispatch
+
+
 def lease_due_txn(conn: sqlite3.Connection, now: int, limit: int, lease_until: int) -> list[QueueItem]:
-    """Lease up to ``limit`` due, unleased items, oldest first."""
+    """Lease up to ``limit`` due, unleased items: runs' own work first, then new events.
+
+    Two lanes, each oldest first (index ``queue_by_lane``, migration 0007):
+    the work of runs that exist (next calls, sleep wake-ups, timeouts,
+    retries, timers) and the dispatch of accepted events. Taking the first
+    lane first keeps a flood of 10,000 events from delaying a sleep that is
+    due now behind every event accepted before it; an eighth of each lease
+    (``EVENT_SHARE``) still goes to events so new runs keep starting while
+    existing runs are busy. Within a lane, order is ``ready_at`` then id.
+    """
+    share = min(limit // EVENT_SHARE, limit)
+    events = _lease_lane(conn, True, now, share, lease_until) if share else []
+    runs = _lease_lane(conn, False, now, limit - len(events), lease_until)
+    if len(events) + len(runs) < limit and len(events) == share:
+        events += _lease_lane(conn, True, now, limit - len(events) - len(runs), lease_until)
+    return runs + events
+
+
+def _lease_lane(conn: sqlite3.Connection, events: bool, now: int, limit: int,
+                lease_until: int) -> list[QueueItem]:
+    if limit <= 0:
+        return []
     rows = conn.execute(
         f"UPDATE queue SET lease_until=?, dedupe=NULL WHERE id IN (SELECT id FROM queue WHERE lease_until IS NULL "
-        f"AND ready_at<=? ORDER BY ready_at, id LIMIT ?) RETURNING {_ITEM_COLS}",
-        (lease_until, now, limit)).fetchall()
+        f"AND (kind = 'event') = ? AND ready_at<=? ORDER BY ready_at, id LIMIT ?) RETURNING {_ITEM_COLS}",
+        (lease_until, int(events), now, limit)).fetchall()
     return sorted((_item(r) for r in rows), key=lambda i: (i.ready_at, i.id))
 
 
