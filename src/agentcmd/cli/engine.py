@@ -17,9 +17,22 @@ _PORT = typer.Option(8288, "--port", "-p", min=1, max=65535, help="Port for the 
 _SDK_URL = typer.Option(None, "--sdk-url", "-u", help="App serve URL to sync (repeatable).")
 _RETRY = typer.Option(None, "--retry-interval", min=0.0,
                       help="Flat retry backoff in seconds instead of the default 15 s .. 2 h table.")
+_CALL_TIMEOUT = typer.Option(
+    None, "--call-timeout",
+    help="Seconds one SDK call (one step) may take; then that attempt fails and is retried per the "
+         "function's retries. Default 7200 (2 h), or AGENTCMD_ENGINE_CALL_TIMEOUT.")
 _GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
+
+
+def _call_timeout_flag(value: float | None) -> float | None:
+    """``--call-timeout`` checked here, so a bad value is blamed on the flag (not on the env var)."""
+    if value is None:
+        return None
+    from agentcmd.config.settings import check_call_timeout
+
+    return check_call_timeout(value, "--call-timeout")
 
 
 @app.command("dev")
@@ -30,6 +43,7 @@ def dev(
     no_discovery: bool = typer.Option(False, "--no-discovery", help="Do not scan local ports for apps."),
     poll_interval: float = typer.Option(5.0, "--poll-interval", min=0.1, help="Seconds between app re-syncs."),
     retry_interval: float = _RETRY,
+    call_timeout: float | None = _CALL_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
     allow_remote_dev: bool = typer.Option(
@@ -46,15 +60,17 @@ def dev(
     from agentcmd.webauth.guard import WebAuth
 
     warning = check_bind(Mode.DEV, host, allow_remote_dev)
-    token = load_settings().secret("dashboard_token") if dashboard_auth else None
+    settings = load_settings(engine_call_timeout=_call_timeout_flag(call_timeout))
+    token = settings.secret("dashboard_token") if dashboard_auth else None
     # Fails before binding if a login is needed but impossible. (WebAuth directly, not the
     # dashboard module: that imports FastAPI, which would double the time to ready.)
     WebAuth.build(Mode.DEV, host, dashboard_auth, token)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
-                          discovery=not no_discovery, retry_interval_s=retry_interval, grace_s=grace,
-                          host=host, dashboard_auth=dashboard_auth, dashboard_token=token)
+                          discovery=not no_discovery, retry_interval_s=retry_interval,
+                          call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
+                          dashboard_auth=dashboard_auth, dashboard_token=token)
     raise typer.Exit(serve(config, host, port))
 
 
@@ -71,6 +87,7 @@ def start(
     poll_interval: float = typer.Option(5.0, "--poll-interval", min=0.1,
                                         help="Seconds between retries of apps that failed to sync."),
     retry_interval: float = _RETRY,
+    call_timeout: float | None = _CALL_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
 ) -> None:
@@ -84,7 +101,8 @@ def start(
     from agentcmd.errors import ConfigError
 
     settings = load_settings(event_key=event_key, signing_key=signing_key,
-                             sqlite_dir=Path(sqlite_dir) if sqlite_dir else None)
+                             sqlite_dir=Path(sqlite_dir) if sqlite_dir else None,
+                             engine_call_timeout=_call_timeout_flag(call_timeout))
     sk = settings.secret("signing_key")
     ek = settings.secret("event_key")
     if not sk:
@@ -101,6 +119,7 @@ def start(
     WebAuth.build(Mode.PRODUCTION, host, dashboard_auth, token)  # beyond loopback the dashboard needs a token
     config = EngineConfig(mode="production", db_path=settings.resolved_sqlite_dir / DB_FILE_NAME,
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
-                          poll_interval=poll_interval, retry_interval_s=retry_interval, grace_s=grace,
-                          host=host, dashboard_auth=dashboard_auth, dashboard_token=token)
+                          poll_interval=poll_interval, retry_interval_s=retry_interval,
+                          call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
+                          dashboard_auth=dashboard_auth, dashboard_token=token)
     raise typer.Exit(serve(config, host, port))

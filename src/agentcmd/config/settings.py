@@ -13,6 +13,7 @@ docs test checks docs/settings.md against it.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,13 @@ from agentcmd.config.sources import read_config_file
 from agentcmd.errors import AgentcmdError, ConfigError
 
 EngineKind = Literal["embedded", "inngest-cli", "external"]
+# The embedded engine's per-call timeout of SDK requests. One call runs one step, and an
+# agent step can take many minutes, so the default is the Go server's 2 h request limit
+# (the same value as agentcmd.engine.driver.DEFAULT_TIMEOUT_S, not imported here so that
+# settings do not pull in the engine). The cap keeps leases (timeout + 60 s) sane.
+ENGINE_CALL_TIMEOUT_DEFAULT_S = 7200.0
+ENGINE_CALL_TIMEOUT_MAX_S = 7 * 24 * 3600.0
+CALL_TIMEOUT_SOURCES = "AGENTCMD_ENGINE_CALL_TIMEOUT or engine_call_timeout in config.json"
 LogFormat = Literal["auto", "plain", "rich", "json"]
 
 
@@ -69,6 +77,10 @@ class Settings(BaseSettings):
     )
     engine: EngineKind = Field("embedded", validation_alias=_env("AGENTCMD_ENGINE", "engine"))
     engine_url: str | None = Field(None, validation_alias=_env("AGENTCMD_ENGINE_URL", "engine_url"))
+    engine_call_timeout: float = Field(
+        ENGINE_CALL_TIMEOUT_DEFAULT_S,
+        validation_alias=_env("AGENTCMD_ENGINE_CALL_TIMEOUT", "engine_call_timeout"),
+    )
 
     # Files
     home: Path = Field(default_factory=home_dir, validation_alias=_env("AGENTCMD_HOME", "home"))
@@ -96,6 +108,11 @@ class Settings(BaseSettings):
                 v.get_secret_value(), "signing key (INNGEST_SIGNING_KEY, --signing-key or config.json)"
             )
         )
+
+    @field_validator("engine_call_timeout", mode="before")
+    @classmethod
+    def _check_call_timeout(cls, v: Any) -> float:
+        return check_call_timeout(v, CALL_TIMEOUT_SOURCES)
 
     @field_validator("event_key")
     @classmethod
@@ -157,6 +174,22 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _ConfigFileSource(settings_cls))
 
 
+def check_call_timeout(value: Any, source: str) -> float:
+    """The engine's SDK call timeout in seconds, or ``ConfigError`` naming ``source`` (a flag or env var)."""
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds <= ENGINE_CALL_TIMEOUT_MAX_S:   # also refuses nan and inf
+        raise ConfigError(
+            f"engine call timeout ({source}) must be a number of seconds above 0 and at most "
+            f"{ENGINE_CALL_TIMEOUT_MAX_S:g} (7 days), got {value!r}",
+            f"give the longest time one SDK call (one step) may take, e.g. 600; "
+            f"the default is {ENGINE_CALL_TIMEOUT_DEFAULT_S:g} (2 h)",
+        )
+    return seconds
+
+
 class _ConfigFileSource(PydanticBaseSettingsSource):
     """The lowest layer above defaults: ``$AGENTCMD_HOME/config.json``."""
 
@@ -182,6 +215,7 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "engine_port": (("INNGEST_PORT", "AGENTCMD_ENGINE_PORT"), "engine port"),
     "engine": (("AGENTCMD_ENGINE",), "embedded, inngest-cli or external"),
     "engine_url": (("AGENTCMD_ENGINE_URL",), "URL of an external engine"),
+    "engine_call_timeout": (("AGENTCMD_ENGINE_CALL_TIMEOUT",), "seconds one engine -> SDK call may take"),
     "home": (("AGENTCMD_HOME",), "home directory"),
     "data_dir": (("AGENTCMD_DATA_DIR",), "data directory"),
     "sqlite_dir": (("AGENTCMD_SQLITE_DIR",), "engine database directory"),
