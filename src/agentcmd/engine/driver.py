@@ -10,6 +10,7 @@ user's own errors: both come back as ``SDKResponse``, never as exceptions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,27 @@ if TYPE_CHECKING:
 log = logging.getLogger("agentcmd.engine.driver")
 # One SDK call runs one step, and an agent step (a coding agent at work) can
 # take many minutes: like the Go server's 2 h request limit, not a web timeout.
+# Users set it with engine_call_timeout (--call-timeout, AGENTCMD_ENGINE_CALL_TIMEOUT);
+# config.settings.ENGINE_CALL_TIMEOUT_DEFAULT_S is the same number.
 DEFAULT_TIMEOUT_S = 7200.0
+
+
+def _failed(url: str, exc: BaseException, *, reached: bool) -> SDKResponse:
+    """A transport failure, worded by whether the app was reached at all."""
+    detail = str(exc) or type(exc).__name__
+    if reached:
+        message = (f"SDK call to {url} failed: {detail}; the app broke off its answer "
+                   "(check its logs: did it crash, restart, or is a proxy in between cutting responses?)")
+    else:
+        message = f"SDK unreachable at {url}: {detail} (is the app running and listening there?)"
+    return SDKResponse(ResponseKind.INTERNAL_ERROR, 0, message=message)
+
+
+def _with_url(result: SDKResponse, url: str) -> SDKResponse:
+    """An answer we could not use (not from the SDK, bad JSON): say which URL gave it."""
+    if result.kind == ResponseKind.INTERNAL_ERROR and result.message and url not in result.message:
+        return dataclasses.replace(result, message=f"{result.message} (from {url})")
+    return result
 
 
 class Driver:
@@ -73,14 +94,14 @@ class Driver:
             try:
                 r = await self._http1.post(url, body, h, self.timeout_s)
             except TimeoutError:
-                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
-                                   message=f"SDK call timed out after {self.timeout_s:g} s: {url}")
+                return self._timed_out(url)
             except OSError as exc:   # ConnectionError is an OSError
-                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
-                                   message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
+                # http1 raises bare ConnectionError (or StaleConnectionError) once connected:
+                # the app was reached but broke off; any other OSError is a failed connect.
+                return _failed(url, exc, reached=type(exc) in (ConnectionError, http1.StaleConnectionError))
             raw = r.body
             result = parse_response(r.status, r.headers, raw, now_ms())
-            return self._checked(result, raw)
+            return _with_url(self._checked(result, raw), url)
         import aiohttp
 
         for attempt in (0, 1):
@@ -90,20 +111,25 @@ class Driver:
                     result = parse_response(resp.status, dict(resp.headers), raw, now_ms())
                 break
             except TimeoutError:
-                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
-                                   message=f"SDK call timed out after {self.timeout_s:g} s: {url}")
+                return self._timed_out(url)
             except aiohttp.ClientConnectionError as exc:
                 # A pooled keep-alive connection the app closed just as we reused it
                 # ("Can not write request body", "Server disconnected"): try once more
                 # on a fresh connection. Refused connections are not retried here.
                 if attempt == 0 and not isinstance(exc, aiohttp.ClientConnectorError):
                     continue
-                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
-                                   message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
-            except (aiohttp.ClientError, OSError) as exc:
-                return SDKResponse(ResponseKind.INTERNAL_ERROR, 0,
-                                   message=f"SDK unreachable at {url}: {exc or type(exc).__name__}")
-        return self._checked(result, raw)
+                return _failed(url, exc, reached=not isinstance(exc, aiohttp.ClientConnectorError))
+            except aiohttp.ClientError as exc:   # e.g. ClientPayloadError: a truncated body
+                return _failed(url, exc, reached=True)
+            except OSError as exc:
+                return _failed(url, exc, reached=False)
+        return _with_url(self._checked(result, raw), url)
+
+    def _timed_out(self, url: str) -> SDKResponse:
+        return SDKResponse(ResponseKind.INTERNAL_ERROR, 0, message=(
+            f"SDK call timed out after {self.timeout_s:g} s: {url} did not answer in time (check the app's "
+            "logs for a stuck step; if steps legitimately run longer, raise the engine call timeout: "
+            "--call-timeout or AGENTCMD_ENGINE_CALL_TIMEOUT)"))
 
     def _checked(self, result: SDKResponse, raw: bytes) -> SDKResponse:
         """Production: a response the SDK signed must verify with our key."""
