@@ -2,7 +2,9 @@
 
 The engine app passes in how it accepts events (the same path as
 ``POST /e/{key}``, so a dashboard-sent event wakes the worker like any other)
-and how it syncs an app URL (``Syncer.sync_one``); cancelling is the store's
+how it syncs an app URL (``Syncer.sync_one``) and how it replays a
+function's runs (``flow.replay.replay_runs``, the code behind
+``POST /v1/functions/{id}/replay``); cancelling is the store's
 ``cancel_run``, the same command as ``DELETE /v1/runs/{id}``. Nothing here
 touches the executor.
 """
@@ -14,6 +16,8 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
+from agentcmd.engine.dashboard.replayform import nothing_to_replay
+from agentcmd.engine.flow.replay import ReplayRequest
 from agentcmd.engine.store import now_ms
 from agentcmd.engine.store import queries as store_queries
 from agentcmd.engine.store.models import NewEvent
@@ -22,6 +26,7 @@ from agentcmd.errors import InputError, NotFoundError, UnavailableError
 T = TypeVar("T")
 AcceptEvents = Callable[[list[dict[str, Any]]], Awaitable[list[str]]]
 SyncUrl = Callable[[str], Awaitable[str | None]]
+ReplayRuns = Callable[[str, ReplayRequest], Awaitable[list[tuple[str, str]]]]
 
 
 class ActionStore(Protocol):
@@ -54,10 +59,12 @@ async def store_accept(store: ActionStore, events: list[dict[str, Any]]) -> list
 class EngineActions:
     """``DashboardActions`` on an engine store plus the engine's accept and sync callables."""
 
-    def __init__(self, store: ActionStore, accept: AcceptEvents | None = None, sync_url: SyncUrl | None = None) -> None:
+    def __init__(self, store: ActionStore, accept: AcceptEvents | None = None, sync_url: SyncUrl | None = None,
+                 replay: ReplayRuns | None = None) -> None:
         self._store = store
         self._accept = accept
         self._sync_url = sync_url
+        self._replay = replay
 
     async def _send(self, events: list[dict[str, Any]]) -> list[str]:
         if self._accept is not None:
@@ -96,3 +103,14 @@ class EngineActions:
 
     async def send_event(self, name: str, data: dict[str, Any]) -> list[str]:
         return await self._send([{"name": name, "data": data}])
+
+    async def replay(self, slug: str, request: ReplayRequest) -> list[tuple[str, str]]:
+        """Replay through the engine; a range with no matching run is an error here (the form says so)."""
+        if self._replay is None:
+            raise UnavailableError("this engine cannot replay runs from the dashboard",
+                                   f"POST /v1/functions/{slug}/replay on the engine's REST API")
+        pairs = await self._replay(slug, request)
+        if not pairs:
+            raise nothing_to_replay(slug, request)
+        return pairs
+

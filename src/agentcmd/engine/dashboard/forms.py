@@ -1,4 +1,4 @@
-"""The dashboard's state-changing routes: login/logout, cancel, rerun, re-sync, send event.
+"""The dashboard's state-changing routes: login/logout, cancel, rerun, re-sync, send event, replay.
 
 Every post is a plain HTML form (works without JavaScript) carrying a CSRF
 token; the check is ``WebAuth.action_allowed`` (policy in
@@ -18,8 +18,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from agentcmd.engine.dashboard import replayform
 from agentcmd.engine.dashboard.reader import DashboardActions
 from agentcmd.engine.dashboard.render import Chrome
+from agentcmd.engine.store import now_ms
 from agentcmd.errors import AgentcmdError, AuthError, InputError, UnavailableError
 from agentcmd.webauth import login as login_flow
 from agentcmd.webauth.policy import Route
@@ -47,7 +49,12 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions | None) -> None:
+FunctionPage = Callable[..., Awaitable[Response]]
+
+
+def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions | None,
+                    function_page: FunctionPage | None = None) -> None:
+    """``function_page(request, slug, posted=, error=)`` re-renders a refused replay on its form."""
     auth = chrome.auth
 
     def login_page(request: Request, error: str = "", status_code: int = 200, next_url: str = "/") -> Response:
@@ -72,7 +79,8 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
         return login_flow.logout(auth)
 
     async def act(request: Request, route: Route, do: Callable[[dict[str, str]], Awaitable[tuple[str, Any]]],
-                  redo: Callable[[dict[str, str], InputError], Response] | None = None) -> Response:
+                  redo: Callable[[dict[str, str], InputError], Response | Awaitable[Response]] | None = None
+                  ) -> Response:
         """Check the post, run ``do``; bad input goes back to the form (``redo``) when there is one."""
         as_twin = _wants_json(request)
         form: dict[str, str] = {}
@@ -90,7 +98,8 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
             target, data = await do(form)
         except InputError as exc:
             if redo is not None and not as_twin:
-                return redo(form, exc)
+                again = redo(form, exc)
+                return again if isinstance(again, Response) else await again
             return chrome.error(request, exc, as_twin)
         except AgentcmdError as exc:
             return chrome.error(request, exc, as_twin)
@@ -161,3 +170,19 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
                                title="Send event", nav="send", status_code=exc.http_status)
 
         return await act(request, Route.SEND_EVENT, do, redo)
+
+    @router.post("/functions/{slug}/replay")
+    async def replay(request: Request, slug: str) -> Response:
+        async def do(form: dict[str, str]) -> tuple[str, Any]:
+            assert actions is not None
+            pairs = await actions.replay(slug, replayform.to_request(replayform.from_values(form, now_ms())))
+            target = f"/runs?function={quote(slug)}&notice=replayed&n={len(pairs)}"
+            return target, {"function": slug, "replayed": len(pairs),
+                            "runs": [{"run_id": new, "replay_of": old} for new, old in pairs]}
+
+        async def redo(form: dict[str, str], exc: InputError) -> Response:
+            if function_page is None:
+                return chrome.error(request, exc, False)
+            return await function_page(request, slug, posted=replayform.from_values(form, now_ms()), error=exc)
+
+        return await act(request, Route.ACTION, do, redo)

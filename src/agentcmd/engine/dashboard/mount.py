@@ -18,6 +18,7 @@ from agentcmd.engine.dashboard.actions import EngineActions
 from agentcmd.engine.dashboard.queries import SqliteDashboardReader
 from agentcmd.engine.dashboard.views import DashboardConfig, create_router
 from agentcmd.engine.store import now_ms
+from agentcmd.errors import NotFoundError
 from agentcmd.mode import Mode
 from agentcmd.webauth.guard import WebAuth
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from agentcmd.engine.app import Engine
+    from agentcmd.engine.flow.replay import ReplayRequest
     from agentcmd.engine.store.models import NewEvent
 
 T = TypeVar("T")
@@ -75,9 +77,18 @@ def dashboard_app(engine: Engine) -> FastAPI:
                                          config.poll_interval, repoll_healthy=False)
         return await syncer.sync_one(url)
 
+    async def replay(slug: str, request: ReplayRequest) -> list[tuple[str, str]]:
+        from agentcmd.engine.flow import replay as replaying
+
+        fn = replaying.find_function(engine, slug)
+        if fn is None:
+            raise NotFoundError(f"no active function {slug!r}",
+                                "pick a function from the apps page (an archived function cannot run again)")
+        return await replaying.replay_runs(engine, fn, request)
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(create_router(
         SqliteDashboardReader(store),
         DashboardConfig(Mode(config.mode), auth, db_description=engine.store_description()),
-        EngineActions(store, accept=accept, sync_url=sync_url)))
+        EngineActions(store, accept=accept, sync_url=sync_url, replay=replay)))
     return app

@@ -24,24 +24,29 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from agentcmd.engine.dashboard import flowstate
 from agentcmd.engine.dashboard.reader import (
     AppRow,
     ErrorInfo,
     EventRow,
+    FunctionDetail,
     FunctionRow,
     HistoryRow,
     Page,
     RunDetail,
     RunFilter,
     RunSummary,
+    SkipRow,
     StepRow,
     WaitRow,
     parse_rfc3339,
 )
+from agentcmd.engine.flow.replay import ReplayRequest, count_to_replay_txn
 from agentcmd.engine.store import queries as store_queries
 
 T = TypeVar("T")
 MAX_LIMIT = 200
+RECENT_RUNS = 10  # on a function's page
 
 
 class ReadsSQLite(Protocol):
@@ -54,6 +59,8 @@ class ReadsSQLite(Protocol):
 
 _RUN_COLS = ("r.run_id, r.function_slug, COALESCE(f.name, r.function_slug), r.app_id, r.event_id, "
              "COALESCE(e.name, ''), r.status, r.attempt, r.created_at, r.started_at, r.ended_at")
+# What the runs list adds per run: the run it replays, and flow control holding it (flowstate.py).
+_FLOW_COLS = f"r.replay_of, {flowstate.WAITING_SQL}, {flowstate.DELAYED_SQL}, f.config"
 _RUN_FROM = ("runs r LEFT JOIN functions f ON f.slug = r.function_slug "
              "LEFT JOIN events e ON e.internal_id = r.event_id")
 
@@ -87,10 +94,18 @@ def list_runs(conn: sqlite3.Connection, filt: RunFilter, before: str | None, lim
     if before:
         where.append("r.run_id < ?")
         args.append(before)
-    rows = conn.execute(f"SELECT {_RUN_COLS} FROM {_RUN_FROM} {_where(where)} ORDER BY r.run_id DESC LIMIT ?",
-                        (*args, limit + 1)).fetchall()
-    items = [RunSummary(*row) for row in rows[:limit]]
+    rows = conn.execute(f"SELECT {_RUN_COLS}, {_FLOW_COLS} FROM {_RUN_FROM} {_where(where)} "
+                        "ORDER BY r.run_id DESC LIMIT ?", (*args, limit + 1)).fetchall()
+    now = int(time.time() * 1000)
+    items = [_summary_row(row, now) for row in rows[:limit]]
     return Page(items, items[-1].run_id if len(rows) > limit else None)
+
+
+def _summary_row(row: tuple[Any, ...], now: int) -> RunSummary:
+    """A ``_RUN_COLS, _FLOW_COLS`` row."""
+    waiting = flowstate.run_waiting(row[12], row[13], row[6], row[14], now)
+    return RunSummary(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
+                      row[11], waiting)
 
 
 def count_runs(conn: sqlite3.Connection, filt: RunFilter) -> dict[str, int]:
@@ -101,11 +116,21 @@ def count_runs(conn: sqlite3.Connection, filt: RunFilter) -> dict[str, int]:
 
 
 def run_extras(conn: sqlite3.Connection, run_id: str) -> tuple[Any, ...] | None:
-    """What the run page shows beyond the REST run: names, creation time, retries allowed, parent."""
+    """What the run page shows beyond the REST run: names, creation time, retries allowed, parent,
+    the run it replays and what flow control holds it on (as a sentence, or None)."""
     row: tuple[Any, ...] | None = conn.execute(
-        "SELECT COALESCE(f.name, r.function_slug), COALESCE(e.name, ''), r.created_at, r.max_attempts, r.parent "
-        f"FROM {_RUN_FROM} WHERE r.run_id = ?", (run_id,)).fetchone()
-    return row
+        "SELECT COALESCE(f.name, r.function_slug), COALESCE(e.name, ''), r.created_at, r.max_attempts, r.parent, "
+        f"r.status, {_FLOW_COLS} FROM {_RUN_FROM} WHERE r.run_id = ?", (run_id,)).fetchone()
+    if row is None:
+        return None
+    waiting = flowstate.run_waiting(row[7], row[8], row[5], row[9], int(time.time() * 1000))
+    return (*row[:5], row[6], waiting)
+
+
+def run_replays(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    """The runs that replay ``run_id``, oldest first (partial index ``runs_by_replay_of``)."""
+    return [str(r[0]) for r in conn.execute(
+        "SELECT run_id FROM runs WHERE replay_of = ? ORDER BY run_id LIMIT 100", (run_id,))]
 
 
 def run_waits(conn: sqlite3.Connection, run_id: str) -> list[WaitRow]:
@@ -114,17 +139,25 @@ def run_waits(conn: sqlite3.Connection, run_id: str) -> list[WaitRow]:
     ``running``: a call to the app is in flight (a leased queue row; the time
     is when it became due); ``retry``: a failed call queued again; ``sleep``:
     a sleep's wake-up; ``wait``/``invoke``: a pause for an event until its
-    deadline.
+    deadline; ``parked``: a call held by a full concurrency key or a paused
+    function (``flow_waiting``; the deadline is when it was due);
+    ``delayed``: a first call scheduled later by throttle or priority.
     """
     rows = conn.execute(
-        "SELECT 'running', NULLIF(step_id, 'step'), NULL, NULL, ready_at FROM queue "
+        "SELECT 'running', NULLIF(step_id, 'step'), NULL, NULL, ready_at, NULL, NULL FROM queue "
         "WHERE run_id = ? AND kind IN ('step', 'start') AND lease_until IS NOT NULL "
-        "UNION ALL SELECT 'sleep', step_id, NULL, NULL, ready_at FROM queue WHERE run_id = ? AND kind = 'sleep' "
-        "UNION ALL SELECT 'retry', step_id, NULL, NULL, ready_at FROM queue "
+        "UNION ALL SELECT 'sleep', step_id, NULL, NULL, ready_at, NULL, NULL FROM queue "
+        "WHERE run_id = ? AND kind = 'sleep' "
+        "UNION ALL SELECT 'retry', step_id, NULL, NULL, ready_at, NULL, NULL FROM queue "
         "WHERE run_id = ? AND kind IN ('step', 'start') AND attempt > 0 AND lease_until IS NULL "
-        "UNION ALL SELECT kind, step_id, event_name, expression, expires_at FROM pauses "
-        "WHERE run_id = ? AND kind IN ('wait', 'invoke') ORDER BY 5", (run_id, run_id, run_id, run_id)).fetchall()
-    return [WaitRow(*row) for row in rows]
+        "AND id NOT IN (SELECT item_id FROM flow_waiting) "
+        "UNION ALL SELECT 'parked', NULLIF(q.step_id, 'step'), NULL, NULL, w.ready_at, w.key, w.lim FROM queue q "
+        "JOIN flow_waiting w ON w.item_id = q.id WHERE q.run_id = ? "
+        "UNION ALL SELECT kind, step_id, event_name, expression, expires_at, NULL, NULL FROM pauses "
+        "WHERE run_id = ? AND kind IN ('wait', 'invoke') ORDER BY 5",
+        (run_id, run_id, run_id, run_id, run_id)).fetchall()
+    return [WaitRow(row[0], row[1], row[2], row[3], int(row[4]),
+                    flowstate.waiting_reason(row[5], int(row[6])) if row[5] else None) for row in rows]
 
 
 def list_events(conn: sqlite3.Connection, name: str | None, before: str | None, limit: int) -> Page[EventRow]:
@@ -143,6 +176,19 @@ def list_events(conn: sqlite3.Connection, name: str | None, before: str | None, 
         f"FROM events {_where(where)} ORDER BY internal_id DESC LIMIT ?", (*args, limit + 1)).fetchall()
     items = [EventRow(*row) for row in rows[:limit]]
     return Page(items, items[-1].event_id if len(rows) > limit else None)
+
+
+def delayed_start(conn: sqlite3.Connection, run_id: str) -> WaitRow | None:
+    """A Queued run's first call scheduled in the future (throttle, negative priority), with the reason."""
+    row = conn.execute(
+        "SELECT q.ready_at, f.config FROM queue q JOIN runs r ON r.run_id = q.run_id "
+        "LEFT JOIN functions f ON f.slug = r.function_slug WHERE q.run_id = ? AND q.kind = 'start' "
+        "AND q.lease_until IS NULL AND r.status = 'Queued' AND q.id NOT IN (SELECT item_id FROM flow_waiting)",
+        (run_id,)).fetchone()
+    if row is None or int(row[0]) <= int(time.time() * 1000):
+        return None
+    reason = flowstate.run_waiting(None, int(row[0]), "Queued", row[1], int(time.time() * 1000))
+    return WaitRow("delayed", None, None, None, int(row[0]), reason)
 
 
 def function_names(conn: sqlite3.Connection) -> dict[str, str]:
@@ -168,20 +214,22 @@ def _ms(value: Any) -> int:
     return parse_rfc3339(value) or 0
 
 
-def _summary_from_rest(run: dict[str, Any], function_name: str, event_name: str, created_at: int) -> RunSummary:
+def _summary_from_rest(run: dict[str, Any], function_name: str, event_name: str, created_at: int,
+                       replay_of: str | None = None, waiting: str | None = None) -> RunSummary:
     return RunSummary(run["run_id"], run["function_slug"], function_name, run["app_id"], run["event_id"],
                       event_name, run["status"], int(run["attempt"] or 0), created_at,
-                      parse_rfc3339(run["run_started_at"]), parse_rfc3339(run["ended_at"]))
+                      parse_rfc3339(run["run_started_at"]), parse_rfc3339(run["ended_at"]), replay_of, waiting)
 
 
-def _function(f: dict[str, Any]) -> FunctionRow:
+def _function(f: dict[str, Any], paused: dict[str, int] | None = None) -> FunctionRow:
     triggers: list[str] = []
     for trig in (f.get("config") or {}).get("triggers") or []:
         if isinstance(trig, dict) and trig.get("event"):
             triggers.append(f"event: {trig['event']}")
         elif isinstance(trig, dict) and trig.get("cron"):
             triggers.append(f"cron: {trig['cron']}")
-    return FunctionRow(f["slug"], f["id"], f["name"], f["app_id"], triggers, bool(f["archived"]))
+    return FunctionRow(f["slug"], f["id"], f["name"], f["app_id"], triggers, bool(f["archived"]),
+                       (paused or {}).get(f["slug"]))
 
 
 class CountCache:
@@ -242,13 +290,15 @@ class SqliteDashboardReader:
             extras = run_extras(conn, run_id)
             if run is None or extras is None:
                 return None
-            return run, extras, store_queries.run_events(conn, run_id) or []
+            return (run, extras, store_queries.run_events(conn, run_id) or [], run_replays(conn, run_id),
+                    flowstate.paused_at(conn, run["function_slug"]))
 
         found = await self._db.read(q)
         if found is None:
             return None
-        run, (function_name, event_name, created_at, max_attempts, parent), events = found
-        summary = _summary_from_rest(run, function_name, event_name, created_at)
+        run, (function_name, event_name, created_at, max_attempts, parent, replay_of, waiting), events = found[:3]
+        replays, fn_paused_at = found[3:]
+        summary = _summary_from_rest(run, function_name, event_name, created_at, replay_of, waiting)
         output, error = run["output"], None
         if summary.status == "Failed":
             error = error_info(output) or error_info(run["error"]) or ErrorInfo("Error", "the run failed")
@@ -258,7 +308,8 @@ class SqliteDashboardReader:
             output = None
         elif run["error"]:
             error = ErrorInfo("Cancelled" if summary.status == "Cancelled" else "Error", str(run["error"]))
-        return RunDetail(summary, run["function_id"], events, output, error, int(max_attempts), parent)
+        return RunDetail(summary, run["function_id"], events, output, error, int(max_attempts), parent, replays,
+                         fn_paused_at)
 
     async def run_steps(self, run_id: str) -> list[StepRow]:
         steps = await self._db.read(lambda c: store_queries.run_steps(c, run_id))
@@ -272,7 +323,11 @@ class SqliteDashboardReader:
                 for i, h in enumerate(rows)]
 
     async def run_waits(self, run_id: str) -> list[WaitRow]:
-        return await self._db.read(lambda c: run_waits(c, run_id))
+        def q(conn: sqlite3.Connection) -> list[WaitRow]:
+            delayed = delayed_start(conn, run_id)
+            return [delayed, *run_waits(conn, run_id)] if delayed else run_waits(conn, run_id)
+
+        return await self._db.read(q)
 
     async def list_events(self, name: str | None, before: str | None, limit: int) -> Page[EventRow]:
         return await self._db.read(lambda c: list_events(c, name, before, limit))
@@ -300,12 +355,34 @@ class SqliteDashboardReader:
 
         runs, names, event_name, extras = await self._db.read(q)
         out = [_summary_from_rest(r, names.get(r["function_slug"], r["function_slug"]), event_name,
-                                  int(x[2]) if x else 0) for r, x in zip(runs, extras, strict=True)]
+                                  int(x[2]) if x else 0, x[5] if x else None, x[6] if x else None)
+               for r, x in zip(runs, extras, strict=True)]
         return sorted(out, key=lambda r: r.run_id, reverse=True)
 
     async def list_functions(self) -> list[FunctionRow]:
-        rows = await self._db.read(lambda c: store_queries.list_functions(c, include_archived=True))
-        return sorted((_function(f) for f in rows), key=lambda f: (f.archived, f.app_id, f.name))
+        rows, paused = await self._db.read(lambda c: (store_queries.list_functions(c, include_archived=True),
+                                                      flowstate.paused_functions(c)))
+        return sorted((_function(f, paused) for f in rows), key=lambda f: (f.archived, f.app_id, f.name))
+
+    async def get_function(self, slug: str) -> FunctionDetail | None:
+        def q(conn: sqlite3.Connection) -> FunctionDetail | None:
+            found = next((f for f in store_queries.list_functions(conn, include_archived=True)
+                          if f["slug"] == slug), None)
+            if found is None:
+                return None
+            config = found["config"] if isinstance(found.get("config"), dict) else {}
+            fn = _function(found, {slug: p} if (p := flowstate.paused_at(conn, slug)) is not None else {})
+            return FunctionDetail(fn, flowstate.flow_settings(config), flowstate.function_waiting(conn, slug),
+                                  flowstate.function_skips(conn, slug),
+                                  list_runs(conn, RunFilter(function=slug), None, RECENT_RUNS).items)
+
+        return await self._db.read(q)
+
+    async def event_skips(self, event_id: str) -> list[SkipRow]:
+        return await self._db.read(lambda c: flowstate.event_skips(c, event_id))
+
+    async def replay_matches(self, slug: str, request: ReplayRequest) -> int:
+        return await self._db.read(lambda c: count_to_replay_txn(c, slug, request))
 
     async def list_apps(self) -> list[AppRow]:
         functions = await self.list_functions()

@@ -15,7 +15,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from agentcmd.engine.flow.replay import ReplayRequest
 
 T = TypeVar("T")
 
@@ -43,6 +46,8 @@ class RunSummary:
     created_at: int
     started_at: int | None
     ended_at: int | None
+    replay_of: str | None = None  # the run this one replays (flow/replay.py)
+    waiting: str | None = None  # "waiting: concurrency limit 10 on key ..." while flow control holds it
 
     @property
     def duration_ms(self) -> int | None:
@@ -63,6 +68,9 @@ class RunDetail:
     error: ErrorInfo | None
     max_attempts: int
     parent: str | None
+    replays: list[str] = field(default_factory=list)  # runs that replay this one, oldest first
+    function_paused_at: int | None = None
+
 
 
 @dataclass(frozen=True)
@@ -107,11 +115,12 @@ class HistoryRow:
 class WaitRow:
     """Something a run is parked on: a sleep until a time, or a wait for an event until a deadline."""
 
-    kind: str  # sleep | wait | invoke
+    kind: str  # running | sleep | retry | wait | invoke | parked | delayed
     step_id: str | None
     event_name: str | None
     expression: str | None
     deadline: int
+    reason: str | None = None  # parked/delayed: why, as flowstate.py words it
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,41 @@ class FunctionRow:
     app_id: str
     triggers: list[str]
     archived: bool
+    paused_at: int | None = None
 
+
+@dataclass(frozen=True)
+class SkipRow:
+    """An event that started no run of a function, and why (``flow_skips``)."""
+
+    function_slug: str
+    function_name: str
+    event_id: str
+    event_name: str
+    reason: str  # rate_limit | paused | singleton
+    text: str  # "skipped by rate limit"
+    at: int
+
+
+@dataclass(frozen=True)
+class WaitingKey:
+    """Calls of a function's runs parked on one key (a concurrency key, or its pause)."""
+
+    key: str
+    limit: int
+    calls: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FunctionDetail:
+    """The function page: the function, its flow control and its state, its latest runs."""
+
+    function: FunctionRow
+    flow: list[tuple[str, str]]
+    waiting: list[WaitingKey]
+    skips: list[SkipRow]
+    runs: list[RunSummary]
 
 @dataclass(frozen=True)
 class AppRow:
@@ -176,6 +219,11 @@ class DashboardReader(Protocol):
     async def event_runs(self, event_id: str) -> list[RunSummary]: ...
     async def list_apps(self) -> list[AppRow]: ...
     async def list_functions(self) -> list[FunctionRow]: ...
+    async def get_function(self, slug: str) -> FunctionDetail | None: ...
+    async def event_skips(self, event_id: str) -> list[SkipRow]: ...
+    async def replay_matches(self, slug: str, request: ReplayRequest) -> int:
+        """How many runs a replay would start now; raises ``ReplayInputError`` over the cap."""
+        ...
 
 
 class DashboardActions(Protocol):
@@ -187,6 +235,9 @@ class DashboardActions(Protocol):
         ...
     async def resync_app(self, app_id: str) -> None: ...
     async def send_event(self, name: str, data: dict[str, Any]) -> list[str]: ...
+    async def replay(self, slug: str, request: ReplayRequest) -> list[tuple[str, str]]:
+        """Replay the function's runs matching ``request``; (new run id, original run id) pairs."""
+        ...
 
 
 def rfc3339(ms: int | None) -> str | None:
@@ -206,7 +257,8 @@ def parse_rfc3339(value: str | None) -> int | None:
     return round(when.timestamp() * 1000)
 
 
-_TIME_FIELDS = {"created_at", "started_at", "ended_at", "at", "deadline", "received_at", "synced_at"}
+_TIME_FIELDS = {"created_at", "started_at", "ended_at", "at", "deadline", "received_at", "synced_at", "paused_at",
+                "function_paused_at"}
 
 
 def as_json(value: Any) -> Any:

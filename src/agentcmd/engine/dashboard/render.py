@@ -110,7 +110,8 @@ class Chrome:
             version=version, logged_in=self.auth.logged_in(request), locked=self.auth.locked,
             can_read=self.auth.page_allowed(request),
             has_actions=self.has_actions, can_send=self.can_send_events(),
-            notice=request.query_params.get("notice", ""), path=request.url.path)
+            notice=request.query_params.get("notice", ""), notice_n=_count(request.query_params.get("n")),
+            path=request.url.path)
         response = HTMLResponse(html, status_code=status_code)
         for value in cookies.values():
             self.auth.set_csrf_cookie(request, response, value)
@@ -147,6 +148,11 @@ def _security_headers(response: Response) -> None:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
+
+
+def _count(value: str | None) -> str:
+    """A notice's number (``?n=3`` after a replay); anything else is not shown."""
+    return value if value and value.isdigit() and len(value) < 7 else ""
 
 
 def wants_json(request: Request, suffix_json: bool) -> bool:

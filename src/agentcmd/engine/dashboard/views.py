@@ -9,8 +9,10 @@ in the engine app at ``/``. Every page is one view function producing one
 Pages: ``/`` and ``/runs`` (filters: status, function, since; keyset paging
 with ``before``), ``/runs/{id}`` (timeline of steps, waits with deadlines,
 history), ``/events``, ``/events/{id}`` (payload and the runs it started),
-``/apps`` (apps, their functions, sync status). The buttons and the login
-live in ``forms.py``.
+``/apps`` (apps, their functions, sync status), ``/functions/{slug}`` (its
+flow control, paused state, parked calls, skipped events, latest runs and
+the Replay form, ``replayform.py``). The buttons and the login live in
+``forms.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from agentcmd.engine.dashboard import replayform
 from agentcmd.engine.dashboard.reader import (
     RUN_STATUSES,
     DashboardActions,
@@ -118,13 +121,16 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
         page = await reader.list_runs(filt, before, limit)
         counts = await reader.count_runs(filt)
         functions = await reader.list_functions()
+        shown = next((f for f in functions if f.slug == filt.function), None)
         data: dict[str, Any] = {
             "runs": page.items, "next_cursor": page.next_cursor, "counts": counts,
             "total": sum(counts.values()),
             "filters": {"status": status, "function": filt.function, "since": since_raw, "before": before,
                         "limit": limit},
+            "function": shown,
         }
-        version = version_of([(r.run_id, r.status, r.ended_at) for r in page.items], counts)
+        version = version_of([(r.run_id, r.status, r.ended_at, r.waiting) for r in page.items], counts,
+                             shown.paused_at if shown else None)
         if as_twin:
             return chrome.twin(data, version=version, started=started)
         base = {k: v for k, v in (("status", status), ("function", filt.function), ("since", since_raw)) if v}
@@ -148,7 +154,8 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
         waits = await reader.run_waits(run_id)
         history = await reader.run_history(run_id)
         data = {"run": run, "steps": steps, "waits": waits, "history": history}
-        version = version_of(run.summary.status, len(steps), len(history), len(waits))
+        version = version_of(run.summary.status, len(steps), len(history), [(w.kind, w.reason) for w in waits],
+                             run.replays, run.function_paused_at)
         if as_twin:
             return chrome.twin(data, version=version, started=started)
         # A bar per step on one time axis: from (end - duration) to end, as a share of the run's span.
@@ -195,8 +202,9 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
             return chrome.error(request, NotFoundError(f"no event with id {event_id!r}",
                                                        "pick an event from the events page"), as_twin)
         runs = await reader.event_runs(event_id)
-        data = {"event": event, "runs": runs}
-        version = version_of([(r.run_id, r.status) for r in runs])
+        skips = await reader.event_skips(event_id)
+        data = {"event": event, "runs": runs, "skips": skips}
+        version = version_of([(r.run_id, r.status, r.waiting) for r in runs], len(skips))
         if as_twin:
             return chrome.twin(data, version=version)
         return chrome.page(request, "event.html", data, title=f"Event {event.name}", nav="events",
@@ -208,11 +216,50 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
             return deny(request, as_twin)
         apps = await reader.list_apps()
         data = {"apps": apps}
-        version = version_of([(a.app_id, a.synced_at, a.error, len(a.functions)) for a in apps])
+        version = version_of([(a.app_id, a.synced_at, a.error, [(f.slug, f.paused_at) for f in a.functions])
+                              for a in apps])
         if as_twin:
             return chrome.twin(data, version=version)
         return chrome.page(request, "apps.html", data, title="Apps", nav="apps", poll="/apps.json",
                            version=version)
+
+    async def function_page(request: Request, slug: str, suffix_json: bool = False,
+                            posted: replayform.ReplayForm | None = None, error: AgentcmdError | None = None
+                            ) -> Response:
+        """A function's page; ``posted``/``error``: a replay post that was refused, shown on its form."""
+        started = time.perf_counter()
+        as_twin = wants_json(request, suffix_json)
+        if not auth.page_allowed(request):
+            return deny(request, as_twin)
+        detail = await reader.get_function(slug)
+        if detail is None:
+            return chrome.error(request, NotFoundError(f"no function {slug!r}", "pick a function from the apps page"),
+                                as_twin)
+        q = request.query_params
+        form = posted or replayform.from_values(q, int(time.time() * 1000))
+        matching: int | None = None
+        problem = error
+        if problem is None and q.get("preview"):
+            try:
+                req = replayform.to_request(form)
+                matching = await reader.replay_matches(slug, req)
+                if matching == 0:
+                    problem = replayform.nothing_to_replay(slug, req)
+            except AgentcmdError as exc:
+                problem = exc
+        replay = {**form.as_json(), "matching": matching,
+                  "error": (f"{problem.what} ({problem.fix})" if problem.fix else problem.what) if problem else None}
+        data = {"function": detail.function, "flow": detail.flow, "waiting": detail.waiting, "skips": detail.skips,
+                "runs": detail.runs, "replay": replay}
+        version = version_of(detail.function.paused_at, [(w.key, w.calls) for w in detail.waiting],
+                             [s.at for s in detail.skips[:1]], [(r.run_id, r.status, r.waiting) for r in detail.runs])
+        status_code = problem.http_status if problem is not None and error is not None else 200
+        if as_twin:
+            return chrome.twin(data, version=version, started=started, status_code=status_code)
+        return chrome.page(request, "function.html", {**data, "form": form,
+                                                      "status_choices": replayform.STATUS_CHOICES},
+                           title=f"Function {detail.function.name}", nav="apps", version=version, started=started,
+                           poll=f"/functions/{_quote(slug)}.json", status_code=status_code)
 
     # JSON-suffixed routes first: "/runs/{run_id}" would otherwise swallow "X.json".
     @router.get("/runs.json")
@@ -256,6 +303,14 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
     async def apps_html(request: Request) -> Response:
         return await apps_page(request)
 
+    @router.get("/functions/{slug}.json")
+    async def function_json(request: Request, slug: str) -> Response:
+        return await function_page(request, slug, True)
+
+    @router.get("/functions/{slug}")
+    async def function_html(request: Request, slug: str) -> Response:
+        return await function_page(request, slug)
+
     @router.get("/_dashboard/static/{name}")
     async def static(name: str) -> Response:
         if name not in STATIC_FILES:
@@ -263,7 +318,7 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
         body = (HERE / "static" / name).read_bytes()
         return Response(body, media_type=STATIC_FILES[name], headers={"Cache-Control": "max-age=300"})
 
-    add_form_routes(router, chrome, actions)
+    add_form_routes(router, chrome, actions, function_page)
     return router
 
 

@@ -1,0 +1,148 @@
+"""Flow-control state as the dashboard shows it: why a run waits, paused functions, skipped events.
+
+The engine keeps this state in its own tables (docs/flow-control.md):
+
+* ``flow_waiting`` (migration 0003): a call parked on a full concurrency
+  key, or on a paused function (key ``paused:<slug>``, limit 0);
+* a throttled (or negatively prioritised) run is a ``start`` queue row with
+  a ``ready_at`` in the future;
+* ``flow_paused`` (0004): paused functions; ``flow_skips`` (0003): events
+  that started no run of a function, and why (``rate_limit``, ``paused``,
+  ``singleton``).
+
+This module turns those rows into sentences ("waiting: concurrency limit 10
+on key \"acct-1\""), read by the same SQL the pages use. Key formats are
+``flow/concurrency.py``'s (``fn:<slug>:<value>``, ``env:<value>``,
+``account:<value>``) and ``flow/pause.py``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from agentcmd.engine.dashboard.reader import SkipRow, WaitingKey
+
+SKIP_REASONS = {
+    "rate_limit": "skipped by rate limit",
+    "paused": "skipped: the function was paused",
+    "singleton": "skipped by singleton: a run for the same key was in progress",
+}
+MAX_SKIPS = 20
+
+
+def waiting_reason(key: str, limit: int) -> str:
+    """A parked call's key as a sentence; the key's value quoted, as the user's expression produced it."""
+    if key.startswith("paused:"):
+        return "waiting: the function is paused"
+    scope, _, rest = key.partition(":")
+    if scope == "fn":
+        _slug, _, value = rest.partition(":")
+        where = f"on key {json.dumps(value)}" if value else "for the function"
+        return f"waiting: concurrency limit {limit} {where}"
+    if scope in ("env", "account"):
+        return f"waiting: concurrency limit {limit} on {scope} key {json.dumps(rest)}"
+    return f"waiting: concurrency limit {limit} on {key}"
+
+
+def delay_reason(config: dict[str, Any]) -> str:
+    """Why a run's first call is scheduled later: throttle, else a negative priority."""
+    th = config.get("throttle")
+    if isinstance(th, dict) and th.get("limit"):
+        return f"waiting: throttle {th.get('limit')} per {th.get('period') or '60s'}"
+    if isinstance(config.get("priority"), dict):
+        return "waiting: delayed by priority"
+    return "waiting: scheduled start"
+
+
+def skip_text(reason: str) -> str:
+    return SKIP_REASONS.get(reason, f"skipped: {reason}")
+
+
+def flow_settings(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The function's flow-control options, one (option, summary) line each, for its page."""
+    out: list[tuple[str, str]] = []
+    for entry in config.get("concurrency") or []:
+        if isinstance(entry, dict):
+            key = f" per {entry['key']}" if entry.get("key") else ""
+            scope = entry.get("scope") or "fn"
+            out.append(("concurrency", f"{entry.get('limit')} calls in flight{key} (scope {scope})"))
+    for name in ("throttle", "rateLimit"):
+        opt = config.get(name)
+        if isinstance(opt, dict) and opt.get("limit"):
+            key = f" per {opt['key']}" if opt.get("key") else ""
+            burst = f", burst {opt['burst']}" if name == "throttle" and opt.get("burst") else ""
+            out.append((name, f"{opt.get('limit')} per {opt.get('period') or '60s'}{key}{burst}"))
+    for name in ("debounce", "batchEvents", "singleton", "priority", "timeouts"):
+        opt = config.get(name)
+        if isinstance(opt, dict) and opt:
+            out.append((name, ", ".join(f"{k} {v}" for k, v in opt.items())))
+    if isinstance(config.get("idempotency"), str) and config["idempotency"]:
+        out.append(("idempotency", str(config["idempotency"])))
+    return out
+
+
+# -- SQL (read connections) -------------------------------------------------------------------
+
+WAITING_SQL = ("(SELECT w.key || char(31) || w.lim FROM queue q JOIN flow_waiting w ON w.item_id = q.id "
+               "WHERE q.run_id = r.run_id LIMIT 1)")
+DELAYED_SQL = ("CASE WHEN r.status = 'Queued' THEN (SELECT MIN(q.ready_at) FROM queue q "
+               "WHERE q.run_id = r.run_id AND q.kind = 'start' AND q.lease_until IS NULL) END")
+"""Correlated subqueries for one run ``r``: its parked call (key, limit), its delayed first call's time."""
+
+
+def run_waiting(parked: str | None, delayed_until: int | None, status: str, config_json: str | None,
+                now: int) -> str | None:
+    """The runs list's "waiting: ..." for one run, from the two subqueries above (None if not waiting)."""
+    if parked:
+        key, _, lim = parked.rpartition("\x1f")
+        return waiting_reason(key, int(lim or 0))
+    if status == "Queued" and delayed_until is not None and delayed_until > now:
+        try:
+            config = json.loads(config_json or "{}")
+        except ValueError:
+            config = {}
+        return delay_reason(config if isinstance(config, dict) else {})
+    return None
+
+
+def paused_at(conn: sqlite3.Connection, slug: str) -> int | None:
+    row = conn.execute("SELECT paused_at FROM flow_paused WHERE slug = ?", (slug,)).fetchone()
+    return int(row[0]) if row else None
+
+
+def paused_functions(conn: sqlite3.Connection) -> dict[str, int]:
+    return {str(s): int(at) for s, at in conn.execute("SELECT slug, paused_at FROM flow_paused")}
+
+
+def function_waiting(conn: sqlite3.Connection, slug: str) -> list[WaitingKey]:
+    """Calls of the function's runs parked per key (a concurrency key, or the pause)."""
+    rows = conn.execute(
+        "SELECT w.key, MAX(w.lim), COUNT(*) FROM flow_waiting w JOIN queue q ON q.id = w.item_id "
+        "JOIN runs r ON r.run_id = q.run_id WHERE r.function_slug = ? GROUP BY w.key ORDER BY w.key",
+        (slug,)).fetchall()
+    return [WaitingKey(str(k), int(lim), int(n), waiting_reason(str(k), int(lim))) for k, lim, n in rows]
+
+
+_SKIP_COLS = ("s.function_slug, COALESCE(f.name, s.function_slug), s.event_id, COALESCE(e.name, ''), s.reason, s.at "
+              "FROM flow_skips s LEFT JOIN functions f ON f.slug = s.function_slug "
+              "LEFT JOIN events e ON e.internal_id = s.event_id")
+
+
+def _skip(row: tuple[Any, ...]) -> SkipRow:
+    return SkipRow(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), skip_text(str(row[4])),
+                   int(row[5]))
+
+
+def function_skips(conn: sqlite3.Connection, slug: str, limit: int = MAX_SKIPS) -> list[SkipRow]:
+    """The function's latest skipped events, newest first (index ``flow_skips_by_function``)."""
+    rows = conn.execute(f"SELECT {_SKIP_COLS} WHERE s.function_slug = ? ORDER BY s.id DESC LIMIT ?",
+                        (slug, limit)).fetchall()
+    return [_skip(r) for r in rows]
+
+
+def event_skips(conn: sqlite3.Connection, event_id: str) -> list[SkipRow]:
+    """The functions an event did not start, and why (index ``flow_skips_by_event``)."""
+    rows = conn.execute(f"SELECT {_SKIP_COLS} WHERE s.event_id = ? ORDER BY s.id", (event_id,)).fetchall()
+    return [_skip(r) for r in rows]
