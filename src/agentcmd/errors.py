@@ -91,6 +91,17 @@ class DatabaseVersionError(StoreError):
     code = "database_version"
 
 
+class DatabaseUnwritableError(StoreError):
+    """The disk is full, the file or its filesystem is read-only, or writes fail with I/O errors.
+
+    Unlike the other store errors this one is expected to pass: the engine
+    keeps serving what it has, answers 503 to what needs a write, and
+    carries on by itself once a write succeeds again.
+    """
+
+    code = "database_unwritable"
+
+
 class ProtocolError(AgentcmdError):
     code = "protocol_error"
     http_status = 502

@@ -9,6 +9,9 @@
   are requeued at the next start (that is the crash-recovery path too).
 * Every ``sweep_s`` leases that ran out (a call that hung past its
   lease) are requeued.
+* While the database cannot be written (disk full, read-only), leasing
+  pauses and retries every ``OUTAGE_RETRY_S``; calls whose results could
+  not be saved are requeued once a write succeeds (``_strand``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.queue import Clock
 from agentcmd.engine.store import Store, load_contexts, writes
 from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind, RunStatus
+from agentcmd.errors import DatabaseUnwritableError
 
 log = logging.getLogger("agentcmd.engine.worker")
 MAX_IDLE_WAIT_S = 1.0
 MAX_ENGINE_ATTEMPTS = 5       # an item the engine itself fails on this often is given up
 ENGINE_RETRY_MS = 200         # doubled per attempt
+OUTAGE_RETRY_S = 1.0          # while the database cannot be written, try again this often
 
 
 class Worker:
@@ -48,6 +53,9 @@ class Worker:
         self.sweep_s = sweep_s
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
+        self._stranded: set[int] = set()
+        self._last_sweep = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
         executor.on_new_work = self.wake
@@ -65,40 +73,72 @@ class Worker:
 
     async def run(self) -> None:
         """Lease and start items until ``stop()``; never spins (waits for a slot, a wake-up or a due time)."""
-        last_sweep = self.clock()
+        self._last_sweep = self.clock()
         while not self._stopping:
-            free = self.concurrency - len(self._tasks)
-            if free <= 0:
-                # Every slot is busy (tasks handed to us directly count too):
-                # wait for one to free up rather than polling the queue.
-                self._slot_free.clear()
+            try:
+                await self._turn()
+            except DatabaseUnwritableError:
+                # The disk is full or read-only (logged once by the store). Nothing is lost: leases
+                # we could not give back are kept in ``_stranded``. Try again in a while.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._slot_free.wait(), MAX_IDLE_WAIT_S)
-                continue
-            self._wake.clear()
-            items = await self.store.lease_due(self.clock(), free, self.executor.lease_until())
-            for item in items:
-                self._spawn(self._handle(item))
-            if len(items) == free:
-                continue            # there may be more due: lease again once slots free up
-            if self.clock() - last_sweep > self.sweep_s * 1000:
-                last_sweep = self.clock()
-                n = await self.store.requeue_leases(last_sweep)
-                if n:
-                    log.warning("requeued %d queue items whose lease ran out", n)
-            nxt = await self.store.next_ready_at()
-            timeout = MAX_IDLE_WAIT_S
-            if nxt is not None:
-                timeout = min(timeout, (nxt - self.clock()) / 1000)
-            if timeout > 0 and not self._stopping:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-            elif timeout <= 0:
-                await asyncio.sleep(0)   # due now (it appeared after our lease): let others run, then lease
+                    await asyncio.wait_for(self._stopped.wait(), OUTAGE_RETRY_S)
+
+    async def _turn(self) -> None:
+        free = self.concurrency - len(self._tasks)
+        if free <= 0:
+            # Every slot is busy (tasks handed to us directly count too):
+            # wait for one to free up rather than polling the queue.
+            self._slot_free.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_free.wait(), MAX_IDLE_WAIT_S)
+            return
+        self._wake.clear()
+        if self._stranded:
+            await self._requeue_stranded()
+        items = await self.store.lease_due(self.clock(), free, self.executor.lease_until())
+        for item in items:
+            self._spawn(self._handle(item))
+        if len(items) == free:
+            return              # there may be more due: lease again once slots free up
+        if self.clock() - self._last_sweep > self.sweep_s * 1000:
+            self._last_sweep = self.clock()
+            n = await self.store.requeue_leases(self._last_sweep)
+            if n:
+                log.warning("requeued %d queue items whose lease ran out", n)
+        nxt = await self.store.next_ready_at()
+        timeout = MAX_IDLE_WAIT_S
+        if nxt is not None:
+            timeout = min(timeout, (nxt - self.clock()) / 1000)
+        if timeout > 0 and not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        elif timeout <= 0:
+            await asyncio.sleep(0)   # due now (it appeared after our lease): let others run, then lease
+
+    def _strand(self, item: QueueItem) -> None:
+        """A call whose result could not be saved (the disk failed us): run it again after the outage.
+
+        Its lease cannot be given back while writes fail, so it is kept here
+        and requeued by the first turn that can write; the step runs again,
+        as after a crash (at least once).
+        """
+        log.warning("queue item %s (%s, run %s) could not be saved; it runs again once the database can be "
+                    "written", item.id, item.kind, item.run_id)
+        self._stranded.add(item.id)
+
+    async def _requeue_stranded(self) -> None:
+        ids = sorted(self._stranded)
+        marks = ",".join("?" * len(ids))
+        await self.store.write(lambda c: c.execute(
+            f"UPDATE queue SET lease_until=NULL WHERE id IN ({marks})", ids))
+        self._stranded.difference_update(ids)
+        log.info("requeued %d queue items left over from a database outage", len(ids))
+        self.executor.limits.recheck()
 
     async def stop(self, grace_s: float) -> int:
         """Stop leasing; wait up to ``grace_s`` for in-flight work. Returns calls cut off."""
         self._stopping = True
+        self._stopped.set()
         self._wake.set()
         self._slot_free.set()
         if not self._tasks:
@@ -136,6 +176,9 @@ class Worker:
             contexts = await self._first(item)
         except asyncio.CancelledError:
             raise
+        except DatabaseUnwritableError:
+            self._strand(item)
+            return
         except Exception:
             log.exception("queue item %s (%s) failed; it will be retried", item.id, item.kind)
             await self._release(item)
@@ -180,6 +223,9 @@ class Worker:
                 contexts = await self.executor.call(first)
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnwritableError:
+                self._strand(first.item)
+                return
             except Exception:
                 log.exception("call for run %s failed inside the engine; retrying", first.run_id)
                 await self._release(first.item)

@@ -2,6 +2,8 @@
 
 Production checks the key before reading the body: a wrong key is 401 and
 nothing is stored. Every answer is a JSON object (the SDK always parses it).
+A database that cannot be written (disk full, read-only) answers 503 with
+``Retry-After``: nothing was stored, so the sender keeps the events.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.routing import Route
 from agentcmd.engine.api.errors import json_body
 from agentcmd.engine.ingest import parse_events
 from agentcmd.engine.store import now_ms
-from agentcmd.errors import AgentcmdError
+from agentcmd.errors import AgentcmdError, DatabaseUnwritableError
 
 if TYPE_CHECKING:
     from agentcmd.engine.app import Engine
@@ -38,14 +40,19 @@ def routes(engine: Engine) -> list[Route]:
             events = parse_events(payload, now_ms(), request.headers.get("x-inngest-event-id-seed"))
         except AgentcmdError as err:
             return JSONResponse({"ids": [], "status": 400, "error": err.what}, 400)
-        if len(events) <= engine.worker.free_slots:
-            # Dispatch rows come back leased and go straight to the worker:
-            # durable (a crash requeues them at start) without a queue round trip.
-            ids, leased = await engine.store.accept_events(events, engine.executor.lease_until())
-            engine.worker.dispatch_now(leased)
-        else:   # a flood: let the worker lease them at its own pace
-            ids = await engine.store.insert_events(events)
-            engine.worker.wake()
+        try:
+            if len(events) <= engine.worker.free_slots:
+                # Dispatch rows come back leased and go straight to the worker:
+                # durable (a crash requeues them at start) without a queue round trip.
+                ids, leased = await engine.store.accept_events(events, engine.executor.lease_until())
+                engine.worker.dispatch_now(leased)
+            else:   # a flood: let the worker lease them at its own pace
+                ids = await engine.store.insert_events(events)
+                engine.worker.wake()
+        except DatabaseUnwritableError as err:
+            # Nothing was stored: the sender still has the events and can send them again.
+            return JSONResponse({"ids": [], "status": 503, "error": f"events not accepted: {err.what}",
+                                 "code": err.code, "hint": err.fix or ""}, 503, headers={"Retry-After": "5"})
         return JSONResponse({"ids": ids, "status": 200})
 
     return [Route("/e/{key}", send, methods=["POST"])]

@@ -275,6 +275,11 @@ class ConcurrencyGate:
         if keys and self._waiting and any(k in self._waiting for k in keys):
             self._schedule_check(keys)
 
+    def recheck(self) -> None:
+        """After a database outage: unpark writes may have failed, so look at every waiting key again."""
+        if self._waiting:
+            self._schedule_check(sorted(self._waiting))
+
     def _schedule_check(self, keys: list[str]) -> None:
         # After this loop turn: a run's next call, leased back by the commit that
         # ended this one, takes the slot over first.

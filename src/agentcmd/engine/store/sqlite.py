@@ -26,9 +26,11 @@ Two modes, one code path:
   is locked") cannot happen.
 * ``file``: WAL journal and ``synchronous=NORMAL``: a committed transaction
   survives a crash of the process (what ``kill -9`` tests); a power cut may
-  lose the last few commits but never corrupts the file. ``busy_timeout``
-  covers a short lock held by another process (a backup, the sqlite3
-  shell); a second engine on the same file is refused by an advisory lock.
+  lose the last few commits but never corrupts the file. WAL checkpoints
+  run on a thread of their own (``checkpoint.py``), not inside a commit.
+  ``busy_timeout`` covers a short lock held by another process (a backup,
+  the sqlite3 shell); a second engine on the same file is refused by an
+  advisory lock.
 
 Startup checks turn SQLite's terse failures into ``StoreError`` subclasses
 that name the file and say what to do.
@@ -47,8 +49,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from agentcmd.engine.store.checkpoint import Checkpointer, disable_auto_checkpoint
 from agentcmd.engine.store.migrations import apply_migrations
-from agentcmd.errors import DatabaseCorruptError, DatabaseLockedError, StoreError
+from agentcmd.errors import DatabaseCorruptError, DatabaseLockedError, DatabaseUnwritableError, StoreError
 
 T = TypeVar("T")
 log = logging.getLogger("agentcmd.engine.store")
@@ -78,6 +81,9 @@ class Database:
         self._flush_scheduled = False
         self._lock_fh: IO[str] | None = None
         self._closed = False
+        self._checkpointer: Checkpointer | None = None
+        self.write_error: DatabaseUnwritableError | None = None
+        """Set while writes fail because of the disk (full, read-only, I/O errors); cleared by a commit."""
         self.commits = 0
         self.writes = 0
 
@@ -99,6 +105,10 @@ class Database:
         except BaseException:
             self._unlock()
             raise
+        if self.path is not None:
+            disable_auto_checkpoint(self._conn)
+            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer.start()
 
     def _lock_file(self) -> None:
         # SQLite only locks during a transaction, so two idle engines could
@@ -129,6 +139,9 @@ class Database:
         if self._pending and self._conn is not None:
             self._flush()
         self._closed = True
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 if not self.in_memory:
@@ -190,6 +203,7 @@ class Database:
         if len(batch) == 1:
             self._flush_one(conn, *batch[0])
             return
+        before = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
             for fn, _fut in batch:
@@ -198,20 +212,16 @@ class Database:
                     results.append((fn(conn), None))
                     conn.execute("RELEASE job")
                 except Exception as exc:
+                    if _aborts_transaction(conn, exc):
+                        raise       # the disk failed us (or SQLite rolled back): the whole batch fails
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     results.append((None, exc))
             conn.execute("COMMIT")
-            self.commits += 1
-            self.writes += len(batch)
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            err = translate_error(exc, self.describe())
-            for _fn, fut in batch:
-                if not fut.done():
-                    fut.set_exception(err)
+            self._failed(conn, exc, [fut for _fn, fut in batch])
             return
+        self._committed(len(batch), conn.total_changes != before)
         for (_fn, fut), (value, error) in zip(batch, results, strict=True):
             if fut.done():
                 continue
@@ -223,26 +233,46 @@ class Database:
     def _flush_one(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any],
                    fut: asyncio.Future[Any]) -> None:
         """A lone write needs no savepoint: its own transaction is the unit of undo."""
+        before = conn.total_changes
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 value = fn(conn)
             except Exception as exc:
+                if _aborts_transaction(conn, exc):
+                    raise
                 conn.execute("ROLLBACK")
                 if not fut.done():
                     fut.set_exception(exc)
                 return
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            if not fut.done():
-                fut.set_exception(translate_error(exc, self.describe()))
+            self._failed(conn, exc, [fut])
             return
-        self.commits += 1
-        self.writes += 1
+        self._committed(1, conn.total_changes != before)
         if not fut.done():
             fut.set_result(value)
+
+    def _failed(self, conn: sqlite3.Connection, exc: sqlite3.Error, futures: list[asyncio.Future[Any]]) -> None:
+        """Roll back and fail every caller with the translated error; remember a disk outage."""
+        with contextlib.suppress(sqlite3.Error):
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        err = translate_error(exc, self.describe())
+        if isinstance(err, DatabaseUnwritableError):
+            if self.write_error is None:
+                log.error("%s", err)
+            self.write_error = err
+        for fut in futures:
+            if not fut.done():
+                fut.set_exception(err)
+
+    def _committed(self, writes: int, changed: bool) -> None:
+        self.commits += 1
+        self.writes += writes
+        if self.write_error is not None and changed:    # a commit that wrote nothing proves nothing
+            log.warning("the engine database %s can be written again", self.describe())
+            self.write_error = None
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run ``fn(conn)`` in a write transaction shared with this loop turn's other writes.
@@ -285,6 +315,11 @@ class Database:
         return fn(self.conn)
 
 
+def _aborts_transaction(conn: sqlite3.Connection, exc: BaseException) -> bool:
+    """A disk error, or an error after which SQLite already rolled the whole transaction back."""
+    return isinstance(exc, sqlite3.Error) and (is_unwritable(exc) or not conn.in_transaction)
+
+
 def _warn_if_in_loop(name: str) -> None:
     try:
         asyncio.get_running_loop()
@@ -294,18 +329,44 @@ def _warn_if_in_loop(name: str) -> None:
                   stacklevel=3)
 
 
+# SQLite's primary result codes (``sqlite3.Error.sqlite_errorcode & 0xff``) that mean "cannot write now".
+SQLITE_READONLY = 8
+SQLITE_IOERR = 10
+SQLITE_FULL = 13
+_UNWRITABLE = {
+    SQLITE_FULL: ("the disk is full", "free space on the disk that holds it"),
+    SQLITE_READONLY: ("the file or its filesystem is read-only",
+                      "make the file and its directory writable by this user (or remount the disk read-write)"),
+    SQLITE_IOERR: ("writing to it failed with an I/O error (a full disk, a quota, a file size limit or a "
+                   "failing disk)", "check the disk holding it: free space, quotas, 'ulimit -f', dmesg"),
+}
+
+
+def is_unwritable(exc: BaseException) -> bool:
+    """True for a write that failed because of the disk, not because of the data."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _UNWRITABLE
+
+
 def translate_error(exc: sqlite3.Error, where: str) -> StoreError:
     """Map a sqlite3 error to a StoreError that names the file and the fix."""
     if isinstance(exc, StoreError):
         return exc
     text = str(exc)
     low = text.lower()
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and (code & 0xFF) in _UNWRITABLE:
+        why, fix = _UNWRITABLE[code & 0xFF]
+        return DatabaseUnwritableError(
+            f"the engine database {where} cannot be written: {why} ({text})",
+            f"{fix}; the engine keeps what it has, answers 503 to new events meanwhile, and resumes by itself "
+            "once writes succeed")
     if "locked" in low or "busy" in low:
         return DatabaseLockedError(
             f"the engine database {where} is locked by another process ({text})",
             "stop the other 'agentcmd engine start' using this --sqlite-dir, or choose another "
             "--sqlite-dir")
-    if "malformed" in low or "not a database" in low or "corrupt" in low or "disk i/o" in low:
+    if "malformed" in low or "not a database" in low or "corrupt" in low:
         return DatabaseCorruptError(
             f"the engine database {where} is corrupt or not a SQLite file ({text})",
             f"move {where} aside (keep it for inspection) and start again with an empty "

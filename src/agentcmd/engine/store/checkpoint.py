@@ -1,0 +1,82 @@
+"""WAL checkpoints off the event loop.
+
+SQLite's default copies the WAL back into the database file inside whichever
+commit pushes the WAL past 1,000 pages, and that commit runs on the engine's
+event loop (``sqlite.py``): under a 10,000-run load that showed as stalls of
+56-138 ms every few seconds, every wake-up due in them late together
+(docs/benchmarks.md). So the engine's own connection turns automatic
+checkpoints off, and this thread, with its own connection, runs a
+``PASSIVE`` checkpoint every ``interval_s``: it copies what no reader still
+needs and never waits for or blocks the writer. The sqlite3 module releases
+the GIL while SQLite works, so the copying and its ``fsync`` overlap the
+loop instead of pausing it. Durability is unchanged: a commit is durable
+once it is in the WAL, checkpointed or not.
+
+If the thread cannot checkpoint (disk trouble), it logs once and keeps
+trying; the WAL grows meanwhile and ``Database.close`` still truncates it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+log = logging.getLogger("agentcmd.engine.store")
+
+DEFAULT_INTERVAL_S = 0.5
+
+
+class Checkpointer:
+    """A daemon thread that checkpoints one WAL database every ``interval_s``."""
+
+    def __init__(self, path: Path, interval_s: float = DEFAULT_INTERVAL_S, busy_timeout_ms: int = 100) -> None:
+        self.path = path
+        self.interval_s = interval_s
+        self.busy_timeout_ms = busy_timeout_ms
+        self.checkpoints = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="agentcmd-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def _loop(self) -> None:
+        conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+            while not self._stop.wait(self.interval_s):
+                self.checkpoint(conn)
+        finally:
+            conn.close()
+
+    def checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            busy, _wal_pages, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:
+            if not self._failing:
+                log.warning("WAL checkpoint of %s failed (%s); the WAL file grows until it succeeds",
+                            self.path, exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("WAL checkpoints of %s work again", self.path)
+        self._failing = False
+        if not busy:
+            self.checkpoints += 1
+
+
+def disable_auto_checkpoint(conn: sqlite3.Connection) -> None:
+    """The engine's connection leaves checkpoints to ``Checkpointer``."""
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
