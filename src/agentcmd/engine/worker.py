@@ -26,7 +26,7 @@ from typing import Any
 
 from ulid import ULID
 
-from agentcmd.engine import triggers
+from agentcmd.engine import flow, triggers
 from agentcmd.engine.executor import Executor
 from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.ingest import Dispatcher
@@ -105,6 +105,8 @@ class Worker:
             n = await self.store.requeue_leases(self._last_sweep)
             if n:
                 log.warning("requeued %d queue items whose lease ran out", n)
+            now = self._last_sweep
+            await self.store.write(lambda c: flow.prune_marks_txn(c, now))
         nxt = await self.store.next_ready_at()
         timeout = MAX_IDLE_WAIT_S
         if nxt is not None:

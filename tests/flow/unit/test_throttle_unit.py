@@ -45,3 +45,25 @@ def test_the_state_is_one_row_per_key() -> None:
     assert slot_txn(conn, "th:f:b", 1, 1000, 1, 0) == 0
     assert conn.execute("SELECT key, at FROM flow_marks ORDER BY key").fetchall() == [("th:f:a", 3000),
                                                                                       ("th:f:b", 1000)]
+
+
+def test_the_sweep_forgets_marks_that_cannot_change_a_decision() -> None:
+    from agentcmd.engine.flow import RATE_MARKS_KEPT_MS, prune_marks_txn
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE flow_marks (key TEXT NOT NULL, at INTEGER NOT NULL)")
+    slot_txn(conn, "th:f:gone", 1, 1000, 1, 0)              # tat 1000: in the past at 5000
+    slot_txn(conn, "th:f:busy", 1, 60_000, 1, 4000)         # tat 64,000: still holds runs back at 5000
+    now = RATE_MARKS_KEPT_MS + 2000
+    conn.executemany("INSERT INTO flow_marks VALUES (?, ?)", [("rl:f:old", 1000), ("rl:f:recent", 3000)])
+    assert prune_marks_txn(conn, 5000) == 1
+    assert sorted(r[0] for r in conn.execute("SELECT key FROM flow_marks")) == ["rl:f:old", "rl:f:recent",
+                                                                                "th:f:busy"]
+    assert prune_marks_txn(conn, now) == 2                  # th:f:busy is past now; rl:f:old is a week old
+    assert [r[0] for r in conn.execute("SELECT key FROM flow_marks")] == ["rl:f:recent"]
+    # A pruned throttle key decides exactly as before: its past tat acted like no row.
+    assert slot_txn(conn, "th:f:gone", 1, 1000, 1, now) == now
+
+
+def test_a_throttle_row_in_the_past_is_the_same_as_none() -> None:
+    assert next_start(1000, 5000, 1000, 1, 1) == next_start(None, 5000, 1000, 1, 1)

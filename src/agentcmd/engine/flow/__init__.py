@@ -125,6 +125,23 @@ class FlowDecision:
         return [spec]
 
 
+RATE_MARKS_KEPT_MS = 7 * 24 * 3600 * 1000   # longer than any rate-limit period Inngest accepts (24 h)
+
+
+def prune_marks_txn(conn: sqlite3.Connection, now: int) -> int:
+    """Forget ``flow_marks`` rows that can no longer change a decision; returns rows deleted.
+
+    Keys are often per user (``event.data.user_id``), so a key may never be
+    seen again and its rows would stay forever. A throttle key's row (its
+    ``tat``) in the past acts exactly like no row (``throttle.next_start``);
+    rate-limit marks only count within their period. Called by the worker's
+    periodic sweep.
+    """
+    th = conn.execute("DELETE FROM flow_marks WHERE key LIKE 'th:%' AND at < ?", (now,)).rowcount
+    rl = conn.execute("DELETE FROM flow_marks WHERE key LIKE 'rl:%' AND at < ?", (now - RATE_MARKS_KEPT_MS,)).rowcount
+    return int(th) + int(rl)
+
+
 def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> FlowDecision:
     cfg = fn.config
     if body.get("name") == "inngest/function.invoked":
