@@ -196,7 +196,7 @@ def test_a_call_parked_on_a_concurrency_key_shows_why_it_waits(stack: Any, send_
     assert {r["run_id"]: r["waiting"] for r in listed}[run_id] == reason
     fn = httpx.get(f"{engine.url}/functions/{slug}.json", timeout=5).json()
     assert [(w["text"], w["calls"]) for w in fn["waiting"]] == [(reason, 1)]
-    assert ["concurrency", "1 calls in flight per event.data.k (scope fn)"] in fn["flow"]
+    assert ["concurrency", "1 call in flight per event.data.k (scope fn)"] in fn["flow"]
 
     gate.touch()
     _ended(engine, second, slug, 1)

@@ -67,7 +67,8 @@ def flow_settings(config: dict[str, Any]) -> list[tuple[str, str]]:
         if isinstance(entry, dict):
             key = f" per {entry['key']}" if entry.get("key") else ""
             scope = entry.get("scope") or "fn"
-            out.append(("concurrency", f"{entry.get('limit')} calls in flight{key} (scope {scope})"))
+            calls = "call" if entry.get("limit") == 1 else "calls"
+            out.append(("concurrency", f"{entry.get('limit')} {calls} in flight{key} (scope {scope})"))
     for name in ("throttle", "rateLimit"):
         opt = config.get(name)
         if isinstance(opt, dict) and opt.get("limit"):
@@ -88,7 +89,7 @@ def flow_settings(config: dict[str, Any]) -> list[tuple[str, str]]:
 WAITING_SQL = ("(SELECT w.key || char(31) || w.lim FROM queue q JOIN flow_waiting w ON w.item_id = q.id "
                "WHERE q.run_id = r.run_id LIMIT 1)")
 DELAYED_SQL = ("CASE WHEN r.status = 'Queued' THEN (SELECT MIN(q.ready_at) FROM queue q "
-               "WHERE q.run_id = r.run_id AND q.kind = 'start' AND q.lease_until IS NULL) END")
+               "WHERE q.run_id = r.run_id AND q.kind = 'start' AND q.attempt = 0 AND q.lease_until IS NULL) END")
 """Correlated subqueries for one run ``r``: its parked call (key, limit), its delayed first call's time."""
 
 

@@ -183,7 +183,8 @@ def delayed_start(conn: sqlite3.Connection, run_id: str) -> WaitRow | None:
     row = conn.execute(
         "SELECT q.ready_at, f.config FROM queue q JOIN runs r ON r.run_id = q.run_id "
         "LEFT JOIN functions f ON f.slug = r.function_slug WHERE q.run_id = ? AND q.kind = 'start' "
-        "AND q.lease_until IS NULL AND r.status = 'Queued' AND q.id NOT IN (SELECT item_id FROM flow_waiting)",
+        "AND q.attempt = 0 AND q.lease_until IS NULL AND r.status = 'Queued' "
+        "AND q.id NOT IN (SELECT item_id FROM flow_waiting)",
         (run_id,)).fetchone()
     if row is None or int(row[0]) <= int(time.time() * 1000):
         return None
