@@ -103,7 +103,8 @@ def parse_response(status: int, headers: Mapping[str, str], body: bytes, now_ms:
         snippet = " ".join(text.split())[:120]
         why = ("the SDK rejected the request signature (check the signing key on both sides)"
                if status == 401 else
-               f"HTTP {status} without an x-inngest-sdk header: not an Inngest SDK endpoint")
+               f"HTTP {status} without an x-inngest-sdk header: the answer did not come from the Inngest SDK "
+               "(check the function URL; or the app failed before the SDK answered, or a proxy answered for it)")
         return SDKResponse(ResponseKind.INTERNAL_ERROR, status, text, retriable=not no_retry,
                            retry_at_ms=retry_at, message=f"{why}: {snippet}" if snippet else why,
                            headers=h)

@@ -66,7 +66,7 @@ def test_function_error_keeps_raw_body_and_message() -> None:
 def test_not_an_sdk_says_so() -> None:
     resp = parse_response(200, {"content-type": "text/html"}, b"<html>hello</html>", NOW)
     assert resp.kind == ResponseKind.INTERNAL_ERROR
-    assert "not an Inngest SDK endpoint" in resp.message
+    assert "did not come from the Inngest SDK" in resp.message and "proxy" in resp.message
 
 
 def test_sdk_401_is_a_signature_problem() -> None:

@@ -58,7 +58,7 @@ def _http(status: str, headers: bytes, body: bytes, length: int | None = None) -
 # fault -> (bytes written before closing the connection, what the run's error must say)
 FAULTS: dict[str, tuple[bytes, tuple[str, ...]]] = {
     "not-json-200": (_http("200 OK", b"Content-Type: text/plain\r\n", b"ok, but this is not JSON"),
-                     ("HTTP 200 without an x-inngest-sdk header: not an Inngest SDK endpoint",
+                     ("HTTP 200 without an x-inngest-sdk header: the answer did not come from the Inngest SDK",
                       "ok, but this is not JSON")),
     "html-500": (_http("500 Internal Server Error", b"Content-Type: text/html\r\n",
                        b"<html><head><title>500 Internal Server Error</title></head>"
