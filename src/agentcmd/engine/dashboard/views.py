@@ -259,7 +259,8 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
         return chrome.page(request, "function.html", {**data, "form": form,
                                                       "status_choices": replayform.STATUS_CHOICES},
                            title=f"Function {detail.function.name}", nav="apps", version=version, started=started,
-                           poll=f"/functions/{_quote(slug)}.json", status_code=status_code)
+                           # After a refused post the address is the post's: a reload there would not be the page.
+                           poll=None if posted else f"/functions/{_quote(slug)}.json", status_code=status_code)
 
     # JSON-suffixed routes first: "/runs/{run_id}" would otherwise swallow "X.json".
     @router.get("/runs.json")
