@@ -290,6 +290,9 @@ class Executor:
         url = call_url(ctx.url, ctx.function_slug, ctx.item.step_id or "step")
         debug_triggers.hit("before_call")
         self.calls += 1
+        called_at = self.clock()
+        if ctx.status == RunStatus.QUEUED:
+            self._mark_running(ctx.run_id, called_at)
         resp = await self.driver.call(url, request_body(ctx), {
             "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
             "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
@@ -300,12 +303,26 @@ class Executor:
                 if op.op in (Opcode.AI_GATEWAY, Opcode.GATEWAY):
                     gateway[op.id] = await self._gateway(op)
         outcome = decide(ctx, resp, self.clock(), self.backoff, self.registry, gateway)
+        outcome.called_at = called_at
         if resp.kind != ResponseKind.OPS and resp.kind != ResponseKind.DONE:
             log.info("run %s %s: %s", ctx.run_id, "retrying" if outcome.retry_at else "failed", resp.message)
         nxt = await self.store.apply_outcome(ctx.run_id, ctx.item, outcome, self.lease_until())
         debug_triggers.hit("after_step_commit")
         self._notify(outcome)
         return nxt
+
+    def _mark_running(self, run_id: str, at: int) -> None:
+        """Show a run as Running from its first call on, not from its first answer.
+
+        A first step can be a coding agent that works for an hour: the run
+        must not look queued meanwhile. The write is not awaited (it joins
+        this loop turn's grouped commit); if it fails, the outcome's commit
+        sets the same status and start time anyway.
+        """
+        fut = self.store.db.write(lambda c: c.execute(
+            "UPDATE runs SET status=?, started_at=COALESCE(started_at, ?) WHERE run_id=? AND status=?",
+            (RunStatus.RUNNING.value, at, run_id, RunStatus.QUEUED.value)))
+        fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def _gateway(self, op: Op) -> Any:
         """``step.ai.infer``: the engine makes the provider request and memoizes its answer."""

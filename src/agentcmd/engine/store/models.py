@@ -135,6 +135,7 @@ class Outcome:
     retry_at: int | None = None
     finish: tuple[RunStatus, str | None, str | None] | None = None   # status, output, error
     history: list[tuple[str, str | None, str | None]] = field(default_factory=list)  # type, step, detail
+    called_at: int | None = None    # when the SDK call that produced this began: the steps' and run's start
 
 
 @dataclass(frozen=True)

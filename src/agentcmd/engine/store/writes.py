@@ -279,7 +279,7 @@ def history_txn(conn: sqlite3.Connection, run_id: str, at: int, type_: str, step
                  (run_id, at, type_, step_id, attempt, detail))
 
 
-def save_step_txn(conn: sqlite3.Connection, run_id: str, m: MemoWrite, now: int) -> bool:
+def save_step_txn(conn: sqlite3.Connection, run_id: str, m: MemoWrite, now: int, started: int | None = None) -> bool:
     """Memoize a step exactly once. True if stored; False if the same memo was already there.
 
     Raises ``MemoConflictError`` if a *different* memo is already stored.
@@ -290,7 +290,7 @@ def save_step_txn(conn: sqlite3.Connection, run_id: str, m: MemoWrite, now: int)
         "VALUES (?, ?, (SELECT COALESCE(MAX(seq), -1) + 1 FROM steps WHERE run_id=?), ?,?,?,?,?,?,?) "
         "ON CONFLICT(run_id, step_id) DO NOTHING",
         (run_id, m.step_id, run_id, m.name, m.op, memo, "failed" if m.failed else "completed", m.attempt,
-         m.started_at or now, now))
+         m.started_at or started or now, now))
     if cur.rowcount == 1:
         return True
     row = conn.execute("SELECT memo FROM steps WHERE run_id=? AND step_id=?", (run_id, m.step_id)).fetchone()
@@ -318,7 +318,7 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
         conn.execute("UPDATE queue SET attempt=attempt+1, ready_at=?, lease_until=NULL WHERE id=?",
                      (outcome.retry_at, item.id))
         conn.execute("UPDATE runs SET status=?, started_at=COALESCE(started_at, ?), attempt=? WHERE run_id=?",
-                     (RunStatus.RUNNING.value, now, item.attempt + 1, run_id))
+                     (RunStatus.RUNNING.value, outcome.called_at or now, item.attempt + 1, run_id))
         for type_, step, detail in outcome.history:
             history_txn(conn, run_id, now, type_, step, item.attempt, detail)
         return []
@@ -333,7 +333,7 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
     completed = False
     for memo in outcome.memos:
         try:
-            save_step_txn(conn, run_id, memo, now)
+            save_step_txn(conn, run_id, memo, now, outcome.called_at)
         except MemoConflictError as exc:
             history_txn(conn, run_id, now, "memo_conflict", memo.step_id, attempt, exc.what)
         if memo.step_id in pending:
@@ -363,7 +363,7 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
     if outcome.events:
         insert_events_txn(conn, outcome.events, now)
     if outcome.finish is not None:
-        finish_run_txn(conn, run_id, *outcome.finish, now=now)
+        finish_run_txn(conn, run_id, *outcome.finish, now=now, started=outcome.called_at)
         return []
     idle = not (outcome.memos or outcome.planned or outcome.waiting or outcome.items or outcome.pauses)
     if (completed and (not pending or race)) or (idle and not pending):
@@ -377,13 +377,13 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
     conn.execute(
         "UPDATE runs SET status=?, started_at=COALESCE(started_at, ?), pending=?, force_plan=?, race=?, attempt=? "
         "WHERE run_id=?",
-        (RunStatus.RUNNING.value if status == RunStatus.QUEUED else status.value, now, dumps(pending),
-         int(force), int(race), attempt, run_id))
+        (RunStatus.RUNNING.value if status == RunStatus.QUEUED else status.value, outcome.called_at or now,
+         dumps(pending), int(force), int(race), attempt, run_id))
     return leased
 
 
 def finish_run_txn(conn: sqlite3.Connection, run_id: str, status: RunStatus, output: str | None,
-                   error: str | None, *, now: int) -> bool:
+                   error: str | None, *, now: int, started: int | None = None) -> bool:
     """End a run: drop its queue items and pauses, emit the inngest/function.* events.
 
     Returns False if the run had already ended (nothing changes).
@@ -394,7 +394,7 @@ def finish_run_txn(conn: sqlite3.Connection, run_id: str, status: RunStatus, out
         return False
     conn.execute("UPDATE runs SET status=?, output=?, error=?, ended_at=?, pending='[]', "
                  "started_at=COALESCE(started_at, ?) WHERE run_id=?",
-                 (status.value, output, error, now, now, run_id))
+                 (status.value, output, error, now, started or now, run_id))
     conn.execute("DELETE FROM queue WHERE run_id=?", (run_id,))
     conn.execute("DELETE FROM pauses WHERE run_id=?", (run_id,))
     history_txn(conn, run_id, now, f"run_{status.value.lower()}", None, None, error)
