@@ -192,12 +192,12 @@ class Engine:
 class App:
     """The calling script re-run as ``SCRIPT --serve-app PORT ENGINE_URL MODE [extra]``: an SDK app."""
 
-    def __init__(self, script: Path, engine: Engine, extra: Sequence[str] = ()) -> None:
+    def __init__(self, script: Path, engine: Engine, extra: Sequence[str] = (), log_name: str = "app.log") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.serve_url = self.url + "/api/inngest"
         self.engine = engine
-        self.log_path = engine.root / "app.log"
+        self.log_path = engine.root / log_name
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen([sys.executable, str(script), "--serve-app", str(self.port), engine.url,
                                       engine.mode, *extra], stdout=self._log, stderr=subprocess.STDOUT,

@@ -73,13 +73,17 @@ INGEST_EVENT = "bench/ingest"
 
 # --------------------------------------------------------------------------- the SDK app (a subprocess)
 
-def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float) -> None:
-    """The app: ``three-steps`` (concurrency-limited) and ``sleeper``, plus /bench/stats and /bench/reset."""
+def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float, which: str = "all") -> None:
+    """The app: ``three-steps`` (concurrency-limited) and ``sleeper``, plus /bench/stats and /bench/reset.
+
+    ``which``: ``all`` serves both; ``load`` and ``sleepers`` serve one each, as two apps
+    (``--sleeper-app separate``).
+    """
     import datetime
 
     import inngest
 
-    client = sdk_client(engine_url, mode, "bench-load")
+    client = sdk_client(engine_url, mode, "bench-sleepers" if which == "sleepers" else "bench-load")
     st: dict[str, Any] = {}
 
     def reset() -> None:
@@ -167,25 +171,56 @@ def serve_app(port: int, engine_url: str, mode: str, limit: int, step_ms: float)
             reset()
             return {"ok": True}
 
-    serve(port, client, [three_steps, sleeper], routes)
+    functions = {"all": [three_steps, sleeper], "load": [three_steps], "sleepers": [sleeper]}[which]
+    serve(port, client, functions, routes)
 
 
 # --------------------------------------------------------------------------- the benchmarks
 
-async def _start(mode: str, args: argparse.Namespace, session: aiohttp.ClientSession) -> tuple[Engine, App]:
+class Apps:
+    """The load app and the sleepers' app: one process (``--sleeper-app shared``) or two (``separate``)."""
+
+    SLEEPER_KEYS = ("sleepers_done", "samples", "start_delays_ms", "sleepers_started", "start_is_probe")
+
+    def __init__(self, load: App, sleepers: App | None) -> None:
+        self.load = load
+        self.sleepers = sleepers
+
+    def all(self) -> list[App]:
+        return [self.load] + ([self.sleepers] if self.sleepers else [])
+
+    def stop(self) -> None:
+        for app in self.all():
+            app.stop()
+
+    def cpu_s(self) -> list[float]:
+        return [cpu_seconds(a.proc.pid) if a.proc.poll() is None else float("nan") for a in self.all()]
+
+
+async def _start(mode: str, args: argparse.Namespace, session: aiohttp.ClientSession) -> tuple[Engine, Apps]:
     engine = Engine(mode)
-    app = App(HERE, engine, [str(args.limit), str(args.step_ms)])
+    extra = [str(args.limit), str(args.step_ms)]
+    separate = getattr(args, "sleeper_app", "shared") == "separate"
+    if separate:
+        apps = Apps(App(HERE, engine, [*extra, "load"]), App(HERE, engine, [*extra, "sleepers"], "sleepers-app.log"))
+    else:
+        apps = Apps(App(HERE, engine, extra), None)
     try:
-        await app.sync(session)
+        for app in apps.all():
+            await app.sync(session)
     except Exception:
-        app.stop()
+        apps.stop()
         engine.stop()
         raise
-    return engine, app
+    return engine, apps
 
 
-async def _stats(app: App, session: aiohttp.ClientSession) -> dict[str, Any]:
-    return dict(await app.get(session, "/bench/stats"))
+async def _stats(apps: Apps, session: aiohttp.ClientSession) -> dict[str, Any]:
+    st = dict(await apps.load.get(session, "/bench/stats"))
+    if apps.sleepers is not None:
+        other = dict(await apps.sleepers.get(session, "/bench/stats"))
+        st.update({k: other[k] for k in Apps.SLEEPER_KEYS})
+    return st
 
 
 async def _send_sleepers(engine: Engine, session: aiohttp.ClientSession, count: int, every_s: float,
@@ -211,7 +246,7 @@ async def _healthy(session: aiohttp.ClientSession, engine: Engine) -> bool:
         return False
 
 
-async def _wait_app(app: App, session: aiohttp.ClientSession, done: Any, timeout: float) -> dict[str, Any]:
+async def _wait_app(app: Apps, session: aiohttp.ClientSession, done: Any, timeout: float) -> dict[str, Any]:
     """Poll the app's stats until ``done(stats)`` or the timeout; returns the last stats."""
     deadline = time.monotonic() + timeout
     while True:
@@ -343,7 +378,8 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 "runs_per_s": st["done"] / elapsed if elapsed else 0,
                 "peak_rss_mb": engine.peak_rss_mb() if engine.alive() else peak_rss,
                 "engine_cpu_s": engine.cpu_s() if engine.alive() else float("nan"),
-                "app_cpu_s": cpu_seconds(app.proc.pid) if app.proc.poll() is None else float("nan"),
+                "app_cpu_s": app.cpu_s()[0], "sleeper_app_cpu_s": [*app.cpu_s(), float("nan")][1],
+                "sleeper_app": "separate" if app.sleepers else "shared",
                 "sleep": {"sleepers": total_sleepers, **sleep},
                 "late_over_50ms": _late_window(under_load, t0),
                 "probes": sent["probes"], "probes_started": len(probe_delays),
@@ -449,7 +485,9 @@ def print_load(results: list[dict[str, Any]]) -> None:
                  "runs/s", "engine peak RSS MB", "CPU s engine/app"],
                 [[r["mode"], f"{r['done']}/{r['engine_completed']}" + (" STALLED" if r["stalled"] else ""),
                   r["lost"], r["dup_steps"], r["max_inflight_steps"], _f(r["runs_per_s"]),
-                  _f(r["peak_rss_mb"], 0), f"{_f(r['engine_cpu_s'])}/{_f(r['app_cpu_s'])}"] for r in results]))
+                  _f(r["peak_rss_mb"], 0), f"{_f(r['engine_cpu_s'])}/{_f(r['app_cpu_s'])}"
+                  + (f" (+{_f(r['sleeper_app_cpu_s'])} sleepers' app)" if r["sleeper_app"] == "separate" else "")]
+                 for r in results]))
     for r in results:
         if r["problem"]:
             print(f"  {r['mode']}: STALLED: {r['problem']}")
@@ -461,7 +499,9 @@ def print_load(results: list[dict[str, Any]]) -> None:
                   f"ran at once ({r['max_runs_inflight']} runs in progress at once)")
     print_sleep([{"mode": r["mode"], **r["sleep"]} for r in results],
                 f"step.sleep(1 s) lateness during that load ({r0['sleep']['sleepers']} sleeper runs, "
-                "the first started just before the load; sleeps due before the load's last run ended)")
+                "the first started just before the load; sleeps due before the load's last run ended; "
+                + ("served by a second app process" if r0["sleeper_app"] == "separate"
+                   else "served by the load's own app process") + ")")
     for r in results:
         w = r["late_over_50ms"]
         if w["count"]:
@@ -497,7 +537,7 @@ def print_events(results: list[dict[str, Any]], clients: int, rounds: int) -> No
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-app":
         port, url, mode, limit, step_ms = sys.argv[2:7]
-        serve_app(int(port), url, mode, int(limit), float(step_ms))
+        serve_app(int(port), url, mode, int(limit), float(step_ms), sys.argv[7] if len(sys.argv) > 7 else "all")
         return
     stop_children_on_exit()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -509,6 +549,10 @@ def main() -> None:
     parser.add_argument("--sleepers", type=int, default=200, help="sleep: runs, 20 ms apart")
     parser.add_argument("--load-sleepers", type=int, default=20, help="load: runs kept sleeping during the load")
     parser.add_argument("--sleeps", type=int, default=10, help="load: 1 s sleeps per such run")
+    parser.add_argument("--sleeper-app", choices=["shared", "separate"], default="shared",
+                        help="load: serve the sleepers and start probes from the load's own app process "
+                             "(shared, the default) or from a second app process (separate), so a CPU-bound "
+                             "load app does not add its queueing to the measured lateness")
     parser.add_argument("--timeout", type=float, default=600, help="load: overall bound in seconds")
     parser.add_argument("--stall", type=float, default=60, help="load: give up after this long with no progress")
     parser.add_argument("--seconds", type=float, default=3.0, help="events: length of a round")
