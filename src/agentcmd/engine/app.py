@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +65,7 @@ class Engine:
         self.clock = clock
         self.server_kind = "cloud" if config.production else "dev"
         self.ready = False
+        self.fatal: str | None = None     # set when the engine must stop with exit 1 (see _worker_ended)
         self.store: Store = None  # type: ignore[assignment]  # set in open()
         self.registry = Registry()
         self.driver = Driver(config.signing_key if config.production else None, config.call_timeout_s,
@@ -103,7 +106,9 @@ class Engine:
             log.info("resuming %d queue items left in flight by the previous engine process", requeued)
         await self.registry.load(self.store)
         self.store.db.set_dispatch_filter(lambda name: bool(self.registry.candidates(name)))
-        self._tasks.append(asyncio.create_task(self.worker.run(), name="agentcmd-worker"))
+        worker = asyncio.create_task(self.worker.run(), name="agentcmd-worker")
+        worker.add_done_callback(self._worker_ended)
+        self._tasks.append(worker)
         if self.config.discovery and not self.config.production:
             from agentcmd.engine.discovery import discover_loop
 
@@ -117,6 +122,23 @@ class Engine:
             # server must already be accepting requests: sync in the background
             # and let /health say 503 until it is done or the bounded wait ends.
             self._tasks.append(asyncio.create_task(self._initial_sync(self.syncer), name="agentcmd-sync"))
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        """The worker loop must only end on ``stop()``: anything else is fatal, not a silent stall.
+
+        An engine that accepts events but never runs them is worse than one
+        that exits: so log why, and stop the process with exit 1 (everything
+        is in the database; the next start resumes it).
+        """
+        if self._stop.is_set() or task.cancelled():
+            return
+        exc = task.exception()
+        log.critical("the engine's worker stopped unexpectedly (%s); shutting down so the engine can be "
+                     "restarted, where every queued and in-flight run resumes", exc or "no error",
+                     exc_info=exc)
+        self.fatal = f"worker stopped: {exc!r}"
+        self.ready = False
+        os.kill(os.getpid(), signal.SIGTERM)
 
     async def _initial_sync(self, syncer: Syncer) -> None:
         sync = asyncio.create_task(syncer.sync_all())

@@ -8,6 +8,10 @@ passes ``point``. Points, in the order one step goes through them:
 * ``after_call``         the SDK answered; nothing committed yet
 * ``after_step_commit``  the memo + next item + ack are committed
 
+One point raises instead of exiting, to stand for a bug in the engine:
+
+* ``worker_turn``        the worker's loop, each time it looks for due work
+
 The variable is read once at import; production never sets it.
 """
 
@@ -16,7 +20,8 @@ from __future__ import annotations
 import os
 import sys
 
-POINTS = ("before_call", "after_call", "after_step_commit")
+POINTS = ("before_call", "after_call", "after_step_commit", "worker_turn")
+RAISES = ("worker_turn",)
 ENV = "AGENTCMD_ENGINE_CRASH_AT"
 
 
@@ -39,6 +44,8 @@ def hit(point: str) -> None:
         return
     _hits[point] = _hits.get(point, 0) + 1
     if _hits[point] >= _target[1]:
+        if point in RAISES:
+            raise RuntimeError(f"debug trigger {point} #{_hits[point]}: an injected engine bug")
         sys.stderr.write(f"debug trigger {point} #{_hits[point]}: exiting now\n")
         sys.stderr.flush()
         os._exit(137)

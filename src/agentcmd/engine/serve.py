@@ -100,5 +100,8 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
         sock.close()
         if engine.store is not None:
             engine.store.close()
+    if engine.fatal:
+        print(f"agentcmd engine: stopped after a fatal error ({engine.fatal}); see the log above", flush=True)
+        return 1
     print("agentcmd engine: stopped", flush=True)
     return 0

@@ -9,8 +9,8 @@
   are requeued at the next start (that is the crash-recovery path too).
 * Every ``sweep_s`` leases that ran out (a call that hung past its
   lease) are requeued.
-* While the database cannot be written (disk full, read-only), leasing
-  pauses and retries every ``OUTAGE_RETRY_S``; calls whose results could
+* While the database cannot be written (disk full, read-only, locked by
+  another process), leasing pauses and retries every ``OUTAGE_RETRY_S``; calls whose results could
   not be saved are requeued once a write succeeds (``_strand``).
 """
 
@@ -26,20 +26,22 @@ from typing import Any
 
 from ulid import ULID
 
-from agentcmd.engine import flow, triggers
+from agentcmd.engine import debug_triggers, flow, triggers
 from agentcmd.engine.executor import Executor
 from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.queue import Clock
 from agentcmd.engine.store import Store, load_contexts, writes
 from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind, RunStatus
-from agentcmd.errors import DatabaseUnwritableError
+from agentcmd.errors import DatabaseLockedError, DatabaseUnwritableError
 
 log = logging.getLogger("agentcmd.engine.worker")
 MAX_IDLE_WAIT_S = 1.0
 MAX_ENGINE_ATTEMPTS = 5       # an item the engine itself fails on this often is given up
 ENGINE_RETRY_MS = 200         # doubled per attempt
 OUTAGE_RETRY_S = 1.0          # while the database cannot be written, try again this often
+# Store errors that pass by themselves: a full or read-only disk, a lock held by another process (a backup).
+OUTAGE = (DatabaseUnwritableError, DatabaseLockedError)
 
 
 class Worker:
@@ -77,13 +79,17 @@ class Worker:
         while not self._stopping:
             try:
                 await self._turn()
-            except DatabaseUnwritableError:
-                # The disk is full or read-only (logged once by the store). Nothing is lost: leases
-                # we could not give back are kept in ``_stranded``. Try again in a while.
+            except OUTAGE as exc:
+                # The disk is full or read-only (logged once by the store), or another process holds
+                # the database's lock. Nothing is lost: leases we could not give back are kept in
+                # ``_stranded``. Try again in a while.
+                if isinstance(exc, DatabaseLockedError):
+                    log.warning("%s; retrying in %g s", exc.what, OUTAGE_RETRY_S)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped.wait(), OUTAGE_RETRY_S)
 
     async def _turn(self) -> None:
+        debug_triggers.hit("worker_turn")
         free = self.concurrency - len(self._tasks)
         if free <= 0:
             # Every slot is busy (tasks handed to us directly count too):
@@ -178,7 +184,7 @@ class Worker:
             contexts = await self._first(item)
         except asyncio.CancelledError:
             raise
-        except DatabaseUnwritableError:
+        except OUTAGE:
             self._strand(item)
             return
         except Exception:
@@ -225,7 +231,7 @@ class Worker:
                 contexts = await self.executor.call(first)
             except asyncio.CancelledError:
                 raise
-            except DatabaseUnwritableError:
+            except OUTAGE:
                 self._strand(first.item)
                 return
             except Exception:

@@ -2,7 +2,8 @@
 
 Production checks the key before reading the body: a wrong key is 401 and
 nothing is stored. Every answer is a JSON object (the SDK always parses it).
-A database that cannot be written (disk full, read-only) answers 503 with
+A database that cannot be written (disk full, read-only, locked by another
+process) answers 503 with
 ``Retry-After``: nothing was stored, so the sender keeps the events.
 """
 
@@ -18,7 +19,7 @@ from starlette.routing import Route
 from agentcmd.engine.api.errors import json_body
 from agentcmd.engine.ingest import parse_events
 from agentcmd.engine.store import now_ms
-from agentcmd.errors import AgentcmdError, DatabaseUnwritableError
+from agentcmd.errors import AgentcmdError, DatabaseLockedError, DatabaseUnwritableError
 
 if TYPE_CHECKING:
     from agentcmd.engine.app import Engine
@@ -49,7 +50,7 @@ def routes(engine: Engine) -> list[Route]:
             else:   # a flood: let the worker lease them at its own pace
                 ids = await engine.store.insert_events(events)
                 engine.worker.wake()
-        except DatabaseUnwritableError as err:
+        except (DatabaseUnwritableError, DatabaseLockedError) as err:
             # Nothing was stored: the sender still has the events and can send them again.
             return JSONResponse({"ids": [], "status": 503, "error": f"events not accepted: {err.what}",
                                  "code": err.code, "hint": err.fix or ""}, 503, headers={"Retry-After": "5"})

@@ -364,8 +364,9 @@ def translate_error(exc: sqlite3.Error, where: str) -> StoreError:
     if "locked" in low or "busy" in low:
         return DatabaseLockedError(
             f"the engine database {where} is locked by another process ({text})",
-            "stop the other 'agentcmd engine start' using this --sqlite-dir, or choose another "
-            "--sqlite-dir")
+            "something else holds its lock (a backup, the sqlite3 shell, a second engine on this "
+            "--sqlite-dir): let it finish or stop it; a running engine answers 503 meanwhile and "
+            "retries by itself")
     if "malformed" in low or "not a database" in low or "corrupt" in low:
         return DatabaseCorruptError(
             f"the engine database {where} is corrupt or not a SQLite file ({text})",
