@@ -93,6 +93,10 @@ def test_a_full_disk_refuses_new_events_keeps_runs_and_recovers(
         assert health["status"] == "degraded" and "cannot be written" in health["database_error"]
         # Reads still work: the run and its history are there.
         assert engine.get(f"/v1/runs/{run_a}").json()["data"]["status"] == "Running"
+        # The dashboard says it on every page (and in the JSON twins).
+        page = engine.get("/runs")
+        assert page.status_code == 200 and 'data-testid="db-problem"' in page.text
+        assert "cannot be written" in engine.get("/runs.json").json()["database_problem"]
         # A step that was in the app when the disk filled up: its result cannot be saved.
         gate.set()
         # The sleep comes due during the outage; its wake-up cannot be saved, so the run waits.
@@ -115,3 +119,4 @@ def test_a_full_disk_refuses_new_events_keeps_runs_and_recovers(
     assert steps.count("slow") == 2
     assert httpx.get(engine.url + "/health", timeout=5).json()["status"] == "ok"
     assert "can be written again" in engine.output()
+    assert "database_problem" not in engine.get("/runs.json").json()

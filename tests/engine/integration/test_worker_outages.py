@@ -46,6 +46,8 @@ def test_a_lock_held_by_another_process_answers_503_then_the_engine_carries_on(
         body = refused.json()
         assert body["ids"] == [] and body["code"] == "database_locked"
         assert "locked by another process" in body["error"] and "retries by itself" in body["hint"]
+        health = httpx.get(engine.url + "/health", timeout=10).json()
+        assert health["status"] == "degraded" and "locked by another process" in health["database_error"]
         # The wake-up comes due while the lock is held: the worker's lease runs into the lock too.
         deadline = time.monotonic() + 15
         while "retrying in 1 s" not in engine.output():

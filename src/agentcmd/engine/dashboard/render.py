@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,16 @@ class Chrome:
     auth: WebAuth
     env: jinja2.Environment = field(default_factory=make_env)
     has_actions: bool = False
+    db_problem: Callable[[], str | None] = lambda: None
+
+    def problem(self, request: Request | None) -> str | None:
+        """A database that cannot be written right now (disk full, locked): said on every page."""
+        problem = self.db_problem()
+        if problem is None:
+            return None
+        if request is not None and not self.auth.page_allowed(request):
+            return "the engine database cannot be written right now; new events are refused until it can"
+        return problem
 
     def banner(self, request: Request | None = None) -> str:
         """The mode banner; the database path only for those who may read the dashboard."""
@@ -107,6 +118,7 @@ class Chrome:
         csrf = self.auth.csrf_token(request, cookies)
         html = self.env.get_template(template).render(
             **data, title=title, nav=nav, mode=self.mode.value, banner=self.banner(request), csrf=csrf, poll=poll,
+            db_problem=self.problem(request),
             version=version, logged_in=self.auth.logged_in(request), locked=self.auth.locked,
             can_read=self.auth.page_allowed(request),
             has_actions=self.has_actions, can_send=self.can_send_events(),
@@ -123,6 +135,9 @@ class Chrome:
     def twin(self, data: dict[str, Any], *, version: str = "", status_code: int = 200,
              started: float | None = None, request: Request | None = None) -> Response:
         body = {**as_json(data), "mode": self.mode.value, "banner": self.banner(request)}
+        problem = self.problem(request)
+        if problem:
+            body["database_problem"] = problem
         if version:
             body["version"] = version
         response = JSONResponse(body, status_code=status_code)

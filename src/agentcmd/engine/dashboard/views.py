@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,7 @@ class DashboardConfig:
     auth: WebAuth
     db_description: str | None = None  # the SQLite path in production
     page_size: int = PAGE_SIZE
+    db_problem: Callable[[], str | None] = lambda: None   # why the database cannot be written now, if so
 
 
 def parse_since(value: str | None, now_ms: int) -> int | None:
@@ -89,7 +91,8 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
     """The dashboard's routes (pages, twins, static files, forms and login)."""
     from agentcmd.engine.dashboard.forms import add_form_routes
 
-    chrome = Chrome(config.mode, config.db_description, config.auth, has_actions=actions is not None)
+    chrome = Chrome(config.mode, config.db_description, config.auth, has_actions=actions is not None,
+                    db_problem=config.db_problem)
     router = APIRouter(include_in_schema=False)
     auth = config.auth
 

@@ -82,8 +82,9 @@ class Database:
         self._lock_fh: IO[str] | None = None
         self._closed = False
         self._checkpointer: Checkpointer | None = None
-        self.write_error: DatabaseUnwritableError | None = None
-        """Set while writes fail because of the disk (full, read-only, I/O errors); cleared by a commit."""
+        self.write_error: DatabaseUnwritableError | DatabaseLockedError | None = None
+        """Set while writes fail for a reason that passes (a full or read-only disk, I/O errors, a lock
+        held by another process); cleared by the next commit that writes."""
         self.commits = 0
         self.writes = 0
 
@@ -259,7 +260,7 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
         err = translate_error(exc, self.describe())
-        if isinstance(err, DatabaseUnwritableError):
+        if isinstance(err, DatabaseUnwritableError | DatabaseLockedError):
             if self.write_error is None:
                 log.error("%s", err)
             self.write_error = err
