@@ -10,8 +10,9 @@
 * Every ``sweep_s`` leases that ran out (a call that hung past its
   lease) are requeued.
 * While the database cannot be written (disk full, read-only, locked by
-  another process), leasing pauses and retries every ``OUTAGE_RETRY_S``; calls whose results could
-  not be saved are requeued once a write succeeds (``_strand``).
+  another process), leasing pauses and retries every ``OUTAGE_RETRY_S``;
+  calls whose results could not be saved are requeued once a write
+  succeeds (``_strand``).
 """
 
 from __future__ import annotations
@@ -136,9 +137,7 @@ class Worker:
 
     async def _requeue_stranded(self) -> None:
         ids = sorted(self._stranded)
-        marks = ",".join("?" * len(ids))
-        await self.store.write(lambda c: c.execute(
-            f"UPDATE queue SET lease_until=NULL WHERE id IN ({marks})", ids))
+        await self.store.write(lambda c: writes.release_leases_txn(c, ids))
         self._stranded.difference_update(ids)
         log.info("requeued %d queue items left over from a database outage", len(ids))
         self.executor.limits.recheck()

@@ -192,6 +192,13 @@ def requeue_leases_txn(conn: sqlite3.Connection, expired_before: int | None) -> 
     return cur.rowcount
 
 
+def release_leases_txn(conn: sqlite3.Connection, item_ids: list[int]) -> None:
+    """Give leased items back to the queue as they are (same ``ready_at`` and attempt): due again now."""
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start:start + 500]
+        conn.execute(f"UPDATE queue SET lease_until=NULL WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+
+
 def enqueue_txn(conn: sqlite3.Connection, run_id: str | None, item: NewItem,
                 lease_until: int | None = None) -> QueueItem | None:
     """Insert one item; with a ``dedupe`` key already queued, nothing is inserted (None)."""
