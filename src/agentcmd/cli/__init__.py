@@ -19,6 +19,7 @@ import typer
 from agentcmd import __version__
 from agentcmd.cli import config as config_cmd
 from agentcmd.cli import engine as engine_cmd
+from agentcmd.cli import functions as functions_cmd
 from agentcmd.cli import install as install_cmd
 from agentcmd.cli import run as run_cmd
 from agentcmd.cli import runs as runs_cmd
@@ -70,6 +71,7 @@ install_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(runs_cmd.app, name="runs")
+app.add_typer(functions_cmd.app, name="functions")
 runs_cmd.register_send(app)
 
 

@@ -1,4 +1,5 @@
-"""The CLI's client of the app API (``agentcmd workflows|runs|send``).
+"""The CLI's clients: the app API (``agentcmd workflows|runs|send``) and the engine's REST API
+(``agentcmd functions``, ``EngineClient``).
 
 The app is found at ``http://<settings.host>:<settings.port>`` (``PORT`` /
 ``AGENTCMD_PORT``; a wildcard host means loopback). Its JSON errors
@@ -43,8 +44,19 @@ def app_url(port: int | None = None) -> str:
     return f"http://{host}:{port or settings.port}"
 
 
+def engine_url() -> str:
+    """The engine's URL: ``AGENTCMD_ENGINE_URL`` if set, else loopback on ``engine_port`` (8288)."""
+    from agentcmd.config import load_settings
+
+    settings = load_settings()
+    return settings.engine_url or f"http://127.0.0.1:{settings.engine_port}"
+
+
 class AppClient:
     """Synchronous: the CLI makes a handful of calls per command."""
+
+    name = "the app server"
+    unreachable_fix = "start it with 'agentcmd dev' (or 'agentcmd start'), or set PORT to its port"
 
     def __init__(self, base_url: str | None = None, timeout: float = 30.0, authorization: str | None = None) -> None:
         self.base_url = (base_url or app_url()).rstrip("/")
@@ -65,24 +77,23 @@ class AppClient:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise UnavailableError(f"the app server is not reachable at {self.base_url} ({type(exc).__name__})",
-                                   "start it with 'agentcmd dev' (or 'agentcmd start'), or set PORT to its port",
-                                   code="app_unreachable") from None
+            raise UnavailableError(f"{self.name} is not reachable at {self.base_url} ({type(exc).__name__})",
+                                   self.unreachable_fix, code="app_unreachable") from None
         try:
             body = resp.json()
         except ValueError:
             body = None
         if resp.status_code == 401 and "Authorization" not in self._http.headers:
-            raise AuthError(f"the app server at {self.base_url} needs a bearer and no signing key is configured",
-                            "set INNGEST_SIGNING_KEY to the signing key the app server runs with (on its "
+            raise AuthError(f"{self.name} at {self.base_url} needs a bearer and no signing key is configured",
+                            f"set INNGEST_SIGNING_KEY to the signing key {self.name} runs with (on its "
                             "machine it is in the file 'agentcmd config path' prints)", code="unauthorized")
         if resp.status_code >= 400:
             if isinstance(body, dict) and "error" in body:
                 kind = _BY_STATUS.get(resp.status_code, AgentcmdError)
                 raise kind(str(body["error"]), str(body.get("hint") or "") or None,
                            code=str(body.get("code") or kind.code), details=body.get("details"))
-            raise AgentcmdError(f"the app server answered {resp.status_code} to {method} {path}",
-                                f"is {self.base_url} an agentcmd app server?", code="app_error")
+            raise AgentcmdError(f"{self.name} answered {resp.status_code} to {method} {path}",
+                                f"is {self.base_url} {self.name}?", code="app_error")
         return body
 
     def get(self, path: str, **kwargs: Any) -> Any:
@@ -90,3 +101,14 @@ class AppClient:
 
     def post(self, path: str, **kwargs: Any) -> Any:
         return self.request("POST", path, **kwargs)
+
+
+class EngineClient(AppClient):
+    """The engine's REST API (``/v1/...``), with the same errors and the same hashed bearer."""
+
+    name = "the engine"
+    unreachable_fix = ("start it ('agentcmd dev', 'agentcmd start' or 'agentcmd engine start'), or set "
+                       "AGENTCMD_ENGINE_URL (or AGENTCMD_ENGINE_PORT) to where it listens")
+
+    def __init__(self, base_url: str | None = None, timeout: float = 30.0) -> None:
+        super().__init__(base_url or engine_url(), timeout)

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, unauthorized
+from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.flow.replay import replay_of_txn
 from agentcmd.engine.store import queries
 from agentcmd.errors import InputError, NotFoundError
@@ -108,7 +109,11 @@ def routes(engine: Engine) -> list[Route]:
         return _ok(await store.read(queries.list_apps))
 
     async def list_functions(request: Request) -> Response:
-        return _ok(await store.read(queries.list_functions))
+        def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            paused = pausing.paused_slugs_txn(conn)
+            return [{**fn, "paused": fn["slug"] in paused} for fn in queries.list_functions(conn)]
+
+        return _ok(await store.read(txn))
 
     async def v0_actions(request: Request) -> Response:
         run_id = request.path_params["run_id"]
