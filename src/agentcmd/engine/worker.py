@@ -53,6 +53,9 @@ class Worker:
         self.dispatcher = dispatcher
         self.clock = clock
         self.concurrency = concurrency
+        # Slots the queue never fills: kept for events a sender just posted (``free_slots``), so a
+        # run someone starts by hand does not wait behind a 10,000-event backlog being dispatched.
+        self.reserved_for_senders = concurrency // 8
         self.sweep_s = sweep_s
         self._wake = asyncio.Event()
         self._stopping = False
@@ -72,6 +75,7 @@ class Worker:
 
     @property
     def free_slots(self) -> int:
+        """Slots for events just accepted (``api/events.py`` dispatches them at once when they fit)."""
         return 0 if self._stopping else max(0, self.concurrency - len(self._tasks))
 
     async def run(self) -> None:
@@ -91,7 +95,7 @@ class Worker:
 
     async def _turn(self) -> None:
         debug_triggers.hit("worker_turn")
-        free = self.concurrency - len(self._tasks)
+        free = self.concurrency - self.reserved_for_senders - len(self._tasks)
         if free <= 0:
             # Every slot is busy (tasks handed to us directly count too):
             # wait for one to free up rather than polling the queue.

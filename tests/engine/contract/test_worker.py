@@ -106,3 +106,30 @@ async def test_an_item_the_engine_keeps_failing_on_fails_its_run_instead_of_loop
         await worker.stop(1)
         task.cancel()
         store.close()
+
+
+async def test_a_backlog_leaves_an_eighth_of_the_slots_to_events_senders_just_posted() -> None:
+    store = open_store(None)
+
+    def setup(conn: sqlite3.Connection) -> None:
+        writes.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
+                              now_ms())
+
+    await store.write(setup)
+    await store.create_runs([RunSpec(f"R{i}", "app-fn", "app", [{"name": "e"}], "E", 1) for i in range(40)], None)
+    executor = StubExecutor()
+    worker = Worker(store, executor, dispatcher=None, clock=system_clock, concurrency=16)  # type: ignore[arg-type]
+    task = asyncio.create_task(worker.run())
+    try:
+        for _ in range(300):
+            if executor.running == 14:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)              # give it the chance to take more than it should
+        assert executor.running == 14         # the queue's backlog gets 16 - 16 // 8 slots
+        assert worker.free_slots == 2         # what POST /e may still dispatch at once
+    finally:
+        executor.release.set()
+        await worker.stop(1)
+        task.cancel()
+        store.close()
