@@ -35,7 +35,7 @@ class Route(enum.StrEnum):
     STATIC = "static"  # CSS/JS of the dashboard: nothing secret
     LOGIN = "login"  # the login form, login and logout posts
     PAGE = "page"  # a dashboard page or its JSON twin
-    ACTION = "action"  # cancel, rerun, re-sync (dashboard POST)
+    ACTION = "action"  # cancel, rerun, re-sync, replay, pause, unpause (dashboard POST)
     SEND_EVENT = "send_event"  # the dashboard's "send event" form post
     API_READ = "api_read"  # GET /v1/..., /v0/gql
     API_WRITE = "api_write"  # DELETE /v1/runs/{id} and other non-GET /v1

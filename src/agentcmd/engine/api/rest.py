@@ -115,6 +115,17 @@ def routes(engine: Engine) -> list[Route]:
 
         return _ok(await store.read(txn))
 
+    async def function_skips(request: Request) -> Response:
+        ref = request.path_params["function_id"]
+        limit = _int(request, "limit", 20)
+        if not 1 <= limit <= 200:
+            raise InputError(f"query parameter limit={limit} is out of range", "pass limit=1 to limit=200")
+        skips = await store.read(lambda c: queries.function_skips(c, ref, limit))
+        if skips is None:
+            return error_response(NotFoundError(f"no function {ref!r}",
+                                                "list functions with GET /v1/functions (use its slug or id)"))
+        return _ok(skips)
+
     async def v0_actions(request: Request) -> Response:
         run_id = request.path_params["run_id"]
         memos = await store.read(lambda c: queries.run_memos(c, run_id))
@@ -147,6 +158,7 @@ def routes(engine: Engine) -> list[Route]:
         Route("/v1/runs/{run_id}/history", guard(run_history), methods=["GET"]),
         Route("/v1/apps", guard(list_apps), methods=["GET"]),
         Route("/v1/functions", guard(list_functions), methods=["GET"]),
+        Route("/v1/functions/{function_id}/skips", guard(function_skips), methods=["GET"]),
         Route("/v0/runs/{run_id}/actions", guard(v0_actions), methods=["GET"]),
         Route("/v0/runs/{run_id}/batch", guard(v0_batch), methods=["GET"]),
         Route("/v0/runs/{run_id}", guard(v0_cancel), methods=["DELETE"]),

@@ -4,7 +4,9 @@ The engine app passes in how it accepts events (the same path as
 ``POST /e/{key}``, so a dashboard-sent event wakes the worker like any other)
 how it syncs an app URL (``Syncer.sync_one``) and how it replays a
 function's runs (``flow.replay.replay_runs``, the code behind
-``POST /v1/functions/{id}/replay``); cancelling is the store's
+``POST /v1/functions/{id}/replay``) and how it pauses and unpauses a
+function (``flow.pause.set_paused``, the code behind
+``POST /v1/functions/{id}/pause`` and ``/unpause``); cancelling is the store's
 ``cancel_run``, the same command as ``DELETE /v1/runs/{id}``. Nothing here
 touches the executor.
 """
@@ -27,6 +29,7 @@ T = TypeVar("T")
 AcceptEvents = Callable[[list[dict[str, Any]]], Awaitable[list[str]]]
 SyncUrl = Callable[[str], Awaitable[str | None]]
 ReplayRuns = Callable[[str, ReplayRequest], Awaitable[list[tuple[str, str]]]]
+SetPaused = Callable[[str, bool], Awaitable[tuple[bool, int]]]  # (slug, pause) -> (changed, calls resumed)
 
 
 class ActionStore(Protocol):
@@ -60,11 +63,12 @@ class EngineActions:
     """``DashboardActions`` on an engine store plus the engine's accept and sync callables."""
 
     def __init__(self, store: ActionStore, accept: AcceptEvents | None = None, sync_url: SyncUrl | None = None,
-                 replay: ReplayRuns | None = None) -> None:
+                 replay: ReplayRuns | None = None, set_paused: SetPaused | None = None) -> None:
         self._store = store
         self._accept = accept
         self._sync_url = sync_url
         self._replay = replay
+        self._set_paused = set_paused
 
     async def _send(self, events: list[dict[str, Any]]) -> list[str]:
         if self._accept is not None:
@@ -114,3 +118,17 @@ class EngineActions:
             raise nothing_to_replay(slug, request)
         return pairs
 
+
+    async def _pause(self, slug: str, pause: bool) -> tuple[bool, int]:
+        if self._set_paused is None:
+            verb = "pause" if pause else "unpause"
+            raise UnavailableError(f"this engine cannot {verb} functions from the dashboard",
+                                   f"run 'agentcmd functions {verb} {slug}', or POST /v1/functions/{slug}/{verb}")
+        return await self._set_paused(slug, pause)
+
+    async def pause_function(self, slug: str) -> bool:
+        changed, _ = await self._pause(slug, True)
+        return changed
+
+    async def unpause_function(self, slug: str) -> tuple[bool, int]:
+        return await self._pause(slug, False)

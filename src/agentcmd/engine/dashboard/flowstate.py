@@ -10,7 +10,8 @@ The engine keeps this state in its own tables (docs/flow-control.md):
   that started no run of a function, and why (``rate_limit``, ``paused``,
   ``singleton``).
 
-This module turns those rows into sentences ("waiting: concurrency limit 10
+Skipped events are read with ``store.queries.function_skips``/``event_skips``,
+the queries the REST API answers from. This module turns those rows into sentences ("waiting: concurrency limit 10
 on key \"acct-1\""), read by the same SQL the pages use. Key formats are
 ``flow/concurrency.py``'s (``fn:<slug>:<value>``, ``env:<value>``,
 ``account:<value>``) and ``flow/pause.py``'s.
@@ -22,7 +23,8 @@ import json
 import sqlite3
 from typing import Any
 
-from agentcmd.engine.dashboard.reader import SkipRow, WaitingKey
+from agentcmd.engine.dashboard.reader import SkipRow, WaitingKey, parse_rfc3339
+from agentcmd.engine.store import queries as store_queries
 
 SKIP_REASONS = {
     "rate_limit": "skipped by rate limit",
@@ -126,24 +128,16 @@ def function_waiting(conn: sqlite3.Connection, slug: str) -> list[WaitingKey]:
     return [WaitingKey(str(k), int(lim), int(n), waiting_reason(str(k), int(lim))) for k, lim, n in rows]
 
 
-_SKIP_COLS = ("s.function_slug, COALESCE(f.name, s.function_slug), s.event_id, COALESCE(e.name, ''), s.reason, s.at "
-              "FROM flow_skips s LEFT JOIN functions f ON f.slug = s.function_slug "
-              "LEFT JOIN events e ON e.internal_id = s.event_id")
-
-
-def _skip(row: tuple[Any, ...]) -> SkipRow:
-    return SkipRow(str(row[0]), str(row[1]), str(row[2]), str(row[3]), str(row[4]), skip_text(str(row[4])),
-                   int(row[5]))
+def _skip(row: dict[str, Any]) -> SkipRow:
+    return SkipRow(row["function_slug"], row["function_name"], row["event_id"], row["event_name"], row["reason"],
+                   skip_text(row["reason"]), parse_rfc3339(row["at"]) or 0)
 
 
 def function_skips(conn: sqlite3.Connection, slug: str, limit: int = MAX_SKIPS) -> list[SkipRow]:
-    """The function's latest skipped events, newest first (index ``flow_skips_by_function``)."""
-    rows = conn.execute(f"SELECT {_SKIP_COLS} WHERE s.function_slug = ? ORDER BY s.id DESC LIMIT ?",
-                        (slug, limit)).fetchall()
-    return [_skip(r) for r in rows]
+    """The function's latest skipped events, newest first: the rows ``GET /v1/functions/{id}/skips`` answers."""
+    return [_skip(r) for r in store_queries.function_skips(conn, slug, limit) or []]
 
 
 def event_skips(conn: sqlite3.Connection, event_id: str) -> list[SkipRow]:
     """The functions an event did not start, and why (index ``flow_skips_by_event``)."""
-    rows = conn.execute(f"SELECT {_SKIP_COLS} WHERE s.event_id = ? ORDER BY s.id", (event_id,)).fetchall()
-    return [_skip(r) for r in rows]
+    return [_skip(r) for r in store_queries.event_skips(conn, event_id)]

@@ -1,4 +1,4 @@
-"""The dashboard's state-changing routes: login/logout, cancel, rerun, re-sync, send event, replay.
+"""The dashboard's state-changing routes: login/logout, cancel, rerun, re-sync, send event, replay, pause.
 
 Every post is a plain HTML form (works without JavaScript) carrying a CSRF
 token; the check is ``WebAuth.action_allowed`` (policy in
@@ -186,3 +186,23 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
             return await function_page(request, slug, posted=replayform.from_values(form, now_ms()), error=exc)
 
         return await act(request, Route.ACTION, do, redo)
+
+    @router.post("/functions/{slug}/pause")
+    async def pause(request: Request, slug: str) -> Response:
+        async def do(form: dict[str, str]) -> tuple[str, Any]:
+            assert actions is not None
+            changed = await actions.pause_function(slug)
+            return f"/functions/{quote(slug)}?notice=paused", {"function_id": slug, "paused": True,
+                                                               "changed": changed, "resumed_calls": 0}
+
+        return await act(request, Route.ACTION, do)
+
+    @router.post("/functions/{slug}/unpause")
+    async def unpause(request: Request, slug: str) -> Response:
+        async def do(form: dict[str, str]) -> tuple[str, Any]:
+            assert actions is not None
+            changed, resumed = await actions.unpause_function(slug)
+            return f"/functions/{quote(slug)}?notice=unpaused&n={resumed}", {
+                "function_id": slug, "paused": False, "changed": changed, "resumed_calls": resumed}
+
+        return await act(request, Route.ACTION, do)

@@ -86,12 +86,22 @@ def dashboard_app(engine: Engine) -> FastAPI:
                                 "pick a function from the apps page (an archived function cannot run again)")
         return await replaying.replay_runs(engine, fn, request)
 
+    async def set_paused(slug: str, pause: bool) -> tuple[bool, int]:
+        from agentcmd.engine.flow import pause as pausing
+
+        found = pausing.find_slug(engine, slug)
+        if found is None:
+            raise NotFoundError(f"no active function {slug!r}",
+                                "pick a function from the apps page (an archived function cannot be paused)")
+        return await pausing.set_paused(engine, found, pause)
+
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(create_router(
         SqliteDashboardReader(store),
         DashboardConfig(Mode(config.mode), auth, db_description=engine.store_description(),
                         db_problem=lambda: _db_problem(engine)),
-        EngineActions(store, accept=accept, sync_url=sync_url, replay=replay)))
+        EngineActions(store, accept=accept, sync_url=sync_url, replay=replay,
+                      set_paused=set_paused)))
     return app
 
 

@@ -238,6 +238,12 @@ class DashboardActions(Protocol):
     async def replay(self, slug: str, request: ReplayRequest) -> list[tuple[str, str]]:
         """Replay the function's runs matching ``request``; (new run id, original run id) pairs."""
         ...
+    async def pause_function(self, slug: str) -> bool:
+        """Pause the function; False if it already was."""
+        ...
+    async def unpause_function(self, slug: str) -> tuple[bool, int]:
+        """Unpause the function -> (it was paused, calls held by the pause that are due again)."""
+        ...
 
 
 def rfc3339(ms: int | None) -> str | None:

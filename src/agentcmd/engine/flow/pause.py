@@ -57,30 +57,38 @@ def record_skip_txn(conn: sqlite3.Connection, slug: str, event_id: str, reason: 
                  (slug, event_id, reason, now))
 
 
+def find_slug(engine: Engine, ref: str) -> str | None:
+    """The slug of the active function named by ``ref``: its slug (``<app>-<fn>``) or its uuid."""
+    fn = engine.registry.get(ref)
+    if fn is not None:
+        return fn.slug
+    return next((f.slug for f in engine.registry.functions.values() if f.uuid == ref), None)
+
+
+async def set_paused(engine: Engine, slug: str, pause: bool) -> tuple[bool, int]:
+    """Pause or unpause through the executor's gate -> (changed, calls resumed).
+
+    The one code path for the REST routes below and the dashboard's buttons.
+    """
+    gate = engine.executor.limits
+    if pause:
+        return await gate.pause(slug, now_ms()), 0
+    return await gate.unpause(slug)
+
+
 def routes(engine: Engine) -> list[Route]:
     """The two REST routes; the function is named by its slug (``<app>-<fn>``) or its uuid."""
-
-    def _find(ref: str) -> str | None:
-        fn = engine.registry.get(ref)
-        if fn is not None:
-            return fn.slug
-        return next((f.slug for f in engine.registry.functions.values() if f.uuid == ref), None)
 
     async def change(request: Request, pause: bool) -> Response:
         if not engine.authorized(request):
             return JSONResponse({"error": "unauthorized: missing or wrong bearer token", "code": "unauthorized",
                                  "hint": "send 'Authorization: Bearer <signing key>'"}, 401)
         ref = request.path_params["function_id"]
-        slug = _find(ref)
+        slug = find_slug(engine, ref)
         if slug is None:
             return JSONResponse({"error": f"no function {ref!r}", "code": "not_found",
                                  "hint": "list functions with GET /v1/functions (use its slug or id)"}, 404)
-        gate = engine.executor.limits
-        if pause:
-            changed = await gate.pause(slug, now_ms())
-            resumed = 0
-        else:
-            changed, resumed = await gate.unpause(slug)
+        changed, resumed = await set_paused(engine, slug, pause)
         return JSONResponse({"data": {"function_id": slug, "paused": pause, "changed": changed,
                                       "resumed_calls": resumed}})
 

@@ -208,3 +208,34 @@ def counts(conn: sqlite3.Connection) -> dict[str, int]:
     out = {s: int(n) for s, n in conn.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")}
     out["queue"] = int(conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
     return out
+
+
+# Events that started no run of a function, and why (``flow_skips``, migration 0003): read by
+# ``GET /v1/functions/{id}/skips`` and by the dashboard's function and event pages.
+_SKIP_SQL = ("SELECT s.function_slug, COALESCE(f.name, s.function_slug), s.event_id, COALESCE(e.name, ''), "
+             "s.reason, s.at FROM flow_skips s LEFT JOIN functions f ON f.slug = s.function_slug "
+             "LEFT JOIN events e ON e.internal_id = s.event_id")
+
+
+def _skip(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {"event_id": row[2], "event_name": row[3], "reason": row[4], "at": iso_ms(int(row[5])),
+            "function_slug": row[0], "function_name": row[1]}
+
+
+def function_skips(conn: sqlite3.Connection, function_ref: str, limit: int = 20) -> list[dict[str, Any]] | None:
+    """A function's latest skipped events, newest first; None if no function has that slug or uuid.
+
+    Archived functions are found too: their skips stay readable after the app drops them.
+    """
+    row = conn.execute("SELECT slug FROM functions WHERE slug=? OR uuid=? ORDER BY slug=? DESC LIMIT 1",
+                       (function_ref, function_ref, function_ref)).fetchone()
+    if row is None:
+        return None
+    rows = conn.execute(f"{_SKIP_SQL} WHERE s.function_slug = ? ORDER BY s.id DESC LIMIT ?",
+                        (row[0], max(1, limit))).fetchall()
+    return [_skip(r) for r in rows]
+
+
+def event_skips(conn: sqlite3.Connection, internal_id: str) -> list[dict[str, Any]]:
+    """The functions an event did not start, and why, in the order they were skipped."""
+    return [_skip(r) for r in conn.execute(f"{_SKIP_SQL} WHERE s.event_id = ? ORDER BY s.id", (internal_id,))]
