@@ -69,7 +69,7 @@ def test_a_full_disk_refuses_new_events_keeps_runs_and_recovers(
 
         return str(await ctx.step.run("slow", slow))
 
-    sdk_factory(engine, client, [napper, busy])
+    app = sdk_factory(engine, client, [napper, busy])
     busy_event = _post(engine, "disk/busy").json()["ids"][0]
     [run_b] = runs_for_event(engine, busy_event)
     _wait(lambda: steps.count("slow") == 1, "the slow step to start")
@@ -97,6 +97,9 @@ def test_a_full_disk_refuses_new_events_keeps_runs_and_recovers(
         page = engine.get("/runs")
         assert page.status_code == 200 and 'data-testid="db-problem"' in page.text
         assert "cannot be written" in engine.get("/runs.json").json()["database_problem"]
+        # A re-sync of the app cannot be stored either: the engine answers the SDK 503, not "bad app".
+        resync = httpx.put(app.url, json={"url": app.url}, headers={"X-Inngest-Server-Kind": "cloud"}, timeout=10)
+        assert '"code": "database_unwritable"' in resync.text and "cannot be written" in resync.text
         # A step that was in the app when the disk filled up: its result cannot be saved.
         gate.set()
         # The sleep comes due during the outage; its wake-up cannot be saved, so the run waits.
