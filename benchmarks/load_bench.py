@@ -365,6 +365,7 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 sleep = {"samples": len(under_load), **dict.fromkeys(
                     ("p50_ms", "p99_ms", "max_ms", "fire_p50_ms", "fire_p99_ms"), float("nan"))}
             elapsed = (st["last_done"] or time.time()) - t0
+            app_cpu = [*app.cpu_s(), float("nan")]      # the load app, then the sleepers' app if separate
             lost = n - len(set(st["done_ns"]) & set(range(n)))
             return {
                 "mode": mode, "runs": n, "limit": args.limit, "stalled": stalled, "problem": problem,
@@ -378,7 +379,7 @@ async def bench_load(mode: str, args: argparse.Namespace) -> dict[str, Any]:
                 "runs_per_s": st["done"] / elapsed if elapsed else 0,
                 "peak_rss_mb": engine.peak_rss_mb() if engine.alive() else peak_rss,
                 "engine_cpu_s": engine.cpu_s() if engine.alive() else float("nan"),
-                "app_cpu_s": app.cpu_s()[0], "sleeper_app_cpu_s": [*app.cpu_s(), float("nan")][1],
+                "app_cpu_s": app_cpu[0], "sleeper_app_cpu_s": app_cpu[1],
                 "sleeper_app": "separate" if app.sleepers else "shared",
                 "sleep": {"sleepers": total_sleepers, **sleep},
                 "late_over_50ms": _late_window(under_load, t0),

@@ -78,6 +78,11 @@ class Engine:
         self.dashboard = LazyDashboard(self)
         self._stop = asyncio.Event()
 
+    def database_problem(self) -> str | None:
+        """Why the database cannot be written right now (disk full, read-only, locked), or None."""
+        err = self.store.db.write_error if self.store is not None else None
+        return f"{err.what} ({err.fix})" if err is not None else None
+
     def store_description(self) -> str:
         return "in memory" if self.config.db_path is None else str(self.config.db_path)
 

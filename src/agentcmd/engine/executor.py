@@ -319,9 +319,7 @@ class Executor:
         this loop turn's grouped commit); if it fails, the outcome's commit
         sets the same status and start time anyway.
         """
-        fut = self.store.db.write(lambda c: c.execute(
-            "UPDATE runs SET status=?, started_at=COALESCE(started_at, ?) WHERE run_id=? AND status=?",
-            (RunStatus.RUNNING.value, at, run_id, RunStatus.QUEUED.value)))
+        fut = self.store.db.write(lambda c: writes.mark_running_txn(c, run_id, at))
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def _gateway(self, op: Op) -> Any:

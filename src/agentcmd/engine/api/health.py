@@ -14,15 +14,14 @@ if TYPE_CHECKING:
 
 def routes(engine: Engine) -> list[Route]:
     async def health(request: Request) -> Response:
-        unwritable = engine.store.db.write_error if engine.store is not None else None
-        status = "starting" if not engine.ready else "degraded" if unwritable else "ok"
+        problem = engine.database_problem()
+        status = "starting" if not engine.ready else "degraded" if problem else "ok"
         body = {"status": status, "mode": engine.config.mode,
                 "database": engine.store_description(), "persistent": engine.config.db_path is not None,
                 "apps": engine.syncer.status if engine.syncer else {}}
-        if unwritable is not None:
+        if problem is not None:
             # Still 200: the engine is up and serves what it has; only writes wait for the disk.
-            body["database_error"] = f"{unwritable.what} ({unwritable.fix})"
-
+            body["database_error"] = problem
         return JSONResponse(body, status_code=200 if engine.ready else 503)
 
     async def connect_start(request: Request) -> Response:

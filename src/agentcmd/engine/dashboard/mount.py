@@ -99,12 +99,7 @@ def dashboard_app(engine: Engine) -> FastAPI:
     app.include_router(create_router(
         SqliteDashboardReader(store),
         DashboardConfig(Mode(config.mode), auth, db_description=engine.store_description(),
-                        db_problem=lambda: _db_problem(engine)),
+                        db_problem=engine.database_problem),
         EngineActions(store, accept=accept, sync_url=sync_url, replay=replay,
                       set_paused=set_paused)))
     return app
-
-
-def _db_problem(engine: Engine) -> str | None:
-    err = engine.store.db.write_error if engine.store is not None else None
-    return f"{err.what} ({err.fix})" if err is not None else None

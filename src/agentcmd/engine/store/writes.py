@@ -389,6 +389,12 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
     return leased
 
 
+def mark_running_txn(conn: sqlite3.Connection, run_id: str, at: int) -> None:
+    """A queued run's first call has gone out: Running, started at ``at`` (an ended run is left alone)."""
+    conn.execute("UPDATE runs SET status=?, started_at=COALESCE(started_at, ?) WHERE run_id=? AND status=?",
+                 (RunStatus.RUNNING.value, at, run_id, RunStatus.QUEUED.value))
+
+
 def finish_run_txn(conn: sqlite3.Connection, run_id: str, status: RunStatus, output: str | None,
                    error: str | None, *, now: int, started: int | None = None) -> bool:
     """End a run: drop its queue items and pauses, emit the inngest/function.* events.
