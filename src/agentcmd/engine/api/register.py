@@ -11,7 +11,7 @@ from starlette.routing import Route
 
 from agentcmd.engine import apps
 from agentcmd.engine.api.errors import json_body
-from agentcmd.errors import AgentcmdError, StoreError
+from agentcmd.errors import InputError
 
 if TYPE_CHECKING:
     from agentcmd.engine.app import Engine
@@ -27,10 +27,10 @@ def routes(engine: Engine) -> list[Route]:
             return JSONResponse({"error": f"Expected server kind {expected}, got {engine.server_kind}"}, 400)
         try:
             result = await apps.register(engine.store, engine.registry, await json_body(request))
-        except AgentcmdError as err:
-            # A store problem (disk full, locked) is ours, not the app's: 503, and the SDK's sync can be retried.
-            status = 503 if isinstance(err, StoreError) else 400
-            return JSONResponse({"error": err.what, "code": err.code, "hint": err.fix or ""}, status)
+        except InputError as err:
+            # The app's registration is wrong: 400. A store problem (disk full, locked) is ours, not the
+            # app's: it goes to the engine's error handler, which answers with its status (503).
+            return JSONResponse({"error": err.what, "code": err.code, "hint": err.fix or ""}, 400)
         engine.worker.wake()
         return JSONResponse({"ok": True, "modified": result.modified, "app_id": result.app_id,
                              "sync_id": str(uuid.uuid4())})

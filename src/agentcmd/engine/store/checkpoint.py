@@ -6,8 +6,9 @@ event loop (``sqlite.py``): under a 10,000-run load that showed as stalls of
 56-138 ms every few seconds, every wake-up due in them late together
 (docs/benchmarks.md). So the engine's own connection turns automatic
 checkpoints off, and this thread, with its own connection, runs a
-``PASSIVE`` checkpoint every ``interval_s``: it copies what no reader still
-needs and never waits for or blocks the writer. The sqlite3 module releases
+``PASSIVE`` checkpoint at most every ``interval_s`` after a commit that
+wrote something (``nudge()``; an idle engine does nothing): it copies what
+no reader still needs and never waits for or blocks the writer. The sqlite3 module releases
 the GIL while SQLite works, so the copying and its ``fsync`` overlap the
 loop instead of pausing it. Durability is unchanged: a commit is durable
 once it is in the WAL, checkpointed or not.
@@ -38,6 +39,7 @@ class Checkpointer:
         self.busy_timeout_ms = busy_timeout_ms
         self.checkpoints = 0
         self._stop = threading.Event()
+        self._dirty = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
 
@@ -45,8 +47,13 @@ class Checkpointer:
         self._thread = threading.Thread(target=self._loop, name="agentcmd-wal-checkpoint", daemon=True)
         self._thread.start()
 
+    def nudge(self) -> None:
+        """A commit wrote to the WAL: checkpoint it within ``interval_s``."""
+        self._dirty.set()
+
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
+        self._dirty.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             self._thread = None
@@ -55,7 +62,11 @@ class Checkpointer:
         conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
-            while not self._stop.wait(self.interval_s):
+            while True:
+                self._dirty.wait()
+                if self._stop.wait(self.interval_s):     # let commits gather; stop() cuts the wait short
+                    return
+                self._dirty.clear()
                 self.checkpoint(conn)
         finally:
             conn.close()
@@ -68,6 +79,7 @@ class Checkpointer:
                 log.warning("WAL checkpoint of %s failed (%s); the WAL file grows until it succeeds",
                             self.path, exc)
             self._failing = True
+            self._dirty.set()       # try again in ``interval_s``
             return
         if self._failing:
             log.info("WAL checkpoints of %s work again", self.path)

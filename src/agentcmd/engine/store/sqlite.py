@@ -271,6 +271,8 @@ class Database:
     def _committed(self, writes: int, changed: bool) -> None:
         self.commits += 1
         self.writes += writes
+        if changed and self._checkpointer is not None:
+            self._checkpointer.nudge()
         if self.write_error is not None and changed:    # a commit that wrote nothing proves nothing
             log.warning("the engine database %s can be written again", self.describe())
             self.write_error = None
