@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,8 @@ import uvicorn
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import inngest.fast_api  # noqa: F401
+
+from tests.polling import wait_for
 
 from agentcmd.config.keys import hash_signing_key
 from agentcmd.inngest_env import inngest_env
@@ -54,20 +56,6 @@ async def build(ctx, step):
         await step.cli("say", f"echo hello {ctx.input['who']}")
     return {"ok": True}
 '''
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, seen: Callable[[], str] = lambda: "") -> Any:
-    """Poll ``predicate`` until truthy (HTTP errors count as not yet); fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; seen: {seen()[-3000:]}")
 
 
 class Child:

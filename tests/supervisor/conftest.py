@@ -13,7 +13,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import Spawned, free_port
+from tests.polling import wait_for
 
 FAKE_SCRIPT = Path(__file__).with_name("fake_inngest.py")
 
@@ -89,20 +89,6 @@ def ports() -> tuple[int, int]:
     while engine == app:
         engine = free_port()
     return app, engine
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str,
-             seen: Callable[[], str] | None = None, interval: float = 0.02) -> Any:
-    """Poll ``condition`` until truthy; on timeout fail with what was seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            detail = f"\n--- seen ---\n{seen()}" if seen else ""
-            pytest.fail(f"timed out after {timeout} s waiting for {what}{detail}")
-        time.sleep(interval)
 
 
 def wait_output(child: Spawned, text: str, timeout: float = 20) -> str:

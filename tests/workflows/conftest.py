@@ -28,6 +28,7 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
+from tests.polling import wait_for
 
 # inngest 0.5.19 defines a pydantic model with a class-based Config; the deprecation warning fires once,
 # at import, and is not ours to fix (pytest turns warnings into errors).
@@ -285,20 +286,10 @@ def fake_claude(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeAgent:
     return agent
 
 
-def _wait_until(predicate: Callable[[], Any], timeout: float = 10, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 @pytest.fixture
 def wait_until() -> Callable[..., Any]:
     """``wait_until(predicate, timeout, what)``: poll a condition with a deadline (never a bare sleep)."""
-    return _wait_until
+    return wait_for
 
 
 def _now() -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.polling import wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 from agentcmd.inngest_env import inngest_env
@@ -115,19 +116,6 @@ def procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[.
             sys.stderr.write(f"--- {' '.join(map(str, proc.proc.args))}\n{proc.output()[-4000:]}\n")
 
 
-def _wait(predicate: Callable[[], Any], timeout: float, what: str, seen: Callable[[], str] = lambda: "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except httpx.HTTPError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; seen: {seen()}")
-
-
 def _synced(engine_url: str, key: str | None, app_url: str | None = None) -> bool:
     """The engine knows the app's functions (and the app answers, when ``app_url`` is given)."""
     if app_url is not None and httpx.get(f"{app_url}/health", timeout=5).status_code != 200:
@@ -147,7 +135,7 @@ def _port_free(port: int) -> bool:
 def _stopped(sup: Proc, *ports: int) -> None:
     """Stop a supervisor and wait until its children let go of their ports (a restart reuses them)."""
     sup.stop()
-    _wait(lambda: all(_port_free(p) for p in ports), 30, f"ports {ports} to be free", sup.output)
+    wait_for(lambda: all(_port_free(p) for p in ports), 30, f"ports {ports} to be free", sup.output)
 
 
 def _cli(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -174,7 +162,7 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
             str(engine_port), "--project", str(project)]
 
     sup = procs(argv, env)
-    _wait(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", sup.output)
+    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", sup.output)
     out = _cli("workflows", "run", "demo", "--input", "{}", "--wait", env=env)
     assert out.returncode == 0, out.stderr + sup.output()[-3000:]
     assert json.loads(out.stdout) == {"out": "hi", "agent": "answer to: say hi"}
@@ -186,7 +174,7 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
 
     _stopped(sup, app_port, engine_port)
     sup = procs(argv, env)
-    _wait(lambda: _synced(engine_url, signing, app_url), 60, "the engine to come back", sup.output)
+    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to come back", sup.output)
     assert [r["run_id"] for r in _runs(app_url, "demo")] == [run["run_id"]]
     assert len(fake_claude.calls()) == 1
     _stopped(sup, app_port, engine_port)
@@ -194,13 +182,13 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
     dev_argv = [*argv[:3], "dev", *argv[4:]]
     dev_env = {k: v for k, v in env.items() if not k.startswith("INNGEST_")}
     sup = procs(dev_argv, dev_env)
-    _wait(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to sync the app", sup.output)
+    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to sync the app", sup.output)
     out = _cli("workflows", "run", "demo", "--input", "{}", "--wait", env=dev_env)
     assert out.returncode == 0, out.stderr + sup.output()[-3000:]
     assert len(_runs(app_url, "demo")) == 1
     _stopped(sup, app_port, engine_port)
     sup = procs(dev_argv, dev_env)
-    _wait(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to come back", sup.output)
+    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to come back", sup.output)
     assert _runs(app_url, "demo") == []
 
 
@@ -218,17 +206,17 @@ def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunn
     app_env = inngest_env(Mode.PRODUCTION, engine_url, event_key=event_key, signing_key=signing, base=base)
     procs([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)], app_env)
     engine = procs(engine_argv, engine_env)
-    _wait(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", engine.output)
+    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", engine.output)
 
     started = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30).json()["data"]
     run_id = started["run_id"]
     assert run_id, started
-    _wait(lambda: (project / "two.started").exists(), 30, "step two to start", engine.output)
+    wait_for(lambda: (project / "two.started").exists(), 30, "step two to start", engine.output)
     engine.kill(signal.SIGKILL)
     (project / "release").touch()  # step two can finish now; its answer has no engine to go to
 
     engine = procs(engine_argv, engine_env)
-    run = _wait(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json().get("data"))
+    run = wait_for(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json().get("data"))
                 and r["status"] == "Completed" and r, 90, "the run to complete after the restart", engine.output)
     assert run["output"] == "done"
     assert (project / "one.log").read_text() == "run\n"  # completed before the crash: not run again
@@ -276,17 +264,17 @@ def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_
     engine = procs([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
                     str(engine_port), "--no-discovery", "--poll-interval", "0.2", "-u",
                     f"{app_url}/api/workflows/inngest"], base)
-    _wait(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
+    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
     cli_env = {**base, "PORT": str(app_port)}
 
     def start() -> tuple[str, int]:
         run_id = httpx.post(f"{app_url}/api/workflows/cancellable/runs", json={}, timeout=30).json()["data"]["run_id"]
         pid_file = project / f"{run_id}.pid"
-        _wait(lambda: pid_file.exists() and pid_file.read_text().strip(), 30, "the long command", engine.output)
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 30, "the long command", engine.output)
         return run_id, int(pid_file.read_text())
 
     def cancelled(run_id: str) -> dict[str, Any]:
-        run: dict[str, Any] = _wait(
+        run: dict[str, Any] = wait_for(
             lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json()["data"])["status"]
             == "Cancelled" and r["steps"] and r["steps"][-1]["status"] == "Cancelled" and r,
             15, f"run {run_id} and its step cancelled", engine.output)
@@ -295,13 +283,13 @@ def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_
     run_id, child = start()
     out = _cli("runs", "cancel", run_id, env=cli_env)
     assert out.returncode == 0 and "Cancelled" in out.stdout, out.stderr
-    _wait(lambda: not _alive(child), 10, "the command group stopped by the cancel")
+    wait_for(lambda: not _alive(child), 10, "the command group stopped by the cancel")
     run = cancelled(run_id)
     assert [(s["id"], s["status"]) for s in run["steps"]] == [("quick", "Completed"), ("long", "Cancelled")]
 
     run_id, child = start()
     assert _cli("send", "agentcmd/cancellable.stop", "--data", "{}", env=cli_env).returncode == 0
-    _wait(lambda: not _alive(child), 15, "the command group stopped after the cancel_on event")
+    wait_for(lambda: not _alive(child), 15, "the command group stopped after the cancel_on event")
     cancelled(run_id)
     assert not list(project.glob("*.never"))
 
@@ -323,21 +311,21 @@ def test_stopping_the_app_mid_command_stops_the_command_and_the_engine_retries_t
                     # retries must outlast an app restart on a loaded 2-core machine (4 x 3 s)
                     str(engine_port), "--no-discovery", "--poll-interval", "0.2", "--retry-interval", "3",
                     "-u", f"{app_url}/api/workflows/inngest"], base)
-    _wait(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
+    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
     run_id = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30).json()["data"]["run_id"]
-    _wait(lambda: (project / "two.started").exists(), 30, "step two to start", app.output)
+    wait_for(lambda: (project / "two.started").exists(), 30, "step two to start", app.output)
     shell_pids = [p for p in _pids_with_cwd(project)]
     assert shell_pids, "step two's shell should be running"
 
     started = time.monotonic()
     app.stop()  # SIGTERM: uvicorn cancels the request after 1 s, the step stops its process group
     assert time.monotonic() - started < 8, app.output()
-    _wait(lambda: not any(_alive(p) for p in shell_pids), 10, "step two's command to be stopped")
+    wait_for(lambda: not any(_alive(p) for p in shell_pids), 10, "step two's command to be stopped")
 
     (project / "two.started").unlink()
     (project / "release").touch()
     procs(app_argv, app_env)
-    run = _wait(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json().get("data"))
+    run = wait_for(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json().get("data"))
                 and r["status"] == "Completed" and r, 60, "the run to complete after the app restart",
                 engine.output)
     assert run["output"] == "done"

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs Linux prlimit(2)")
 
@@ -25,13 +26,6 @@ pytestmark = pytest.mark.skipif(not hasattr(resource, "prlimit"), reason="needs 
 def _set_file_limit(pid: int, limit: int) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.prlimit(pid, resource.RLIMIT_FSIZE, (limit, hard))
-
-
-def _wait(cond: Callable[[], bool], what: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _post(engine: Any, name: str) -> httpx.Response:
@@ -72,7 +66,7 @@ def test_a_full_disk_refuses_new_events_keeps_runs_and_recovers(
     app = sdk_factory(engine, client, [napper, busy])
     busy_event = _post(engine, "disk/busy").json()["ids"][0]
     [run_b] = runs_for_event(engine, busy_event)
-    _wait(lambda: steps.count("slow") == 1, "the slow step to start")
+    wait_for(lambda: steps.count("slow") == 1, timeout=10, what="the slow step to start")
     first = _post(engine, "disk/nap")
     assert first.status_code == 200, first.text
     sent_at = time.monotonic()

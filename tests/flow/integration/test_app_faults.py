@@ -28,7 +28,7 @@ import socket
 import socketserver
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ import inngest
 import pytest
 from tests.engine.conftest import EngineProc, SdkApp, _make_engine, client_for, send_event, wait_for_run_status
 from tests.engine.e2e.conftest import run_engine_cli
+from tests.polling import wait_for
 
 from agentcmd.config import load_settings
 from agentcmd.config.settings import ENGINE_CALL_TIMEOUT_DEFAULT_S
@@ -155,18 +156,9 @@ class Stack:
 
     def start(self, event: str, data: dict[str, Any] | None = None) -> str:
         event_id = send_event(self.engine, event, data or {})
-        return str(_until(f"the run of {event}", lambda: [
-            r["run_id"] for r in self.engine.get(f"/v1/events/{event_id}/runs").json()["data"]])[0])
-
-
-def _until(what: str, cond: Callable[[], Any], timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        return str(wait_for(lambda: [
+              r["run_id"] for r in self.engine.get(f"/v1/events/{event_id}/runs").json()["data"]],
+                            what=f"the run of {event}")[0])
 
 
 def _seconds(rfc3339: str) -> float:
@@ -276,7 +268,7 @@ def test_the_engine_cli_refuses_a_bad_call_timeout_before_starting(
 
 def test_a_hung_step_fails_its_attempt_after_the_call_timeout_and_the_retry_completes(stack: Stack) -> None:
     hung = stack.start("faults/hang-retried")
-    _until("the step to hang in the app", lambda: stack.hung.get(hung))
+    wait_for(lambda: stack.hung.get(hung), what="the step to hang in the app")
     # The hung call holds one slot, not the engine: another run goes start to finish meanwhile.
     quick = stack.start("faults/quick")
     assert wait_for_run_status(stack.engine, quick, "Completed", timeout=10)["output"] == "step ran on attempt 0"
@@ -314,7 +306,7 @@ def test_a_hung_step_without_retries_fails_the_run_with_the_timeout(stack: Stack
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_garbage_fails_the_attempt_with_a_clear_error_and_the_retry_completes(stack: Stack, fault: str) -> None:
     run_id = stack.start("faults/echo", {"fault": fault})
-    run = wait_for_run_status(stack.engine, run_id, "Completed", timeout=15)
+    run = wait_for_run_status(stack.engine, run_id, "Completed")
     assert run["output"] == "step ran on attempt 1"
     assert [(f, a) for r, f, a in stack.front.spoiled if r == run_id] == [(fault, 0)]
     [failed] = [h for h in stack.history(run_id) if h["type"] == "attempt_failed"]
@@ -326,7 +318,7 @@ def test_garbage_fails_the_attempt_with_a_clear_error_and_the_retry_completes(st
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_garbage_on_the_last_attempt_fails_the_run_with_the_error_visible(stack: Stack, fault: str) -> None:
     run_id = stack.start("faults/echo-no-retries", {"fault": fault})
-    run = wait_for_run_status(stack.engine, run_id, "Failed", timeout=15)
+    run = wait_for_run_status(stack.engine, run_id, "Failed")
     assert run["output"]["name"] == "EngineError" and run["output"]["code"] == "sdk_call_failed"
     assert stack.front.url in run["error"] and run["output"]["message"] == run["error"]
     for words in FAULTS[fault][1]:
@@ -337,7 +329,7 @@ def test_garbage_on_the_last_attempt_fails_the_run_with_the_error_visible(stack:
 
 def test_garbage_on_every_attempt_uses_up_the_retries_then_fails(stack: Stack) -> None:
     run_id = stack.start("faults/echo", {"fault": "html-500", "bad_calls": 9})
-    run = wait_for_run_status(stack.engine, run_id, "Failed", timeout=15)
+    run = wait_for_run_status(stack.engine, run_id, "Failed")
     assert [a for r, _, a in stack.front.spoiled if r == run_id] == [0, 1]      # retries=1: two attempts
     assert [h["type"] for h in stack.history(run_id)].count("attempt_failed") == 1
     assert "HTTP 500 without an x-inngest-sdk header" in run["error"]

@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import inngest
 import pytest
+from tests.flow.conftest import app_stack
+from tests.polling import wait_for
 
 State = dict[str, Any]
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
@@ -62,23 +64,8 @@ def _functions(client: Any, state: State) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def stack(module_engine: Any, serve_sdk: Any, client_for: Any) -> Iterator[tuple[Any, State, str]]:
-    state: State = {}
-    app_id = f"dash-{module_engine.mode}"
-    client = client_for(module_engine, app_id=app_id)
-    app = serve_sdk(module_engine, client, _functions(client, state))
-    yield module_engine, state, app_id
-    app.stop()
-
-
-def _wait(cond: Any, what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    value: Any = None
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {value}")
+    with app_stack(module_engine, serve_sdk, client_for, "dash", _functions) as running:
+        yield running
 
 
 def _runs_of(engine: Any, event_id: str, slug: str) -> list[dict[str, Any]]:
@@ -86,9 +73,9 @@ def _runs_of(engine: Any, event_id: str, slug: str) -> list[dict[str, Any]]:
 
 
 def _ended(engine: Any, event_id: str, slug: str, count: int) -> list[dict[str, Any]]:
-    return _wait(lambda: len(runs := [r for r in _runs_of(engine, event_id, slug)
-                                      if r["status"] in ("Completed", "Failed")]) >= count and runs,
-                 f"{count} ended runs of {slug} for event {event_id}")
+    return wait_for(lambda: len(runs := [r for r in _runs_of(engine, event_id, slug)
+                                         if r["status"] in ("Completed", "Failed")]) >= count and runs,
+                    timeout=20, what=f"{count} ended runs of {slug} for event {event_id}")
 
 
 def _utc(when: datetime.datetime) -> str:
@@ -180,14 +167,15 @@ def test_a_call_parked_on_a_concurrency_key_shows_why_it_waits(stack: Any, send_
     slug = f"{app_id}-limited"
     gate = tmp_path / "gate"
     first = send_event(engine, "dash/limited", {"k": "k1", "gate": str(gate)})
-    holder = _wait(lambda: _runs_of(engine, first, slug), "the first run")[0]["run_id"]
-    _wait(lambda: [w for w in httpx.get(f"{engine.url}/runs/{holder}.json", timeout=5).json()["waits"]
-                   if w["kind"] == "running"], "the first run's call to be in flight")
+    holder = wait_for(lambda: _runs_of(engine, first, slug), timeout=20, what="the first run")[0]["run_id"]
+    wait_for(lambda: [w for w in httpx.get(f"{engine.url}/runs/{holder}.json", timeout=5).json()["waits"]
+                      if w["kind"] == "running"], timeout=20, what="the first run's call to be in flight")
     second = send_event(engine, "dash/limited", {"k": "k1", "gate": str(gate)})
-    run_id = _wait(lambda: _runs_of(engine, second, slug), "the second run")[0]["run_id"]
+    run_id = wait_for(lambda: _runs_of(engine, second, slug), timeout=20, what="the second run")[0]["run_id"]
     reason = 'waiting: concurrency limit 1 on key "k1"'
-    twin = _wait(lambda: (t := httpx.get(f"{engine.url}/runs/{run_id}.json", timeout=5).json())
-                 and any(w["kind"] == "parked" for w in t["waits"]) and t, "the second run's call to be parked")
+    twin = wait_for(lambda: (t := httpx.get(f"{engine.url}/runs/{run_id}.json", timeout=5).json())
+                    and any(w["kind"] == "parked" for w in t["waits"]) and t,
+                    timeout=20, what="the second run's call to be parked")
     assert [w["reason"] for w in twin["waits"] if w["kind"] == "parked"] == [reason]
     assert twin["run"]["summary"]["waiting"] == reason
     page = httpx.get(f"{engine.url}/runs/{run_id}", timeout=5).text
@@ -219,8 +207,8 @@ def test_a_paused_function_and_the_events_it_skipped_are_shown(stack: Any, send_
         assert "since" in httpx.get(f"{engine.url}/runs", params={"function": slug}, timeout=5).text
 
         eid = send_event(engine, "dash/go", {"tag": "while-paused"})
-        skips = _wait(lambda: httpx.get(f"{engine.url}/events/{eid}.json", timeout=5).json()["skips"],
-                      "the skip to be recorded")
+        skips = wait_for(lambda: httpx.get(f"{engine.url}/events/{eid}.json", timeout=5).json()["skips"],
+                         timeout=20, what="the skip to be recorded")
         assert [(s["function_slug"], s["reason"], s["text"]) for s in skips] == [
             (slug, "paused", "skipped: the function was paused")]
         assert "skipped: the function was paused" in httpx.get(f"{engine.url}/events/{eid}", timeout=5).text
@@ -238,8 +226,8 @@ def test_an_event_over_a_rate_limit_says_it_was_skipped(stack: Any, send_event: 
     first = send_event(engine, "dash/rated", {})
     _ended(engine, first, slug, 1)
     second = send_event(engine, "dash/rated", {})
-    skips = _wait(lambda: httpx.get(f"{engine.url}/events/{second}.json", timeout=5).json()["skips"],
-                  "the rate-limit skip")
+    skips = wait_for(lambda: httpx.get(f"{engine.url}/events/{second}.json", timeout=5).json()["skips"],
+                     timeout=20, what="the rate-limit skip")
     assert [(s["function_slug"], s["text"]) for s in skips] == [(slug, "skipped by rate limit")]
     assert not _runs_of(engine, second, slug)
     assert httpx.get(f"{engine.url}/events/{first}.json", timeout=5).json()["skips"] == []

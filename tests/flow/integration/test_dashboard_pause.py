@@ -21,6 +21,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import inngest
 import pytest
+from tests.flow.conftest import app_stack
+from tests.polling import wait_for
 
 from agentcmd.webauth import Route, classify
 
@@ -58,23 +60,8 @@ def _functions(client: Any, state: State) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def stack(module_engine: Any, serve_sdk: Any, client_for: Any) -> Iterator[tuple[Any, State, str]]:
-    state: State = {}
-    app_id = f"dp-{module_engine.mode}"
-    client = client_for(module_engine, app_id=app_id)
-    app = serve_sdk(module_engine, client, _functions(client, state))
-    yield module_engine, state, app_id
-    app.stop()
-
-
-def _wait(cond: Any, what: str, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    value: Any = None
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {value}")
+    with app_stack(module_engine, serve_sdk, client_for, "dp", _functions) as running:
+        yield running
 
 
 def _runs_by_function(engine: Any, event_id: str) -> dict[str, dict[str, Any]]:
@@ -116,9 +103,9 @@ def test_pausing_from_the_dashboard_turns_the_next_event_into_a_skip_listed_by_t
     try:
         assert _paused(engine, slug), "the REST API sees the pause made by the button"
         eid = send_event(engine, "dp/go", {"n": 1})
-        runs = _wait(lambda: (x := _runs_by_function(engine, eid)) and f"{app_id}-bystander" in x and x,
-                     "the event to be dispatched to the other function")
-        skips = _wait(lambda: engine.get(f"/v1/functions/{slug}/skips").json()["data"], "the skip")
+        runs = wait_for(lambda: (x := _runs_by_function(engine, eid)) and f"{app_id}-bystander" in x and x,
+                        what="the event to be dispatched to the other function")
+        skips = wait_for(lambda: engine.get(f"/v1/functions/{slug}/skips").json()["data"], what="the skip")
         assert slug not in runs, "the paused function started no run"
         newest = skips[0]
         assert {k: newest[k] for k in ("event_id", "event_name", "reason", "function_slug")} == {
@@ -138,17 +125,18 @@ def test_unpausing_from_the_dashboard_resumes_a_run_held_by_the_pause(stack: Any
     slug = f"{app_id}-holdable"
     gate = tmp_path / "gate"
     eid = send_event(engine, "dp/go", {"n": 2, "gate": str(gate)})
-    run_id = _wait(lambda: _runs_by_function(engine, eid).get(slug), "the run")["run_id"]
-    _wait(lambda: any(w["kind"] == "running" for w in engine_twin(engine, f"/runs/{run_id}.json")["waits"]),
-          "step a to be in flight")
+    run_id = wait_for(lambda: _runs_by_function(engine, eid).get(slug), what="the run")["run_id"]
+    wait_for(lambda: any(w["kind"] == "running" for w in engine_twin(engine, f"/runs/{run_id}.json")["waits"]),
+             what="step a to be in flight")
     with httpx.Client(base_url=engine.url, timeout=10) as browser:
         answer = _press(browser, slug, "pause", headers={"accept": "application/json"})
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"data": {"function_id": slug, "paused": True, "changed": True,
                                           "resumed_calls": 0}}
         gate.touch()   # step a returns; the call after it must wait for the pause
-        held = _wait(lambda: [w for w in engine_twin(engine, f"/functions/{slug}.json")["waiting"]
-                              if w["text"] == PAUSED_WAIT], "the run's next call to be held by the pause")
+        held = wait_for(lambda: [w for w in engine_twin(engine, f"/functions/{slug}.json")["waiting"]
+                                 if w["text"] == PAUSED_WAIT],
+                        what="the run's next call to be held by the pause")
         assert held[0]["calls"] == 1 and "b-2" not in state["steps"]
         assert engine.get(f"/v1/runs/{run_id}").json()["data"]["status"] == "Running"
 

@@ -14,11 +14,11 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import inngest
 import pytest
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -31,17 +31,6 @@ def _rows(engine: Any, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
         conn.close()
 
 
-def _until(what: str, cond: Callable[[], Any], timeout: float = 10) -> Any:
-    """Poll ``cond`` until truthy; fail with ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def _buffer_events(engine: Any, kind: str) -> list[Any]:
     """The events held by the debounce or batch queue rows (empty when none)."""
     rows = _rows(engine, "SELECT payload FROM queue WHERE kind=?", (kind,))
@@ -52,15 +41,9 @@ def _all_runs(engine: Any) -> list[dict[str, Any]]:
     return list(engine.get("/v1/runs").json()["data"])
 
 
-def test_a_debounce_window_survives_sigkill_and_fires_once_with_the_last_event(
-        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
-        wait_for_run_status: Any, step_log: Any) -> None:
-    engine = engine_factory("production")
-    log = step_log()
-    client = client_for(engine, app_id="fault-debounce")
-
-    @client.create_function(fn_id="debounced", trigger=inngest.TriggerEvent(event="fd/go"),
-                            debounce=inngest.Debounce(period=datetime.timedelta(seconds=2)))
+def _debounced(client: Any, log: Any, fn_id: str, event: str, debounce: inngest.Debounce) -> Any:
+    """A debounced function whose one step logs and returns the ``n`` of the event it ran with."""
+    @client.create_function(fn_id=fn_id, trigger=inngest.TriggerEvent(event=event), debounce=debounce)
     async def debounced(ctx: inngest.Context) -> int:
         async def work() -> int:
             log.add(f"ran {ctx.event.data['n']}")
@@ -68,15 +51,44 @@ def test_a_debounce_window_survives_sigkill_and_fires_once_with_the_last_event(
 
         return await ctx.step.run("work", work)
 
+    return debounced
+
+
+def _batched(client: Any, log: Any, fn_id: str, event: str, batch: inngest.Batch, sort: bool = False) -> Any:
+    """A batched function whose one step logs and returns the ``n`` of every event in its batch."""
+    @client.create_function(fn_id=fn_id, trigger=inngest.TriggerEvent(event=event), batch_events=batch)
+    async def batched(ctx: inngest.Context) -> list[int]:
+        async def work() -> list[int]:
+            ns = [int(e.data["n"]) for e in ctx.events]
+            ns = sorted(ns) if sort else ns
+            log.add("batch " + ",".join(map(str, ns)))
+            return ns
+
+        return await ctx.step.run("work", work)
+
+    return batched
+
+
+def test_a_debounce_window_survives_sigkill_and_fires_once_with_the_last_event(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any,
+        wait_for_run_status: Any, step_log: Any) -> None:
+    engine = engine_factory("production")
+    log = step_log()
+    client = client_for(engine, app_id="fault-debounce")
+
+    debounced = _debounced(client, log, "debounced", "fd/go",
+                           inngest.Debounce(period=datetime.timedelta(seconds=2)))
+
     sdk_factory(engine, client, [debounced])
     for n in (1, 2):
         send_event(engine, "fd/go", {"n": n})
-    _until("the debounce row to hold the last event", lambda: _buffer_events(engine, "debounce") == [2])
+    wait_for(lambda: _buffer_events(engine, "debounce") == [2],
+             timeout=10, what="the debounce row to hold the last event")
     assert log.lines() == [], "killed inside the window: nothing has fired yet"
     engine.kill()
     engine.start()
-    _until("the debounced run", lambda: log.lines())
-    [run] = _until("one run", lambda: _all_runs(engine))
+    wait_for(lambda: log.lines(), timeout=10, what="the debounced run")
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == 2
     assert _buffer_events(engine, "debounce") == [], "no timer left that could fire again"
     assert log.lines() == ["ran 2"]
@@ -90,25 +102,18 @@ def test_a_half_filled_batch_survives_sigkill_and_completes_once_with_every_even
     log = step_log()
     client = client_for(engine, app_id="fault-batch")
 
-    @client.create_function(fn_id="batched", trigger=inngest.TriggerEvent(event="fb/go"),
-                            batch_events=inngest.Batch(max_size=3, timeout=datetime.timedelta(seconds=20)))
-    async def batched(ctx: inngest.Context) -> list[int]:
-        async def work() -> list[int]:
-            ns = [int(e.data["n"]) for e in ctx.events]
-            log.add("batch " + ",".join(map(str, ns)))
-            return ns
-
-        return await ctx.step.run("work", work)
+    batched = _batched(client, log, "batched", "fb/go",
+                       inngest.Batch(max_size=3, timeout=datetime.timedelta(seconds=20)))
 
     sdk_factory(engine, client, [batched])
     for n in (1, 2):
         send_event(engine, "fb/go", {"n": n})
-    _until("the batch row to hold two events", lambda: _buffer_events(engine, "batch") == [1, 2])
+    wait_for(lambda: _buffer_events(engine, "batch") == [1, 2], timeout=10, what="the batch row to hold two events")
     engine.kill()
     engine.start()
     send_event(engine, "fb/go", {"n": 3})        # fills the batch the dead engine started
-    _until("the batched run", lambda: log.lines())
-    [run] = _until("one run", lambda: _all_runs(engine))
+    wait_for(lambda: log.lines(), timeout=10, what="the batched run")
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == [1, 2, 3]
     assert _buffer_events(engine, "batch") == [], "no buffer left that could fire again"
     assert log.lines() == ["batch 1,2,3"]
@@ -122,23 +127,16 @@ def test_a_batch_with_one_event_at_sigkill_fires_by_its_timeout_after_restart(
     log = step_log()
     client = client_for(engine, app_id="fault-batch-timeout")
 
-    @client.create_function(fn_id="batched-timeout", trigger=inngest.TriggerEvent(event="fbt/go"),
-                            batch_events=inngest.Batch(max_size=5, timeout=datetime.timedelta(seconds=1)))
-    async def batched(ctx: inngest.Context) -> list[int]:
-        async def work() -> list[int]:
-            ns = [int(e.data["n"]) for e in ctx.events]
-            log.add("batch " + ",".join(map(str, ns)))
-            return ns
-
-        return await ctx.step.run("work", work)
+    batched = _batched(client, log, "batched-timeout", "fbt/go",
+                       inngest.Batch(max_size=5, timeout=datetime.timedelta(seconds=1)))
 
     sdk_factory(engine, client, [batched])
     send_event(engine, "fbt/go", {"n": 1})
-    _until("the batch row", lambda: _buffer_events(engine, "batch") == [1])
+    wait_for(lambda: _buffer_events(engine, "batch") == [1], timeout=10, what="the batch row")
     engine.kill()
     assert log.lines() == [], "killed before the batch timeout"
     engine.start()
-    [run] = _until("one run", lambda: _all_runs(engine))
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == [1]
     assert _buffer_events(engine, "batch") == []
     assert log.lines() == ["batch 1"]
@@ -176,11 +174,11 @@ def test_a_cron_tick_in_flight_at_sigkill_finishes_once_and_the_next_tick_stays_
     with conn:
         conn.execute("UPDATE queue SET ready_at=0 WHERE id=?", (row_id,))   # make the tick due now
     conn.close()
-    _until("the tick's step to start", lambda: log.count("tick") == 1)
+    wait_for(lambda: log.count("tick") == 1, timeout=10, what="the tick's step to start")
     engine.kill()
     gate.set()
     engine.start()
-    [run] = _until("one run", lambda: _all_runs(engine))
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed", timeout=20)["output"] == \
         "inngest/scheduled.timer"
     # the tick's step was cut off by the kill, so it runs again (at-least-once); the run is not doubled
@@ -212,7 +210,7 @@ def test_a_cron_tick_due_while_the_engine_is_down_fires_once_after_restart(
         conn.execute("UPDATE queue SET ready_at=? WHERE kind='cron'", (int(time.time() * 1000) - 1000,))
     conn.close()
     engine.start()
-    [run] = _until("one run", lambda: _all_runs(engine))
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     wait_for_run_status(engine, run["run_id"], "Completed")
     [(nxt,)] = _rows(engine, "SELECT ready_at FROM queue WHERE kind='cron'")
     assert nxt > time.time() * 1000
@@ -245,7 +243,7 @@ def test_a_parked_wait_for_event_survives_sigkill_and_resumes_once_with_the_repl
 
     sdk_factory(engine, client, [waiter])
     [run_id] = runs_for_event(engine, send_event(engine, "fw/start", {"k": "a"}))
-    _until("the wait to be parked", lambda: _rows(engine, "SELECT 1 FROM pauses"))
+    wait_for(lambda: _rows(engine, "SELECT 1 FROM pauses"), timeout=10, what="the wait to be parked")
     engine.kill()
     engine.start()
     send_event(engine, "fw/reply", {"k": "b", "v": "wrong key"})
@@ -264,23 +262,17 @@ def test_an_event_after_restart_extends_the_debounce_window_set_before_the_kill(
     log = step_log()
     client = client_for(engine, app_id="fault-debounce-extend")
 
-    @client.create_function(fn_id="debounced-extend", trigger=inngest.TriggerEvent(event="fde/go"),
-                            debounce=inngest.Debounce(period=datetime.timedelta(seconds=2), key="event.data.k"))
-    async def debounced(ctx: inngest.Context) -> int:
-        async def work() -> int:
-            log.add(f"ran {ctx.event.data['n']}")
-            return int(ctx.event.data["n"])
-
-        return await ctx.step.run("work", work)
+    debounced = _debounced(client, log, "debounced-extend", "fde/go",
+                           inngest.Debounce(period=datetime.timedelta(seconds=2), key="event.data.k"))
 
     sdk_factory(engine, client, [debounced])
     send_event(engine, "fde/go", {"n": 1, "k": "x"})
-    _until("the debounce row", lambda: _buffer_events(engine, "debounce") == [1])
+    wait_for(lambda: _buffer_events(engine, "debounce") == [1], timeout=10, what="the debounce row")
     engine.kill()
     assert log.lines() == []
     engine.start()
     send_event(engine, "fde/go", {"n": 2, "k": "x"})     # same key: replaces the timer, not a second one
-    [run] = _until("one run", lambda: _all_runs(engine))
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == 2
     assert _buffer_events(engine, "debounce") == []
     assert log.lines() == ["ran 2"]
@@ -294,22 +286,15 @@ def test_events_accepted_just_before_sigkill_are_all_batched_once(
     log = step_log()
     client = client_for(engine, app_id="fault-accept")
 
-    @client.create_function(fn_id="batched-accept", trigger=inngest.TriggerEvent(event="fa/go"),
-                            batch_events=inngest.Batch(max_size=4, timeout=datetime.timedelta(seconds=20)))
-    async def batched(ctx: inngest.Context) -> list[int]:
-        async def work() -> list[int]:
-            ns = sorted(int(e.data["n"]) for e in ctx.events)
-            log.add("batch " + ",".join(map(str, ns)))
-            return ns
-
-        return await ctx.step.run("work", work)
+    batched = _batched(client, log, "batched-accept", "fa/go",
+                       inngest.Batch(max_size=4, timeout=datetime.timedelta(seconds=20)), sort=True)
 
     sdk_factory(engine, client, [batched])
     for n in range(1, 5):
         send_event(engine, "fa/go", {"n": n})   # each 200 means stored; dispatch may not have happened yet
     engine.kill()
     engine.start()
-    [run] = _until("one run", lambda: _all_runs(engine))
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == [1, 2, 3, 4]
     assert _buffer_events(engine, "batch") == []
     # the kill may land while the run's step is inside the SDK: that step runs again (at-least-once),
@@ -337,7 +322,8 @@ def test_a_wait_that_expired_while_the_engine_was_down_resumes_once_even_if_a_re
 
     sdk_factory(engine, client, [waiter])
     [run_id] = runs_for_event(engine, send_event(engine, "fwx/start"))
-    _until("the wait to be parked", lambda: _rows(engine, "SELECT 1 FROM queue WHERE kind='wait_timeout'"))
+    wait_for(lambda: _rows(engine, "SELECT 1 FROM queue WHERE kind='wait_timeout'"),
+             timeout=10, what="the wait to be parked")
     engine.kill()
     past = int(time.time() * 1000) - 1000
     conn = sqlite3.connect(str(engine.sqlite_dir / "engine.db"), timeout=5)
@@ -361,28 +347,23 @@ def test_a_debounce_timeout_counts_from_the_first_event_before_the_kill(
     log = step_log()
     client = client_for(engine, app_id="fault-debounce-timeout")
 
-    @client.create_function(fn_id="debounced-timeout", trigger=inngest.TriggerEvent(event="fdt/go"),
-                            debounce=inngest.Debounce(period=datetime.timedelta(seconds=8),
-                                                      timeout=datetime.timedelta(seconds=4)))
-    async def debounced(ctx: inngest.Context) -> int:
-        async def work() -> int:
-            log.add(f"ran {ctx.event.data['n']}")
-            return int(ctx.event.data["n"])
-
-        return await ctx.step.run("work", work)
+    debounced = _debounced(client, log, "debounced-timeout", "fdt/go",
+                           inngest.Debounce(period=datetime.timedelta(seconds=8),
+                                            timeout=datetime.timedelta(seconds=4)))
 
     sdk_factory(engine, client, [debounced])
     first_ms = time.time() * 1000
     send_event(engine, "fdt/go", {"n": 1})
-    _until("the debounce row", lambda: _buffer_events(engine, "debounce") == [1])
+    wait_for(lambda: _buffer_events(engine, "debounce") == [1], timeout=10, what="the debounce row")
     engine.kill()
     engine.start()
     send_event(engine, "fdt/go", {"n": 2})    # alone, its 8 s period would push the start past the 4 s timeout
-    _until("the debounce row to hold the new event", lambda: _buffer_events(engine, "debounce") == [2])
+    wait_for(lambda: _buffer_events(engine, "debounce") == [2],
+             timeout=10, what="the debounce row to hold the new event")
     [(payload, ready_at)] = _rows(engine, "SELECT payload, ready_at FROM queue WHERE kind='debounce'")
     assert json.loads(payload)["first_at"] <= first_ms + 500, "the first event's time survived the kill"
     assert ready_at <= first_ms + 4500, "the timeout still binds after the restart"
-    [run] = _until("one run", lambda: _all_runs(engine), timeout=10)
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == 2
     assert log.lines() == ["ran 2"]
     assert len(_all_runs(engine)) == 1
@@ -397,20 +378,14 @@ def test_a_crash_as_the_debounced_run_starts_does_not_start_it_twice(
     log = step_log()
     client = client_for(engine, app_id="fault-debounce-start")
 
-    @client.create_function(fn_id="debounced-start", trigger=inngest.TriggerEvent(event="fds/go"),
-                            debounce=inngest.Debounce(period=datetime.timedelta(seconds=1)))
-    async def debounced(ctx: inngest.Context) -> int:
-        async def work() -> int:
-            log.add(f"ran {ctx.event.data['n']}")
-            return int(ctx.event.data["n"])
-
-        return await ctx.step.run("work", work)
+    debounced = _debounced(client, log, "debounced-start", "fds/go",
+                           inngest.Debounce(period=datetime.timedelta(seconds=1)))
 
     sdk_factory(engine, client, [debounced])
     send_event(engine, "fds/go", {"n": 7})
     assert engine.proc.wait(15) == 137, engine.output()    # the debounce fired, then the engine died
     engine.start()
-    [run] = _until("one run", lambda: _all_runs(engine))
+    [run] = wait_for(lambda: _all_runs(engine), timeout=10, what="one run")
     assert wait_for_run_status(engine, run["run_id"], "Completed")["output"] == 7
     assert _buffer_events(engine, "debounce") == []
     assert log.lines() == ["ran 7"] * executions      # a call cut off before its commit runs again

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import inngest
 import pytest
+from tests.flow.conftest import app_stack
+from tests.polling import wait_for
 
 State = dict[str, Any]
 
@@ -36,12 +38,8 @@ def _functions(client: Any, state: State) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def stack(module_engine: Any, serve_sdk: Any, client_for: Any) -> Iterator[tuple[Any, State, str]]:
-    state: State = {}
-    app_id = f"pz-{module_engine.mode}"
-    client = client_for(module_engine, app_id=app_id)
-    app = serve_sdk(module_engine, client, _functions(client, state))
-    yield module_engine, state, app_id
-    app.stop()
+    with app_stack(module_engine, serve_sdk, client_for, "pz", _functions) as running:
+        yield running
 
 
 def _post(engine: Any, path: str, auth: bool = True) -> httpx.Response:
@@ -52,16 +50,6 @@ def _runs_by_function(engine: Any, event_id: str) -> dict[str, dict[str, Any]]:
     return {r["function_slug"]: r for r in engine.get(f"/v1/events/{event_id}/runs").json()["data"]}
 
 
-def _wait(cond: Any, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met in {timeout} s")
-
-
 def test_a_paused_function_is_not_started_by_events(stack: Any, send_event: Any) -> None:
     engine, _, app_id = stack
     slug = f"{app_id}-pausable"
@@ -70,12 +58,12 @@ def test_a_paused_function_is_not_started_by_events(stack: Any, send_event: Any)
                                                          "resumed_calls": 0}
     try:
         eid = send_event(engine, "p/go", {"n": 1})
-        runs = _wait(lambda: (x := _runs_by_function(engine, eid)) and f"{app_id}-witness" in x and x)
+        runs = wait_for(lambda: (x := _runs_by_function(engine, eid)) and f"{app_id}-witness" in x and x)
         assert slug not in runs, "the event was dispatched; the paused function did not start"
     finally:
         assert _post(engine, f"/v1/functions/{slug}/unpause").status_code == 200
     eid = send_event(engine, "p/go", {"n": 2})
-    runs = _wait(lambda: (x := _runs_by_function(engine, eid)) and slug in x and x)
+    runs = wait_for(lambda: (x := _runs_by_function(engine, eid)) and slug in x and x)
     assert runs[slug]["status"] in ("Queued", "Running", "Completed")
 
 
@@ -84,8 +72,8 @@ def test_a_run_in_progress_stops_while_paused_and_resumes(stack: Any, send_event
     engine, state, app_id = stack
     slug = f"{app_id}-pausable"
     eid = send_event(engine, "p/go", {"n": 3})
-    run_id = _wait(lambda: _runs_by_function(engine, eid).get(slug))["run_id"]
-    _wait(lambda: "a-3" in state.get("steps", []))
+    run_id = wait_for(lambda: _runs_by_function(engine, eid).get(slug))["run_id"]
+    wait_for(lambda: "a-3" in state.get("steps", []))
     assert _post(engine, f"/v1/functions/{slug}/pause").status_code == 200
     # The run stops before its next call: the one that plans the 1 s sleep, or the one after
     # it. Step b must not run while paused: watch for longer than the sleep (an absence check).
@@ -120,6 +108,6 @@ def test_the_pause_survives_a_restart(engine_factory: Any, sdk_factory: Any, cli
     assert engine.stop() == 0
     engine.start()
     eid = send_event(engine, "p/go", {"n": 9})
-    runs = _wait(lambda: (x := _runs_by_function(engine, eid)) and "pz-restart-witness" in x and x)
+    runs = wait_for(lambda: (x := _runs_by_function(engine, eid)) and "pz-restart-witness" in x and x)
     assert slug not in runs
     assert _post(engine, f"/v1/functions/{slug}/unpause").json()["data"]["changed"] is True

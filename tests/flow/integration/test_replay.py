@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import inngest
 import pytest
+from tests.flow.conftest import app_stack
+from tests.polling import wait_for
 
 State = dict[str, Any]
 
@@ -36,12 +37,8 @@ def _functions(client: Any, state: State) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def stack(module_engine: Any, serve_sdk: Any, client_for: Any) -> Iterator[tuple[Any, State, str]]:
-    state: State = {}
-    app_id = f"rp-{module_engine.mode}"
-    client = client_for(module_engine, app_id=app_id)
-    app = serve_sdk(module_engine, client, _functions(client, state))
-    yield module_engine, state, app_id
-    app.stop()
+    with app_stack(module_engine, serve_sdk, client_for, "rp", _functions) as running:
+        yield running
 
 
 def _now() -> datetime.datetime:
@@ -57,20 +54,10 @@ def _runs_of(engine: Any, event_id: str, slug: str) -> list[dict[str, Any]]:
     return [r for r in engine.get(f"/v1/events/{event_id}/runs").json()["data"] if r["function_slug"] == slug]
 
 
-def _wait(cond: Any, timeout: float = 15) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met in {timeout} s")
-
-
 def _settled(engine: Any, event_id: str, slug: str, count: int) -> list[dict[str, Any]]:
     """The function's runs for the event once ``count`` of them have ended."""
-    return _wait(lambda: len(runs := [r for r in _runs_of(engine, event_id, slug)
-                                      if r["status"] in ("Completed", "Failed")]) >= count and runs)
+    return wait_for(lambda: len(runs := [r for r in _runs_of(engine, event_id, slug)
+                                         if r["status"] in ("Completed", "Failed")]) >= count and runs)
 
 
 def test_replay_starts_a_new_run_with_the_same_event_for_each_run_in_the_range(

@@ -1,0 +1,35 @@
+"""One way to wait in tests: poll a condition with a deadline, never a bare sleep.
+
+``wait_for(predicate, timeout, what)`` returns the first truthy value of
+``predicate()``; an ``httpx.HTTPError`` counts as "not yet" (a server still
+starting). At the deadline it fails naming ``what`` and what was seen:
+``seen()`` if given (a log tail, say), else the last value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15, what: str = "the condition",
+             seen: Callable[[], str] | None = None, interval: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    value: Any = None
+    while True:
+        try:
+            value = predicate()
+        except httpx.HTTPError as exc:
+            value = None
+            last_error: Any = exc
+        else:
+            last_error = None
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            detail = seen()[-3000:] if seen is not None else repr(last_error or value)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; seen: {detail}")
+        time.sleep(interval)
