@@ -84,11 +84,31 @@ def test_a_success_clears_the_clients_failures() -> None:
     assert limiter.retry_after("c") == 0
 
 
-def test_the_global_cap_stops_a_guesser_rotating_addresses() -> None:
-    limiter = LoginLimiter(max_failures=5, window_s=60, global_max=10, clock=Clock())
-    for i in range(10):
+def test_many_failures_hold_each_failing_address_to_one_guess_but_never_lock_out_a_fresh_client() -> None:
+    clock = Clock()
+    limiter = LoginLimiter(max_failures=5, window_s=60, global_max=10, clock=clock)
+    limiter.failed("10.0.0.1")
+    assert limiter.retry_after("10.0.0.1") == 0  # one mistake is not a lockout
+    for i in range(2, 11):
         limiter.failed(f"10.0.0.{i}")
-    assert limiter.retry_after("10.0.0.200") > 0
+    assert limiter.under_attack()
+    assert limiter.retry_after("10.0.0.200") == 0  # the token's owner, from an address with no failures
+    assert limiter.retry_after("10.0.0.1") == pytest.approx(60)  # a guesser gets one guess per address
+    clock.now += 61
+    assert not limiter.under_attack() and limiter.retry_after("10.0.0.1") == 0
+
+
+def test_the_limiter_keeps_bounded_memory_under_a_flood_of_addresses() -> None:
+    clock = Clock()
+    limiter = LoginLimiter(max_failures=3, window_s=60, global_max=50, clock=clock, max_clients=100)
+    for i in range(5000):
+        limiter.failed(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+        clock.now += 0.001
+    assert limiter.clients() <= 100
+    assert len(limiter._all) <= 50
+    for _ in range(50):
+        limiter.failed("192.0.2.7")
+    assert len(limiter._by_client["192.0.2.7"]) <= 3
 
 
 def test_a_remote_production_engine_without_a_dashboard_token_is_refused() -> None:

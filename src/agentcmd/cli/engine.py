@@ -64,13 +64,16 @@ def dev(
     token = settings.secret("dashboard_token") if dashboard_auth else None
     # Fails before binding if a login is needed but impossible. (WebAuth directly, not the
     # dashboard module: that imports FastAPI, which would double the time to ready.)
-    WebAuth.build(Mode.DEV, host, dashboard_auth, token)
+    from agentcmd.webauth.options import WebOptions
+
+    web = WebOptions.from_settings(settings)
+    WebAuth.build(Mode.DEV, host, dashboard_auth, token, options=web)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
                           discovery=not no_discovery, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token)
+                          dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
     raise typer.Exit(serve(config, host, port))
 
 
@@ -114,12 +117,14 @@ def start(
                           "run 'agentcmd install', or set INNGEST_EVENT_KEY, or pass --event-key")
     from agentcmd.mode import Mode
     from agentcmd.webauth.guard import WebAuth
+    from agentcmd.webauth.options import WebOptions
 
     token = settings.secret("dashboard_token")
-    WebAuth.build(Mode.PRODUCTION, host, dashboard_auth, token)  # beyond loopback the dashboard needs a token
+    web = WebOptions.from_settings(settings)
+    WebAuth.build(Mode.PRODUCTION, host, dashboard_auth, token, options=web)  # beyond loopback: needs a token
     config = EngineConfig(mode="production", db_path=settings.resolved_sqlite_dir / DB_FILE_NAME,
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
                           poll_interval=poll_interval, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token)
+                          dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
     raise typer.Exit(serve(config, host, port))

@@ -16,10 +16,10 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentcmd.config.keys import mask, validate_event_key, validate_signing_key
 from agentcmd.config.paths import config_path, home_dir
@@ -97,6 +97,28 @@ class Settings(BaseSettings):
         None, validation_alias=_env("AGENTCMD_DASHBOARD_TOKEN", "dashboard_token")
     )
     agents: dict[str, AgentConfig] = Field(default_factory=dict, validation_alias=_env("AGENTCMD_AGENTS", "agents"))
+
+    # Web logins behind a reverse proxy (agentcmd.webauth.options)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("AGENTCMD_TRUSTED_PROXIES", "trusted_proxies")
+    )
+    public_url: str | None = Field(None, validation_alias=_env("AGENTCMD_PUBLIC_URL", "public_url"))
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _check_trusted_proxies(cls, v: Any) -> list[str]:
+        from agentcmd.webauth.proxy import parse_networks
+
+        items = v.split(",") if isinstance(v, str) else list(v or [])
+        parse_networks([str(item) for item in items])  # raises ConfigError naming the bad entry
+        return [str(item).strip() for item in items if str(item).strip()]
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _check_public_url(cls, v: Any) -> str | None:
+        from agentcmd.webauth.options import check_public_url
+
+        return check_public_url(None if v is None else str(v))
 
     @field_validator("signing_key")
     @classmethod
@@ -224,6 +246,8 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "log_format": (("AGENTCMD_LOG_FORMAT",), "log format"),
     "dashboard_token": (("AGENTCMD_DASHBOARD_TOKEN",), "dashboard login token"),
     "agents": (("AGENTCMD_AGENTS__<NAME>__PATH",), "agent CLI paths"),
+    "trusted_proxies": (("AGENTCMD_TRUSTED_PROXIES",), "reverse proxies whose X-Forwarded-For/-Proto are believed"),
+    "public_url": (("AGENTCMD_PUBLIC_URL",), "the https URL browsers use: session cookies are Secure"),
 }
 
 

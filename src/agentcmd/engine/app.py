@@ -33,6 +33,7 @@ from agentcmd.engine.signing import BearerCheck
 from agentcmd.engine.store import Store, open_store
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
+from agentcmd.webauth.options import WebOptions
 
 log = logging.getLogger("agentcmd.engine")
 
@@ -54,6 +55,7 @@ class EngineConfig:
     host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
     dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
     dashboard_token: str | None = field(default=None, repr=False)
+    web: WebOptions = field(default_factory=WebOptions)  # trusted proxies, public URL, revoked sessions file
 
     @property
     def production(self) -> bool:

@@ -91,8 +91,9 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
+    # proxy_headers=False: X-Forwarded-* are believed only from configured trusted proxies (webauth.proxy)
     uv_config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, lifespan="on",
-                               timeout_graceful_shutdown=max(1, int(config.grace_s) + 5))
+                               proxy_headers=False, timeout_graceful_shutdown=max(1, int(config.grace_s) + 5))
     server = _server_class()(uv_config)
     try:
         server.run(sockets=[sock])

@@ -54,7 +54,7 @@ def main() -> None:
     # The web stack, the SDK and the workflows are imported now and live as long as the process:
     # out of the collector's reach, full collections stop pausing the server for tens of ms.
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port,
+    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False,  # trusted proxies: webauth.proxy
                 log_level=args.log_level, timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS)
 
 

@@ -39,6 +39,7 @@ from agentcmd.webauth.policy import requirement as dashboard_requirement
 
 if TYPE_CHECKING:
     from agentcmd.webauth.guard import WebAuth
+    from agentcmd.webauth.options import WebOptions
 
 STATIC_PREFIX = "/_ui/static/"
 API_PREFIX = "/api"
@@ -133,14 +134,15 @@ class AppAuth:
 
     @classmethod
     def build(cls, mode: Mode | str, host: str = "127.0.0.1", *, dashboard_auth: bool = False,
-              token: str | None = None, signing_key: str | None = None) -> AppAuth:
+              token: str | None = None, signing_key: str | None = None,
+              options: WebOptions | None = None) -> AppAuth:
         """Auth for an app server bound to ``host``; raises ConfigError when a login is needed but impossible."""
         from agentcmd.config.keys import validate_signing_key
         from agentcmd.webauth.guard import WebAuth
 
         mode = Mode(mode)
         check_secrets(mode, host, dashboard_auth=dashboard_auth, token=token, signing_key=signing_key)
-        web = WebAuth.build(mode, host, dashboard_auth, token)
+        web = WebAuth.build(mode, host, dashboard_auth, token, options=options)
         key = validate_signing_key(signing_key, "the signing key") if signing_key and signing_key.strip() else None
         return cls(web, BearerCheck(key) if key else None)
 

@@ -53,20 +53,21 @@ def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
     supervisor in production), else the configured one (dev has no key in
     its environment). Raises ConfigError when a login is needed but impossible.
     """
+    from agentcmd.config import load_settings
     from agentcmd.webauth.loopback import is_loopback_host
+    from agentcmd.webauth.options import WebOptions
     from agentcmd.webauth.policy import dashboard_locked
 
     mode = sdk_mode()
+    settings = load_settings()
+    web = WebOptions.from_settings(settings)  # trusted proxies, public URL, revoked sessions
     if not dashboard_locked(mode, is_loopback_host(host), dashboard_auth):
-        return AppAuth.build(mode, host, dashboard_auth=dashboard_auth)
+        return AppAuth.build(mode, host, dashboard_auth=dashboard_auth, options=web)
     import os
 
-    from agentcmd.config import load_settings
-
-    settings = load_settings()
     key = os.environ.get("INNGEST_SIGNING_KEY") or settings.secret("signing_key")
     return AppAuth.build(mode, host, dashboard_auth=dashboard_auth, token=settings.secret("dashboard_token"),
-                         signing_key=key)
+                         signing_key=key, options=web)
 
 
 def create_app(project_dir: Path | None = None, *, entry_points: bool = True, host: str = "127.0.0.1",

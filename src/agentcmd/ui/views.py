@@ -15,7 +15,6 @@ polling script.
 from __future__ import annotations
 
 import json
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from agentcmd.engine.dashboard.forms import read_form, safe_next
 from agentcmd.engine.dashboard.render import fmt_duration, fmt_time, pretty_json, version_of
 from agentcmd.errors import AgentcmdError, AuthError, InputError, NotFoundError
 from agentcmd.mode import Mode
+from agentcmd.safenames import path_under
 from agentcmd.ui import present
 from agentcmd.webauth import login as login_flow
 from agentcmd.webauth.guard import WebAuth
@@ -37,7 +37,6 @@ from agentcmd.webauth.session import CSRF_FIELD
 
 HERE = Path(__file__).parent
 STATIC = {"dashboard.css": "text/css; charset=utf-8", "dashboard.js": "text/javascript; charset=utf-8"}
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-][A-Za-z0-9._ -]*$")
 
 
 def _iso_time(value: Any) -> str:
@@ -178,7 +177,7 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        return login_flow.logout(auth)
+        return login_flow.logout(auth, request)
 
     async def form(request: Request) -> dict[str, str]:
         fields = await read_form(request)
@@ -225,9 +224,9 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
 
     @router.get("/runs/{run_id}/artifacts/{name}")
     async def artifact(request: Request, run_id: str, name: str) -> Response:
-        base: Path = request.app.state.runtime.data_dir / "artifacts"
-        target = base / run_id / name
-        if not (_SAFE_NAME.match(name) and _SAFE_NAME.match(run_id)) or not target.is_file():
+        # Plain names only, and the resolved file inside the artifacts directory: no '..' (or '%2E%2E').
+        target = path_under(request.app.state.runtime.data_dir / "artifacts", run_id, name)
+        if target is None or not target.is_file():
             return failure(request, NotFoundError(f"no artifact {name!r} for run {run_id}",
                                                   "pick one from the run page"), False)
         return FileResponse(target, filename=name)

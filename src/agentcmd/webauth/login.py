@@ -33,7 +33,7 @@ def login_form(auth: WebAuth, request: Request, next_url: str, login_page: Login
 def login_submit(auth: WebAuth, request: Request, fields: Mapping[str, str], next_url: str,
                  login_page: LoginPage) -> Response:
     """POST /login after the form was read: rate limit, token check, session cookie."""
-    client = client_key(request)
+    client = client_key(auth, request)
     wait = auth.limiter.retry_after(client)
     if wait > 0:
         response = login_page(request, f"Too many failed logins. Try again in {int(wait) + 1} s.", 429, next_url)
@@ -50,7 +50,8 @@ def login_submit(auth: WebAuth, request: Request, fields: Mapping[str, str], nex
     return response
 
 
-def logout(auth: WebAuth) -> Response:
+def logout(auth: WebAuth, request: Request) -> Response:
+    """POST /logout: the session is revoked server-side, not only forgotten by this browser."""
     response = RedirectResponse("/login" if auth.locked else "/", status_code=303)
-    auth.end_session(response)
+    auth.end_session(request, response)
     return response

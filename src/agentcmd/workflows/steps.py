@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import inngest
 
+from agentcmd.safenames import is_plain_name
 from agentcmd.workflows import gitops
 from agentcmd.workflows.agents import AgentNotFoundError, PromptTooLongError, get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
@@ -74,6 +75,8 @@ def cancelled_steps_file(data_dir: Path, run_id: str) -> Path:
 
 
 def read_cancelled_steps(data_dir: Path, run_id: str) -> list[dict[str, Any]]:
+    if not is_plain_name(run_id):  # a run id from a URL: never a path out of the runs directory
+        return []
     path = cancelled_steps_file(data_dir, run_id)
     try:
         data = json.loads(path.read_text())

@@ -76,7 +76,7 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        return login_flow.logout(auth)
+        return login_flow.logout(auth, request)
 
     async def act(request: Request, route: Route, do: Callable[[dict[str, str]], Awaitable[tuple[str, Any]]],
                   redo: Callable[[dict[str, str], InputError], Response | Awaitable[Response]] | None = None

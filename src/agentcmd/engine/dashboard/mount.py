@@ -21,6 +21,7 @@ from agentcmd.engine.store import now_ms
 from agentcmd.errors import NotFoundError
 from agentcmd.mode import Mode
 from agentcmd.webauth.guard import WebAuth
+from agentcmd.webauth.options import WebOptions
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -50,16 +51,17 @@ class _EngineStore:
         return await self._engine.store.insert_events(events)
 
 
-def build_auth(mode: str, host: str, dashboard_auth: bool, token: str | None) -> WebAuth:
+def build_auth(mode: str, host: str, dashboard_auth: bool, token: str | None,
+               options: WebOptions | None = None) -> WebAuth:
     """The dashboard's auth for an engine; raises ConfigError (exit 2) if a login is needed but impossible."""
-    return WebAuth.build(Mode(mode), host, dashboard_auth, token)
+    return WebAuth.build(Mode(mode), host, dashboard_auth, token, options=options)
 
 
 def dashboard_app(engine: Engine) -> FastAPI:
     from fastapi import FastAPI
 
     config = engine.config
-    auth = build_auth(config.mode, config.host, config.dashboard_auth, config.dashboard_token)
+    auth = build_auth(config.mode, config.host, config.dashboard_auth, config.dashboard_token, config.web)
     store = _EngineStore(engine)
 
     async def accept(events: list[dict[str, Any]]) -> list[str]:
