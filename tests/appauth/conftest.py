@@ -129,7 +129,8 @@ class LiveServer:
         self.sock.bind((bind, 0))
         self.bind = bind
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
+        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False,
+                                                    proxy_headers=False))  # as the real launcher
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def start(self, timeout: float = 10) -> LiveServer:
