@@ -13,13 +13,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_.-][A-Za-z0-9_. -]*$")
+_PLAIN = re.compile(r"[A-Za-z0-9_.-][A-Za-z0-9_. -]*")
 MAX_NAME = 255
 
 
 def is_plain_name(value: str) -> bool:
     """One ordinary file name: letters, digits, ``._- `` and not ``.`` or ``..`` (nor any dots-only name)."""
-    return (0 < len(value) <= MAX_NAME and bool(_PLAIN.match(value)) and value.strip(".") != ""
+    return (0 < len(value) <= MAX_NAME and _PLAIN.fullmatch(value) is not None and value.strip(".") != ""
             and value == value.strip())
 
 
