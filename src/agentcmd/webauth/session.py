@@ -4,7 +4,8 @@ No server-side session table: a cookie is ``<sid>.<expires>.<hmac>``, signed
 with a secret derived from the dashboard token. So sessions survive an
 engine restart, and rotating the token (``agentcmd install --rotate-keys``)
 invalidates every session at once. The cookie holds no key material: the
-HMAC cannot be turned back into the token.
+HMAC cannot be turned back into the token. The only server-side state is
+the list of logged-out session ids (``revocation.py``).
 """
 
 from __future__ import annotations
