@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from markupsafe import escape
+
 from agentcmd.server.engine import EngineClient
 
 HELLO = '''
@@ -156,3 +158,39 @@ async def test_the_engine_client_sends_the_signing_key_as_bearer(stack: Any) -> 
     finally:
         await client.aclose()
     assert s.engine.auth_seen[-1] == "Bearer signkey-prod-abc123"
+
+
+DUP = '''
+from agentcmd import define_workflow
+
+@define_workflow(id="hello", phases=["{phase}"])
+async def hello(ctx, step):
+    return 1
+'''
+
+
+def test_load_errors_and_duplicates_are_listed_on_the_index_page_the_api_and_the_cli(
+        app_server: Any, write_workflow: Any, cli: Any) -> None:
+    first = write_workflow("a_hello.py", DUP.format(phase="original"))
+    second = write_workflow("b_hello.py", DUP.format(phase="newcomer"))
+    broken = write_workflow("broken.py", "x = 1\ndef broken(:\n")
+    s = app_server()
+    body = s.get("/api/workflows").json()
+    assert [w["source"] for w in body["data"]] == [str(first)]
+    errors = {Path(e["source"]).name: e for e in body["errors"]}
+    dup = errors["b_hello.py"]
+    assert (dup["kind"], dup["line"], dup["workflow_id"], dup["other"]) == ("duplicate_id", 4, "hello", f"{first}:4")
+    assert errors["broken.py"]["where"] == f"{broken}:2" and errors["broken.py"]["hint"]
+    page = s.get("/")
+    assert page.status_code == 200, page.text  # was a 500: the template read a "hint" the errors did not have
+    for err in body["errors"]:
+        assert escape(err["where"]) in page.text and escape(err["hint"]) in page.text
+    assert "2 workflow load errors" in page.text
+    assert s.get("/index.json").json()["load_errors"] == body["errors"]
+    wf_page = s.get("/workflows/hello")
+    assert wf_page.status_code == 200 and escape(f"{second}:4") in wf_page.text
+    assert s.get("/workflows/hello.json").json()["load_errors"][0]["source"] == str(second)
+    listed = cli("workflows", "list", env={"PORT": s.url.rsplit(":", 1)[1]})
+    assert listed.returncode == 1 and "hello  hello  phases=original" in listed.stdout
+    assert f"not loaded: {second}:4: duplicate workflow id 'hello': also defined in {first}:4" in listed.stderr
+    assert "(1 duplicate workflow id)" in listed.stderr and "fix: give one of them another id" in listed.stderr

@@ -77,8 +77,10 @@ def test_without_an_app_server_list_reads_the_project_and_runs_says_how_to_start
     write_workflow("broken.py", "raise ValueError('nope')\n")
     env = {"PORT": "1"}
     out = cli("workflows", "list", "--project", str(project), env=env)
-    assert out.returncode == 0 and "hello  Say hello" in out.stdout and "fails" in out.stdout
+    # A file that does not load is an error (exit 1), and what loads is still listed.
+    assert out.returncode == 1 and "hello  Say hello" in out.stdout and "fails" in out.stdout
     assert "not reachable" in out.stderr and "broken.py:1: ValueError: nope" in out.stderr
+    assert "fix: correct the code on that line" in out.stderr and "1 workflow load error" in out.stderr
     out = cli("runs", "list", env=env)
     assert out.returncode == 2 and "fix: start it with 'agentcmd dev'" in out.stderr
 

@@ -27,7 +27,12 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (with input schemas)."),
     project: Path | None = typer.Option(None, "--project", help="Project directory, when no app server runs."),
 ) -> None:
-    """List the workflows found in .agentcmd/workflows/ (from the app server, else from disk)."""
+    """List the workflows found in .agentcmd/workflows/ (from the app server, else from disk).
+
+    Exits 1 when a workflow could not be loaded (a broken file, a duplicate
+    workflow id): each problem is printed on stderr with its file, line and
+    a fix; the workflows that did load are still listed.
+    """
     from agentcmd.cli._console import print_json, warn
     from agentcmd.errors import UnavailableError
     from agentcmd.server.client import AppClient
@@ -38,26 +43,45 @@ def list_(
         note = None
     except UnavailableError as err:
         from agentcmd.config import load_settings
-        from agentcmd.workflows.discovery import discover
+        from agentcmd.workflows.served import discover_served
 
-        where = (project or load_settings().resolved_project_dir).resolve()
-        found = discover(where)
+        settings = load_settings()
+        where = (project or settings.resolved_project_dir).resolve()
+        found = discover_served(where, settings.resolved_data_dir, record=False)
         body = {"data": [wf.describe() for wf in found.workflows.values()],
                 "errors": [e.to_json() for e in found.errors]}
         note = f"{err.what}; showing the workflows found in {where}"
     if note:
         warn(note)
-    for e in body.get("errors") or []:
-        source = f"{e['source']}:{e['line']}" if e.get("line") else e["source"]
-        warn(f"workflow not loaded: {source}: {e['error']}")
     if as_json:
         print_json(body["data"])
+    else:
+        if not body["data"]:
+            typer.echo("no workflows (add one in .agentcmd/workflows/*.py)")
+        for wf in body["data"]:
+            phases = ",".join(wf.get("phases") or []) or "-"
+            typer.echo(f"{wf['id']}  {wf['name']}  phases={phases}  trigger={wf['trigger']}")
+    _load_errors(body.get("errors") or [])
+
+
+def _load_errors(errors: list[dict[str, Any]]) -> None:
+    """Print each load error with its fix on stderr; exit 1 when there is any."""
+    from agentcmd.errors import AgentcmdError
+
+    if not errors:
         return
-    if not body["data"]:
-        typer.echo("no workflows (add one in .agentcmd/workflows/*.py)")
-    for wf in body["data"]:
-        phases = ",".join(wf.get("phases") or []) or "-"
-        typer.echo(f"{wf['id']}  {wf['name']}  phases={phases}  trigger={wf['trigger']}")
+    for e in errors:
+        where = e.get("where") or (f"{e['source']}:{e['line']}" if e.get("line") else e.get("source"))
+        sys.stderr.write(f"not loaded: {where}: {e.get('error')}\n")
+        if e.get("hint"):
+            sys.stderr.write(f"  fix: {e['hint']}\n")
+    duplicates = sum(1 for e in errors if e.get("kind") == "duplicate_id")
+    what = f"{len(errors)} workflow load error{'s' if len(errors) > 1 else ''}"
+    if duplicates:
+        what += f" ({duplicates} duplicate workflow id{'s' if duplicates > 1 else ''})"
+    raise AgentcmdError(what + ": what is listed as 'not loaded' is not served",
+                        "follow each 'fix:' line above (docs/workflows.md, 'Load errors')",
+                        code="workflow_load_errors", exit_code=1)
 
 
 def _final(run: dict[str, Any], as_json: bool) -> None:

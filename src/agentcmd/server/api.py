@@ -44,6 +44,10 @@ def _workflow(request: Request, workflow_id: str) -> Workflow:
     discovered = request.app.state.discovered
     wf: Workflow | None = discovered.workflows.get(workflow_id)
     if wf is None:
+        if workflow_id in discovered.reserved:  # its file is broken: say so, not "unknown"
+            raise NotFoundError(f"workflow {workflow_id!r} is not served: {discovered.reserved[workflow_id]} "
+                                "failed to load", "see the load errors on the workflow index page or in "
+                                "'agentcmd workflows list'")
         known = ", ".join(sorted(discovered.workflows)) or "none"
         raise NotFoundError(f"unknown workflow {workflow_id!r} (known: {known})",
                             "check 'agentcmd workflows list' and the files in .agentcmd/workflows/")

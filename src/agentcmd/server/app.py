@@ -34,7 +34,7 @@ from agentcmd.server.engine import EngineClient
 from agentcmd.server.protect import ProtectMiddleware
 from agentcmd.workflows.context import Runtime, set_runtime
 from agentcmd.workflows.define import APP_ID
-from agentcmd.workflows.discovery import discover
+from agentcmd.workflows.served import discover_served
 
 log = logging.getLogger("agentcmd.server")
 
@@ -78,7 +78,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     engine = EngineClient.from_env()
     runtime.run_status = engine.run_status
     set_runtime(runtime)
-    discovered = discover(runtime.project_dir, entry_points=entry_points)
+    discovered = discover_served(runtime.project_dir, runtime.data_dir, entry_points=entry_points)
     for err in discovered.errors:
         log.error("workflow not loaded: %s", err)
 

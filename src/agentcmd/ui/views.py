@@ -30,7 +30,7 @@ from agentcmd.engine.dashboard.render import fmt_duration, fmt_time, pretty_json
 from agentcmd.errors import AgentcmdError, AuthError, InputError, NotFoundError
 from agentcmd.mode import Mode
 from agentcmd.safenames import path_under
-from agentcmd.ui import present
+from agentcmd.ui import loaderrors, present
 from agentcmd.webauth import login as login_flow
 from agentcmd.webauth.guard import WebAuth
 from agentcmd.webauth.session import CSRF_FIELD
@@ -100,7 +100,7 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
             runs_error = ""
         except AgentcmdError as exc:  # the engine is down: still list the workflows
             runs, runs_error = [], exc.what
-        data = {"workflows": workflows["data"], "load_errors": workflows["errors"], "runs": runs,
+        data = {"workflows": workflows["data"], "load_errors": loaderrors.rows(workflows["errors"]), "runs": runs,
                 "runs_error": runs_error}
         version = version_of([(r["run_id"], r["status"], r.get("phase")) for r in runs])
         if as_json:
@@ -111,10 +111,15 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
         as_json = wants_json(request, suffix)
         try:
             wf = (await api.get_workflow(request, workflow_id))["data"]
-            runs = (await api.list_runs(request, workflow=workflow_id, status=None, limit=20, cursor=None))["data"]
         except AgentcmdError as exc:
             return failure(request, exc, as_json)
-        data = {"workflow": wf, "runs": runs}
+        try:
+            runs = (await api.list_runs(request, workflow=workflow_id, status=None, limit=20, cursor=None))["data"]
+            runs_error = ""
+        except AgentcmdError as exc:  # the engine is down: still show the workflow and its form
+            runs, runs_error = [], exc.what
+        data = {"workflow": wf, "runs": runs, "runs_error": runs_error,
+                "load_errors": loaderrors.for_workflow((await api.list_workflows(request))["errors"], workflow_id)}
         version = version_of([(r["run_id"], r["status"], r.get("phase")) for r in runs])
         if as_json:
             return twin(data, version)
@@ -204,7 +209,8 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
             except AgentcmdError as inner:
                 return failure(request, inner, False)
             problems = [f"{d.get('path')}: {d.get('message')}" for d in (exc.details or []) if isinstance(d, dict)]
-            return page(request, "workflow.html", {"workflow": wf, "runs": [], "input": fields.get("input", "{}"),
+            return page(request, "workflow.html", {"workflow": wf, "runs": [], "load_errors": [], "runs_error": "",
+                                                   "input": fields.get("input", "{}"),
                                                    "error": exc.what, "problems": problems}, wf["name"],
                         status_code=422)
         except AgentcmdError as exc:
