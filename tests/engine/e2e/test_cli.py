@@ -95,7 +95,8 @@ def test_keys_come_from_the_config_file(tmp_path: Path, port: int) -> None:
 
 
 def _prod_env(tmp_path: Path) -> dict[str, str]:
-    return {"INNGEST_SIGNING_KEY": GOOD_KEY, "INNGEST_EVENT_KEY": GOOD_EVENT_KEY, "AGENTCMD_HOME": str(tmp_path / "home")}
+    return {"INNGEST_SIGNING_KEY": GOOD_KEY, "INNGEST_EVENT_KEY": GOOD_EVENT_KEY,
+            "AGENTCMD_HOME": str(tmp_path / "home")}
 
 
 def test_corrupt_database_exits_3_naming_the_file(tmp_path: Path, port: int, engine_cli: Any) -> None:
