@@ -69,8 +69,24 @@ class WalSync:
 
     def after_commit(self, results: list[Parked]) -> None:
         self._waiting.extend(results)
-        if not self._running and not self._closed:
-            self._start()
+        if self._running or self._closed:
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:        # a flush at shutdown, after the loop ended: sync right here
+            self._sync_here()
+            return
+        self._start()
+
+    def _sync_here(self) -> None:
+        parked, self._waiting = self._waiting, []
+        error: BaseException | None = None
+        try:
+            self.fsync()
+        except OSError as exc:
+            error = self._on_error(exc)
+        with contextlib.suppress(RuntimeError):     # the futures' loop may be closed
+            _deliver(parked, error)
 
     def _start(self) -> None:
         self._syncing, self._waiting = self._waiting, []
@@ -99,16 +115,9 @@ class WalSync:
             return
         self._closed = True
         self._executor.shutdown(wait=True)
-        parked, self._syncing, self._waiting = self._syncing + self._waiting, [], []
-        if not parked:
-            return
-        error: BaseException | None = None
-        try:
-            self.fsync()
-        except OSError as exc:
-            error = self._on_error(exc)
-        with contextlib.suppress(RuntimeError):     # the loop may already be closed
-            _deliver(parked, error)
+        self._waiting, self._syncing = self._syncing + self._waiting, []
+        if self._waiting:
+            self._sync_here()
 
 
 def _deliver(batch: list[Parked], error: BaseException | None) -> None:
