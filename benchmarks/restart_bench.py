@@ -147,6 +147,9 @@ class Agentcmd:
             how = f"did not exit within {timeout:.0f} s of {sig.name}: killed"
         took = time.monotonic() - started
         self._reader.join(5)
+        settle = time.monotonic() + 2       # a killed process takes a moment to be gone
+        while any(alive(pid) for pid in tree) and time.monotonic() < settle:
+            time.sleep(0.02)
         orphans = [pid for pid in tree if alive(pid)]
         for pid in orphans:                  # ours: started below the supervisor we launched
             with contextlib.suppress(ProcessLookupError):
