@@ -69,7 +69,10 @@ class WalSync:
 
     def after_commit(self, results: list[Parked]) -> None:
         self._waiting.extend(results)
-        if self._running or self._closed:
+        if self._running:
+            return
+        if self._closed:            # nothing may be left parked once closed
+            self._sync_here()
             return
         try:
             asyncio.get_running_loop()
@@ -115,6 +118,7 @@ class WalSync:
             return
         self._closed = True
         self._executor.shutdown(wait=True)
+        self._running = False       # its results are delivered here, not by the loop's callback
         self._waiting, self._syncing = self._syncing + self._waiting, []
         if self._waiting:
             self._sync_here()
