@@ -42,8 +42,8 @@ from agentcmd.mode import Mode
 from agentcmd.server.access import AppAuth
 
 TOKEN = "app-views-dashboard-token-for-tests"
-SIGNING_KEY = "signkey-prod-" + "5e" * 32
-EVENT_KEY = "e" * 64
+SIGNING_KEY = "signkey-prod-df95a4e9e0de15573029d2c63a3af1655d7af9b9b1b8b50ceb04cafee2f6d982"
+EVENT_KEY = "bf9d36ad3886b8700f4d4fdf47879d1c3250e4f195bc6dad92875fc357da7a98"
 
 WORKFLOW = '''
 from agentcmd import define_workflow

@@ -10,6 +10,8 @@ from agentcmd.server import SERVE_PATH
 from agentcmd.server.access import AppAuth, check_bind, check_secrets, classify, cross_site, requirement, sdk_mode
 from agentcmd.webauth.policy import Need, Route
 
+STRONG_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
+
 DEV, PROD = Mode.DEV, Mode.PRODUCTION
 
 
@@ -86,12 +88,12 @@ def test_dev_beyond_loopback_is_refused_unless_allowed_and_then_warns() -> None:
 def test_a_locked_server_needs_a_token_and_a_signing_key() -> None:
     check_secrets(PROD, "127.0.0.1")  # open: nothing needed
     with pytest.raises(ConfigError) as no_token:
-        check_secrets(PROD, "0.0.0.0", token=None, signing_key="signkey-prod-00")
+        check_secrets(PROD, "0.0.0.0", token=None, signing_key=STRONG_KEY)
     assert "no dashboard token" in no_token.value.what and "agentcmd install" in (no_token.value.fix or "")
     with pytest.raises(ConfigError) as no_key:
         check_secrets(DEV, "127.0.0.1", dashboard_auth=True, token="t", signing_key=" ")
     assert "no signing key" in no_key.value.what and "agentcmd install" in (no_key.value.fix or "")
-    check_secrets(PROD, "0.0.0.0", token="t", signing_key="signkey-prod-00")
+    check_secrets(PROD, "0.0.0.0", token="t", signing_key=STRONG_KEY)
 
 
 def test_a_malformed_signing_key_is_refused_with_the_fix_not_a_traceback() -> None:

@@ -41,8 +41,9 @@ with warnings.catch_warnings():
     import inngest
     import inngest.fast_api
 
-SIGNING_KEY = "signkey-prod-" + "ab" * 32
-EVENT_KEY = "evkey" + "cd" * 16
+# Fixed strong keys: the engine refuses weak ones (config/keys.py).
+SIGNING_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
+EVENT_KEY = "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796"
 
 
 def _free_port() -> int:

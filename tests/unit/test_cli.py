@@ -94,6 +94,29 @@ def test_a_non_hex_signing_key_stops_every_engine_command(command: list[str]) ->
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.parametrize("command", [["start"], ["engine", "start"]])
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"INNGEST_SIGNING_KEY": "signkey-prod-00"}, "signing key (INNGEST_SIGNING_KEY, --signing-key or config.json) "
+                                                 "is too weak: it is too short"),
+    ({"INNGEST_EVENT_KEY": "a"}, "event key (INNGEST_EVENT_KEY, --event-key or config.json) is too weak"),
+])
+def test_a_weak_key_stops_the_production_commands_with_the_minimum_and_the_fix(
+        command: list[str], env: dict[str, str], expected: str) -> None:
+    out = run_cli(*command, env=env, timeout=30)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert expected in out.stderr and "the minimum is 32" in out.stderr
+    assert "fix:" in out.stderr and "agentcmd install" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_install_replaces_a_weak_key_it_finds_in_the_config_file(agentcmd_home: Path) -> None:
+    agentcmd_home.mkdir(parents=True)
+    (agentcmd_home / "config.json").write_text(json.dumps({"signing_key": "signkey-prod-00", "event_key": "a"}))
+    os.chmod(agentcmd_home / "config.json", 0o600)
+    assert run_cli("install").returncode == 0
+    data = json.loads((agentcmd_home / "config.json").read_text())
+    assert len(data["signing_key"]) == len("signkey-prod-") + 64 and len(data["event_key"]) == 64
+
+
 def test_invalid_config_file_is_named_without_a_traceback(agentcmd_home: Path) -> None:
     agentcmd_home.mkdir(parents=True)
     (agentcmd_home / "config.json").write_text('{"port": ')

@@ -5,7 +5,7 @@ from __future__ import annotations
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 
-KEY = "signkey-prod-" + "ab" * 32
+KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
 
 
 def test_production_removes_inngest_dev_sets_base_url_and_exports_keys() -> None:

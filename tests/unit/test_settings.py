@@ -13,8 +13,9 @@ from agentcmd.config.install import ensure_keys
 from agentcmd.config.sources import LoosePermissionsWarning, write_config_file
 from agentcmd.errors import ConfigError, InvalidSigningKeyError
 
-KEY_A = "signkey-prod-" + "aa" * 32
-KEY_B = "signkey-prod-" + "bb" * 32
+KEY_A = "signkey-prod-df95a4e9e0de15573029d2c63a3af1655d7af9b9b1b8b50ceb04cafee2f6d982"
+KEY_B = "signkey-prod-bf9d36ad3886b8700f4d4fdf47879d1c3250e4f195bc6dad92875fc357da7a98"
+EVENT_KEY = "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796"
 
 
 def write_config(home: Path, data: dict[str, object]) -> Path:
@@ -56,11 +57,11 @@ def test_agentcmd_prefixed_env_vars(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_keys_never_appear_in_repr_or_public_view(agentcmd_home: Path) -> None:
-    write_config(agentcmd_home, {"signing_key": KEY_A, "event_key": "e" * 40})
+    write_config(agentcmd_home, {"signing_key": KEY_A, "event_key": EVENT_KEY})
     s = load_settings()
     for text in (repr(s), str(s), json.dumps(s.public_view(), default=str)):
-        assert KEY_A not in text and "e" * 40 not in text
-    assert s.public_view()["signing_key"] == "signkey-prod-…aaaa"
+        assert KEY_A not in text and EVENT_KEY not in text
+    assert s.public_view()["signing_key"] == "signkey-prod-…d982"
 
 
 @pytest.mark.parametrize("source", ["env", "file", "flag"])

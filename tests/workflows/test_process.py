@@ -103,8 +103,9 @@ async def test_a_background_child_holding_the_pipes_does_not_hang_the_step(tmp_p
 
 
 async def test_the_app_servers_keys_are_not_inherited_by_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("INNGEST_SIGNING_KEY", "signkey-prod-" + "ab" * 32)
-    monkeypatch.setenv("INNGEST_EVENT_KEY", "evtkey-secret")
+    monkeypatch.setenv("INNGEST_SIGNING_KEY",
+                       "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652")
+    monkeypatch.setenv("INNGEST_EVENT_KEY", "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796")
     monkeypatch.setenv("AGENTCMD_DASHBOARD_TOKEN", "dash-secret")
     monkeypatch.setenv("SOMETHING_ELSE", "kept")
     res = await run_process(["env"])

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate an event key, a signing key and a dashboard token (config file, mode 0600).
 
-        Existing keys are kept unless --rotate-keys is given. Keys are never printed.
+        Existing keys are kept unless --rotate-keys is given; a weak or malformed key (which the engine
+        refuses) is replaced. Keys are never printed.
         """
         from agentcmd.config.install import ensure_keys
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentcmd.config.keys import generate_dashboard_token, generate_event_key, generate_signing_key
+from agentcmd.config.keys import generate_dashboard_token, generate_event_key, generate_signing_key, refused
 from agentcmd.config.paths import config_path
 from agentcmd.config.sources import read_config_file, write_config_file
 
@@ -25,12 +25,14 @@ class InstallResult:
 
 
 def ensure_keys(*, rotate: bool = False, path: Path | None = None) -> InstallResult:
-    """Write missing keys (all keys when ``rotate``); keep everything else in the file."""
+    """Write missing keys (all keys when ``rotate``), and replace keys the engine would refuse as weak
+    or malformed (they could not have worked); keep everything else in the file."""
     target = path or config_path()
     data = read_config_file(target)
     changed = False
     for name, gen in _GENERATORS.items():
-        if rotate or not data.get(name):
+        value = data.get(name)
+        if rotate or not value or not isinstance(value, str) or refused(name, value):
             data[name] = gen()
             changed = True
     if changed:

@@ -5,13 +5,26 @@ The official SDKs hex-decode the signing key after an optional
 them at the first signed request. We refuse such a key up front with a
 message that says how to get a good one, instead of failing later inside
 the SDK with a traceback.
+
+A well-formed key can still be guessable: ``signkey-prod-00`` signs every
+request to the app, and an event key ``a`` lets anyone start runs. So both
+keys must also be long (``MIN_SIGNING_HEX_DIGITS`` hex digits after the
+prefix, ``MIN_EVENT_KEY_CHARS`` characters) and look random: an estimate of
+their randomness (``estimated_bits``: length times the Shannon entropy of
+their characters) of at least ``MIN_KEY_BITS``, and not one short pattern
+repeated. 32 random hex digits estimate at 91-125 bits (the lowest of
+200,000 random draws was 91), so a random key is never refused, while
+``"ab" * 32`` (64 bits) or ``"0" * 64`` (0) are. The keys ``agentcmd install``
+generates have 64 random hex digits.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
+from collections import Counter
 
 from agentcmd.errors import ConfigError, InvalidSigningKeyError
 
@@ -19,11 +32,50 @@ SIGNING_KEY_PREFIX = "signkey-prod-"
 _PREFIX_RE = re.compile(r"^signkey-[A-Za-z0-9]+-")
 _HEX_RE = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 
+MIN_SIGNING_HEX_DIGITS = 32    # 128 bits; generated keys have 64 hex digits (256 bits)
+MIN_EVENT_KEY_CHARS = 32
+MIN_KEY_BITS = 80
+
 FIX_SIGNING_KEY = (
-    "use 'signkey-prod-' followed by an even number of hex digits: run 'agentcmd install' "
+    f"use 'signkey-prod-' followed by at least {MIN_SIGNING_HEX_DIGITS} random hex digits (an even number): "
+    "run 'agentcmd install' "
     "to generate one (or 'agentcmd install --rotate-keys' to replace a bad one), "
     "or set INNGEST_SIGNING_KEY to the output of 'openssl rand -hex 32'"
 )
+
+
+FIX_EVENT_KEY = (
+    f"use at least {MIN_EVENT_KEY_CHARS} random characters: run 'agentcmd install' to generate one "
+    "(or 'agentcmd install --rotate-keys' to replace every key), or set INNGEST_EVENT_KEY to the output of "
+    "'openssl rand -hex 32'"
+)
+
+
+def estimated_bits(text: str) -> float:
+    """Randomness estimate: length x the Shannon entropy of the characters (bits per character)."""
+    if not text:
+        return 0.0
+    n = len(text)
+    per_char = -sum(c / n * math.log2(c / n) for c in Counter(text).values())
+    return n * per_char
+
+
+def _repeats_a_pattern(text: str) -> bool:
+    """``abcabcabc``: the whole text is one shorter piece repeated."""
+    return len(text) > 1 and (text + text).find(text, 1) < len(text)
+
+
+def weakness(secret: str, minimum: int, unit: str) -> str | None:
+    """Why ``secret`` is too weak to protect anything, or None. Never quotes it."""
+    if len(secret) < minimum:
+        return f"it is too short ({len(secret)} {unit}; the minimum is {minimum})"
+    if _repeats_a_pattern(secret):
+        return "it is one short pattern repeated"
+    bits = estimated_bits(secret)
+    if bits < MIN_KEY_BITS:
+        return (f"it looks like a placeholder, not a random key (about {bits:.0f} bits of randomness, "
+                f"{len(set(secret))} different characters; at least {MIN_KEY_BITS} bits are needed)")
+    return None
 
 
 def generate_signing_key() -> str:
@@ -59,6 +111,9 @@ def validate_signing_key(key: str, source: str = "signing key") -> str:
             f"an even number of hex digits ({len(cleaned)} characters given)",
             FIX_SIGNING_KEY,
         )
+    why_weak = weakness(body.lower(), MIN_SIGNING_HEX_DIGITS, "hex digits after the prefix")
+    if why_weak is not None:
+        raise InvalidSigningKeyError(f"{source} is too weak: {why_weak}", FIX_SIGNING_KEY)
     return cleaned
 
 
@@ -66,9 +121,24 @@ def validate_event_key(key: str, source: str = "event key") -> str:
     cleaned = key.strip()
     if not cleaned or any(c.isspace() or c == "/" for c in cleaned):
         raise ConfigError(
-            f"{source} must be a non-empty string without spaces or '/'", "run 'agentcmd install' to generate one"
+            f"{source} must be a non-empty string without spaces or '/'", FIX_EVENT_KEY
         )
+    why_weak = weakness(cleaned, MIN_EVENT_KEY_CHARS, "characters")
+    if why_weak is not None:
+        raise ConfigError(f"{source} is too weak: {why_weak}", FIX_EVENT_KEY)
     return cleaned
+
+
+def refused(name: str, value: str) -> bool:
+    """Would the engine refuse this config value (``event_key`` / ``signing_key``)?"""
+    try:
+        if name == "signing_key":
+            validate_signing_key(value)
+        elif name == "event_key":
+            validate_event_key(value)
+    except ConfigError:
+        return True
+    return False
 
 
 def hash_signing_key(key: str) -> str:

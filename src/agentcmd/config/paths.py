@@ -25,7 +25,7 @@ def config_path(environ: dict[str, str] | None = None) -> Path:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) with mode 0700 for the last component."""
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
+    """Create ``path`` (and missing parents) with mode 0700 (``agentcmd.privatefs``)."""
+    from agentcmd.privatefs import ensure_private_dir as private_dir
+
+    return private_dir(path)

@@ -141,7 +141,8 @@ class Settings(BaseSettings):
     def _check_event_key(cls, v: SecretStr | None) -> SecretStr | None:
         if v is None or not v.get_secret_value().strip():
             return None
-        return SecretStr(validate_event_key(v.get_secret_value()))
+        return SecretStr(validate_event_key(v.get_secret_value(),
+                                            "event key (INNGEST_EVENT_KEY, --event-key or config.json)"))
 
     # Derived paths ---------------------------------------------------------
     @property

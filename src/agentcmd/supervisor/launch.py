@@ -193,6 +193,7 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
                            engine_env(mode, env_in, event_key, signing_key),
                            health_url=engine_url + "/health")
 
+    ensure_private_dir(settings.resolved_data_dir)   # run data: artifacts, worktrees, records
     app_env = child_base_env(inngest_env(mode, engine_url, event_key=event_key if production else None,
                                          signing_key=signing_key if production else None, base=env_in))
     app_argv = [sys.executable, "-m", "agentcmd.server", "--host", host, "--port", str(port),

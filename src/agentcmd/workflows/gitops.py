@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from agentcmd.errors import AgentcmdError
+from agentcmd.privatefs import ensure_private_dir
 from agentcmd.workflows.process import run_process
 from agentcmd.workflows.results import GitResult
 
@@ -106,7 +107,7 @@ async def worktree_add(repo: Path, path: Path, branch: str, *, base: str | None 
     if (path / ".git").exists():
         return GitResult(action="worktree-add", ok=True, output="worktree exists", path=str(path),
                          branch=branch, sha=await _head(path, run_id))
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(path.parent)
     code, _, _ = await git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}",
                            run_id=run_id, check=False)
     args = ["worktree", "add", str(path), branch] if code == 0 else \

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import inngest
 
+from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
 from agentcmd.workflows import gitops
 from agentcmd.workflows.agents import AgentNotFoundError, PromptTooLongError, get_adapter, resolve_executable
@@ -161,8 +162,7 @@ class WorkflowSteps:
         entries = read_cancelled_steps(self._runtime.data_dir, self._ctx.run_id)
         entries.append({"name": step_id, "phase": self._phase, "status": "Cancelled",
                         "ended_at": datetime.datetime.now(datetime.UTC).isoformat()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(entries))
+        write_private_file(path, json.dumps(entries).encode())
 
     # Plain Python ----------------------------------------------------------
     async def run(self, step_id: str, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any) -> T:
@@ -340,9 +340,8 @@ class WorkflowSteps:
         text, phase = (None if source else str(path_or_text)), self._phase
 
         async def store() -> dict[str, Any]:
-            target.parent.mkdir(parents=True, exist_ok=True)
             data = source.read_bytes() if source else (text or "").encode()
-            target.write_bytes(data)
+            write_private_file(target, data)      # 0600 in 0700 directories, like all run data
             return {"artifact": name, "path": str(target), "bytes": len(data), "phase": phase,
                     "source": str(source) if source else None}
 

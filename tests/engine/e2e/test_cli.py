@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-GOOD_KEY = "signkey-prod-" + "ab" * 32
+GOOD_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
+GOOD_EVENT_KEY = "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796"
 
 
 def test_help_does_not_import_the_engine(engine_cli: Any) -> None:
@@ -29,8 +30,11 @@ def test_help_does_not_import_the_engine(engine_cli: Any) -> None:
 @pytest.mark.parametrize(("env", "args", "expected"), [
     ({}, (), "no signing key"),
     ({"INNGEST_SIGNING_KEY": GOOD_KEY}, (), "no event key"),
-    ({"INNGEST_EVENT_KEY": "k"}, ("--signing-key", "local-prod-signing"), "not hex"),
-    ({"INNGEST_EVENT_KEY": "k", "INNGEST_SIGNING_KEY": "signkey-prod-abc"}, (), "odd number of hex digits"),
+    ({"INNGEST_EVENT_KEY": GOOD_EVENT_KEY}, ("--signing-key", "local-prod-signing"), "not hex"),
+    ({"INNGEST_EVENT_KEY": GOOD_EVENT_KEY, "INNGEST_SIGNING_KEY": "signkey-prod-abc"}, (), "odd number of hex digits"),
+    ({"INNGEST_EVENT_KEY": GOOD_EVENT_KEY, "INNGEST_SIGNING_KEY": "signkey-prod-00"}, (), "too weak"),
+    ({"INNGEST_EVENT_KEY": GOOD_EVENT_KEY, "INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32}, (), "too weak"),
+    ({"INNGEST_EVENT_KEY": "a", "INNGEST_SIGNING_KEY": GOOD_KEY}, (), "event key"),
 ])
 def test_start_refuses_missing_or_bad_keys(env: dict[str, str], args: tuple[str, ...], expected: str,
                                            port: int, engine_cli: Any) -> None:
@@ -68,7 +72,7 @@ def test_start_line_and_clean_exit_on_signal(sig: signal.Signals, engine_factory
 def test_keys_come_from_the_config_file(tmp_path: Path, port: int) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "config.json").write_text(json.dumps({"signing_key": GOOD_KEY, "event_key": "file-key"}))
+    (home / "config.json").write_text(json.dumps({"signing_key": GOOD_KEY, "event_key": "file-" + GOOD_EVENT_KEY}))
     os.chmod(home / "config.json", 0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
     env["AGENTCMD_HOME"] = str(home)
@@ -80,7 +84,7 @@ def test_keys_come_from_the_config_file(tmp_path: Path, port: int) -> None:
         line = proc.stdout.readline()
         assert "production mode" in line, line + proc.stdout.read()
         import httpx
-        r = httpx.post(f"http://127.0.0.1:{port}/e/file-key", json={"name": "t/x"}, timeout=5)
+        r = httpx.post(f"http://127.0.0.1:{port}/e/file-{GOOD_EVENT_KEY}", json={"name": "t/x"}, timeout=5)
         assert r.status_code == 200
     finally:
         proc.terminate()
@@ -91,7 +95,8 @@ def test_keys_come_from_the_config_file(tmp_path: Path, port: int) -> None:
 
 
 def _prod_env(tmp_path: Path) -> dict[str, str]:
-    return {"INNGEST_SIGNING_KEY": GOOD_KEY, "INNGEST_EVENT_KEY": "k", "AGENTCMD_HOME": str(tmp_path / "home")}
+    return {"INNGEST_SIGNING_KEY": GOOD_KEY, "INNGEST_EVENT_KEY": GOOD_EVENT_KEY,
+            "AGENTCMD_HOME": str(tmp_path / "home")}
 
 
 def test_corrupt_database_exits_3_naming_the_file(tmp_path: Path, port: int, engine_cli: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,13 @@ class Clock:
         return self.now
 
 
-async def _settle() -> None:
+async def _settle(store: Store) -> None:
+    """Let scheduled work land: a few loop turns, and a file store's writes also wait for their WAL fsync."""
+    deadline = time.monotonic() + 5
+    for _ in range(5):
+        await asyncio.sleep(0)
+    while store.db.wal_sync is not None and store.db.wal_sync.busy and time.monotonic() < deadline:
+        await asyncio.sleep(0.001)
     for _ in range(5):
         await asyncio.sleep(0)
 
@@ -107,7 +114,7 @@ async def test_a_call_over_the_limit_is_parked_and_the_next_free_slot_unparks_it
                                                (second.id,)).fetchone())
     assert row == (clock.now + PARK_MS, None)
     gate.release(held)
-    await _settle()
+    await _settle(store)
     assert woken, "a freed slot wakes the worker"
     row = await store.read(lambda c: c.execute("SELECT ready_at FROM queue WHERE id=?", (second.id,)).fetchone())
     assert row[0] <= clock.now
@@ -128,7 +135,7 @@ async def test_a_run_continuing_in_the_same_turn_keeps_the_slot_before_waiters(s
     gate.release(held)
     # same loop turn: the running run's next call (same context is enough here)
     assert await gate.acquire(await _ctx(store, running)) == ["fn:app-f:"]
-    await _settle()
+    await _settle(store)
     parked = await store.read(lambda c: c.execute("SELECT COUNT(*) FROM flow_waiting").fetchone()[0])
     assert parked == 1
 

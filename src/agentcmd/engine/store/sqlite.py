@@ -24,10 +24,14 @@ Two modes, one code path:
   connection deletes an in-memory database). Because all access goes
   through this one connection, shared-cache table locks ("database table
   is locked") cannot happen.
-* ``file``: WAL journal and ``synchronous=NORMAL``: a committed transaction
-  survives a crash of the process (what ``kill -9`` tests); a power cut may
-  lose the last few commits but never corrupts the file. WAL checkpoints
-  run on a thread of their own (``checkpoint.py``), not inside a commit.
+* ``file``: WAL journal, commits with ``synchronous=NORMAL`` (no fsync on
+  the loop), then an fsync of the WAL on a thread of its own
+  (``walsync.py``) before ``write()``'s future resolves. Every
+  acknowledgement the engine gives (the 200 of ``POST /e``, the next SDK
+  call after a step's result) awaits that future, so what was acknowledged
+  survives a power cut, not only a crash of the process; commits made
+  while an fsync runs share the next one. WAL checkpoints run on a thread
+  of their own too (``checkpoint.py``), not inside a commit.
   ``busy_timeout`` covers a short lock held by another process (a backup,
   the sqlite3 shell); a second engine on the same file is refused by an
   advisory lock.
@@ -42,6 +46,7 @@ import asyncio
 import contextlib
 import fcntl
 import logging
+import os
 import sqlite3
 import uuid
 import warnings
@@ -51,7 +56,9 @@ from typing import IO, Any, TypeVar
 
 from agentcmd.engine.store.checkpoint import Checkpointer, disable_auto_checkpoint
 from agentcmd.engine.store.migrations import apply_migrations
+from agentcmd.engine.store.walsync import Parked, WalSync
 from agentcmd.errors import DatabaseCorruptError, DatabaseLockedError, DatabaseUnwritableError, StoreError
+from agentcmd.privatefs import FILE_MODE, ensure_private_dir, ensure_private_file, private_umask, tighten
 
 T = TypeVar("T")
 log = logging.getLogger("agentcmd.engine.store")
@@ -60,6 +67,8 @@ log = logging.getLogger("agentcmd.engine.store")
 # sqlite3 shell) before reporting "locked" with the file name. We never
 # contend with ourselves: there is one connection.
 BUSY_TIMEOUT_MS = 2000
+# Commits do not fsync on the loop; ``WalSync`` fsyncs the WAL before results are delivered.
+COMMIT_SYNCHRONOUS = "NORMAL"
 
 
 class EngineConnection(sqlite3.Connection):
@@ -82,6 +91,8 @@ class Database:
         self._lock_fh: IO[str] | None = None
         self._closed = False
         self._checkpointer: Checkpointer | None = None
+        self.wal_sync: WalSync | None = None
+        """Files only: delivers committed results after an fsync of the WAL (``walsync.py``)."""
         self.write_error: DatabaseUnwritableError | DatabaseLockedError | None = None
         """Set while writes fail for a reason that passes (a full or read-only disk, I/O errors, a lock
         held by another process); cleared by the next commit that writes."""
@@ -99,10 +110,13 @@ class Database:
         ``DatabaseVersionError`` naming the file.
         """
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_private_dir(self.path.parent)
             self._lock_file()
         try:
-            self._conn = self._init()
+            with private_umask():     # SQLite's -wal and -shm files: 0600 like the database
+                if self.path is not None:
+                    self._private_files()
+                self._conn = self._init()
         except BaseException:
             self._unlock()
             raise
@@ -110,6 +124,17 @@ class Database:
             disable_auto_checkpoint(self._conn)
             self._checkpointer = Checkpointer(self.path)
             self._checkpointer.start()
+            self.wal_sync = WalSync(self.path, self._fsync_failed)
+            _fsync_dir(self.path.parent)     # the -wal file's directory entry (made at open) is on disk
+
+    def _private_files(self) -> None:
+        """The database holds every event and step output: 0600, and so are the WAL files
+        SQLite creates next to it (it gives them the database's mode); older files are tightened."""
+        assert self.path is not None
+        with contextlib.suppress(OSError):   # an unreadable path is reported by _init, naming the file
+            ensure_private_file(self.path)
+        for suffix in ("-wal", "-shm"):
+            tighten(self.path.with_name(self.path.name + suffix))
 
     def _lock_file(self) -> None:
         # SQLite only locks during a transaction, so two idle engines could
@@ -117,7 +142,8 @@ class Database:
         # sibling file makes the second one fail at once, naming the file.
         assert self.path is not None
         lock_path = self.path.with_name(self.path.name + ".lock")
-        fh = open(lock_path, "a+")  # noqa: SIM115 - held open until close()
+        fh = os.fdopen(os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE), "a+")
+        tighten(lock_path)
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -140,6 +166,8 @@ class Database:
         if self._pending and self._conn is not None:
             self._flush()
         self._closed = True
+        if self.wal_sync is not None:
+            self.wal_sync.close()
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -169,7 +197,7 @@ class Database:
                 if str(mode).lower() != "wal":
                     raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})",
                                      "put the database on a local disk that supports WAL")
-                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute(f"PRAGMA synchronous = {COMMIT_SYNCHRONOUS}")
                 check = conn.execute("PRAGMA quick_check").fetchone()[0]
                 if check != "ok":
                     raise DatabaseCorruptError(
@@ -218,18 +246,14 @@ class Database:
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     results.append((None, exc))
-            conn.execute("COMMIT")
+            self._commit(conn)
         except sqlite3.Error as exc:
             self._failed(conn, exc, [fut for _fn, fut in batch])
             return
-        self._committed(len(batch), conn.total_changes != before)
-        for (_fn, fut), (value, error) in zip(batch, results, strict=True):
-            if fut.done():
-                continue
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
+        changed = conn.total_changes != before
+        self._committed(len(batch), changed)
+        self._deliver([(fut, value, error) for (_fn, fut), (value, error) in zip(batch, results, strict=True)],
+                      changed)
 
     def _flush_one(self, conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], Any],
                    fut: asyncio.Future[Any]) -> None:
@@ -246,13 +270,45 @@ class Database:
                 if not fut.done():
                     fut.set_exception(exc)
                 return
-            conn.execute("COMMIT")
+            self._commit(conn)
         except sqlite3.Error as exc:
             self._failed(conn, exc, [fut])
             return
-        self._committed(1, conn.total_changes != before)
-        if not fut.done():
-            fut.set_result(value)
+        changed = conn.total_changes != before
+        self._committed(1, changed)
+        self._deliver([(fut, value, None)], changed)
+
+    def _commit(self, conn: sqlite3.Connection) -> None:
+        """The one place a grouped transaction ends (tests wrap it)."""
+        conn.execute("COMMIT")
+
+    def _deliver(self, results: list[Parked], changed: bool) -> None:
+        """Resolve the callers' futures: for a file, once the WAL fsync covering this commit is done.
+
+        A commit that wrote nothing needs no fsync, unless earlier results still
+        wait for one (what it read may be theirs: it must not be seen first).
+        """
+        if self.wal_sync is not None and (changed or self.wal_sync.busy):
+            self.wal_sync.after_commit(results)
+            return
+        for fut, value, error in results:
+            if fut.done():
+                continue
+            if error is not None:
+                fut.set_exception(error)
+            else:
+                fut.set_result(value)
+
+    def _fsync_failed(self, exc: OSError) -> StoreError:
+        """The committed data may not be on disk: its callers fail (they were told nothing), like a failed write."""
+        err = DatabaseUnwritableError(
+            f"the engine database {self.describe()} cannot be written: fsync of its WAL failed ({exc})",
+            "check the disk holding it: free space, quotas, dmesg; the engine answers 503 meanwhile and "
+            "resumes by itself once the disk works")
+        if self.write_error is None:
+            log.error("%s", err)
+        self.write_error = err
+        return err
 
     def _failed(self, conn: sqlite3.Connection, exc: sqlite3.Error, futures: list[asyncio.Future[Any]]) -> None:
         """Roll back and fail every caller with the translated error; remember a disk outage."""
@@ -281,7 +337,8 @@ class Database:
         """Run ``fn(conn)`` in a write transaction shared with this loop turn's other writes.
 
         ``fn`` must not commit; if it raises, only its own changes are undone.
-        Await the result: it is durable (committed) when the await returns.
+        Await the result: it is durable when the await returns (committed and,
+        for a file, the WAL fsynced: it survives a power cut).
         """
         if self._closed:
             raise StoreError("the engine database is closed", "restart the engine")
@@ -311,11 +368,22 @@ class Database:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        if self.wal_sync is not None:
+            self.wal_sync.fsync()
         return value
 
     def read_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         _warn_if_in_loop("read_sync")
         return fn(self.conn)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _aborts_transaction(conn: sqlite3.Connection, exc: BaseException) -> bool:

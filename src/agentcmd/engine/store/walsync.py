@@ -1,0 +1,136 @@
+"""Group fsync of the WAL on a thread of its own: acknowledged means on disk, even after a power cut.
+
+``synchronous=NORMAL`` commits only ``write()`` the WAL: they survive a crash
+of the process but a power cut can drop the last ones. ``synchronous=FULL``
+fsyncs inside every ``COMMIT``, on the event loop's thread, which stalls
+every run, HTTP answer and timer for the length of an fsync (measured 0.2 ms
+on an idle disk and 5-10 ms on a busy one: docs/engine.md). So the engine
+commits with ``NORMAL`` and then fsyncs the WAL here, off the loop, before
+anyone is told the write happened:
+
+* ``after_commit(results)`` parks the callers' results; if no fsync is
+  running, one starts on this thread;
+* when it ends, every result parked before it started is delivered (the
+  ``await`` of ``Database.write`` returns): the 200 of ``POST /e``, the next
+  SDK call after a step's result, a lease;
+* commits made while an fsync runs wait for the next one, which covers them
+  all: under load one fsync serves every commit of its time window (group
+  commit), and the loop never waits for the disk.
+
+An fsync of the ``-wal`` file makes every frame written to it before the call
+durable (the header of a restarted WAL is synced by SQLite itself), which
+is what ``FULL`` guarantees for each commit. A failed fsync (EIO, a full
+disk) fails the parked callers with the store's "cannot be written" error:
+they were never told the write happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+Parked = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+class WalSync:
+    """Delivers committed results only after an fsync of the WAL that started after their commit."""
+
+    def __init__(self, db_path: Path, on_error: Callable[[OSError], BaseException]) -> None:
+        self.wal_path = db_path.with_name(db_path.name + "-wal")
+        self.db_path = db_path
+        self._on_error = on_error
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentcmd-wal-fsync")
+        self._waiting: list[Parked] = []        # committed, no fsync started since
+        self._syncing: list[Parked] = []        # covered by the fsync running now
+        self._running = False
+        self._closed = False
+        self.syncs = 0
+
+    @property
+    def busy(self) -> bool:
+        """An fsync is running or results wait for one (a later read-only result must not overtake them)."""
+        return self._running or bool(self._waiting)
+
+    def fsync(self) -> None:
+        """fsync the WAL (runs on the sync thread; tests wrap it)."""
+        try:
+            fd = os.open(self.wal_path, os.O_RDONLY)
+        except FileNotFoundError:   # no WAL (checkpointed and truncated): the data is in the database file
+            fd = os.open(self.db_path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def after_commit(self, results: list[Parked]) -> None:
+        self._waiting.extend(results)
+        if self._running:
+            return
+        if self._closed:            # nothing may be left parked once closed
+            self._sync_here()
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:        # a flush at shutdown, after the loop ended: sync right here
+            self._sync_here()
+            return
+        self._start()
+
+    def _sync_here(self) -> None:
+        parked, self._waiting = self._waiting, []
+        error: BaseException | None = None
+        try:
+            self.fsync()
+        except OSError as exc:
+            error = self._on_error(exc)
+        with contextlib.suppress(RuntimeError):     # the futures' loop may be closed
+            _deliver(parked, error)
+
+    def _start(self) -> None:
+        self._syncing, self._waiting = self._waiting, []
+        self._running = True
+        done = asyncio.get_running_loop().run_in_executor(self._executor, self.fsync)
+        done.add_done_callback(self._synced)
+
+    def _synced(self, done: asyncio.Future[None]) -> None:
+        self._running = False
+        error: BaseException | None = None
+        if done.cancelled():
+            error = self._on_error(OSError("the WAL fsync was cancelled"))
+        elif done.exception() is not None:
+            exc = done.exception()
+            error = self._on_error(exc) if isinstance(exc, OSError) else exc
+        else:
+            self.syncs += 1
+        batch, self._syncing = self._syncing, []
+        _deliver(batch, error)
+        if self._waiting and not self._closed:
+            self._start()
+
+    def close(self) -> None:
+        """Sync once more on this thread and deliver everything still parked (shutdown)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        self._running = False       # its results are delivered here, not by the loop's callback
+        self._waiting, self._syncing = self._syncing + self._waiting, []
+        if self._waiting:
+            self._sync_here()
+
+
+def _deliver(batch: list[Parked], error: BaseException | None) -> None:
+    for fut, value, own_error in batch:
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        elif own_error is not None:
+            fut.set_exception(own_error)
+        else:
+            fut.set_result(value)

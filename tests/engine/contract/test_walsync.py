@@ -1,0 +1,118 @@
+"""WalSync: a write's await returns only after an fsync of the WAL; failures and shutdown lose nobody.
+
+A real database file; the fsync is wrapped to be slow, to fail (EIO), or
+counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentcmd.engine.store import Store, open_store, writes
+from agentcmd.engine.store.models import NewItem, QueueKind
+from agentcmd.errors import DatabaseUnwritableError
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(tmp_path / "engine.db")
+    yield s
+    s.close()
+
+
+def _enqueue(n: int) -> Callable[[sqlite3.Connection], Any]:
+    return lambda c: writes.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, n, {"n": n}))
+
+
+def _count(store: Store) -> int:
+    return int(store.db.conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+
+
+async def test_a_write_resolves_after_the_fsync_and_writes_meanwhile_share_the_next(store: Store) -> None:
+    sync = store.db.wal_sync
+    assert sync is not None
+    gate = threading.Event()
+    calls: list[int] = []
+    original = sync.fsync
+
+    def gated() -> None:
+        calls.append(_count_rows(store))
+        gate.wait(10)
+        original()
+
+    sync.fsync = gated  # type: ignore[method-assign]
+    first = asyncio.ensure_future(store.write(_enqueue(1)))
+    await asyncio.sleep(0.05)
+    assert not first.done() and calls == [1]      # committed (visible), not yet acknowledged
+    later = [asyncio.ensure_future(store.write(_enqueue(n))) for n in range(2, 12)]
+    await asyncio.sleep(0.05)
+    assert not any(f.done() for f in later)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *later), 10)
+    assert calls == [1, 11]                       # ten writes of one moment, one fsync
+
+
+def _count_rows(store: Store) -> int:
+    conn = sqlite3.connect(f"file:{store.db.path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_a_failed_fsync_fails_its_writers_with_the_disk_error_then_writes_resume(store: Store) -> None:
+    sync = store.db.wal_sync
+    assert sync is not None
+    original = sync.fsync
+    failing = True
+
+    def eio() -> None:
+        if failing:
+            raise OSError(errno.EIO, "Input/output error")
+        original()
+
+    sync.fsync = eio  # type: ignore[method-assign]
+    with pytest.raises(DatabaseUnwritableError) as info:
+        await store.write(_enqueue(1))
+    assert "fsync of its WAL failed" in info.value.what and str(store.db.path) in info.value.what
+    assert store.db.write_error is not None
+    failing = False
+    await store.write(_enqueue(2))
+    assert store.db.write_error is None
+
+
+async def test_a_write_that_changes_nothing_does_not_wait_for_an_fsync(store: Store) -> None:
+    sync = store.db.wal_sync
+    assert sync is not None
+    before = sync.syncs
+    assert await store.write(lambda c: c.execute("SELECT 1").fetchone()[0]) == 1
+    assert sync.syncs == before
+
+
+async def test_close_delivers_what_waits_for_an_fsync(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "engine.db")
+    pending = asyncio.ensure_future(s.write(_enqueue(1)))
+    await asyncio.sleep(0)                                  # queued, not flushed
+    s.close()                                               # flushes, fsyncs and delivers
+    await asyncio.wait_for(pending, 5)                      # resolved: no error, no hang
+    again = open_store(tmp_path / "engine.db")
+    try:
+        assert _count(again) == 1
+    finally:
+        again.close()
+
+
+def test_the_in_memory_database_has_no_fsync() -> None:
+    s = open_store(None)
+    try:
+        assert s.db.wal_sync is None
+    finally:
+        s.close()
