@@ -60,6 +60,7 @@ YEAR_MS = 366 * 24 * 3600 * 1000
 # app_wait_timeout, config.settings.ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S is the same number.
 DEFAULT_APP_WAIT_MS = 15 * 60 * 1000
 ENGINE_STOPPING = "the engine is shutting down; the call runs again when it starts"
+_STOPPED = SDKResponse(ResponseKind.INTERRUPTED, 0, message=ENGINE_STOPPING)   # what a cut call answers
 INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
                         "message": "Timed out waiting for invoked function to complete",
                         "error": "InngestInvokeTimeoutError: Timed out waiting for invoked function to complete"}
@@ -338,7 +339,7 @@ class Executor:
         """The SDK call; while the engine shuts down, an INTERRUPTED answer instead (``interrupt_calls``)."""
         task = asyncio.current_task()
         if self.stopping or task is None:
-            return SDKResponse(ResponseKind.INTERRUPTED, 0, message=ENGINE_STOPPING)
+            return _STOPPED
         self._calling.add(task)
         try:
             return await self.driver.call(url, request_body(ctx), {
@@ -348,14 +349,14 @@ class Executor:
             if not self.stopping:
                 raise
             task.uncancel()      # our own cut (interrupt_calls): record it, then end normally
-            return SDKResponse(ResponseKind.INTERRUPTED, 0, message=ENGINE_STOPPING)
+            return _STOPPED
         finally:
             self._calling.discard(task)
 
     async def _interrupted(self, ctx: CallContext, resp: SDKResponse) -> None:
         """No answer (contracts C1): not an attempt. Wait for the app, or, at shutdown, run again at start."""
         now = self.clock()
-        if resp.message == ENGINE_STOPPING:
+        if resp is _STOPPED:
             await self.store.write(lambda c: waits.engine_interrupted_txn(c, ctx.item, resp.message, now))
             return
         app_url = ctx.url.split("?")[0]
