@@ -270,3 +270,20 @@ def test_the_engine_cli_refuses_a_bad_app_wait_timeout_before_starting(
     assert out.returncode == 2, out
     assert f"error: engine app wait timeout ({named}" in out.stderr and "fix:" in out.stderr
     assert "900 (15 min)" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_app_wait_timeout_defaults_to_15_minutes_and_layers_like_every_setting(
+        agentcmd_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentcmd.config import load_settings
+    from agentcmd.config.settings import ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S
+    from agentcmd.config.sources import write_config_file
+    from agentcmd.engine.app import EngineConfig
+    from agentcmd.engine.executor import DEFAULT_APP_WAIT_MS
+
+    assert load_settings().engine_app_wait_timeout == ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S == 900
+    assert EngineConfig().app_wait_timeout_s * 1000 == DEFAULT_APP_WAIT_MS == 900_000
+    write_config_file(agentcmd_home / "config.json", {"engine_app_wait_timeout": 60})
+    assert load_settings().engine_app_wait_timeout == 60
+    monkeypatch.setenv("AGENTCMD_ENGINE_APP_WAIT_TIMEOUT", "30.5")
+    assert load_settings().engine_app_wait_timeout == 30.5
+    assert load_settings(engine_app_wait_timeout=3).engine_app_wait_timeout == 3
