@@ -21,7 +21,13 @@ _CALL_TIMEOUT = typer.Option(
     None, "--call-timeout",
     help="Seconds one SDK call (one step) may take; then that attempt fails and is retried per the "
          "function's retries. Default 7200 (2 h), or AGENTCMD_ENGINE_CALL_TIMEOUT.")
-_GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
+_APP_WAIT_TIMEOUT = typer.Option(
+    None, "--app-wait-timeout",
+    help="Seconds a run may wait for an app that does not answer (not listening, restarting) before it "
+         "fails; such calls use no retry. Default 900 (15 min), or AGENTCMD_ENGINE_APP_WAIT_TIMEOUT.")
+_GRACE = typer.Option(10.0, "--grace", min=0.0,
+                      help="Seconds queue work gets to commit on shutdown (SDK calls in flight are interrupted "
+                           "at once and run again, same attempt, at the next start).")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
 
@@ -35,6 +41,15 @@ def _call_timeout_flag(value: float | None) -> float | None:
     return check_call_timeout(value, "--call-timeout")
 
 
+def _app_wait_flag(value: float | None) -> float | None:
+    """``--app-wait-timeout`` checked here, so a bad value is blamed on the flag."""
+    if value is None:
+        return None
+    from agentcmd.config.settings import check_app_wait_timeout
+
+    return check_app_wait_timeout(value, "--app-wait-timeout")
+
+
 @app.command("dev")
 def dev(
     host: str = _HOST,
@@ -44,6 +59,7 @@ def dev(
     poll_interval: float = typer.Option(5.0, "--poll-interval", min=0.1, help="Seconds between app re-syncs."),
     retry_interval: float = _RETRY,
     call_timeout: float | None = _CALL_TIMEOUT,
+    app_wait_timeout: float | None = _APP_WAIT_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
     allow_remote_dev: bool = typer.Option(
@@ -60,7 +76,8 @@ def dev(
     from agentcmd.webauth.guard import WebAuth
 
     warning = check_bind(Mode.DEV, host, allow_remote_dev)
-    settings = load_settings(engine_call_timeout=_call_timeout_flag(call_timeout))
+    settings = load_settings(engine_call_timeout=_call_timeout_flag(call_timeout),
+                             engine_app_wait_timeout=_app_wait_flag(app_wait_timeout))
     token = settings.secret("dashboard_token") if dashboard_auth else None
     # Fails before binding if a login is needed but impossible. (WebAuth directly, not the
     # dashboard module: that imports FastAPI, which would double the time to ready.)
@@ -72,7 +89,8 @@ def dev(
         print(warning, file=sys.stderr, flush=True)
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
                           discovery=not no_discovery, retry_interval_s=retry_interval,
-                          call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
+                          call_timeout_s=settings.engine_call_timeout,
+                          app_wait_timeout_s=settings.engine_app_wait_timeout, grace_s=grace, host=host,
                           dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
     raise typer.Exit(serve(config, host, port))
 
@@ -91,6 +109,7 @@ def start(
                                         help="Seconds between retries of apps that failed to sync."),
     retry_interval: float = _RETRY,
     call_timeout: float | None = _CALL_TIMEOUT,
+    app_wait_timeout: float | None = _APP_WAIT_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
 ) -> None:
@@ -105,7 +124,8 @@ def start(
 
     settings = load_settings(event_key=event_key, signing_key=signing_key,
                              sqlite_dir=Path(sqlite_dir) if sqlite_dir else None,
-                             engine_call_timeout=_call_timeout_flag(call_timeout))
+                             engine_call_timeout=_call_timeout_flag(call_timeout),
+                             engine_app_wait_timeout=_app_wait_flag(app_wait_timeout))
     sk = settings.secret("signing_key")
     ek = settings.secret("event_key")
     if not sk:
@@ -125,6 +145,7 @@ def start(
     config = EngineConfig(mode="production", db_path=settings.resolved_sqlite_dir / DB_FILE_NAME,
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
                           poll_interval=poll_interval, retry_interval_s=retry_interval,
-                          call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
+                          call_timeout_s=settings.engine_call_timeout,
+                          app_wait_timeout_s=settings.engine_app_wait_timeout, grace_s=grace, host=host,
                           dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
     raise typer.Exit(serve(config, host, port))

@@ -34,6 +34,12 @@ EngineKind = Literal["embedded", "inngest-cli", "external"]
 ENGINE_CALL_TIMEOUT_DEFAULT_S = 7200.0
 ENGINE_CALL_TIMEOUT_MAX_S = 7 * 24 * 3600.0
 CALL_TIMEOUT_SOURCES = "AGENTCMD_ENGINE_CALL_TIMEOUT or engine_call_timeout in config.json"
+# How long a run may wait for an app that does not answer at all (refused, reset, shutting
+# down) before it fails (docs/engine.md "Interrupted calls"); the same value as
+# agentcmd.engine.executor.DEFAULT_APP_WAIT_MS. Bounded like the call timeout.
+ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S = 900.0
+ENGINE_APP_WAIT_TIMEOUT_MAX_S = 7 * 24 * 3600.0
+APP_WAIT_SOURCES = "AGENTCMD_ENGINE_APP_WAIT_TIMEOUT or engine_app_wait_timeout in config.json"
 LogFormat = Literal["auto", "plain", "rich", "json"]
 
 
@@ -80,6 +86,10 @@ class Settings(BaseSettings):
     engine_call_timeout: float = Field(
         ENGINE_CALL_TIMEOUT_DEFAULT_S,
         validation_alias=_env("AGENTCMD_ENGINE_CALL_TIMEOUT", "engine_call_timeout"),
+    )
+    engine_app_wait_timeout: float = Field(
+        ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S,
+        validation_alias=_env("AGENTCMD_ENGINE_APP_WAIT_TIMEOUT", "engine_app_wait_timeout"),
     )
 
     # Files
@@ -135,6 +145,11 @@ class Settings(BaseSettings):
     @classmethod
     def _check_call_timeout(cls, v: Any) -> float:
         return check_call_timeout(v, CALL_TIMEOUT_SOURCES)
+
+    @field_validator("engine_app_wait_timeout", mode="before")
+    @classmethod
+    def _check_app_wait_timeout(cls, v: Any) -> float:
+        return check_app_wait_timeout(v, APP_WAIT_SOURCES)
 
     @field_validator("event_key")
     @classmethod
@@ -213,6 +228,22 @@ def check_call_timeout(value: Any, source: str) -> float:
     return seconds
 
 
+def check_app_wait_timeout(value: Any, source: str) -> float:
+    """How long a run may wait for an unreachable app, in seconds, or ``ConfigError`` naming ``source``."""
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not 0 < seconds <= ENGINE_APP_WAIT_TIMEOUT_MAX_S:   # also refuses nan and inf
+        raise ConfigError(
+            f"engine app wait timeout ({source}) must be a number of seconds above 0 and at most "
+            f"{ENGINE_APP_WAIT_TIMEOUT_MAX_S:g} (7 days), got {value!r}",
+            f"give the longest time a run may wait for its app to answer again (a restart, a deploy), "
+            f"e.g. 300; the default is {ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S:g} (15 min)",
+        )
+    return seconds
+
+
 class _ConfigFileSource(PydanticBaseSettingsSource):
     """The lowest layer above defaults: ``$AGENTCMD_HOME/config.json``."""
 
@@ -239,6 +270,8 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "engine": (("AGENTCMD_ENGINE",), "embedded, inngest-cli or external"),
     "engine_url": (("AGENTCMD_ENGINE_URL",), "URL of an external engine"),
     "engine_call_timeout": (("AGENTCMD_ENGINE_CALL_TIMEOUT",), "seconds one engine -> SDK call may take"),
+    "engine_app_wait_timeout": (("AGENTCMD_ENGINE_APP_WAIT_TIMEOUT",),
+                                "seconds a run may wait for an app that does not answer"),
     "home": (("AGENTCMD_HOME",), "home directory"),
     "data_dir": (("AGENTCMD_DATA_DIR",), "data directory"),
     "sqlite_dir": (("AGENTCMD_SQLITE_DIR",), "engine database directory"),

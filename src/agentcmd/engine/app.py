@@ -4,8 +4,9 @@
 worker and syncer. ``start()`` opens the database (requeueing every lease
 left by a previous process: the crash-recovery story), loads the registry,
 starts the worker, and syncs the ``-u`` apps with a bounded wait before
-``/health`` turns ready. ``stop(grace_s)`` stops taking work, lets in-flight
-SDK calls finish for the grace period, and closes the database.
+``/health`` turns ready. ``stop(grace_s)`` stops taking work, interrupts the
+SDK calls in flight (recorded, same attempt, due at once: contracts C1),
+gives the rest of the work the grace period to commit, and closes the database.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from starlette.requests import Request
 
 from agentcmd.engine.apps import Registry, Syncer
 from agentcmd.engine.driver import DEFAULT_TIMEOUT_S, Driver
-from agentcmd.engine.executor import Executor
+from agentcmd.engine.executor import DEFAULT_APP_WAIT_MS, Executor
 from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.queue import Backoff, Clock, system_clock
 from agentcmd.engine.signing import BearerCheck
-from agentcmd.engine.store import Store, open_store
+from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
 from agentcmd.webauth.options import WebOptions
@@ -50,6 +51,7 @@ class EngineConfig:
     retry_interval_s: float | None = None   # flat retry backoff instead of Go's table
     concurrency: int = 64
     call_timeout_s: float = DEFAULT_TIMEOUT_S
+    app_wait_timeout_s: float = DEFAULT_APP_WAIT_MS / 1000   # how long a run waits for an unreachable app
     sync_wait_s: float = 5.0                # how long /health waits for -u apps at start
     grace_s: float = 10.0
     host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
@@ -100,7 +102,8 @@ class Engine:
         lease_ms = int((self.config.call_timeout_s + 60) * 1000)
         backoff = Backoff(flat_ms=int(self.config.retry_interval_s * 1000)
                           if self.config.retry_interval_s is not None else None)
-        self.executor = Executor(self.store, self.registry, self.driver, backoff, self.clock, lease_ms)
+        self.executor = Executor(self.store, self.registry, self.driver, backoff, self.clock, lease_ms,
+                                 int(self.config.app_wait_timeout_s * 1000))
         self.dispatcher = Dispatcher(self.store, self.registry, self.clock, lease_ms)
         self.worker = Worker(self.store, self.executor, self.dispatcher, self.clock, self.config.concurrency)
         if self.config.sdk_urls:
@@ -109,9 +112,12 @@ class Engine:
                                  self.config.poll_interval, repoll_healthy=not self.config.production)
 
     async def start(self) -> None:
+        now = self.clock()
+        interrupted = await self.store.write(lambda c: waits.resume_txn(c, now))
         requeued = await self.store.requeue_leases(None)
         if requeued:
-            log.info("resuming %d queue items left in flight by the previous engine process", requeued)
+            log.info("resuming %d queue items left in flight by the previous engine process (%d SDK calls "
+                     "interrupted: they run again now, same attempt)", requeued, interrupted)
         await self.registry.load(self.store)
         self.store.db.set_dispatch_filter(lambda name: bool(self.registry.candidates(name)))
         worker = asyncio.create_task(self.worker.run(), name="agentcmd-worker")
@@ -169,7 +175,7 @@ class Engine:
         self._stop.set()
         cut = await self.worker.stop(self.config.grace_s) if self.worker is not None else 0
         if cut:
-            log.warning("%d in-flight calls did not finish within %.0f s; they resume at the next start",
+            log.warning("%d queue tasks did not finish within %.0f s; they resume at the next start",
                         cut, self.config.grace_s)
         for task in self._tasks:
             task.cancel()

@@ -3,8 +3,10 @@
 aiohttp rather than httpx because this is the hot path: at 32 concurrent
 requests to one local server it measured ~5,000 req/s against httpx's ~300
 (CONVENTIONS "measured facts"). The driver splits failures that are not the
-user's fault (unreachable app, not an SDK endpoint, bad signature) from the
-user's own errors: both come back as ``SDKResponse``, never as exceptions.
+user's fault (not an SDK endpoint, bad or missing signature) from the user's
+own errors, and both from interruptions (the app did not answer at all:
+refused, reset or closed before the response head; contracts C1): all come
+back as ``SDKResponse``, never as exceptions.
 """
 
 from __future__ import annotations
@@ -29,15 +31,22 @@ log = logging.getLogger("agentcmd.engine.driver")
 DEFAULT_TIMEOUT_S = 7200.0
 
 
-def _failed(url: str, exc: BaseException, *, reached: bool) -> SDKResponse:
-    """A transport failure, worded by whether the app was reached at all."""
+def _failed(url: str, exc: BaseException) -> SDKResponse:
+    """The app was reached and its answer started, then broke off: a failed attempt."""
     detail = str(exc) or type(exc).__name__
-    if reached:
-        message = (f"SDK call to {url} failed: {detail}; the app broke off its answer "
-                   "(check its logs: did it crash, restart, or is a proxy in between cutting responses?)")
+    return SDKResponse(ResponseKind.INTERNAL_ERROR, 0, message=(
+        f"SDK call to {url} failed: {detail}; the app broke off its answer "
+        "(check its logs: did it crash, restart, or is a proxy in between cutting responses?)"))
+
+
+def _interrupted(url: str, exc: BaseException, *, connected: bool) -> SDKResponse:
+    """No answer at all (contracts C1 a, b): an interruption, not an attempt (engine/interrupt.py)."""
+    detail = str(exc) or type(exc).__name__
+    if connected:
+        message = f"the app at {url} closed the connection before answering: {detail}"
     else:
         message = f"SDK unreachable at {url}: {detail} (is the app running and listening there?)"
-    return SDKResponse(ResponseKind.INTERNAL_ERROR, 0, message=message)
+    return SDKResponse(ResponseKind.INTERRUPTED, 0, message=message)
 
 
 def _with_url(result: SDKResponse, url: str) -> SDKResponse:
@@ -96,34 +105,43 @@ class Driver:
             except TimeoutError:
                 return self._timed_out(url)
             except OSError as exc:   # ConnectionError is an OSError
-                # http1 raises bare ConnectionError (or StaleConnectionError) once connected:
-                # the app was reached but broke off; any other OSError is a failed connect.
-                return _failed(url, exc, reached=type(exc) in (ConnectionError, http1.StaleConnectionError))
+                # A bare ConnectionError: the answer's head arrived, then the app broke off or sent
+                # garbage (a failed attempt). Anything else (refused, reset or closed before the head,
+                # no route) means the app did not answer at all: an interruption.
+                if type(exc) is ConnectionError:
+                    return _failed(url, exc)
+                return _interrupted(url, exc, connected=isinstance(exc, ConnectionError)
+                                    and not isinstance(exc, ConnectionRefusedError))
             raw = r.body
             result = parse_response(r.status, r.headers, raw, now_ms())
-            return _with_url(self._checked(result, raw), url)
+            return _with_url(self._checked(result, raw, url), url)
         import aiohttp
 
         for attempt in (0, 1):
+            head = False
             try:
                 async with self._get_session().post(url, data=body, headers=h) as resp:
+                    head = True
                     raw = await resp.read()
                     result = parse_response(resp.status, dict(resp.headers), raw, now_ms())
                 break
             except TimeoutError:
                 return self._timed_out(url)
             except aiohttp.ClientConnectionError as exc:
+                if head:
+                    return _failed(url, exc)
                 # A pooled keep-alive connection the app closed just as we reused it
                 # ("Can not write request body", "Server disconnected"): try once more
                 # on a fresh connection. Refused connections are not retried here.
-                if attempt == 0 and not isinstance(exc, aiohttp.ClientConnectorError):
+                refused = isinstance(exc, aiohttp.ClientConnectorError)
+                if attempt == 0 and not refused:
                     continue
-                return _failed(url, exc, reached=not isinstance(exc, aiohttp.ClientConnectorError))
+                return _interrupted(url, exc, connected=not refused)
             except aiohttp.ClientError as exc:   # e.g. ClientPayloadError: a truncated body
-                return _failed(url, exc, reached=True)
+                return _failed(url, exc)
             except OSError as exc:
-                return _failed(url, exc, reached=False)
-        return _with_url(self._checked(result, raw), url)
+                return _interrupted(url, exc, connected=False)
+        return _with_url(self._checked(result, raw, url), url)
 
     def _timed_out(self, url: str) -> SDKResponse:
         return SDKResponse(ResponseKind.INTERNAL_ERROR, 0, message=(
@@ -131,13 +149,29 @@ class Driver:
             "logs for a stuck step; if steps legitimately run longer, raise the engine call timeout: "
             "--call-timeout or AGENTCMD_ENGINE_CALL_TIMEOUT)"))
 
-    def _checked(self, result: SDKResponse, raw: bytes) -> SDKResponse:
-        """Production: a response the SDK signed must verify with our key."""
-        if (self.signing_key and result.kind != ResponseKind.INTERNAL_ERROR
-                and "x-inngest-signature" in result.headers
-                and not signing.verify_response(raw, result.headers.get("x-inngest-signature"), self.signing_key)):
-            return SDKResponse(ResponseKind.INTERNAL_ERROR, result.status, result.body,
-                               message="the SDK's response signature does not match the signing key")
+    def _checked(self, result: SDKResponse, raw: bytes, url: str) -> SDKResponse:
+        """Production: an SDK answer counts only if signed with our key.
+
+        The official SDK signs every answer to a signed request; an answer
+        without a valid signature came from something else at that URL (a
+        wrong or hostile URL, a proxy), and must not become a step's result.
+        Answers that already fail (not from the SDK, bad JSON) keep their
+        own, more precise error; the app's 503-interrupted answer is taken
+        unsigned (it only delays the run, bounded by ``app_wait_timeout``).
+        """
+        if not self.signing_key or result.kind in (ResponseKind.INTERNAL_ERROR, ResponseKind.INTERRUPTED):
+            return result
+        header = result.headers.get("x-inngest-signature")
+        if not header:
+            return SDKResponse(ResponseKind.INTERNAL_ERROR, result.status, result.body, message=(
+                f"unsigned answer from {url}: HTTP {result.status} without an X-Inngest-Signature header; "
+                "in production the engine only accepts answers the SDK signed with the signing key "
+                "(check that this URL is the app's and that the app runs in production mode with the same "
+                "signing key)"))
+        if not signing.verify_response(raw, header, self.signing_key):
+            return SDKResponse(ResponseKind.INTERNAL_ERROR, result.status, result.body, message=(
+                f"the SDK's response signature does not match the signing key (answer from {url}; check "
+                "that the app uses the same signing key as the engine)"))
         return result
 
     async def request_json(self, method: str, url: str, headers: dict[str, str], body: Any) -> tuple[int, Any]:

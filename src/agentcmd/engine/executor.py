@@ -17,6 +17,7 @@ returned so the worker runs them at once without another queue round trip.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -40,7 +41,7 @@ from agentcmd.engine.protocol import (
     step_memo_data,
 )
 from agentcmd.engine.queue import Backoff, Clock
-from agentcmd.engine.store import Store, writes
+from agentcmd.engine.store import Store, waits, writes
 from agentcmd.engine.store.models import (
     CallContext,
     MemoWrite,
@@ -55,6 +56,11 @@ from agentcmd.engine.store.models import (
 
 log = logging.getLogger("agentcmd.engine.executor")
 YEAR_MS = 366 * 24 * 3600 * 1000
+# How long a run may wait for an app that does not answer (contracts C1); the setting
+# app_wait_timeout, config.settings.ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S is the same number.
+DEFAULT_APP_WAIT_MS = 15 * 60 * 1000
+ENGINE_STOPPING = "the engine is shutting down; the call runs again when it starts"
+_STOPPED = SDKResponse(ResponseKind.INTERRUPTED, 0, message=ENGINE_STOPPING)   # what a cut call answers
 INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
                         "message": "Timed out waiting for invoked function to complete",
                         "error": "InngestInvokeTimeoutError: Timed out waiting for invoked function to complete"}
@@ -254,8 +260,11 @@ class Executor:
     """Runs items; see the module docstring."""
 
     def __init__(self, store: Store, registry: Registry, driver: Driver, backoff: Backoff, clock: Clock,
-                 lease_ms: int) -> None:
+                 lease_ms: int, app_wait_ms: int = DEFAULT_APP_WAIT_MS) -> None:
         self.store = store
+        self.app_wait_ms = app_wait_ms
+        self.stopping = False
+        self._calling: set[asyncio.Task[Any]] = set()   # tasks awaiting an SDK answer right now
         self.registry = registry
         self.driver = driver
         self.backoff = backoff
@@ -272,6 +281,17 @@ class Executor:
 
     def lease_until(self) -> int:
         return self.clock() + self.lease_ms
+
+    def interrupt_calls(self) -> int:
+        """Engine shutdown: cut every SDK call in flight; each is recorded as interrupted (contracts C1 d).
+
+        The tasks go on to commit that (same attempt, due at once), so the
+        calls run again as soon as the engine starts; returns how many.
+        """
+        self.stopping = True
+        for task in self._calling:
+            task.cancel()
+        return len(self._calling)
 
     async def call(self, ctx: CallContext) -> list[CallContext]:
         """One SDK call for a start/step item, committed before returning."""
@@ -293,10 +313,14 @@ class Executor:
         called_at = self.clock()
         if ctx.status == RunStatus.QUEUED:
             self._mark_running(ctx.run_id, called_at)
-        resp = await self.driver.call(url, request_body(ctx), {
-            "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
-            "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
+        resp = await self._send(url, ctx)
         debug_triggers.hit("after_call")
+        if resp.kind == ResponseKind.INTERRUPTED:
+            await self._interrupted(ctx, resp)
+            return []
+        if ctx.wait_since is not None:
+            await self.store.write(lambda c: waits.clear_txn(c, ctx.run_id))
+            log.info("run %s: the app answered again at %s", ctx.run_id, ctx.url.split("?")[0])
         gateway: dict[str, Any] = {}
         if resp.kind == ResponseKind.OPS:
             for op in resp.ops:
@@ -310,6 +334,40 @@ class Executor:
         debug_triggers.hit("after_step_commit")
         self._notify(outcome)
         return nxt
+
+    async def _send(self, url: str, ctx: CallContext) -> SDKResponse:
+        """The SDK call; while the engine shuts down, an INTERRUPTED answer instead (``interrupt_calls``)."""
+        task = asyncio.current_task()
+        if self.stopping or task is None:
+            return _STOPPED
+        self._calling.add(task)
+        try:
+            return await self.driver.call(url, request_body(ctx), {
+                "X-Run-ID": ctx.run_id, "X-Inngest-Step-ID": ctx.item.step_id or "step",
+                "X-Inngest-Job-ID": f"{ctx.run_id}:{ctx.item.id}"})
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            task.uncancel()      # our own cut (interrupt_calls): record it, then end normally
+            return _STOPPED
+        finally:
+            self._calling.discard(task)
+
+    async def _interrupted(self, ctx: CallContext, resp: SDKResponse) -> None:
+        """No answer (contracts C1): not an attempt. Wait for the app, or, at shutdown, run again at start."""
+        now = self.clock()
+        if resp is _STOPPED:
+            await self.store.write(lambda c: waits.engine_interrupted_txn(c, ctx.item, resp.message, now))
+            return
+        app_url = ctx.url.split("?")[0]
+        failed = await self.store.write(lambda c: waits.app_interrupted_txn(
+            c, ctx.item, app_url, resp.message, now, self.app_wait_ms))
+        if failed:
+            log.warning("run %s failed: its app at %s did not answer for longer than app_wait_timeout (%g s): %s",
+                        ctx.run_id, app_url, self.app_wait_ms / 1000, resp.message)
+        elif ctx.wait_since is None:
+            log.info("run %s waits for its app: %s", ctx.run_id, resp.message)
+        self.on_new_work()       # the worker re-reads when the row is due (in RETRY_MS)
 
     def _mark_running(self, run_id: str, at: int) -> None:
         """Show a run as Running from its first call on, not from its first answer.

@@ -32,6 +32,10 @@ class StaleConnectionError(ConnectionError):
     """A pooled connection was closed before the answer started: safe to retry once."""
 
 
+class ClosedBeforeHeadError(ConnectionError):
+    """The connection closed (or was reset) after some bytes but before the response head was complete."""
+
+
 @dataclass
 class Response:
     status: int
@@ -49,6 +53,7 @@ class _Conn(asyncio.Protocol):
     headers: dict[str, str] = field(default_factory=dict)
     chunks: list[bytes] = field(default_factory=list)
     got_bytes: bool = False
+    head_done: bool = False
     closed: bool = False
     keep_alive: bool = True
     idle_since: float = 0.0
@@ -72,7 +77,9 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if self.waiter is not None and not self.waiter.done():
             if not self.got_bytes:
-                self._fail(StaleConnectionError("connection closed before the response started"))
+                self._fail(StaleConnectionError(f"connection closed before the response started ({exc or 'EOF'})"))
+            elif not self.head_done:
+                self._fail(ClosedBeforeHeadError(f"connection closed mid-headers ({exc or 'EOF'})"))
             else:
                 self._fail(ConnectionError(f"connection closed mid-response ({exc or 'EOF'})"))
 
@@ -84,6 +91,7 @@ class _Conn(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
+        self.head_done = True
         self.keep_alive = bool(self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
@@ -99,7 +107,7 @@ class _Conn(asyncio.Protocol):
 
     def start(self) -> asyncio.Future[Response]:
         self.parser = httptools.HttpResponseParser(self)
-        self.status, self.headers, self.chunks, self.got_bytes = 0, {}, [], False
+        self.status, self.headers, self.chunks, self.got_bytes, self.head_done = 0, {}, [], False, False
         self.waiter = self.loop.create_future()
         return self.waiter
 

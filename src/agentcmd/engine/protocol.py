@@ -26,6 +26,9 @@ from typing import Any
 
 MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
 MIN_RETRY_AFTER_MS = 1000
+# The app's "I am shutting down, ask again later" (contracts C1): a 503 with this header is
+# an interruption, not a failed attempt, and is the only SDK answer taken unsigned in production.
+INTERRUPTED_HEADER = "x-agentcmd-interrupted"
 
 
 class Opcode(StrEnum):
@@ -53,6 +56,7 @@ class ResponseKind(StrEnum):
     OPS = "ops"                    # 206: steps to act on
     FUNCTION_ERROR = "function_error"  # the user's code raised (SDK error body)
     INTERNAL_ERROR = "internal_error"  # not the user's fault: unreachable, not an SDK, bad body
+    INTERRUPTED = "interrupted"    # no answer at all, or the app's 503-interrupted: not an attempt (interrupt.py)
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,10 @@ def parse_response(status: int, headers: Mapping[str, str], body: bytes, now_ms:
     text = body.decode("utf-8", errors="replace")
     if status == 201:
         return _parse_streamed(text, h, now_ms)
+    if status == 503 and INTERRUPTED_HEADER in h:
+        reason = " ".join(h[INTERRUPTED_HEADER].split())[:200] or "interrupted"
+        return SDKResponse(ResponseKind.INTERRUPTED, status, text, message=f"the app answered 503 interrupted: "
+                           f"{reason}", headers=h)
     no_retry = h.get("x-inngest-no-retry", "").strip().lower() == "true"
     retry_at = parse_retry_after(h.get("retry-after"), now_ms)
     from_sdk = "x-inngest-sdk" in h

@@ -4,9 +4,11 @@
   the earliest ``ready_at`` comes due; never busy-polls.
 * A task that commits a step usually gets the run's next call leased back
   (``Executor``) and runs it at once: one transaction per step.
-* ``stop()``: no new leases; in-flight calls get ``grace_s`` to finish,
-  then they are cancelled; their items stay leased in the database and
-  are requeued at the next start (that is the crash-recovery path too).
+* ``stop()``: no new leases; in-flight SDK calls are cut at once and
+  recorded as interrupted (same attempt, due at once: contracts C1), the
+  rest of the work gets ``grace_s`` to commit, then it is cancelled; items
+  still leased then are requeued at the next start (that is the
+  crash-recovery path too).
 * Every ``sweep_s`` leases that ran out (a call that hung past its
   lease) are requeued.
 * While the database cannot be written (disk full, read-only, locked by
@@ -147,11 +149,15 @@ class Worker:
         self.executor.limits.recheck()
 
     async def stop(self, grace_s: float) -> int:
-        """Stop leasing; wait up to ``grace_s`` for in-flight work. Returns calls cut off."""
+        """Stop leasing, interrupt SDK calls in flight; wait up to ``grace_s`` for the rest. Returns tasks cut off."""
         self._stopping = True
         self._stopped.set()
         self._wake.set()
         self._slot_free.set()
+        interrupted = self.executor.interrupt_calls()
+        if interrupted:
+            log.info("interrupted %d SDK calls in flight; they run again, same attempt, when the engine starts",
+                     interrupted)
         if not self._tasks:
             return 0
         _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_s)
@@ -241,6 +247,10 @@ class Worker:
                 log.exception("call for run %s failed inside the engine; retrying", first.run_id)
                 await self._release(first.item)
                 return
+        if contexts:       # stopping: calls leased to us that never went out go back as they are
+            ids = [c.item.id for c in contexts]
+            with contextlib.suppress(Exception):
+                await self.store.write(lambda c: writes.release_leases_txn(c, ids))
 
     async def _first(self, item: QueueItem) -> list[CallContext]:
         kind = item.kind

@@ -25,6 +25,9 @@ class StubExecutor:
     def lease_until(self) -> int:
         return now_ms() + 60_000
 
+    def interrupt_calls(self) -> int:
+        return 0
+
     async def call(self, ctx: CallContext) -> list[CallContext]:
         self.calls += 1
         self.running += 1

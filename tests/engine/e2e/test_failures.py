@@ -1,4 +1,4 @@
-"""Failures that are not the user's code: an unreachable app, a cancel while a call is in flight."""
+"""Failures that are not the user's code: an app gone for good, a cancel while a call is in flight."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import httpx
 import inngest
 
 
-def test_an_unreachable_app_is_an_engine_error_after_the_retries(
+def test_an_unreachable_app_uses_no_retry_and_fails_the_run_after_the_app_wait_timeout(
         engine_factory: Any, sdk_factory: Any, client_for: Any, send_event: Any, runs_for_event: Any,
         wait_for_run_status: Any) -> None:
-    engine = engine_factory("dev")
+    engine = engine_factory("dev", args=("--app-wait-timeout", "1"))
     client = client_for(engine, app_id="gone")
 
     @client.create_function(fn_id="f", trigger=inngest.TriggerEvent(event="t/gone"), retries=2)
@@ -24,10 +24,12 @@ def test_an_unreachable_app_is_an_engine_error_after_the_retries(
     app.stop()                                     # the app goes away after syncing
     [run_id] = runs_for_event(engine, send_event(engine, "t/gone"))
     run = wait_for_run_status(engine, run_id, "Failed", timeout=20)
-    assert run["output"]["name"] == "EngineError" and run["output"]["code"] == "sdk_call_failed"
-    assert "SDK unreachable" in run["error"]
+    assert run["output"]["name"] == "EngineError" and run["output"]["code"] == "app_unreachable"
+    assert "app gone unreachable at" in run["error"] and "SDK unreachable" in run["error"]
+    assert run["attempt"] == 0
     history = [h["type"] for h in engine.get(f"/v1/runs/{run_id}/history").json()["data"]]
-    assert history.count("attempt_failed") == 2           # retries=2: three attempts in all
+    assert history.count("attempt_failed") == 0            # not answering is no attempt (contracts C1)
+    assert history.count("attempt_interrupted") == 1
 
 
 def test_cancel_while_a_call_is_in_flight_drops_its_answer(

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from agentcmd.engine.http1 import Client
+from agentcmd.engine.http1 import Client, ClosedBeforeHeadError, StaleConnectionError
 
 _OPEN: list[asyncio.BaseTransport] = []
 
@@ -120,4 +120,20 @@ async def test_timeouts_and_refused_connections_raise() -> None:
     await srv.wait_closed()
     with pytest.raises(OSError):
         await client.post(f"http://127.0.0.1:{port}/", b"{}", {}, 2)
+    client.close()
+
+
+@pytest.mark.parametrize(("sent", "error", "words"), [
+    (b"", StaleConnectionError, "closed before the response started"),
+    (b"HTTP/1.1 200 OK\r\nX-Inngest-Sdk: py\r\n", ClosedBeforeHeadError, "closed mid-headers"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12", ConnectionError, "closed mid-response"),
+])
+async def test_where_a_connection_breaks_off_is_told_apart(serve: object, sent: bytes, error: type[Exception],
+                                                           words: str) -> None:
+    """Before the head is complete the app did not answer (an interruption for the driver); after it, it did."""
+    url, _ = await serve(lambda n: sent, close_after=True)  # type: ignore[operator]
+    client = Client()
+    with pytest.raises(ConnectionError) as caught:
+        await client.post(url + "/", b"{}", {}, 5)
+    assert type(caught.value) is error and words in str(caught.value)
     client.close()

@@ -46,6 +46,14 @@ STEP_RUN = {"id": "857c", "op": "StepRun", "name": "fetch", "displayName": "fetc
     (404, SDK, b'{"code":"function_not_found","message":"nope","name":"E"}', ResponseKind.FUNCTION_ERROR, True, 0),
     (204, SDK, b"", ResponseKind.INTERNAL_ERROR, True, 0),
     (502, {}, b"", ResponseKind.INTERNAL_ERROR, True, 0),
+    # The app's "shutting down, ask again" (contracts C1): with or without the SDK header; a 503 without
+    # X-Agentcmd-Interrupted stays what it was (not from the SDK: internal; from the SDK: its error).
+    (503, {"X-Agentcmd-Interrupted": "shutting down"}, b'{"error":"shutting down","code":"interrupted"}',
+     ResponseKind.INTERRUPTED, True, 0),
+    (503, {**SDK, "x-agentcmd-interrupted": "shutting down"}, b"", ResponseKind.INTERRUPTED, True, 0),
+    (503, {}, b"Service Unavailable", ResponseKind.INTERNAL_ERROR, True, 0),
+    (503, SDK, b'{"message":"busy","name":"E"}', ResponseKind.FUNCTION_ERROR, True, 0),
+    (500, {"X-Agentcmd-Interrupted": "x"}, b"", ResponseKind.INTERNAL_ERROR, True, 0),
 ])
 def test_parse_response_table(status: int, headers: dict[str, str], body: bytes, kind: ResponseKind,
                               retriable: bool, n_ops: int) -> None:
@@ -53,6 +61,11 @@ def test_parse_response_table(status: int, headers: dict[str, str], body: bytes,
     assert resp.kind == kind
     assert resp.retriable == retriable
     assert len(resp.ops) == n_ops
+
+
+def test_an_interrupted_answer_says_why() -> None:
+    resp = parse_response(503, {"X-Agentcmd-Interrupted": "the app  is\nshutting down"}, b"", NOW)
+    assert resp.message == "the app answered 503 interrupted: the app is shutting down"
 
 
 def test_function_error_keeps_raw_body_and_message() -> None:

@@ -1,4 +1,6 @@
 """An app that hangs or answers garbage: that attempt fails with a clear error and is retried per policy.
+An app that does not answer at all (closed before the response head, 503-interrupted) interrupts the
+call instead: no attempt is used, the call goes out again (contracts C1).
 
 Real engine subprocesses (dev with ``--call-timeout``, production with
 ``AGENTCMD_ENGINE_CALL_TIMEOUT``), the official ``inngest`` SDK under uvicorn,
@@ -15,7 +17,10 @@ test_protocol.py), the HTTP/1.1 client's timeout and refused connection
 (unit/test_http1.py), an app gone after sync failing the run after its retries
 (e2e/test_failures.py). New here: the call timeout as a setting, hung steps,
 and garbage on the wire (non-JSON 200, HTML 500, a truncated body, a
-connection closed before or in the middle of the answer) end to end.
+connection closed in the middle of the answer) end to end; interruptions
+(a connection closed mid-headers or before answering, the app's 503 with
+``X-Agentcmd-Interrupted``) that use no retry, even with ``retries=0``; and
+production refusing an answer without the SDK's signature.
 """
 
 from __future__ import annotations
@@ -71,10 +76,21 @@ FAULTS: dict[str, tuple[bytes, tuple[str, ...]]] = {
     "truncated-body": (_http("206 Partial Content", b"Content-Type: application/json\r\n" + SDK_HEADER,
                              b'[{"op": "StepRun", "id": "', length=400),
                        ("closed mid-response", "the app broke off its answer")),
-    "closed-mid-headers": (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + SDK_HEADER,
-                           ("closed mid-response", "the app broke off its answer")),
-    "closed-without-answer": (b"", ("closed before the response started", "the app broke off its answer")),
 }
+# fault -> (bytes written before closing, what the attempt_interrupted history entry must say)
+INTERRUPTIONS: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "closed-mid-headers": (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + SDK_HEADER,
+                           ("closed the connection before answering", "closed mid-headers")),
+    "closed-without-answer": (b"", ("closed the connection before answering", "closed before the response started")),
+    "503-interrupted": (_http("503 Service Unavailable", b"Content-Type: application/json\r\n"
+                              b"X-Agentcmd-Interrupted: the app is shutting down\r\n",
+                              b'{"error": "the app is shutting down", "code": "interrupted"}'),
+                        ("the app answered 503 interrupted: the app is shutting down",)),
+}
+# An answer that looks like the SDK's but carries no signature: production must refuse it.
+UNSIGNED = {"unsigned-200": (_http("200 OK", b"Content-Type: application/json\r\n" + SDK_HEADER, b'"forged result"'),
+                             ("unsigned answer from",))}
+SPOILERS = {**FAULTS, **INTERRUPTIONS, **UNSIGNED}
 
 
 class FaultyFront:
@@ -115,7 +131,7 @@ class FaultyFront:
         body = rfile.read(length) if length else b""
         fault = self._fault_for(head[0], body)
         if fault is not None:
-            conn.sendall(FAULTS[fault][0])
+            conn.sendall(SPOILERS[fault][0])
             return
         kept = [h for h in head[1:] if not h.lower().startswith(b"connection:")]
         with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=HANG_BOUND_S + 5) as up:
@@ -134,7 +150,7 @@ class FaultyFront:
         fault = data.get("fault")
         with self._lock:
             seen = self._calls[run_id] = self._calls.get(run_id, 0) + 1
-            if fault in FAULTS and seen <= int(data.get("bad_calls", 1)):
+            if fault in SPOILERS and seen <= int(data.get("bad_calls", 1)):
                 self.spoiled.append((run_id, str(fault), attempt))
                 return str(fault)
         return None
@@ -333,3 +349,57 @@ def test_garbage_on_every_attempt_uses_up_the_retries_then_fails(stack: Stack) -
     assert [a for r, _, a in stack.front.spoiled if r == run_id] == [0, 1]      # retries=1: two attempts
     assert [h["type"] for h in stack.history(run_id)].count("attempt_failed") == 1
     assert "HTTP 500 without an x-inngest-sdk header" in run["error"]
+
+
+# -- no answer at all: an interruption, not an attempt (contracts C1) -------------------------------------
+
+
+@pytest.mark.parametrize("fault", sorted(INTERRUPTIONS))
+def test_no_answer_interrupts_the_call_without_using_a_retry(stack: Stack, fault: str) -> None:
+    run_id = stack.start("faults/echo-no-retries", {"fault": fault})     # retries=0: one attempt only
+    run = wait_for_run_status(stack.engine, run_id, "Completed")
+    assert run["output"] == "step ran on attempt 0"
+    assert run["waiting_for_app"] is None
+    assert [(f, a) for r, f, a in stack.front.spoiled if r == run_id] == [(fault, 0)]
+    history = stack.history(run_id)
+    assert "attempt_failed" not in [h["type"] for h in history]
+    [interrupted] = [h for h in history if h["type"] == "attempt_interrupted"]
+    assert interrupted["attempt"] == 0 and "waiting for app faults" in interrupted["detail"]
+    for words in INTERRUPTIONS[fault][1]:
+        assert words in interrupted["detail"], interrupted["detail"]
+
+
+def test_an_app_that_keeps_not_answering_is_asked_again_about_twice_a_second(stack: Stack) -> None:
+    run_id = stack.start("faults/echo-no-retries", {"fault": "503-interrupted", "bad_calls": 5})
+    run = wait_for_run_status(stack.engine, run_id, "Completed")
+    assert run["output"] == "step ran on attempt 0"
+    assert [a for r, _, a in stack.front.spoiled if r == run_id] == [0] * 5
+    history = stack.history(run_id)
+    types = [h["type"] for h in history]
+    assert types.count("attempt_interrupted") == 1 and "attempt_failed" not in types   # one entry per wait
+    took = _seconds(history[-1]["at"]) - _seconds(history[0]["at"])
+    assert 1.5 <= took < 6, f"4 waits of ~0.5 s took {took:.2f} s"
+
+
+# -- production: only the SDK's signed answers count ---------------------------------------------------------
+
+
+def test_production_refuses_an_answer_without_the_sdk_signature(stack: Stack) -> None:
+    run_id = stack.start("faults/echo", {"fault": "unsigned-200"})
+    run = wait_for_run_status(stack.engine, run_id, "Completed")
+    if stack.engine.mode == "dev":
+        assert run["output"] == "forged result"     # dev has no keys: nothing is signed (docs/engine.md)
+        return
+    assert run["output"] == "step ran on attempt 1"
+    [failed] = [h for h in stack.history(run_id) if h["type"] == "attempt_failed"]
+    assert failed["detail"].startswith(f"unsigned answer from {stack.front.url}"), failed["detail"]
+    assert "X-Inngest-Signature" in failed["detail"]
+
+
+def test_production_fails_the_run_on_an_unsigned_answer_without_retries(stack: Stack) -> None:
+    if stack.engine.mode == "dev":
+        pytest.skip("dev mode signs nothing")
+    run_id = stack.start("faults/echo-no-retries", {"fault": "unsigned-200"})
+    run = wait_for_run_status(stack.engine, run_id, "Failed")
+    assert run["error"].startswith("unsigned answer from") and stack.front.url in run["error"]
+    assert run["output"]["code"] == "sdk_call_failed"

@@ -2,7 +2,8 @@
 
 ``run(runID){status output trace{childrenSpans{name outputID}}}``,
 ``runTrigger(runID){payloads}``, ``runTraceSpanOutputByID(outputID){data error}``
-and ``event(query:{eventId}){functionRuns{id}}``. Resolvers call
+and ``event(query:{eventId}){functionRuns{id}}``; and ``run{waitingForApp{appID url since reason}}``
+(REST's ``waiting_for_app``, ``since`` in RFC 3339) while a run waits for its app. Resolvers call
 ``store.queries``; outputs are JSON *strings*, as in the Go server. An
 unknown run is a GraphQL error (clients poll until it exists).
 """
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, unauthorized
+from agentcmd.engine.protocol import iso_ms
 from agentcmd.engine.store import queries
 
 if TYPE_CHECKING:
@@ -29,7 +31,8 @@ type StepError { message: String! name: String stack: String }
 type RunTraceSpan { name: String! status: String outputID: String childrenSpans: [RunTraceSpan!]! }
 type RunTraceSpanOutput { data: String error: StepError }
 type RunTraceTrigger { payloads: [String!]! }
-type FunctionRun { id: ID! status: FunctionRunStatus output: String trace: RunTraceSpan }
+type AppWait { appID: String! url: String! since: String! reason: String! }
+type FunctionRun { id: ID! status: FunctionRunStatus output: String trace: RunTraceSpan waitingForApp: AppWait }
 type Event { id: ID! name: String functionRuns: [FunctionRun!] }
 input EventQuery { workspaceId: ID = "local" eventId: ID! }
 type Query {
@@ -59,8 +62,14 @@ def routes(engine: Engine) -> list[Route]:
         steps = await store.read(lambda c: queries.run_steps(c, runID))
         spans = [{"name": s["name"], "status": s["status"], "outputID": s["output_id"], "childrenSpans": []}
                  for s in steps]
-        return {"id": runID, "status": status.upper(), "output": output,
-                "trace": {"name": "run", "status": status, "outputID": None, "childrenSpans": spans}}
+        out: dict[str, Any] = {"id": runID, "status": status.upper(), "output": output,
+                               "trace": {"name": "run", "status": status, "outputID": None, "childrenSpans": spans}}
+        rest = await store.read(lambda c: queries.get_run(c, runID))
+        wait = rest["waiting_for_app"] if rest else None
+        out["waitingForApp"] = None if wait is None else {
+            "appID": wait["app_id"], "url": wait["url"], "since": iso_ms(wait["since"]),
+            "reason": wait["reason"]}
+        return out
 
     async def run_trigger(_: Any, info: Any, runID: str) -> dict[str, Any]:
         events = await store.read(lambda c: queries.run_trigger_events(c, runID))

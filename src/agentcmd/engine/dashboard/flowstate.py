@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 from typing import Any
 
 from agentcmd.engine.dashboard.reader import SkipRow, WaitingKey, parse_rfc3339
@@ -46,6 +47,14 @@ def waiting_reason(key: str, limit: int) -> str:
     if scope in ("env", "account"):
         return f"waiting: concurrency limit {limit} on {scope} key {json.dumps(rest)}"
     return f"waiting: concurrency limit {limit} on {key}"
+
+
+def app_waiting(app: dict[str, Any] | None) -> str | None:
+    """A run waiting for its app (engine/store/waits.py) in words: "waiting for app <id>: unreachable since <time>"."""
+    if not app:
+        return None
+    since = datetime.fromtimestamp(int(app["since"]) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"waiting for app {app['app_id']}: unreachable since {since}"
 
 
 def delay_reason(config: dict[str, Any]) -> str:

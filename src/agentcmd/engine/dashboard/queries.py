@@ -43,6 +43,7 @@ from agentcmd.engine.dashboard.reader import (
 )
 from agentcmd.engine.flow.replay import ReplayRequest, count_to_replay_txn
 from agentcmd.engine.store import queries as store_queries
+from agentcmd.engine.store import waits
 
 T = TypeVar("T")
 MAX_LIMIT = 200
@@ -60,7 +61,8 @@ class ReadsSQLite(Protocol):
 _RUN_COLS = ("r.run_id, r.function_slug, COALESCE(f.name, r.function_slug), r.app_id, r.event_id, "
              "COALESCE(e.name, ''), r.status, r.attempt, r.created_at, r.started_at, r.ended_at")
 # What the runs list adds per run: the run it replays, and flow control holding it (flowstate.py).
-_FLOW_COLS = f"r.replay_of, {flowstate.WAITING_SQL}, {flowstate.DELAYED_SQL}, f.config"
+_FLOW_COLS = (f"r.replay_of, {flowstate.WAITING_SQL}, {flowstate.DELAYED_SQL}, f.config, "
+              "r.wait_since, r.app_id, r.wait_url, r.wait_reason")
 _RUN_FROM = ("runs r LEFT JOIN functions f ON f.slug = r.function_slug "
              "LEFT JOIN events e ON e.internal_id = r.event_id")
 
@@ -103,9 +105,10 @@ def list_runs(conn: sqlite3.Connection, filt: RunFilter, before: str | None, lim
 
 def _summary_row(row: tuple[Any, ...], now: int) -> RunSummary:
     """A ``_RUN_COLS, _FLOW_COLS`` row."""
-    waiting = flowstate.run_waiting(row[12], row[13], row[6], row[14], now)
+    app = waits.waiting_for_app(row[6], row[16], row[15], row[17], row[18])
+    waiting = flowstate.app_waiting(app) or flowstate.run_waiting(row[12], row[13], row[6], row[14], now)
     return RunSummary(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], row[10],
-                      row[11], waiting)
+                      row[11], waiting, app)
 
 
 def count_runs(conn: sqlite3.Connection, filt: RunFilter) -> dict[str, int]:
@@ -123,7 +126,9 @@ def run_extras(conn: sqlite3.Connection, run_id: str) -> tuple[Any, ...] | None:
         f"r.status, {_FLOW_COLS} FROM {_RUN_FROM} WHERE r.run_id = ?", (run_id,)).fetchone()
     if row is None:
         return None
-    waiting = flowstate.run_waiting(row[7], row[8], row[5], row[9], int(time.time() * 1000))
+    app = waits.waiting_for_app(row[5], row[11], row[10], row[12], row[13])
+    waiting = flowstate.app_waiting(app) or flowstate.run_waiting(row[7], row[8], row[5], row[9],
+                                                                   int(time.time() * 1000))
     return (*row[:5], row[6], waiting)
 
 
@@ -219,7 +224,8 @@ def _summary_from_rest(run: dict[str, Any], function_name: str, event_name: str,
                        replay_of: str | None = None, waiting: str | None = None) -> RunSummary:
     return RunSummary(run["run_id"], run["function_slug"], function_name, run["app_id"], run["event_id"],
                       event_name, run["status"], int(run["attempt"] or 0), created_at,
-                      parse_rfc3339(run["run_started_at"]), parse_rfc3339(run["ended_at"]), replay_of, waiting)
+                      parse_rfc3339(run["run_started_at"]), parse_rfc3339(run["ended_at"]), replay_of, waiting,
+                      run.get("waiting_for_app"))
 
 
 def _function(f: dict[str, Any], paused: dict[str, int] | None = None) -> FunctionRow:

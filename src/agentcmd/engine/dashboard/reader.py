@@ -48,6 +48,9 @@ class RunSummary:
     ended_at: int | None
     replay_of: str | None = None  # the run this one replays (flow/replay.py)
     waiting: str | None = None  # "waiting: concurrency limit 10 on key ..." while flow control holds it
+    # {"app_id", "url", "since" (ms epoch), "reason"} while the run waits for an app that does not
+    # answer (engine/store/waits.py; the same object as REST's waiting_for_app); ``waiting`` says it in words
+    waiting_for_app: dict[str, Any] | None = None
 
     @property
     def duration_ms(self) -> int | None:

@@ -157,7 +157,8 @@ def create_router(reader: DashboardReader, config: DashboardConfig,
         waits = await reader.run_waits(run_id)
         history = await reader.run_history(run_id)
         data = {"run": run, "steps": steps, "waits": waits, "history": history}
-        version = version_of(run.summary.status, len(steps), len(history), [(w.kind, w.reason) for w in waits],
+        version = version_of(run.summary.status, run.summary.waiting, len(steps), len(history),
+                             [(w.kind, w.reason) for w in waits],
                              run.replays, run.function_paused_at)
         if as_twin:
             return chrome.twin(data, version=version, started=started)

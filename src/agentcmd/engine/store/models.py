@@ -64,6 +64,7 @@ class CallContext:
     force_plan: bool
     max_attempts: int
     status: str
+    wait_since: int | None = None  # the run waits for its app since then (store/waits.py)
 
     @property
     def first_event(self) -> dict[str, Any]:

@@ -11,9 +11,10 @@ import sqlite3
 from typing import Any
 
 from agentcmd.engine.protocol import iso_ms
+from agentcmd.engine.store.waits import waiting_for_app
 
 _RUN_COLS = ("r.run_id, f.uuid, r.function_slug, r.app_id, r.event_id, r.status, r.output, r.error, "
-             "r.started_at, r.ended_at, r.attempt, r.created_at, r.parent")
+             "r.started_at, r.ended_at, r.attempt, r.created_at, r.parent, r.wait_since, r.wait_url, r.wait_reason")
 
 
 def _loads(text: str | None) -> Any:
@@ -31,6 +32,7 @@ def _run(row: tuple[Any, ...]) -> dict[str, Any]:
         "event_id": row[4], "status": row[5], "output": _loads(row[6]), "error": row[7],
         "run_started_at": iso_ms(row[8] if row[8] is not None else row[11]), "ended_at": iso_ms(row[9]),
         "attempt": row[10],
+        "waiting_for_app": waiting_for_app(row[5], row[3], row[13], row[14], row[15]),
     }
 
 

@@ -230,14 +230,14 @@ def ack_txn(conn: sqlite3.Connection, item_id: int) -> None:
 def load_context_txn(conn: sqlite3.Connection, item: QueueItem) -> CallContext | None:
     """The run state one SDK call needs, or None if the run or its function is gone."""
     row = conn.execute(
-        "SELECT r.function_slug, f.url, r.first_event, r.events, r.force_plan, r.max_attempts, r.status "
+        "SELECT r.function_slug, f.url, r.first_event, r.events, r.force_plan, r.max_attempts, r.status, r.wait_since "
         "FROM runs r JOIN functions f ON f.slug=r.function_slug WHERE r.run_id=?", (item.run_id,)).fetchone()
     if row is None:
         return None
     steps = dict(conn.execute("SELECT step_id, memo FROM steps WHERE run_id=? ORDER BY seq", (item.run_id,)))
     return CallContext(item=item, run_id=str(item.run_id), function_slug=row[0], url=row[1],
                        event_json=row[2], events_json=row[3], steps=steps, force_plan=bool(row[4]),
-                       max_attempts=int(row[5]), status=row[6])
+                       max_attempts=int(row[5]), status=row[6], wait_since=row[7])
 
 
 # -- runs ------------------------------------------------------------------------------------
