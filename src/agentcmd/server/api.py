@@ -92,8 +92,10 @@ async def _view(request: Request, run: dict[str, Any]) -> dict[str, Any]:
         steps = await engine.run_steps(run_id) if run_id else []
     except NotFoundError:
         steps = []
-    data_dir = request.app.state.runtime.data_dir
-    records = await steprecords.read(data_dir, run_id) if run_id else []
+    runtime = request.app.state.runtime
+    data_dir = runtime.data_dir
+    records = [steprecords.effective(r, runtime.boot_id)
+               for r in (await steprecords.read(data_dir, run_id) if run_id else [])]
     return run_view(run, steps, discovered.workflows, data_dir, records)
 
 

@@ -99,7 +99,7 @@ def merge_records(views: list[dict[str, Any]], records: list[dict[str, Any]],
 
 def run_view(run: dict[str, Any], steps: list[dict[str, Any]], workflows: dict[str, Workflow],
              data_dir: Path | None, records: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    """``records``: the run's step records (``steprecords.read``), already ``effective`` or raw."""
+    """``records``: the run's step records as ``steprecords.effective`` made them."""
     wf_id = workflow_id_of(run)
     wf = workflows.get(wf_id or "")
     phases = wf.spec.phases if wf else ()
@@ -110,7 +110,7 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]], workflows: dict[s
         for entry in read_cancelled_steps(data_dir, run_id):
             if entry.get("name") not in known:
                 views.append(step_view({**entry, "op": "StepRun"}, phases))
-    views = merge_records(views, [steprecords.effective(r) if "boot" in r else r for r in records or []], phases)
+    views = merge_records(views, records or [], phases)
     running = [v for v in views if v["status"] == "Running"]
     current = running[-1]["phase"] if running and running[-1]["phase"] else \
         next((v["phase"] for v in reversed(views) if v["phase"]), None)

@@ -12,9 +12,10 @@ are small and appended with one ``write`` (O_APPEND), so a crash leaves at
 worst a torn last line, which readers skip. Writes run in a worker thread
 (``asyncio.to_thread``): the event loop never waits on the disk.
 
-Every line carries ``boot``, an id of the app server process that wrote it.
-A record still ``running`` that an earlier process wrote was cut short by a
-restart or crash: readers report it ``interrupted`` (``effective``).
+Every line carries ``boot``, the id of the app server (``Runtime.boot_id``)
+that wrote it. A record still ``running`` that an earlier app server wrote
+was cut short by a restart or crash: readers report it ``interrupted``
+(``effective``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,8 @@ import contextlib
 import datetime as dt
 import json
 import os
-import uuid
 from pathlib import Path
 from typing import Any
-
-BOOT_ID = uuid.uuid4().hex
-"""This app server process; a ``running`` record from another one was interrupted."""
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED, CANCELLED = "running", "completed", "failed", "interrupted", "cancelled"
 STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, CANCELLED)
@@ -105,13 +102,13 @@ async def read(data_dir: Path, run_id: str) -> list[dict[str, Any]]:
     return await asyncio.to_thread(read_sync, data_dir, run_id)
 
 
-def effective(record: dict[str, Any], now_ms: int | None = None) -> dict[str, Any]:
+def effective(record: dict[str, Any], boot_id: str, now_ms: int | None = None) -> dict[str, Any]:
     """The record as the views show it: a ``running`` one from an earlier app process is
     ``interrupted``; ``elapsed_ms`` is up to now while running, else start to end."""
     rec = {k: record.get(k) for k in ("run_id", "step_id", "name", "phase", "status", "started_at",
                                        "ended_at", "pid", "attempt", "error")}
     now_ms = now_ms if now_ms is not None else round(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    if rec["status"] == RUNNING and record.get("boot") != BOOT_ID:
+    if rec["status"] == RUNNING and record.get("boot") != boot_id:
         rec["status"] = INTERRUPTED
         rec["error"] = rec["error"] or "the app server stopped while this step ran; it runs again from its start"
     start, end = _ms(rec["started_at"]), _ms(rec["ended_at"])
@@ -126,12 +123,13 @@ def effective(record: dict[str, Any], now_ms: int | None = None) -> dict[str, An
 class StepRecorder:
     """The record of one step attempt, written as it starts, gets a process and ends."""
 
-    def __init__(self, data_dir: Path, run_id: str, step_id: str, phase: str | None, attempt: int) -> None:
+    def __init__(self, data_dir: Path, run_id: str, step_id: str, phase: str | None, attempt: int,
+                 boot_id: str) -> None:
         self._data_dir = data_dir
         name = step_id[len(phase) + 1:] if phase and step_id.startswith(f"{phase}/") else step_id
         self.record: dict[str, Any] = {"run_id": run_id, "step_id": step_id, "name": name, "phase": phase,
                                        "status": RUNNING, "started_at": now_iso(), "ended_at": None,
-                                       "pid": None, "attempt": attempt, "error": None, "boot": BOOT_ID}
+                                       "pid": None, "attempt": attempt, "error": None, "boot": boot_id}
         self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:

@@ -183,10 +183,10 @@ class WorkflowSteps:
     def _recorded(self, sid: str, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """``fn`` as a step body that records its start, its command's pid and its end."""
         phase, run_id, attempt = self._phase, self._ctx.run_id, self._ctx.attempt
-        data_dir = self._runtime.data_dir
+        data_dir, boot_id = self._runtime.data_dir, self._runtime.boot_id
 
         async def body(*args: Any) -> Any:
-            record = steprecords.StepRecorder(data_dir, run_id, sid, phase, attempt)
+            record = steprecords.StepRecorder(data_dir, run_id, sid, phase, attempt, boot_id)
             await record.start()
             token = _current_record.set(record)
             try:
