@@ -40,8 +40,9 @@ FIRST_WAIT_SECONDS = 3.0
 """How long the engine gets to create the run before the app asks why it did not."""
 RESYNC_WAIT_SECONDS = 1.5
 """After a sync: how long to wait for the first event's run before sending the event again."""
-TOTAL_WAIT_SECONDS = 30.0
-"""The most a start request waits for its run (a loaded engine can be slow, never this slow)."""
+TOTAL_WAIT_SECONDS = 20.0
+"""The most a start request waits for its run (a loaded engine can be slow, never this slow);
+below the CLI's 30 s request timeout, so the CLI sees the app's error, not its own timeout."""
 
 _HINT_ENGINE = "check that the engine is running ('agentcmd dev' / 'agentcmd start') and see its log"
 
@@ -114,8 +115,10 @@ async def sync_app(client: inngest.Inngest, functions: list[Any], url: str) -> N
     req = comm_lib.CommRequest(body=b"", headers={}, public_path=None, query_params={}, raw_request=None,
                                request_url=url, serve_origin=None, serve_path=None)
     res = await handler.put(req)
-    if res.status_code >= 400:
-        detail = res.body.get("error") if isinstance(res.body, dict) else res.body
+    body = res.body if isinstance(res.body, dict) else {}
+    # The SDK answers 200 even when the engine refused (it only logs): read the engine's own answer.
+    if res.status_code >= 400 or (body.get("ok") is not True and ("error" in body or "detail" in body)):
+        detail = body.get("error") or body.get("detail") or res.body
         raise UnavailableError(f"the engine refused to sync the app ({res.status_code}): {detail}",
                                "see the engine's log; in production both must use the same signing key",
                                code="sync_failed")
@@ -143,6 +146,10 @@ async def start_run(request: Request, wf: Workflow, data: dict[str, Any],
             functions = list(request.app.state.discovered.workflows.values())
             await sync_app(request.app.state.client, functions, serve_url(request))
             resynced = True
+            if state is not None and await function_state(engine, wf) not in ("known", None):
+                raise UnavailableError(f"the engine did not take workflow {wf.spec.id!r} from the app's sync",
+                                       "see the engine's log ('agentcmd functions list' shows what it serves)",
+                                       code="sync_failed")
             run_id = await wait_for_run(engine, event_id, RESYNC_WAIT_SECONDS)
             if run_id is None:
                 event_id = (await send(wf.spec.trigger, data))[0]
