@@ -129,3 +129,23 @@ def test_wait_off_a_terminal_prints_plain_step_lines_and_keeps_stdout_for_the_ou
     assert lines[3].startswith("step completed build/long  ")
     assert float(lines[3].rsplit(" ", 1)[1].rstrip("s")) >= 0.4
     assert len(lines) == 4
+
+
+def test_records_fold_to_the_last_line_per_step_and_skip_a_torn_line(tmp_path: Path) -> None:
+    from agentcmd.workflows import steprecords
+
+    rec = steprecords.StepRecorder(tmp_path, "run-1", "build/test", "build", 0, "boot-a").record
+    steprecords.append_sync(tmp_path, rec)
+    steprecords.append_sync(tmp_path, {**rec, "pid": 42})
+    with steprecords.records_file(tmp_path, "run-1").open("a") as f:
+        f.write('{"run_id": "run-1", "step_id": "build/te')  # a crash mid-write
+    [only] = steprecords.read_sync(tmp_path, "run-1")
+    assert only["pid"] == 42 and only["status"] == "running"
+    steprecords.append_sync(tmp_path, {**rec, "pid": 43})  # after the restart: not glued to the torn line
+    [only] = steprecords.read_sync(tmp_path, "run-1")
+    assert only["pid"] == 43 and only["status"] == "running"
+    assert steprecords.effective(only, "boot-a")["status"] == "running"
+    later = steprecords.effective(only, "boot-b")
+    assert later["status"] == "interrupted" and later["pid"] is None
+    assert oct(steprecords.records_file(tmp_path, "run-1").stat().st_mode & 0o777) == "0o600"
+    assert steprecords.read_sync(tmp_path, "../etc") == []

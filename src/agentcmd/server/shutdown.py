@@ -33,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agentcmd.server import SERVE_PATH
 from agentcmd.workflows.process import SHUTDOWN_GRACE_SECONDS, interrupt_all, reset_shutdown
 
-log = logging.getLogger("agentcmd.server")
+log = logging.getLogger("uvicorn.error")  # the app server's own log (configured by uvicorn)
 
 INTERRUPTED_HEADER = "X-Agentcmd-Interrupted"
 REASON = "app shutting down"

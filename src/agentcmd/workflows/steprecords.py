@@ -64,8 +64,11 @@ def append_sync(data_dir: Path, record: dict[str, Any]) -> None:
     path = records_file(data_dir, run_id)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, FILE_MODE)
     try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # a line torn by a crash stays alone: the new one is not glued to it
         os.write(fd, line)
     finally:
         os.close(fd)
