@@ -80,12 +80,12 @@ async def wait_for_run(engine: EngineClient, event_id: str, seconds: float) -> s
 async def function_state(engine: EngineClient, wf: Workflow) -> str | None:
     """``known``, ``paused``, ``stale`` (another trigger), ``unknown``, or None when the engine cannot list."""
     try:
-        body = await engine._request("GET", "/v1/functions")
+        functions = await engine.list_functions()
     except NotFoundError:
         return None
     slug = f"{APP_ID}-{wf.spec.id}"
-    for fn in body.get("data") or []:
-        if not isinstance(fn, dict) or slug not in (fn.get("slug"), fn.get("id")):
+    for fn in functions:
+        if slug not in (fn.get("slug"), fn.get("id")):
             continue
         if fn.get("paused"):
             return "paused"
