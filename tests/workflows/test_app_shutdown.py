@@ -4,6 +4,7 @@ is gone, the step record says interrupted, and the server exits 0."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -64,10 +65,11 @@ def _group_gone(pgid: int) -> bool:
 
 
 class AppProcess:
-    def __init__(self, project: Path, log: Path) -> None:
-        self.port = _free_port()
+    def __init__(self, project: Path, log: Path, engine_url: str | None = None, port: int | None = None) -> None:
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "INNGEST_DEV": "1", "INNGEST_BASE_URL": f"http://127.0.0.1:{_free_port()}"}
+        env = {**os.environ, "INNGEST_DEV": "1",
+               "INNGEST_BASE_URL": engine_url or f"http://127.0.0.1:{_free_port()}"}
         self.log = log
         self._out = open(log, "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen([sys.executable, "-m", "agentcmd.server", "--port", str(self.port),
@@ -86,11 +88,11 @@ class AppProcess:
 
 
 @pytest.fixture
-def app_process(project: Path, tmp_path: Path) -> Iterator[Callable[[], AppProcess]]:
+def app_process(project: Path, tmp_path: Path) -> Iterator[Callable[..., AppProcess]]:
     started: list[AppProcess] = []
 
-    def start() -> AppProcess:
-        app = AppProcess(project, tmp_path / f"app-{len(started)}.log")
+    def start(engine_url: str | None = None, port: int | None = None) -> AppProcess:
+        app = AppProcess(project, tmp_path / f"app-{len(started)}.log", engine_url, port)
         started.append(app)
         wait_for(lambda: httpx.get(f"{app.url}/health", timeout=2).status_code == 200, 30,
                  "the app server to answer /health", app.output)
@@ -160,6 +162,47 @@ def test_a_command_ignoring_sigterm_is_killed_and_the_app_still_exits_0(
     assert answer["resp"].status_code == 503
     assert app.proc.wait(15) == 0, app.output()
     assert _group_gone(shell)
+
+
+def test_after_a_crash_the_step_that_was_running_shows_interrupted_with_how_long_it_ran(
+        write_workflow: Any, project: Path, app_process: Any) -> None:
+    from tests.workflows.conftest import FakeEngine, ServerThread
+
+    write_workflow("sleeper.py", SLEEPER)
+    engine = FakeEngine()
+    engine_server = ServerThread(engine.app).start()
+    try:
+        app = app_process(engine_server.url)
+        run_id = "run-crashed"
+        engine.runs[run_id] = {"run_id": run_id, "function_id": "agentcmd-sleeper", "function_slug": "agentcmd-sleeper",
+                               "app_id": "agentcmd", "event_id": "e1", "status": "Running", "output": None,
+                               "error": None, "run_started_at": None, "ended_at": None, "attempt": 0}
+        call = threading.Thread(target=_swallow, args=(lambda: _execute(app.url, "sleeper", run_id),), daemon=True)
+        call.start()
+        wait_for(lambda: (project / "shell.pid").exists() and (project / "shell.pid").read_text().strip(), 20,
+                 "the step's command to start", app.output)
+        shell = int((project / "shell.pid").read_text())
+        running = httpx.get(f"{app.url}/api/runs/{run_id}", timeout=10).json()["data"]
+        assert [(x["id"], x["status"], x["pid"]) for x in running["steps"]] == [("long", "Running", shell)]
+        os.kill(app.proc.pid, signal.SIGKILL)  # a crash: no time to record anything
+        app.proc.wait(10)
+        os.killpg(shell, signal.SIGKILL)  # what a crash leaves behind is not the subject here
+
+        again = app_process(engine_server.url, app.port)
+        run = httpx.get(f"{again.url}/api/runs/{run_id}", timeout=10).json()["data"]
+        [step] = run["steps"]
+        assert (step["id"], step["phase"], step["status"], step["pid"]) == ("long", "work", "Interrupted", None)
+        assert isinstance(step["elapsed_ms"], int) and run["phase"] == "work"
+        assert "runs again from its start" in step["error"]
+        page = httpx.get(f"{again.url}/runs/{run_id}", timeout=10).text
+        assert "status-interrupted" in page and "Not reached" not in page
+    finally:
+        engine_server.stop()
+
+
+def _swallow(fn: Callable[[], Any]) -> None:
+    with contextlib.suppress(httpx.HTTPError):  # the app is killed mid-call
+        fn()
 
 
 def test_an_sdk_call_after_shutdown_began_is_answered_interrupted() -> None:

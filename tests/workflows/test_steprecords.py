@@ -4,6 +4,8 @@ and ``--wait`` off a terminal prints one plain line per step start and end."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,7 @@ def test_a_step_left_running_by_an_earlier_app_server_shows_as_interrupted(
         run = httpx.get(f"{restarted.url}/api/runs/{run_id}", timeout=10).json()["data"]
         long = _step(run, "long")
         assert long is not None and long["status"] == "Interrupted" and long["pid"] is None
+        assert isinstance(long["elapsed_ms"], int)  # how long it ran, up to the last heartbeat
         assert "runs again from its start" in long["error"]
         page = httpx.get(f"{restarted.url}/runs/{run_id}", timeout=10).text
         assert "status-interrupted" in page
@@ -147,5 +150,9 @@ def test_records_fold_to_the_last_line_per_step_and_skip_a_torn_line(tmp_path: P
     assert steprecords.effective(only, "boot-a")["status"] == "running"
     later = steprecords.effective(only, "boot-b")
     assert later["status"] == "interrupted" and later["pid"] is None
+    os.utime(steprecords.records_file(tmp_path, "run-1"),
+             (time.time(), steprecords._ms(rec["started_at"]) / 1000 + 5))  # last heartbeat: 5 s in
+    ran = steprecords.effective(steprecords.read_sync(tmp_path, "run-1")[0], "boot-b")
+    assert ran["status"] == "interrupted" and 4900 <= ran["elapsed_ms"] <= 5100
     assert oct(steprecords.records_file(tmp_path, "run-1").stat().st_mode & 0o777) == "0o600"
     assert steprecords.read_sync(tmp_path, "../etc") == []

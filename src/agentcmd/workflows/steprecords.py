@@ -12,6 +12,10 @@ are small and appended with one ``write`` (O_APPEND), so a crash leaves at
 worst a torn last line, which readers skip. Writes run in a worker thread
 (``asyncio.to_thread``): the event loop never waits on the disk.
 
+While a step runs, the app touches the file every ``HEARTBEAT_SECONDS``
+(its mtime is "the app was alive then"), so a step cut short by a crash
+still shows roughly how long it ran.
+
 Every line carries ``boot``, the id of the app server (``Runtime.boot_id``)
 that wrote it. A record still ``running`` that an earlier app server wrote
 was cut short by a restart or crash: readers report it ``interrupted``
@@ -32,6 +36,7 @@ RUNNING, COMPLETED, FAILED, INTERRUPTED, CANCELLED = "running", "completed", "fa
 STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, CANCELLED)
 
 FILE_MODE = 0o600
+HEARTBEAT_SECONDS = 5.0
 
 
 def now_iso() -> str:
@@ -84,10 +89,13 @@ def read_sync(data_dir: Path, run_id: str) -> list[dict[str, Any]]:
     """The latest record of each step of ``run_id``, in the order the steps first started."""
     if not _safe_run_id(run_id):
         return []
+    path = records_file(data_dir, run_id)
     try:
-        text = records_file(data_dir, run_id).read_text(errors="replace")
+        text = path.read_text(errors="replace")
+        seen = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     except OSError:
         return []
+    last_seen = seen.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     latest: dict[str, dict[str, Any]] = {}
     for line in text.splitlines():
         try:
@@ -95,9 +103,7 @@ def read_sync(data_dir: Path, run_id: str) -> list[dict[str, Any]]:
         except ValueError:
             continue  # a torn last line after a crash
         if isinstance(rec, dict) and isinstance(rec.get("step_id"), str):
-            key = rec["step_id"]
-            first = latest.get(key, {}).get("first_started_at") or rec.get("started_at")
-            latest[key] = {**rec, "first_started_at": first}
+            latest[rec["step_id"]] = {**rec, "last_seen_at": last_seen}
     return list(latest.values())
 
 
@@ -111,10 +117,11 @@ def effective(record: dict[str, Any], boot_id: str, now_ms: int | None = None) -
     rec = {k: record.get(k) for k in ("run_id", "step_id", "name", "phase", "status", "started_at",
                                        "ended_at", "pid", "attempt", "error")}
     now_ms = now_ms if now_ms is not None else round(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    start, end = _ms(rec["started_at"]), _ms(rec["ended_at"])
     if rec["status"] == RUNNING and record.get("boot") != boot_id:
         rec["status"] = INTERRUPTED
         rec["error"] = rec["error"] or "the app server stopped while this step ran; it runs again from its start"
-    start, end = _ms(rec["started_at"]), _ms(rec["ended_at"])
+        end = _ms(record.get("last_seen_at"))  # the last heartbeat: how long it ran, to within a few seconds
     if rec["status"] == RUNNING:
         rec["elapsed_ms"] = None if start is None else max(0, now_ms - start)
     else:
@@ -134,9 +141,22 @@ class StepRecorder:
                                        "status": RUNNING, "started_at": now_iso(), "ended_at": None,
                                        "pid": None, "attempt": attempt, "error": None, "boot": boot_id}
         self._pending: set[asyncio.Task[None]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await append(self._data_dir, self.record)
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        path = records_file(self._data_dir, str(self.record["run_id"]))
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(os.utime, path)
+
+    def _stop_heartbeat(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
 
     def process_started(self, pid: int) -> None:
         """Called (synchronously) when the step's command is spawned: record its pid."""
@@ -146,6 +166,7 @@ class StepRecorder:
         task.add_done_callback(self._pending.discard)
 
     async def end(self, status: str, error: str | None = None) -> None:
+        self._stop_heartbeat()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)  # the pid line stays before the end
         self.record.update(status=status, ended_at=now_iso(), error=error)
@@ -153,6 +174,7 @@ class StepRecorder:
 
     def end_sync(self, status: str, error: str | None = None) -> None:
         """For a body cancelled mid-step (shutdown): no awaiting, one small blocking write."""
+        self._stop_heartbeat()
         self.record.update(status=status, ended_at=now_iso(), error=error)
         with contextlib.suppress(OSError):
             append_sync(self._data_dir, self.record)
