@@ -151,7 +151,7 @@ def test_records_fold_to_the_last_line_per_step_and_skip_a_torn_line(tmp_path: P
     later = steprecords.effective(only, "boot-b")
     assert later["status"] == "interrupted" and later["pid"] is None
     os.utime(steprecords.records_file(tmp_path, "run-1"),
-             (time.time(), steprecords._ms(rec["started_at"]) / 1000 + 5))  # last heartbeat: 5 s in
+             (time.time(), steprecords.iso_ms(rec["started_at"]) / 1000 + 5))  # last heartbeat: 5 s in
     ran = steprecords.effective(steprecords.read_sync(tmp_path, "run-1")[0], "boot-b")
     assert ran["status"] == "interrupted" and 4900 <= ran["elapsed_ms"] <= 5100
     assert oct(steprecords.records_file(tmp_path, "run-1").stat().st_mode & 0o777) == "0o600"

@@ -62,7 +62,7 @@ def step_view(step: dict[str, Any], phases: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _elapsed(view: dict[str, Any]) -> int | None:
-    start, end = steprecords._ms(view.get("started_at")), steprecords._ms(view.get("ended_at"))
+    start, end = steprecords.iso_ms(view.get("started_at")), steprecords.iso_ms(view.get("ended_at"))
     return None if start is None or end is None else max(0, end - start)
 
 

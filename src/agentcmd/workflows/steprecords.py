@@ -44,7 +44,8 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _ms(value: Any) -> int | None:
+def iso_ms(value: Any) -> int | None:
+    """An ISO time (``Z`` or offset) as milliseconds since the epoch; None when it is not one."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -117,11 +118,11 @@ def effective(record: dict[str, Any], boot_id: str, now_ms: int | None = None) -
     rec = {k: record.get(k) for k in ("run_id", "step_id", "name", "phase", "status", "started_at",
                                        "ended_at", "pid", "attempt", "error")}
     now_ms = now_ms if now_ms is not None else round(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    start, end = _ms(rec["started_at"]), _ms(rec["ended_at"])
+    start, end = iso_ms(rec["started_at"]), iso_ms(rec["ended_at"])
     if rec["status"] == RUNNING and record.get("boot") != boot_id:
         rec["status"] = INTERRUPTED
         rec["error"] = rec["error"] or "the app server stopped while this step ran; it runs again from its start"
-        end = _ms(record.get("last_seen_at"))  # the last heartbeat: how long it ran, to within a few seconds
+        end = iso_ms(record.get("last_seen_at"))  # the last heartbeat: how long it ran, to within a few seconds
     if rec["status"] == RUNNING:
         rec["elapsed_ms"] = None if start is None else max(0, now_ms - start)
     else:
