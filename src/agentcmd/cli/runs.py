@@ -17,7 +17,16 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
 
 _STATUS_STYLE = {"Completed": "green", "Failed": "red", "Cancelled": "yellow", "Running": "cyan",
-                 "Queued": "dim"}
+                 "Queued": "dim", "Interrupted": "magenta"}
+
+
+def step_time(step: dict[str, Any]) -> str:
+    """How long a step ran: so far while it runs ("12.3s so far"), else start to end."""
+    ms = step.get("elapsed_ms")
+    if not isinstance(ms, int | float) or isinstance(ms, bool):
+        return ""
+    text = f"{ms / 1000:.1f}s"
+    return f"{text} so far" if step.get("status") == "Running" else text
 
 
 def parse_json_arg(text: str, option: str) -> Any:
@@ -66,11 +75,15 @@ def run_table(run: dict[str, Any]) -> RenderableType:
     table.add_column("phase")
     table.add_column("step")
     table.add_column("status")
-    table.add_column("ended")
+    table.add_column("time")
+    table.add_column("started")
     for step in run.get("steps") or []:
         st = str(step.get("status") or "")
-        table.add_row(step.get("phase") or "", str(step.get("id")), f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]",
-                      str(step.get("ended_at") or ""))
+        shown = f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]"
+        if st == "Running" and step.get("pid"):
+            shown += f" (pid {step['pid']})"
+        table.add_row(step.get("phase") or "", str(step.get("id")), shown, step_time(step),
+                      str(step.get("started_at") or ""))
     return table
 
 
@@ -110,7 +123,8 @@ def show(
     run_id: str = typer.Argument(..., help="The run id."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Show one run with its steps."""
+    """Show one run with its steps: the running one with its time so far, one cut short by an
+    app restart as Interrupted (it runs again from its start)."""
     with _client() as client:
         run = client.get(f"/api/runs/{run_id}")["data"]
     if as_json:

@@ -3,7 +3,8 @@
 Only Typer is imported at module level; the rest loads inside commands.
 ``run --wait`` polls the run until it ends: exit 0 when it completed (its
 output is printed), 1 when it failed or was cancelled; on a terminal it
-shows the phases and steps live.
+shows the phases and steps live, elsewhere (CI logs) it writes one plain
+line per step start and end to stderr (``cli/stepfeed.py``).
 """
 
 from __future__ import annotations
@@ -107,10 +108,12 @@ def _final(run: dict[str, Any], as_json: bool) -> None:
 
 
 def _wait(client: Any, run_id: str, timeout: float, live: bool) -> dict[str, Any]:
+    from agentcmd.cli.stepfeed import StepFeed
     from agentcmd.errors import AgentcmdError
 
     deadline = time.monotonic() + timeout
     display = None
+    feed = None if live else StepFeed()
     if live:
         from rich.live import Live
 
@@ -123,6 +126,9 @@ def _wait(client: Any, run_id: str, timeout: float, live: bool) -> dict[str, Any
             run: dict[str, Any] = client.get(f"/api/runs/{run_id}")["data"]
             if display is not None:
                 display.update(run_table(run))
+            for line in feed.update(run) if feed is not None else ():
+                sys.stderr.write(line + "\n")
+                sys.stderr.flush()
             if run.get("status") in TERMINAL:
                 return run
             if time.monotonic() > deadline:
@@ -139,7 +145,9 @@ def _wait(client: Any, run_id: str, timeout: float, live: bool) -> dict[str, Any
 def run(
     workflow_id: str = typer.Argument(..., help="The workflow id (see 'agentcmd workflows list')."),
     input_json: str = typer.Option("{}", "--input", "-i", help="The run's input as a JSON object (or @file)."),
-    wait: bool = typer.Option(False, "--wait", help="Wait for the run to end; exit 0 if it completed, 1 if not."),
+    wait: bool = typer.Option(False, "--wait", help="Wait for the run to end; exit 0 if it completed, 1 if not. "
+                              "On a terminal the steps show live; otherwise each step's start and end is "
+                              "one plain line on stderr ('step started ID phase=P', 'step completed ID 3.2s')."),
     timeout: float = typer.Option(3600.0, "--timeout", help="With --wait: give up waiting after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

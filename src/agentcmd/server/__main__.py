@@ -13,7 +13,9 @@ import gc
 import sys
 from pathlib import Path
 
-SHUTDOWN_TIMEOUT_SECONDS = 1
+SHUTDOWN_TIMEOUT_SECONDS = 4
+"""Upper bound for in-flight requests at shutdown; SDK calls are answered at once and their steps'
+commands get ``SHUTDOWN_GRACE_SECONDS`` (2 s) between SIGTERM and SIGKILL."""
 
 
 def main() -> None:
@@ -47,15 +49,19 @@ def main() -> None:
     import uvicorn
 
     from agentcmd.server.app import create_app
+    from agentcmd.server.graceful import GracefulServer
 
-    # On SIGTERM, requests still running after 1 s (a step's command) are cancelled: the step stops its
-    # process group instead of being orphaned, and the engine retries the step when the app is back.
+    # On SIGTERM/SIGINT the running steps' process groups are stopped and the SDK calls in flight are
+    # answered 503-interrupted (server/shutdown.py): the engine calls those steps again when the app is
+    # back, without counting a failed attempt. Exit status 0, no process left behind.
     app = create_app(args.project, host=args.host, auth=auth)
     # The web stack, the SDK and the workflows are imported now and live as long as the process:
     # out of the collector's reach, full collections stop pausing the server for tens of ms.
     gc.freeze()
-    uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False,  # trusted proxies: webauth.proxy
-                log_level=args.log_level, timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS)
+    config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=False,  # trusted proxies: webauth.proxy
+                            log_level=args.log_level,
+                            timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS)
+    GracefulServer(config).run()
 
 
 if __name__ == "__main__":

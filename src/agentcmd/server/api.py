@@ -3,8 +3,9 @@
     GET  /api/workflows                 {"data": [workflow], "errors": [load error]}
     GET  /api/workflows/{id}            {"data": workflow}
     POST /api/workflows/{id}/runs       {"input": {...}} -> 202 {"data": {"event_id", "run_id", ...}}
+                                        (always with the run; else an error: startrun.py)
     GET  /api/runs?workflow=&status=&limit=   {"data": [run], "metadata": {"next_cursor"}}
-    GET  /api/runs/{id}                 {"data": run}
+    GET  /api/runs/{id}                 {"data": run}  (run["steps"]: engine history + step records)
     POST /api/runs/{id}/cancel          {"data": run}
     POST /api/events                    {"name", "data"} -> {"data": {"ids": [...]}}
 
@@ -16,23 +17,21 @@ problem). Errors are ``{"error", "code", "hint"}`` (``AgentcmdError.to_json``).
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import inngest
 from fastapi import APIRouter, Body, Request
 
 from agentcmd.errors import InputError, NotFoundError, UnavailableError
+from agentcmd.server import startrun
 from agentcmd.server.engine import EngineClient
 from agentcmd.server.runs import TERMINAL, run_view
+from agentcmd.workflows import steprecords
 from agentcmd.workflows.define import APP_ID, Workflow
 from agentcmd.workflows.discovery import Discovered
 from agentcmd.workflows.process import terminate_run
 
 router = APIRouter(prefix="/api")
-
-RUN_ID_WAIT_SECONDS = 10.0
-"""How long ``POST /runs`` waits for the engine to create the run before answering without its id."""
 
 
 def _state(request: Request) -> tuple[Discovered, EngineClient, inngest.Inngest]:
@@ -82,26 +81,12 @@ async def _send(client: inngest.Inngest, name: str, data: dict[str, Any]) -> lis
 async def start_run(request: Request, workflow_id: str,
                     body: dict[str, Any] | None = Body(default=None)) -> dict[str, Any]:
     wf = _workflow(request, workflow_id)
-    _, engine, client = _state(request)
+    _, _, client = _state(request)
     raw = (body or {}).get("input", {}) if body is None or "input" in body else body
     data = wf.validate_input(raw)
-    ids = await _send(client, wf.spec.trigger, data)
-    event_id = ids[0] if ids else None
-    run_id = None
-    if event_id:
-        deadline = time.monotonic() + RUN_ID_WAIT_SECONDS
-        delay = 0.01
-        while run_id is None and time.monotonic() < deadline:
-            try:
-                runs = await engine.event_runs(event_id)
-            except (NotFoundError, UnavailableError):
-                runs = []
-            run_id = next((r.get("run_id") for r in runs if r.get("run_id")), None)
-            if run_id is None:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.2)
-    return {"data": {"workflow": wf.spec.id, "event_id": event_id, "run_id": run_id,
-                     "trigger": wf.spec.trigger, "input": data}}
+    started = await startrun.start_run(request, wf, data, lambda name, d: _send(client, name, d))
+    return {"data": {"workflow": wf.spec.id, "event_id": started["event_id"], "run_id": started["run_id"],
+                     "trigger": wf.spec.trigger, "input": data, "resynced": started["resynced"]}}
 
 
 async def _view(request: Request, run: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +96,11 @@ async def _view(request: Request, run: dict[str, Any]) -> dict[str, Any]:
         steps = await engine.run_steps(run_id) if run_id else []
     except NotFoundError:
         steps = []
-    return run_view(run, steps, discovered.workflows, request.app.state.runtime.data_dir)
+    runtime = request.app.state.runtime
+    data_dir = runtime.data_dir
+    records = [steprecords.effective(r, runtime.boot_id)
+               for r in (await steprecords.read(data_dir, run_id) if run_id else [])]
+    return run_view(run, steps, discovered.workflows, data_dir, records)
 
 
 @router.get("/runs")

@@ -32,6 +32,7 @@ from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
 from agentcmd.server.engine import EngineClient
 from agentcmd.server.protect import ProtectMiddleware
+from agentcmd.server.shutdown import InterruptMiddleware
 from agentcmd.workflows.context import Runtime, set_runtime
 from agentcmd.workflows.define import APP_ID
 from agentcmd.workflows.served import discover_served
@@ -123,5 +124,6 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     from agentcmd.ui import create_router as ui_router
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
+    app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (C1)
     app.add_middleware(ProtectMiddleware, auth=auth)
     return app

@@ -117,6 +117,11 @@ class EngineClient:
         body = await self._request("GET", f"/v1/events/{event_id}/runs")
         return [r for r in body.get("data") or [] if isinstance(r, dict)]
 
+    async def list_functions(self) -> list[dict[str, Any]]:
+        """The functions the engine serves (``GET /v1/functions``); NotFoundError on engines without it."""
+        body = await self._request("GET", "/v1/functions")
+        return [f for f in body.get("data") or [] if isinstance(f, dict)]
+
     async def cancel_run(self, run_id: str) -> dict[str, Any]:
         body = await self._request("DELETE", f"/v1/runs/{run_id}")
         run: dict[str, Any] = body.get("data") or {}

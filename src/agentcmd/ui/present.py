@@ -1,9 +1,10 @@
 """What a workflow run page shows, computed from the app API's run view. Pure; no I/O.
 
 A run view (``agentcmd.server.runs.run_view``) has ``phases`` (declared
-order), ``phase`` (the latest phase with a step) and ``steps`` with their
-phase. From that: each phase's state (done, current, failed, pending), each
-step's headline (the command, the agent, the artifact) and the tail of what
+order), ``phase`` (the running step's phase, else the latest phase with a
+step) and ``steps`` with their phase (the running one too, from the app's
+step records). From that: each phase's state (done, current, failed,
+pending), each step's headline (the command, the agent, the artifact) and the tail of what
 it printed, and the run's artifacts.
 """
 
@@ -44,6 +45,9 @@ def step_detail(step: dict[str, Any]) -> dict[str, Any]:
     own = out.get("duration_s") if isinstance(out, dict) else None
     if isinstance(own, int | float) and not isinstance(own, bool) and own * 1000 > (measured or 0):
         measured = round(own * 1000)  # measured where the step ran; the engine only sees the result arrive
+    elapsed = step.get("elapsed_ms")
+    if measured is None and isinstance(elapsed, int) and not isinstance(elapsed, bool):
+        measured = elapsed  # a running step: its time so far (the app's step record)
     detail: dict[str, Any] = {"kind": "value", "headline": "", "tail": "", "exit_code": None,
                               "duration_ms": measured}
     if isinstance(out, dict) and "command" in out:

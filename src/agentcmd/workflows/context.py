@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ class Runtime:
     data_dir: Path
     run_status: RunStatusProbe | None = None
     cancel_poll_seconds: float = 1.0
+    boot_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
+    """This app server's life: a step record left ``running`` by another one was interrupted."""
 
     @classmethod
     def from_settings(cls, project_dir: Path | None = None) -> Runtime:

@@ -7,7 +7,9 @@ die with it. Stopping is SIGTERM to the group, a grace period, then
 SIGKILL.
 
 Running processes are registered per run id, so the app server can stop
-what a cancelled run is doing (``terminate_run``). Output is kept as a
+what a cancelled run is doing (``terminate_run``), and all together, so a
+shutting-down app server stops every step's group (``interrupt_all``) and
+leaves no orphan behind (``stop_all``). Output is kept as a
 bounded tail: an agent or a test suite can print megabytes, and a step's
 result becomes a memo the engine stores and resends on every call.
 """
@@ -19,7 +21,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 OUTPUT_LIMIT = 64 * 1024
@@ -54,6 +56,8 @@ class ProcessResult:
     duration_s: float
     timed_out: bool = False
     cancelled: bool = False
+    interrupted: bool = False
+    """The app server is shutting down and stopped the command: the step must run again, not fail."""
 
 
 class _Tail:
@@ -100,6 +104,9 @@ async def _exited(proc: asyncio.subprocess.Process) -> None:
 
 _running: dict[str, set[asyncio.subprocess.Process]] = {}
 _cancelled: set[str] = set()
+_all: set[asyncio.subprocess.Process] = set()
+_shutdown = {"on": False}
+_stopping: set[asyncio.Task[None]] = set()
 
 
 def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
@@ -132,6 +139,38 @@ def terminate_run(run_id: str) -> int:
     return len(procs)
 
 
+def shutting_down() -> bool:
+    return _shutdown["on"]
+
+
+def interrupt_all(grace: float = SHUTDOWN_GRACE_SECONDS) -> int:
+    """The app server is shutting down: stop every step command's group; return how many.
+
+    From now on a command that starts is stopped at once, and every result
+    says ``interrupted``: the step runs again when the app is back.
+    """
+    _shutdown["on"] = True
+    procs = list(_all)
+    for proc in procs:
+        task = asyncio.get_running_loop().create_task(stop_group(proc, grace))
+        _stopping.add(task)
+        task.add_done_callback(_stopping.discard)
+    return len(procs)
+
+
+async def stop_all(grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+    """Stop every tracked group and wait until each is gone (the last thing before the app exits)."""
+    procs = list(_all)
+    if procs:
+        await asyncio.gather(*(stop_group(p, grace) for p in procs), return_exceptions=True)
+    _all.difference_update(procs)
+
+
+def reset_shutdown() -> None:
+    """For an app server created again in the same process (tests)."""
+    _shutdown["on"] = False
+
+
 def is_cancelled(run_id: str | None) -> bool:
     return run_id is not None and run_id in _cancelled
 
@@ -150,12 +189,14 @@ async def run_process(
     stdin: bytes | None = None,
     limit: int = OUTPUT_LIMIT,
     grace: float = GRACE_SECONDS,
+    on_spawn: Callable[[int], None] | None = None,
 ) -> ProcessResult:
     """Run ``command`` (a string goes through ``/bin/sh``, a list is exec'd).
 
     Raises ``FileNotFoundError`` when an exec'd program does not exist; a
     shell reports that as exit code 127 instead. A timeout stops the group
     and returns ``timed_out=True`` with exit code -SIGTERM/-SIGKILL.
+    ``on_spawn(pid)`` is called once the process exists (the step records its pid).
     """
     full_env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
     full_env.update(env or {})
@@ -172,8 +213,14 @@ async def run_process(
         proc = await asyncio.create_subprocess_shell(command, **common)  # type: ignore[arg-type]
     else:
         proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
+    _all.add(proc)
     if run_id is not None:
         _running.setdefault(run_id, set()).add(proc)
+    if on_spawn is not None:
+        with contextlib.suppress(Exception):
+            on_spawn(proc.pid)
+    if _shutdown["on"]:
+        asyncio.get_running_loop().create_task(stop_group(proc, SHUTDOWN_GRACE_SECONDS))
     out, err = _Tail(limit), _Tail(limit)
     timed_out = False
     try:
@@ -203,6 +250,8 @@ async def run_process(
         await asyncio.shield(stop_group(proc, min(grace, SHUTDOWN_GRACE_SECONDS)))
         raise
     finally:
+        if proc.returncode is not None:  # else a stop is still under way: stop_all waits for it
+            _all.discard(proc)
         if run_id is not None:
             group = _running.get(run_id)
             if group is not None:
@@ -219,4 +268,5 @@ async def run_process(
         duration_s=round(time.monotonic() - started, 3),
         timed_out=timed_out,
         cancelled=is_cancelled(run_id),
+        interrupted=_shutdown["on"] and not timed_out,
     )

@@ -16,13 +16,23 @@ fix (a missing agent CLI, an unknown phase) are ``NonRetriableError``s.
 The SDK's own control flow (``ResponseInterrupt``...) subclasses
 ``BaseException``; nothing here catches ``BaseException``, so it passes
 through user ``try/except Exception`` blocks untouched.
+
+Step records: every step body that runs here (``run``, ``cli``, ``agent``,
+``git``, ``log``, ``artifact``) is wrapped so the app records when it
+started, its command's pid and how it ended (``steprecords.py``); a memo
+replay does not run the body and records nothing. A command stopped
+because the app server is shutting down ends the step ``interrupted``
+(``StepInterruptedError``); the app answers that SDK call 503-interrupted,
+so the engine calls the step again when the app is back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime
+import inspect
 import json
 import os
 import time
@@ -34,7 +44,7 @@ import inngest
 
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import gitops
+from agentcmd.workflows import gitops, steprecords
 from agentcmd.workflows.agents import AgentNotFoundError, PromptTooLongError, get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
@@ -64,6 +74,18 @@ class AgentFailedError(Exception):
 
 class StepCancelledError(inngest.NonRetriableError):
     """The run was cancelled while this step's command ran; the command was stopped."""
+
+
+class StepInterruptedError(Exception):
+    """The app server is shutting down and stopped this step's command; the step runs again later.
+
+    The app answers the SDK call 503-interrupted (``server/shutdown.py``), so
+    this never reaches the engine as a failed attempt.
+    """
+
+
+_current_record: contextvars.ContextVar[steprecords.StepRecorder | None] = contextvars.ContextVar(
+    "agentcmd_step_record", default=None)
 
 
 def _tail(text: str, limit: int = 2000) -> str:
@@ -147,15 +169,52 @@ class WorkflowSteps:
                     timeout: float | None, step_id: str, stdin: bytes | None = None,
                     limit: int = OUTPUT_LIMIT) -> ProcessResult:
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel())
+        record = _current_record.get()
         try:
             res = await run_process(command, cwd=cwd, env=env, timeout=timeout, run_id=self._ctx.run_id,
-                                    stdin=stdin, limit=limit)
+                                    stdin=stdin, limit=limit,
+                                    on_spawn=record.process_started if record is not None else None)
         finally:
             watcher.cancel()
         if res.cancelled:
             self._record_cancelled(step_id)
             raise StepCancelledError(f"step {step_id!r} was cancelled with its run; its command was stopped")
+        if res.interrupted:
+            raise StepInterruptedError(f"step {step_id!r} was interrupted: the app server is shutting down; "
+                                       "it runs again from its start when the app is back")
         return res
+
+    def _recorded(self, sid: str, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """``fn`` as a step body that records its start, its command's pid and its end."""
+        phase, run_id, attempt = self._phase, self._ctx.run_id, self._ctx.attempt
+        data_dir, boot_id = self._runtime.data_dir, self._runtime.boot_id
+
+        async def body(*args: Any) -> Any:
+            record = steprecords.StepRecorder(data_dir, run_id, sid, phase, attempt, boot_id)
+            await record.start()
+            token = _current_record.set(record)
+            try:
+                result = fn(*args)
+                if inspect.isawaitable(result):
+                    result = await result
+            except asyncio.CancelledError:
+                record.end_sync(steprecords.INTERRUPTED, "the app server stopped while this step ran")
+                raise
+            except StepCancelledError as err:
+                await record.end(steprecords.CANCELLED, str(err))
+                raise
+            except StepInterruptedError as err:
+                await record.end(steprecords.INTERRUPTED, str(err))
+                raise
+            except Exception as err:
+                await record.end(steprecords.FAILED, f"{type(err).__name__}: {err}")
+                raise
+            finally:
+                _current_record.reset(token)
+            await record.end(steprecords.COMPLETED)
+            return result
+
+        return body
 
     def _record_cancelled(self, step_id: str) -> None:
         path = cancelled_steps_file(self._runtime.data_dir, self._ctx.run_id)
@@ -167,7 +226,8 @@ class WorkflowSteps:
     # Plain Python ----------------------------------------------------------
     async def run(self, step_id: str, fn: Callable[..., Awaitable[T]] | Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` once as a memoised step; its return value must be JSON."""
-        return await self.sdk.run(self._sid(step_id), fn, *args)  # type: ignore[arg-type]
+        sid = self._sid(step_id)
+        return await self.sdk.run(sid, self._recorded(sid, fn), *args)
 
     # Shell -------------------------------------------------------------------
     async def cli(self, step_id: str, command: str | Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
@@ -192,7 +252,7 @@ class WorkflowSteps:
                              stdout_bytes=res.stdout_bytes, stderr_bytes=res.stderr_bytes,
                              duration_s=res.duration_s, cwd=str(where), phase=phase).to_json()
 
-        return CliResult.from_json(await self.sdk.run(sid, body))
+        return CliResult.from_json(await self.sdk.run(sid, self._recorded(sid, body)))
 
     # Agents ------------------------------------------------------------------
     async def agent(self, step_id: str, *, prompt: str, agent: str = "claude", model: str | None = None,
@@ -234,7 +294,7 @@ class WorkflowSteps:
                                session_id=session or resume, model=model, stderr=_tail(res.stderr),
                                duration_s=round(time.monotonic() - started, 3), phase=phase).to_json()
 
-        return AgentResult.from_json(await self.sdk.run(sid, body))
+        return AgentResult.from_json(await self.sdk.run(sid, self._recorded(sid, body)))
 
     # Git ---------------------------------------------------------------------
     async def git(self, step_id: str, action: str | None = None, *, commit_message: str | None = None,
@@ -294,7 +354,7 @@ class WorkflowSteps:
                     raise inngest.NonRetriableError(str(err)) from err
                 raise
 
-        return GitResult.from_json(await self.sdk.run(sid, guarded))
+        return GitResult.from_json(await self.sdk.run(sid, self._recorded(sid, guarded)))
 
     # Time and events -------------------------------------------------------
     async def sleep(self, step_id: str, duration: str | float | datetime.timedelta) -> None:
@@ -322,7 +382,8 @@ class WorkflowSteps:
         async def record() -> dict[str, str | None]:
             return {"log": text, "phase": phase}
 
-        await self.sdk.run(self._sid("log"), record)
+        sid = self._sid("log")
+        await self.sdk.run(sid, self._recorded(sid, record))
 
     async def artifact(self, name: str, path_or_text: str | os.PathLike[str]) -> dict[str, Any]:
         """Keep a file (a ``Path``, or a string naming an existing file) or a text under the run's
@@ -345,7 +406,8 @@ class WorkflowSteps:
             return {"artifact": name, "path": str(target), "bytes": len(data), "phase": phase,
                     "source": str(source) if source else None}
 
-        result: dict[str, Any] = await self.sdk.run(self._sid(f"artifact:{name}"), store)
+        sid = self._sid(f"artifact:{name}")
+        result: dict[str, Any] = await self.sdk.run(sid, self._recorded(sid, store))
         return result
 
 
