@@ -22,6 +22,10 @@ _CALL_TIMEOUT = typer.Option(
     help="Seconds one SDK call (one step) may take; then that attempt fails and is retried per the "
          "function's retries. Default 7200 (2 h), or AGENTCMD_ENGINE_CALL_TIMEOUT.")
 _GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
+_PASSIVE_SYNC = typer.Option(
+    False, "--passive-sync",
+    help="Never PUT the --sdk-url apps: they register themselves (agentcmd dev/start sync the app once it "
+         "listens). Until each has registered once (at most 2 min), events that match nothing wait for it.")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
 
@@ -46,6 +50,7 @@ def dev(
     call_timeout: float | None = _CALL_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
+    passive_sync: bool = _PASSIVE_SYNC,
     allow_remote_dev: bool = typer.Option(
         False, "--allow-remote-dev", help="Allow a non-loopback --host in dev mode (no auth: trusted networks only)."),
 ) -> None:
@@ -70,7 +75,7 @@ def dev(
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
                           discovery=not no_discovery, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token)
+                          dashboard_auth=dashboard_auth, dashboard_token=token, passive_sync=passive_sync)
     raise typer.Exit(serve(config, host, port))
 
 
@@ -90,6 +95,7 @@ def start(
     call_timeout: float | None = _CALL_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
+    passive_sync: bool = _PASSIVE_SYNC,
 ) -> None:
     """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
     from pathlib import Path
@@ -121,5 +127,5 @@ def start(
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
                           poll_interval=poll_interval, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token)
+                          dashboard_auth=dashboard_auth, dashboard_token=token, passive_sync=passive_sync)
     raise typer.Exit(serve(config, host, port))

@@ -50,6 +50,7 @@ class EngineConfig:
     concurrency: int = 64
     call_timeout_s: float = DEFAULT_TIMEOUT_S
     sync_wait_s: float = 5.0                # how long /health waits for -u apps at start
+    passive_sync: bool = False              # --passive-sync: the -u apps register themselves (Syncer)
     grace_s: float = 10.0
     host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
     dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
@@ -104,7 +105,9 @@ class Engine:
         if self.config.sdk_urls:
             self.syncer = Syncer(self.store, self.config.sdk_urls, self.server_kind,
                                  self.config.signing_key if self.config.production else None,
-                                 self.config.poll_interval, repoll_healthy=not self.config.production)
+                                 self.config.poll_interval, repoll_healthy=not self.config.production,
+                                 passive=self.config.passive_sync)
+            self.dispatcher.holding = self.syncer.holding
 
     async def start(self) -> None:
         requeued = await self.store.requeue_leases(None)
