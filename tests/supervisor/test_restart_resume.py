@@ -18,6 +18,7 @@ app's shutdown (contract C1/C2), built in their own parts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -104,10 +105,8 @@ def test_a_run_stopped_mid_step_completes_after_a_restart_without_a_retry(
         for pid in child_pids(child.output()).values():   # the children lead their own sessions
             tree += descendants(pid)
         for pid in sorted(set(tree)):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         child.proc.wait(10)
         wait_for(lambda: not any(pid_alive(p) for p in tree), 10, "the killed tree to be gone")
 
