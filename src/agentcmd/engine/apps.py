@@ -232,7 +232,8 @@ async def register(store: Store, registry: Registry, body: Any) -> RegisterResul
 
 FIRST_SYNC_HOLD_S = 120.0
 """How long after the engine starts an unmatched event waits for a ``-u`` app's first sync."""
-HOLD_RETRY_MS = 200
+HOLD_RETRY_MS = 1000
+"""How often a held event is matched again; the first registration releases them all at once."""
 
 
 class Syncer:
@@ -262,15 +263,18 @@ class Syncer:
         self._unregistered = set(self.urls)
         self._hold_until = time.monotonic() + FIRST_SYNC_HOLD_S
 
-    def registered(self, url: object) -> None:
-        """An app registered (``/fn/register``), by our PUT or on its own."""
-        if isinstance(url, str):
-            url = normalize_url(url)
-            self._unregistered.discard(url)
-            if self.passive and url in self.status:
-                if self.status[url] is not None:
-                    log.info("app at %s registered", url)
-                self.status[url] = None
+    def registered(self, url: object) -> bool:
+        """An app registered (``/fn/register``), by our PUT or on its own; True on a ``-u`` app's first."""
+        if not isinstance(url, str):
+            return False
+        url = normalize_url(url)
+        first = url in self._unregistered
+        self._unregistered.discard(url)
+        if self.passive and url in self.status:
+            if self.status[url] is not None:
+                log.info("app at %s registered", url)
+            self.status[url] = None
+        return first
 
     def holding(self) -> bool:
         """True while unmatched events should wait for a ``-u`` app's first sync."""
@@ -330,6 +334,12 @@ class Syncer:
                 pass
             todo = [u for u in self.urls if self.repoll_healthy or self.status.get(u) is not None]
             await asyncio.gather(*(self.sync_one(u) for u in todo))
+
+
+def release_held_txn(conn: sqlite3.Connection, now: int) -> None:
+    """Make every held event due now (only ``Dispatcher``'s hold pushes an event row into the future)."""
+    conn.execute("UPDATE queue SET ready_at=? WHERE kind=? AND lease_until IS NULL AND ready_at>?",
+                 (now, QueueKind.EVENT.value, now))
 
 
 def normalize_url(url: str) -> str:

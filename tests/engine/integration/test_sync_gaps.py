@@ -1,9 +1,8 @@
 """An event accepted around a sync is matched once the sync lands, never dropped.
 
 - A re-sync swaps the registry before ``/fn/register`` answers, even when a
-  second sync of the same list races the first (the second used to answer
-  while the first was still reloading the registry: "synced", yet an event
-  sent right then matched nothing).
+  second sync of the same list races the first (the unchanged one must not
+  answer before the changed one's functions match).
 - With ``--passive-sync`` the engine never PUTs its ``-u`` app; an event that
   arrives before that app's first registration waits and starts its run
   when the app registers.

@@ -32,8 +32,9 @@ def routes(engine: Engine) -> list[Route]:
             # The app's registration is wrong: 400. A store problem (disk full, locked) is ours, not the
             # app's: it goes to the engine's error handler, which answers with its status (503).
             return JSONResponse({"error": err.what, "code": err.code, "hint": err.fix or ""}, 400)
-        if engine.syncer is not None:
-            engine.syncer.registered(body.get("url") if isinstance(body, dict) else None)
+        if engine.syncer is not None and engine.syncer.registered(body.get("url") if isinstance(body, dict) else None):
+            now = engine.clock()  # the events held for this first registration are matched now
+            await engine.store.write(lambda c: apps.release_held_txn(c, now))
         engine.worker.wake()
         # "functions": how many the engine now matches for this app (agentcmd's supervisor checks it).
         return JSONResponse({"ok": True, "modified": result.modified, "app_id": result.app_id,
