@@ -120,7 +120,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
     from agentcmd.server.reload import attach_reload
 
-    attach_reload(app, functions, runtime.project_dir, entry_points=entry_points)  # POST /api/reload
+    attach_reload(app, functions, runtime.project_dir, entry_points=entry_points, host=host)  # POST /api/reload
     app.include_router(router)
     from agentcmd.ui import create_router as ui_router
 

@@ -46,19 +46,26 @@ class Reloader:
     """Owns the swap: the SDK handler's functions, the served list, the discovered workflows."""
 
     def __init__(self, app: FastAPI, functions: list[inngest.Function[Any]], project_dir: Path | None,
-                 entry_points: bool) -> None:
+                 entry_points: bool, host: str = "127.0.0.1") -> None:
         self.app = app
+        self.host = host                    # the bind host: the sync names the serve URL the supervisor uses
         self.functions = functions          # the very list create_app's /health counts
         self.project_dir = project_dir
         self.entry_points = entry_points
         self.handler = _serve_handler(app)
         self._lock = asyncio.Lock()
 
-    async def reload(self, base_url: str) -> dict[str, Any]:
-        async with self._lock:
-            return await self._reload(base_url)
+    def serve_url(self, port: int) -> str:
+        """Our serve URL as ``agentcmd dev``/``start`` gives it to the engine, whatever address the caller used."""
+        from agentcmd.supervisor.launch import connect_host
 
-    async def _reload(self, base_url: str) -> dict[str, Any]:
+        return f"http://{connect_host(self.host)}:{port}{SERVE_PATH}"
+
+    async def reload(self, serve_url: str) -> dict[str, Any]:
+        async with self._lock:
+            return await self._reload(serve_url)
+
+    async def _reload(self, serve_url: str) -> dict[str, Any]:
         found: Discovered = await asyncio.to_thread(discover, self.project_dir, entry_points=self.entry_points)
         for err in found.errors:
             log.error("workflow not loaded: %s", err)
@@ -70,7 +77,7 @@ class Reloader:
         self.functions[:] = fresh
         synced, sync_error = False, None
         if fresh:
-            sync_error = await _sync(base_url.rstrip("/") + SERVE_PATH)
+            sync_error = await _sync(serve_url)
             synced = sync_error is None
         # In place: create_app's closures (health) and the API read this object.
         vars(current).update(vars(found))
@@ -121,11 +128,13 @@ def _serve_handler(app: FastAPI) -> Any:
 @router.post("/reload")
 async def reload_workflows(request: Request) -> dict[str, Any]:
     reloader: Reloader = request.app.state.reloader
-    return {"data": await reloader.reload(str(request.base_url))}
+    server = request.scope.get("server")
+    port = server[1] if server and server[1] else request.url.port or 80
+    return {"data": await reloader.reload(reloader.serve_url(int(port)))}
 
 
 def attach_reload(app: FastAPI, functions: list[inngest.Function[Any]], project_dir: Path | None, *,
-                  entry_points: bool = True) -> None:
+                  entry_points: bool = True, host: str = "127.0.0.1") -> None:
     """Hook for ``create_app``: after the SDK's ``serve``, before the API router."""
-    app.state.reloader = Reloader(app, functions, project_dir, entry_points)
+    app.state.reloader = Reloader(app, functions, project_dir, entry_points, host)
     app.include_router(router)
