@@ -22,12 +22,12 @@ _CALL_TIMEOUT = typer.Option(
     help="Seconds one SDK call (one step) may take; then that attempt fails and is retried per the "
          "function's retries. Default 7200 (2 h), or AGENTCMD_ENGINE_CALL_TIMEOUT.")
 _GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
+_DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
+                               help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
 _PASSIVE_SYNC = typer.Option(
     False, "--passive-sync",
     help="Never PUT the --sdk-url apps: they register themselves (agentcmd dev/start sync the app once it "
          "listens). Until each has registered once (at most 2 min), events that match nothing wait for it.")
-_DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
-                               help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
 
 
 def _call_timeout_flag(value: float | None) -> float | None:
@@ -75,7 +75,8 @@ def dev(
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
                           discovery=not no_discovery, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token, passive_sync=passive_sync)
+                          dashboard_auth=dashboard_auth, dashboard_token=token)
+    config.passive_sync = passive_sync
     raise typer.Exit(serve(config, host, port))
 
 
@@ -127,5 +128,6 @@ def start(
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
                           poll_interval=poll_interval, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token, passive_sync=passive_sync)
+                          dashboard_auth=dashboard_auth, dashboard_token=token)
+    config.passive_sync = passive_sync
     raise typer.Exit(serve(config, host, port))
