@@ -81,7 +81,8 @@ class Reloads:
         try:
             result = self._call(self.app_url)
         except AgentcmdError as exc:
-            self.sink.warning(f"could not reload the workflows: {exc.what}")
+            if not self._closed:  # stopping: the app going away mid-reload is no news
+                self.sink.warning(f"could not reload the workflows: {exc.what}")
             return
         describe_reload(result, self.sink)
 
