@@ -281,3 +281,24 @@ def test_an_empty_project_starts_cleanly_and_picks_up_its_first_workflow(
     assert run_id
     wait_for(lambda: run_status(child, run_id) == "Completed", 15, "the run to complete", child.output)
     no_sync_warning(child.output())
+
+
+def test_ready_waits_for_the_engine_to_take_every_workflow_and_a_refusal_stops_the_start(
+        spawn: SpawnFn, project: Path, fake_inngest: Any) -> None:
+    """With a stand-in engine: one that says it took fewer functions than the app serves is asked again
+    until the deadline (never "ready"); one that refuses the registration stops the start with its reason."""
+    engine = {"AGENTCMD_ENGINE_COMMAND": fake_inngest.engine_command}
+    short = start(spawn, "dev", project, "--startup-timeout", "4",
+                  **fake_inngest.env(FAKE_INNGEST_REGISTER_FUNCTIONS="0", **engine))
+    assert wait_exit(short, timeout=30) == 1
+    out = short.output()
+    assert READY not in out
+    assert "could not sync the app with the engine" in out and "the engine took 0 of the app's 1 workflows" in out
+    syncs = [r for r in fake_inngest.records() if "register" in r]
+    assert len(syncs) > 2, "the sync was not retried"
+    refused = start(spawn, "dev", project, **fake_inngest.env(FAKE_INNGEST_REGISTER_STATUS="400", **engine))
+    assert wait_exit(refused, timeout=30) == 1
+    out = refused.output()
+    assert READY not in out, out
+    assert "the engine at http://127.0.0.1:" in out and "refused the app's sync (fake refusal)" in out, out
+    assert "Traceback" not in out

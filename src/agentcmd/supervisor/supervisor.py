@@ -257,9 +257,11 @@ class Supervisor:
                     return True
                 message = f"the engine took {taken} of the app's {served} workflows"
             elif (status and 400 <= status < 500) or refused:
+                # The SDK relays the engine's refusal with its own 200: name the status only when it is not.
+                shown = (message or body)[:300]
+                shown = shown if 200 <= status < 300 else f"status {status}: {shown}"
                 raise SupervisorError(
-                    f"{engine} at {self.plan.engine_url} refused the app's sync "
-                    f"(status {status}: {(message or body)[:300]})",
+                    f"{engine} at {self.plan.engine_url} refused the app's sync ({shown})",
                     "fix what the message names (a workflow's configuration, or the keys both use), "
                     "then start again", code="sync_failed")
             if time.monotonic() >= deadline:
