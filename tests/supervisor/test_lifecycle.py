@@ -237,6 +237,18 @@ def test_dev_reloads_a_new_workflow_within_2_s_while_a_run_is_in_flight(
     assert "second" in listed(child)
 
 
+def test_dev_misses_no_file_saved_while_starting_or_the_moment_ready_is_printed(
+        spawn: SpawnFn, project: Path) -> None:
+    workflows = project / ".agentcmd" / "workflows"
+    child = start(spawn, "dev", project)
+    wait_output(child, "app started", timeout=30)
+    (workflows / "during.py").write_text(SECOND_WORKFLOW.format(wid="during"))
+    wait_output(child, READY, timeout=30)
+    (workflows / "after.py").write_text(SECOND_WORKFLOW.format(wid="after"))
+    wait_for(lambda: {"during", "after"} <= set(listed(child)), 2.0, "both files to be listed", child.output)
+    assert start_run(child, "during") and start_run(child, "after")
+
+
 def test_production_reloads_on_sighup_and_on_the_cli_without_a_restart(
         spawn: SpawnFn, project: Path, agentcmd_home: Path) -> None:
     workflows = project / ".agentcmd" / "workflows"

@@ -10,10 +10,15 @@ decides *when*:
   ``<project>/.agentcmd/workflows`` with watchfiles; a change to a ``.py``
   file there asks for a reload after a 200 ms debounce, so a save lands in
   the engine well within 2 s. If the folder does not exist yet, the
-  nearest existing parent is watched until it appears.
+  nearest existing parent is watched until it appears. It starts before
+  the app server does, with a snapshot of the files: once the watch is in
+  place, a difference from the snapshot asks for a reload, so a file saved
+  while agentcmd was starting (after the app had read the folder, before
+  the watch existed) is not missed.
 - ``Reloads``: one worker thread that calls the app; requests that arrive
   while a reload runs are folded into one more reload (an editor's burst of
-  saves costs two reloads, not ten). Each result is logged.
+  saves costs two reloads, not ten); requests made before "ready" wait for
+  it (``resume``). Each result is logged.
 
 Nothing here runs in a signal handler: SIGHUP only sets a flag the
 supervisor's main loop reads.
@@ -30,6 +35,7 @@ from agentcmd.supervisor.logs import LogSink
 
 WORKFLOWS_SUBDIR = Path(".agentcmd") / "workflows"
 DEBOUNCE_MS = 200
+WATCH_TIMEOUT_MS = 500
 RELOAD_TIMEOUT_SECONDS = 60.0
 
 
@@ -51,12 +57,18 @@ class Reloads:
         self._cond = threading.Condition()
         self._pending: str | None = None     # why the next reload was asked for
         self._closed = False
+        self._paused = True                  # until the app is ready (resume)
         self._thread = threading.Thread(target=self._loop, name="agentcmd-reload", daemon=True)
         self._thread.start()
 
     def request(self, why: str) -> None:
         with self._cond:
             self._pending = why
+            self._cond.notify()
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
             self._cond.notify()
 
     def close(self) -> None:
@@ -67,7 +79,7 @@ class Reloads:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._pending is None and not self._closed:
+                while (self._pending is None or self._paused) and not self._closed:
                     self._cond.wait()
                 if self._closed:
                     return
@@ -121,6 +133,7 @@ class WorkflowWatch:
         self.folder = (project_dir / WORKFLOWS_SUBDIR).resolve()
         self.on_change = on_change
         self.sink = sink
+        self._baseline: dict[str, tuple[int, int]] | None = self._snapshot()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="agentcmd-watch", daemon=True)
 
@@ -130,6 +143,24 @@ class WorkflowWatch:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        """The workflow files' (mtime, size), by name."""
+        out = {}
+        for path in self.folder.glob("*.py") if self.folder.is_dir() else []:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out[path.name] = (st.st_mtime_ns, st.st_size)
+        return out
+
+    def _caught_up(self) -> None:
+        """Once the first watch is in place: a reload if the files changed since the snapshot."""
+        if self._baseline is not None:
+            baseline, self._baseline = self._baseline, None
+            if self._snapshot() != baseline:
+                self.on_change("changed while starting")
 
     def _watched(self) -> Path:
         """The workflows folder, else its nearest existing parent (watched until the folder appears)."""
@@ -149,8 +180,13 @@ class WorkflowWatch:
             watched = self._watched()
             target = watched == self.folder
             try:
+                # yield_on_timeout: an empty first yield tells us the watch is in place (_caught_up).
                 for changes in watchfiles.watch(watched, stop_event=self._stop, debounce=DEBOUNCE_MS,
-                                                recursive=False, raise_interrupt=False, watch_filter=None):
+                                                recursive=False, raise_interrupt=False, watch_filter=None,
+                                                yield_on_timeout=True, rust_timeout=WATCH_TIMEOUT_MS):
+                    self._caught_up()
+                    if not changes:
+                        continue
                     if target:
                         files = sorted({Path(p).name for _, p in changes if p.endswith(".py")})
                         if files:

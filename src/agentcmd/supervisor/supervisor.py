@@ -115,16 +115,18 @@ class Supervisor:
             if plan.uses_npx:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
             self._spawn(plan.engine)
+        self._reloads = Reloads(plan.app_url, self.sink)   # asks wait for resume() at "ready"
+        project = project_dir_of(plan.app.argv)
+        if plan.mode is Mode.DEV and project is not None:
+            # Before the app reads the folder: nothing saved from here on can be missed.
+            self._watch_files = WorkflowWatch(project, self._reloads.request, self.sink)
+            self._watch_files.start()
         self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
         self._spawn(plan.app)
         if not self._wait_ready(started) or not self._sync_app(started):
             self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
             return EXIT_INTERRUPTED
-        self._reloads = Reloads(plan.app_url, self.sink)
-        project = project_dir_of(plan.app.argv)
-        if plan.mode is Mode.DEV and project is not None:
-            self._watch_files = WorkflowWatch(project, self._reloads.request, self.sink)
-            self._watch_files.start()
+        self._reloads.resume()
         elapsed = time.monotonic() - started
         self.sink.info(f"ready in {elapsed:.2f} s: app {plan.app_url}, engine {plan.engine_url} (Ctrl-C to stop)",
                        ready_seconds=round(elapsed, 3))
