@@ -10,6 +10,8 @@ and serves ``GET /health`` on ``--port``. Knobs, all from the environment:
 - ``FAKE_INNGEST_IGNORE_TERM=1``: ignore SIGTERM (forces the SIGKILL path).
 - ``GET /crash``: exit 3 at once, as an engine dying while running would.
 - ``POST /fn/register``: an app's sync, recorded as ``{"register": ...}``.
+  ``FAKE_INNGEST_REGISTER_STATUS=N`` answers N with ``{"error": "fake refusal"}``;
+  ``FAKE_INNGEST_REGISTER_FUNCTIONS=N`` claims to have taken N functions.
 """
 
 from __future__ import annotations
@@ -66,7 +68,13 @@ def main() -> None:
                     fh.write(json.dumps({"register": {"url": app.get("url"), "app": app.get("appname"),
                                                       "auth": self.headers.get("Authorization")}}) + "\n")
             reply = b'{"ok": true, "modified": true}'
-            self.send_response(200)
+            status = int(os.environ.get("FAKE_INNGEST_REGISTER_STATUS") or 200)
+            if status != 200:
+                reply = b'{"error": "fake refusal"}'
+            elif os.environ.get("FAKE_INNGEST_REGISTER_FUNCTIONS"):
+                taken = int(os.environ["FAKE_INNGEST_REGISTER_FUNCTIONS"])
+                reply = json.dumps({"ok": True, "modified": True, "functions": taken}).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()

@@ -96,7 +96,7 @@ def test_first_start_on_a_fresh_home_generates_keys_and_runs_in_production(
     # The app's SDK is in production ("cloud") mode: an unsigned trust probe is refused.
     assert sdk_probe_status(ports) == 401
     interrupt_and_check_clean_exit(child)
-    assert "stopping app" in child.output().split("stopping engine")[0]
+    assert "stopping app" in child.output().split("stopping engine")[1]  # C2: the engine first
 
 
 def test_dev_runs_inngest_dev_with_the_app_url_and_no_keys(
@@ -353,7 +353,7 @@ def test_embedded_engine_command_line(spawn: SpawnFn, fake_inngest: FakeInngest,
     call = fake_inngest.records()[0]
     sqlite_dir = agentcmd_home / "data" / "engine"
     assert call["argv"] == ["start", "--host", "127.0.0.1", "--port", str(ports[1]),
-                            "--sqlite-dir", str(sqlite_dir), "--sdk-url", sdk_url(ports)]
+                            "--sqlite-dir", str(sqlite_dir), "--sdk-url", sdk_url(ports), "--passive-sync"]
     assert {"INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"} <= set(call["env"])
     assert f"database: {sqlite_dir / 'engine.db'}" in out
     interrupt_and_check_clean_exit(child)

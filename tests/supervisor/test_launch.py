@@ -39,7 +39,7 @@ def test_embedded_production_engine_gets_sqlite_dir_and_keys_in_its_environment_
     assert plan.engine is not None
     assert plan.engine.argv == [sys.executable, "-m", "agentcmd", "engine", "start", "--host", "127.0.0.1",
                                 "--port", "8288", "--sqlite-dir", str(settings.resolved_sqlite_dir),
-                                "--sdk-url", SDK]
+                                "--sdk-url", SDK, "--passive-sync"]
     assert settings.resolved_sqlite_dir.is_dir()
     for spec in (plan.engine, plan.app):
         assert spec.env["INNGEST_EVENT_KEY"] == EVENT_KEY and spec.env["INNGEST_SIGNING_KEY"] == SIGNING_KEY
@@ -58,8 +58,9 @@ def test_the_banner_names_the_file_the_embedded_engine_really_uses() -> None:
 def test_embedded_dev_engine_gets_the_app_url_and_no_keys(keys: None) -> None:
     plan = build_plan(load_settings(port=5000, engine_port=5001), Mode.DEV, {"PATH": "/nowhere"})
     assert plan.engine is not None
-    assert plan.engine.argv[-8:] == ["dev", "--host", "127.0.0.1", "--port", "5001", "-u",
-                                     "http://127.0.0.1:5000/api/workflows/inngest", "--no-discovery"]
+    assert plan.engine.argv[-9:] == ["dev", "--host", "127.0.0.1", "--port", "5001", "-u",
+                                     "http://127.0.0.1:5000/api/workflows/inngest", "--no-discovery",
+                                     "--passive-sync"]
     assert "INNGEST_SIGNING_KEY" not in plan.engine.env and "INNGEST_SIGNING_KEY" not in plan.app.env
     assert plan.app.env["INNGEST_DEV"] == "1"
     assert "ephemeral: history is lost on restart" in plan.engine_banner()

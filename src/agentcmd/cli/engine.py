@@ -30,6 +30,10 @@ _GRACE = typer.Option(10.0, "--grace", min=0.0,
                            "at once and run again, same attempt, at the next start).")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
+_PASSIVE_SYNC = typer.Option(
+    False, "--passive-sync",
+    help="Never PUT the --sdk-url apps: they register themselves (agentcmd dev/start sync the app once it "
+         "listens). Until each has registered once (at most 2 min), events that match nothing wait for it.")
 
 
 def _call_timeout_flag(value: float | None) -> float | None:
@@ -62,6 +66,7 @@ def dev(
     app_wait_timeout: float | None = _APP_WAIT_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
+    passive_sync: bool = _PASSIVE_SYNC,
     allow_remote_dev: bool = typer.Option(
         False, "--allow-remote-dev", help="Allow a non-loopback --host in dev mode (no auth: trusted networks only)."),
 ) -> None:
@@ -92,6 +97,7 @@ def dev(
                           call_timeout_s=settings.engine_call_timeout,
                           app_wait_timeout_s=settings.engine_app_wait_timeout, grace_s=grace, host=host,
                           dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
+    config.passive_sync = passive_sync
     raise typer.Exit(serve(config, host, port))
 
 
@@ -112,6 +118,7 @@ def start(
     app_wait_timeout: float | None = _APP_WAIT_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
+    passive_sync: bool = _PASSIVE_SYNC,
 ) -> None:
     """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
     from pathlib import Path
@@ -148,4 +155,5 @@ def start(
                           call_timeout_s=settings.engine_call_timeout,
                           app_wait_timeout_s=settings.engine_app_wait_timeout, grace_s=grace, host=host,
                           dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
+    config.passive_sync = passive_sync
     raise typer.Exit(serve(config, host, port))

@@ -175,3 +175,38 @@ def run(
             sys.stderr.write(f"run {run_id} started; waiting\n")
         final = _wait(client, run_id, timeout, live)
     _final(final, as_json)
+
+
+@app.command("reload")
+def reload(
+    as_json: bool = typer.Option(False, "--json", help="Print the app server's answer as JSON."),
+) -> None:
+    """Reload the workflow files in the running app server and sync them with the engine.
+
+    Runs in flight keep running (the next step of a run uses the new code);
+    no restart. 'agentcmd dev' does this by itself when a file changes;
+    for 'agentcmd start', this or SIGHUP to its process does it.
+    Exit 1 when the engine did not take the workflows.
+    """
+    from agentcmd.cli._console import print_json, warn
+    from agentcmd.server.client import AppClient
+
+    with AppClient() as client:
+        result = client.post("/api/reload").get("data") or {}
+    if as_json:
+        print_json(result)
+    else:
+        for e in result.get("errors") or []:
+            source = f"{e['source']}:{e['line']}" if e.get("line") else e["source"]
+            warn(f"workflow not loaded: {source}: {e['error']}")
+        names = ", ".join(result.get("workflows") or []) or "none"
+        for what in ("added", "removed"):
+            if result.get(what):
+                typer.echo(f"{what}: {', '.join(result[what])}")
+        if result.get("synced"):
+            typer.echo(f"reloaded and synced with the engine: {names}")
+        elif not result.get("sync_error"):
+            typer.echo("reloaded: no workflows (add one in .agentcmd/workflows/*.py)")
+    if result.get("sync_error"):
+        warn(f"the engine did not take the workflows: {result['sync_error']}")
+        raise typer.Exit(1)

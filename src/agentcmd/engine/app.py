@@ -53,6 +53,7 @@ class EngineConfig:
     call_timeout_s: float = DEFAULT_TIMEOUT_S
     app_wait_timeout_s: float = DEFAULT_APP_WAIT_MS / 1000   # how long a run waits for an unreachable app
     sync_wait_s: float = 5.0                # how long /health waits for -u apps at start
+    passive_sync: bool = False              # --passive-sync: the -u apps register themselves (Syncer)
     grace_s: float = 10.0
     host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
     dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
@@ -109,7 +110,9 @@ class Engine:
         if self.config.sdk_urls:
             self.syncer = Syncer(self.store, self.config.sdk_urls, self.server_kind,
                                  self.config.signing_key if self.config.production else None,
-                                 self.config.poll_interval, repoll_healthy=not self.config.production)
+                                 self.config.poll_interval, repoll_healthy=not self.config.production,
+                                 passive=self.config.passive_sync)
+            self.dispatcher.holding = self.syncer.holding
 
     async def start(self) -> None:
         now = self.clock()

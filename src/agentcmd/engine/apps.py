@@ -6,6 +6,14 @@ body, stores the app and replaces its functions in one transaction (functions
 it no longer lists are archived and stop matching), reschedules its crons,
 and refreshes the ``Registry`` that trigger matching reads without touching
 SQLite. ``Syncer`` sends the engine-initiated PUTs for ``-u/--sdk-url``.
+
+A sync never leaves a gap in matching: the transaction that stores an app's
+functions also reads back the full active list, and the registry swaps to it
+in one assignment before the register request is answered (a generation
+number keeps an older list from replacing a newer one when two syncs race).
+So an event accepted after the SDK's sync returned is matched against the
+new functions, and one accepted during the sync against the old or the new,
+never against nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import hashlib
 import json
 import logging
 import sqlite3
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,37 +55,86 @@ class Function:
     crons: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class _Index:
+    """One consistent view of the active functions (swapped whole, never edited)."""
+
+    functions: dict[str, Function]
+    by_event: dict[str, list[Function]]
+    wildcard: list[Function]
+
+
+def _index(functions: list[Function]) -> _Index:
+    by_event: dict[str, list[Function]] = {}
+    wildcard: list[Function] = []
+    for f in functions:
+        for pattern, _ in f.event_triggers:
+            if "*" in pattern:
+                if f not in wildcard:
+                    wildcard.append(f)
+            else:
+                bucket = by_event.setdefault(pattern, [])
+                if f not in bucket:
+                    bucket.append(f)
+    return _Index({f.slug: f for f in functions}, by_event, wildcard)
+
+
 @dataclass
 class Registry:
-    """Active functions by slug, with an index by exact event name."""
+    """Active functions by slug, with an index by exact event name.
 
-    functions: dict[str, Function] = field(default_factory=dict)
-    by_event: dict[str, list[Function]] = field(default_factory=dict)
-    wildcard: list[Function] = field(default_factory=list)
+    The three views live in one immutable ``_Index`` swapped in a single
+    assignment, so a reader never sees the functions of one sync with the
+    event index of another. ``generation`` orders the lists read inside
+    write transactions: ``install`` ignores a list older than the one in place.
+    """
+
+    _view: _Index = field(default_factory=lambda: _index([]))
+    generation: int = 0
+    _next_generation: int = 0
+
+    @property
+    def functions(self) -> dict[str, Function]:
+        return self._view.functions
+
+    @property
+    def by_event(self) -> dict[str, list[Function]]:
+        return self._view.by_event
+
+    @property
+    def wildcard(self) -> list[Function]:
+        return self._view.wildcard
 
     def replace(self, functions: list[Function]) -> None:
-        self.functions = {f.slug: f for f in functions}
-        self.by_event = {}
-        self.wildcard = []
-        for f in functions:
-            for pattern, _ in f.event_triggers:
-                if "*" in pattern:
-                    if f not in self.wildcard:
-                        self.wildcard.append(f)
-                else:
-                    bucket = self.by_event.setdefault(pattern, [])
-                    if f not in bucket:
-                        bucket.append(f)
+        self._view = _index(functions)
+
+    def take_generation(self) -> int:
+        """A number for a list read inside a write transaction (writes are serialised: it orders them)."""
+        self._next_generation += 1
+        return self._next_generation
+
+    def install(self, generation: int, functions: list[Function]) -> None:
+        """Swap to ``functions`` unless a list read by a later transaction is already in place."""
+        if generation > self.generation:
+            self.generation = generation
+            self.replace(functions)
 
     def candidates(self, name: str) -> list[Function]:
-        return [*self.by_event.get(name, []), *self.wildcard]
+        view = self._view
+        return [*view.by_event.get(name, []), *view.wildcard]
 
     def get(self, slug: str) -> Function | None:
         return self.functions.get(slug)
 
     async def load(self, store: Store) -> None:
-        rows = await store.read(queries.list_functions)
-        self.replace([parse_function(r["config"], r["app_id"]) for r in rows])
+        """At start, before any sync can race it."""
+        functions = await store.read(active_functions)
+        self.install(self.take_generation(), functions)
+
+
+def active_functions(conn: sqlite3.Connection) -> list[Function]:
+    """Every active function, read with ``conn`` (inside the caller's transaction)."""
+    return [parse_function(r["config"], r["app_id"]) for r in queries.list_functions(conn)]
 
 
 def parse_function(cfg: dict[str, Any], app_id: str) -> Function:
@@ -146,11 +204,12 @@ async def register(store: Store, registry: Registry, body: Any) -> RegisterResul
     rows = [(f.slug, f.uuid, f.name, f.url, json.dumps(f.config)) for f in functions]
     now = now_ms()
 
-    def txn(conn: sqlite3.Connection) -> bool:
+    def txn(conn: sqlite3.Connection) -> tuple[bool, int, list[Function]]:
         old = conn.execute("SELECT checksum FROM apps WHERE app_id=?", (app_id,)).fetchone()
         if old is not None and old[0] == checksum:
             conn.execute("UPDATE apps SET error=NULL, synced_at=? WHERE app_id=?", (now, app_id))
-            return False
+            # Unchanged, but an earlier sync of the same list may not have reached the registry yet.
+            return False, registry.take_generation(), active_functions(conn)
         writes.upsert_app_txn(conn, app_id, url, str(body.get("sdk") or ""), str(body.get("framework") or ""),
                               checksum, rows, now)
         for f in functions:
@@ -162,12 +221,19 @@ async def register(store: Store, registry: Registry, body: Any) -> RegisterResul
                 writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, at,
                                                        {"function": f.slug, "cron": spec, "dedupe": key},
                                                        dedupe=key))
-        return True
+        return True, registry.take_generation(), active_functions(conn)
 
-    modified = await store.write(txn)
-    if modified:
-        await registry.load(store)
+    # The registry is swapped before this returns (no await in between): the SDK's sync, and so the
+    # caller's, only answers once events match the new functions.
+    modified, generation, active = await store.write(txn)
+    registry.install(generation, active)
     return RegisterResult(app_id, modified, len(functions))
+
+
+FIRST_SYNC_HOLD_S = 120.0
+"""How long after the engine starts an unmatched event waits for a ``-u`` app's first sync."""
+HOLD_RETRY_MS = 1000
+"""How often a held event is matched again; the first registration releases them all at once."""
 
 
 class Syncer:
@@ -175,17 +241,44 @@ class Syncer:
 
     dev re-syncs every ``poll_interval``; production syncs until an app
     succeeds, then only retries apps that failed (like ``inngest start``).
+    ``passive`` (``--passive-sync``): never PUT; the apps register themselves
+    (``agentcmd dev``/``start`` sync the app once it listens, so the engine
+    never knocks on a port nobody listens on yet).
+
+    Until every ``-u`` app has registered once (at most ``FIRST_SYNC_HOLD_S``
+    after start), an event that matches no function waits in the queue
+    (``holding``) instead of being dropped: it is matched when the sync lands.
     """
 
     def __init__(self, store: Store, urls: list[str], server_kind: str, signing_key: str | None,
-                 poll_interval: float, repoll_healthy: bool) -> None:
+                 poll_interval: float, repoll_healthy: bool, passive: bool = False) -> None:
         self.store = store
         self.urls = [normalize_url(u) for u in urls]
         self.server_kind = server_kind
         self.signing_key = signing_key
         self.poll_interval = poll_interval
         self.repoll_healthy = repoll_healthy
+        self.passive = passive
         self.status: dict[str, str | None] = {u: "not synced yet" for u in self.urls}
+        self._unregistered = set(self.urls)
+        self._hold_until = time.monotonic() + FIRST_SYNC_HOLD_S
+
+    def registered(self, url: object) -> bool:
+        """An app registered (``/fn/register``), by our PUT or on its own; True on a ``-u`` app's first."""
+        if not isinstance(url, str):
+            return False
+        url = normalize_url(url)
+        first = url in self._unregistered
+        self._unregistered.discard(url)
+        if self.passive and url in self.status:
+            if self.status[url] is not None:
+                log.info("app at %s registered", url)
+            self.status[url] = None
+        return first
+
+    def holding(self) -> bool:
+        """True while unmatched events should wait for a ``-u`` app's first sync."""
+        return bool(self._unregistered) and time.monotonic() < self._hold_until
 
     async def sync_one(self, url: str) -> str | None:
         """PUT one app; None on success, else the error (also stored on the app)."""
@@ -226,9 +319,13 @@ class Syncer:
         return error
 
     async def sync_all(self) -> None:
+        if self.passive:
+            return
         await asyncio.gather(*(self.sync_one(u) for u in self.urls))
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.passive:
+            return
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), self.poll_interval)
@@ -237,6 +334,12 @@ class Syncer:
                 pass
             todo = [u for u in self.urls if self.repoll_healthy or self.status.get(u) is not None]
             await asyncio.gather(*(self.sync_one(u) for u in todo))
+
+
+def release_held_txn(conn: sqlite3.Connection, now: int) -> None:
+    """Make every held event due now (only ``Dispatcher``'s hold pushes an event row into the future)."""
+    conn.execute("UPDATE queue SET ready_at=? WHERE kind=? AND lease_until IS NULL AND ready_at>?",
+                 (now, QueueKind.EVENT.value, now))
 
 
 def normalize_url(url: str) -> str:

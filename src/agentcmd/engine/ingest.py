@@ -6,6 +6,10 @@ event acknowledged with 200 is never lost. ``dispatch`` runs later on the
 worker for that row: it matches function triggers (name + CEL), applies flow
 control (``flow/``), resolves the pauses the event satisfies (wait_for_event,
 invoke results, cancel_on) and creates runs, again in one commit.
+
+An event that matches nothing while a configured (``-u``) app has not
+completed its first sync is not dropped: its row goes back to the queue for
+``HOLD_RETRY_MS`` and is matched once the sync lands (``Syncer.holding``).
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import base64
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from ulid import ULID
 
 from agentcmd.engine import triggers
-from agentcmd.engine.apps import Function, Registry
+from agentcmd.engine.apps import HOLD_RETRY_MS, Function, Registry
 from agentcmd.engine.flow import FlowDecision, decide_flow
 from agentcmd.engine.queue import Clock
 from agentcmd.engine.store import Store, load_contexts, queries, writes
@@ -110,6 +115,7 @@ class Dispatcher:
         self.registry = registry
         self.clock = clock
         self.lease_ms = lease_ms
+        self.holding: Callable[[], bool] | None = None  # Syncer.holding, wired by the engine
 
     def matching_functions(self, body: dict[str, Any]) -> list[Function]:
         name = str(body.get("name"))
@@ -174,6 +180,11 @@ class Dispatcher:
                 resolutions.append((p, _invoke_result(body)))
             elif triggers.holds(p["expression"], {"event": p["payload"].get("trigger") or {}, "async": body}):
                 resolutions.append((p, body))
+        if not functions and not resolutions and not name.startswith("inngest/") \
+                and self.holding is not None and self.holding():
+            retry_at = now + HOLD_RETRY_MS
+            await self.store.write(lambda c: writes.defer_txn(c, item.id, retry_at))
+            return []
         lease = now + self.lease_ms
 
         def txn(conn: sqlite3.Connection) -> list[CallContext]:

@@ -120,6 +120,9 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
 
     # The SDK first: otherwise GET /api/workflows/inngest (its introspection) is the API's GET /api/workflows/{id}.
     inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
+    from agentcmd.server.reload import attach_reload
+
+    attach_reload(app, functions, runtime.project_dir, entry_points=entry_points, host=host)  # POST /api/reload
     app.include_router(router)
     from agentcmd.ui import create_router as ui_router
 

@@ -12,7 +12,10 @@ order a start goes through them:
 - ``watchdog``: a tiny separate process that stops the children if the
   supervisor dies without stopping them (the portable parent watch).
 - ``logs``: where every line goes: plain, Rich colours, or JSON.
-- ``supervisor``: start, wait for readiness, watch, stop app then engine.
+- ``supervisor``: start engine then app, wait for readiness, sync the app and
+  check the engine took its functions ("ready"), watch, stop engine then app.
+- ``reload``: dev's watch of the workflow files and production's SIGHUP ask
+  the app server to reload its workflows in place (no restart).
 
 Nothing here imports the web stack: the supervisor must start fast.
 """

@@ -8,7 +8,9 @@ the SDK hex-decodes a configured key even in dev, and dev needs none.
 Engines:
 
 - ``embedded``: ``python -m agentcmd engine dev|start`` (this package);
-  ``dev`` gets ``--no-discovery`` for the same reason as below.
+  ``dev`` gets ``--no-discovery`` for the same reason as below, and both get
+  ``--passive-sync``: the supervisor syncs the app once it listens (the
+  engine would otherwise try first, fail, and log a warning).
   ``AGENTCMD_ENGINE_COMMAND`` replaces ``python -m agentcmd engine`` (an
   advanced/testing setting: the mode arguments are still appended).
 - ``inngest-cli``: the real ``inngest`` binary from PATH, else
@@ -170,11 +172,12 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
             if production:
                 database_dir = settings.resolved_sqlite_dir
                 args = ["start", "--host", host, "--port", str(engine_port),
-                        "--sqlite-dir", str(database_dir), "--sdk-url", sdk_url]
+                        "--sqlite-dir", str(database_dir), "--sdk-url", sdk_url, "--passive-sync"]
                 if dashboard_auth:
                     args.append("--dashboard-auth")
             else:
-                args = ["dev", "--host", host, "--port", str(engine_port), "-u", sdk_url, "--no-discovery"]
+                args = ["dev", "--host", host, "--port", str(engine_port), "-u", sdk_url, "--no-discovery",
+                        "--passive-sync"]
                 if dashboard_auth:
                     args.append("--dashboard-auth")
                 if allow_remote_dev:

@@ -5,13 +5,23 @@ the main loop; the main loop does the work. So a Ctrl-C at any moment is
 handled the same way, and nothing is printed from inside a signal handler
 (the sink's lock could be held by the very code the signal interrupted).
 
-Startup: both children are spawned at once (the engine syncs the app in the
-background and retries, so the order does not matter), then ``/health`` of
-each is polled until 200, an early exit, a signal, or the deadline; then one
-sync of the app makes "ready" mean "the engine knows the workflows". Shutdown: app first (it stops
-sending events and taking calls), then the engine (it finishes writing);
-each gets SIGTERM, a grace period, then SIGKILL, and every step is logged.
-A second Ctrl-C skips the rest of the grace period.
+Startup: the engine is spawned, then the app (the embedded engine gets
+``--passive-sync``: it never knocks on the app's port before the app
+listens, so no start logs a sync warning); ``/health`` of each is polled
+until 200, an early exit, a signal, or the deadline; then the supervisor
+syncs the app (``PUT`` of its serve URL) and checks the engine's answer
+names as many functions as the app serves, retrying until it does. Only
+then "ready": an event sent at that moment starts its run.
+
+Shutdown (contract C2): the engine first (it stops leasing work, records
+the calls in flight as interrupted, exits 0), then the app (it stops its
+steps' process groups and answers in-flight calls 503-interrupted); each
+gets SIGTERM, a grace period, then SIGKILL, and every step is logged. A
+second Ctrl-C skips the rest of the grace period.
+
+Reload (``reload.py``): ``agentcmd dev`` watches the workflow files;
+``agentcmd start`` reloads on SIGHUP (``agentcmd workflows reload`` asks the
+app directly). Dev treats SIGHUP as the terminal going away: it stops.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import shlex
 import signal
 import subprocess
@@ -30,14 +41,18 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 from agentcmd.errors import ChildExitedError, SupervisorError
+from agentcmd.mode import Mode
 from agentcmd.supervisor.launch import ENGINE_COMMAND_ENV, LaunchPlan
 from agentcmd.supervisor.logs import LogSink
 from agentcmd.supervisor.process import ChildSpec, ManagedProcess, describe_returncode
+from agentcmd.supervisor.reload import Reloads, WorkflowWatch, project_dir_of
 
 EXIT_INTERRUPTED = 130
 _WATCHDOG = Path(__file__).with_name("watchdog.py")
-# SIGHUP: the terminal went away; the children (own sessions) did not get it, so stop them.
+# SIGHUP: in dev the terminal went away; the children (own sessions) did not get it, so stop them.
+# In production it asks for a reload of the workflows (like nginx), see reload.py.
 _HANDLED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+SYNC_RETRY_SECONDS = 0.2
 
 
 class Supervisor:
@@ -56,9 +71,20 @@ class Supervisor:
         self._signal: int | None = None
         self._stopping = False
         self._watchdog: subprocess.Popen[bytes] | None = None
+        self._reload_asked = threading.Event()
+        self._reloads: Reloads | None = None
+        self._watch_files: WorkflowWatch | None = None
+
+    @property
+    def _reloads_on_sighup(self) -> bool:
+        return self.plan.mode is Mode.PRODUCTION
 
     # Signals: flags only ----------------------------------------------------
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP and self._reloads_on_sighup and not self._stopping and self._signal is None:
+            self._reload_asked.set()
+            self._wake.set()
+            return
         if self._signal is not None or self._stopping:
             self._hurry.set()
         if self._signal is None:
@@ -71,6 +97,10 @@ class Supervisor:
             return self._run(time.monotonic())
         finally:
             self._stopping = True
+            if self._watch_files is not None:
+                self._watch_files.close()
+            if self._reloads is not None:
+                self._reloads.close()
             self._stop_all()
             self._close_watchdog()
             for sig, handler in previous.items():
@@ -85,12 +115,18 @@ class Supervisor:
             if plan.uses_npx:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
             self._spawn(plan.engine)
+        self._reloads = Reloads(plan.app_url, self.sink)   # asks wait for resume() at "ready"
+        project = project_dir_of(plan.app.argv)
+        if plan.mode is Mode.DEV and project is not None:
+            # Before the app reads the folder: nothing saved from here on can be missed.
+            self._watch_files = WorkflowWatch(project, self._reloads.request, self.sink)
+            self._watch_files.start()
         self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
         self._spawn(plan.app)
-        if not self._wait_ready(started):
+        if not self._wait_ready(started) or not self._sync_app(started):
             self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
             return EXIT_INTERRUPTED
-        self._sync_app()
+        self._reloads.resume()
         elapsed = time.monotonic() - started
         self.sink.info(f"ready in {elapsed:.2f} s: app {plan.app_url}, engine {plan.engine_url} (Ctrl-C to stop)",
                        ready_seconds=round(elapsed, 3))
@@ -162,13 +198,18 @@ class Supervisor:
         while True:
             self._wake.clear()
             if self._signal is not None:
-                self.sink.info(f"received {_signal_name(self._signal)}; stopping the app, then the engine")
+                self.sink.info(f"received {_signal_name(self._signal)}; stopping the engine, then the app")
                 return 0
+            if self._reload_asked.is_set() and self._reloads is not None:
+                self._reload_asked.clear()
+                self._reloads.request("SIGHUP")
             self._check_exits("while running")
             self._wake.wait(0.5)  # woken at once by a signal or a child closing its output
 
     def _stop_all(self) -> None:
-        for child in reversed(self._children):  # app first, then engine
+        # The engine first (C2): it stops leasing and records in-flight calls as interrupted before
+        # the app, stopped second, answers them 503-interrupted; nothing is recorded as a failure.
+        for child in list(self._children):
             running = child.poll() is None
             if running:
                 self.sink.info(f"stopping {child.name} (pid {child.pid}): SIGTERM, "
@@ -181,16 +222,81 @@ class Supervisor:
                 self.sink.info(f"{child.name} {how}", child=child.name, exit_code=code)
         self._children.clear()
 
-    def _sync_app(self) -> None:
-        """Have the SDK register the app with the engine now (its out-of-band sync, ``PUT``).
+    def _sync_app(self, started: float) -> bool:
+        """Sync the app with the engine and check the engine took every function; False on a signal.
 
-        The engine syncs its ``-u`` apps itself, but its first attempt usually
-        comes before the app listens, and the retry waits a poll interval
-        (5 s); an external engine does not know the app at all. One ``PUT``
-        makes "ready" mean "the engine knows the app's workflows". It is
-        idempotent, so a sync the engine already did costs nothing.
+        ``PUT`` of the app's serve URL makes the SDK register its functions
+        with the engine (its out-of-band sync); our engine answers with how
+        many functions it now matches for the app, and has swapped them in
+        before answering, so once that number is the app's, an event sent
+        now starts its run. An engine that is still busy or unreachable is
+        retried until the startup deadline; an engine that refuses the
+        registration (a bad function, wrong keys) stops the start with its
+        reason. An app without workflows is not synced (the SDK refuses an
+        empty list): the log says how to add one.
         """
         engine = "the external engine" if self.plan.engine is None else "the engine"
+        deadline = started + self.startup_timeout
+        served = self._app_functions()
+        if served == 0:
+            project = project_dir_of(self.plan.app.argv)
+            where = project / ".agentcmd" / "workflows" if project else Path(".agentcmd") / "workflows"
+            how = ("'agentcmd dev' loads it within 2 s and syncs it with the engine"
+                   if self.plan.mode is Mode.DEV else
+                   f"then run 'agentcmd workflows reload' (or send SIGHUP to pid {os.getpid()}): the app loads it "
+                   f"and syncs it with the engine without a restart")
+            self.sink.info(f"the app has no workflows yet: add a file to {where}; {how}")
+            return True
+        while True:
+            status, answer, body = self._put_sync()
+            message = str(answer.get("error") or answer.get("message") or "") if answer else ""
+            refused = bool(answer.get("error")) if answer else False
+            if 200 <= status < 300 and not refused:
+                taken = answer.get("functions") if answer else None
+                if not isinstance(taken, int) or served is None or taken >= served:
+                    self.sink.info(f"synced the app with {engine} at {self.plan.engine_url}"
+                                   + (f" ({taken} of {served} workflows)" if isinstance(taken, int) else ""))
+                    return True
+                message = f"the engine took {taken} of the app's {served} workflows"
+            elif (status and 400 <= status < 500) or refused:
+                # The SDK relays the engine's refusal with its own 200: name the status only when it is not.
+                shown = (message or body)[:300]
+                shown = shown if 200 <= status < 300 else f"status {status}: {shown}"
+                raise SupervisorError(
+                    f"{engine} at {self.plan.engine_url} refused the app's sync ({shown})",
+                    "fix what the message names (a workflow's configuration, or the keys both use), "
+                    "then start again", code="sync_failed")
+            if time.monotonic() >= deadline:
+                raise SupervisorError(
+                    f"could not sync the app with {engine} at {self.plan.engine_url} within "
+                    f"{self.startup_timeout:g} s (last: status {status}: {(message or body)[:300]})",
+                    "read the engine's and the app's output above; if they are only slow, raise "
+                    "--startup-timeout", code="sync_failed")
+            self._wake.clear()
+            if self._signal is not None:
+                return False
+            self._check_exits("during startup")
+            self._wake.wait(SYNC_RETRY_SECONDS)
+
+    def _app_functions(self) -> int | None:
+        """How many workflows the app serves (its /health), or None when it does not say."""
+        url = self.plan.app.health_url
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=5)
+        try:
+            conn.request("GET", parts.path, headers={"Connection": "close"})
+            health = json.loads(conn.getresponse().read() or b"{}")
+        except (OSError, http.client.HTTPException, ValueError):
+            return None
+        finally:
+            conn.close()
+        count = health.get("functions") if isinstance(health, dict) else None
+        return count if isinstance(count, int) else None
+
+    def _put_sync(self) -> tuple[int, dict[str, object] | None, str]:
+        """``PUT`` the app's serve URL: (status, JSON body if an object, raw body)."""
         parts = urlsplit(self.plan.sdk_url)
         # Bounded well below a user's patience: Ctrl-C is only acted on after this call.
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=5)
@@ -207,18 +313,7 @@ class Supervisor:
         answer: object = None
         with contextlib.suppress(ValueError):
             answer = json.loads(body)
-        message = ""
-        if isinstance(answer, dict):
-            message = str(answer.get("error") or answer.get("message") or "")
-        if 200 <= status < 300 and not (isinstance(answer, dict) and answer.get("error")):
-            self.sink.info(f"synced the app with {engine} at {self.plan.engine_url}")
-        elif "no functions found" in message:
-            self.sink.info(f"the app has no workflows yet: add them under .agentcmd/workflows/ in "
-                           f"{self.plan.app.argv[-1]}; {engine} picks them up at its next sync")
-        else:
-            reason = (message or body)[:300]
-            self.sink.warning(f"could not sync the app with {engine} at {self.plan.engine_url} "
-                              f"(status {status}: {reason}); check the keys both use")
+        return status, answer if isinstance(answer, dict) else None, body
 
     # Parent watch --------------------------------------------------------------
     def _start_watchdog(self) -> None:

@@ -26,13 +26,18 @@ def routes(engine: Engine) -> list[Route]:
         if expected and expected != engine.server_kind:
             return JSONResponse({"error": f"Expected server kind {expected}, got {engine.server_kind}"}, 400)
         try:
-            result = await apps.register(engine.store, engine.registry, await json_body(request))
+            body = await json_body(request)
+            result = await apps.register(engine.store, engine.registry, body)
         except InputError as err:
             # The app's registration is wrong: 400. A store problem (disk full, locked) is ours, not the
             # app's: it goes to the engine's error handler, which answers with its status (503).
             return JSONResponse({"error": err.what, "code": err.code, "hint": err.fix or ""}, 400)
+        if engine.syncer is not None and engine.syncer.registered(body.get("url") if isinstance(body, dict) else None):
+            now = engine.clock()  # the events held for this first registration are matched now
+            await engine.store.write(lambda c: apps.release_held_txn(c, now))
         engine.worker.wake()
+        # "functions": how many the engine now matches for this app (agentcmd's supervisor checks it).
         return JSONResponse({"ok": True, "modified": result.modified, "app_id": result.app_id,
-                             "sync_id": str(uuid.uuid4())})
+                             "functions": result.functions, "sync_id": str(uuid.uuid4())})
 
     return [Route("/fn/register", register, methods=["POST", "PUT"])]
