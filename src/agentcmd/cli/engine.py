@@ -22,6 +22,10 @@ _CALL_TIMEOUT = typer.Option(
     help="Seconds one SDK call (one step) may take; then that attempt fails and is retried per the "
          "function's retries. Default 7200 (2 h), or AGENTCMD_ENGINE_CALL_TIMEOUT.")
 _GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
+_ALLOWED_HOST = typer.Option(
+    None, "--allowed-host",
+    help="Also answer requests addressed to this host name (repeatable; loopback names and the bind host "
+         "always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated.")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
 
@@ -35,6 +39,13 @@ def _call_timeout_flag(value: float | None) -> float | None:
     return check_call_timeout(value, "--call-timeout")
 
 
+def _allowed_hosts(configured: str, flags: list[str] | None) -> list[str]:
+    """AGENTCMD_ALLOWED_HOSTS plus every --allowed-host, checked now (a bad name exits 2 before binding)."""
+    from agentcmd.httpedge.hosts import parse_allowed
+
+    return parse_allowed([configured, *(flags or [])])
+
+
 @app.command("dev")
 def dev(
     host: str = _HOST,
@@ -46,6 +57,7 @@ def dev(
     call_timeout: float | None = _CALL_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
+    allowed_host: list[str] = _ALLOWED_HOST,
     allow_remote_dev: bool = typer.Option(
         False, "--allow-remote-dev", help="Allow a non-loopback --host in dev mode (no auth: trusted networks only)."),
 ) -> None:
@@ -70,7 +82,8 @@ def dev(
     config = EngineConfig(mode="dev", db_path=None, sdk_urls=list(sdk_url or []), poll_interval=poll_interval,
                           discovery=not no_discovery, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token)
+                          dashboard_auth=dashboard_auth, dashboard_token=token,
+                          allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     raise typer.Exit(serve(config, host, port))
 
 
@@ -90,6 +103,7 @@ def start(
     call_timeout: float | None = _CALL_TIMEOUT,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
+    allowed_host: list[str] = _ALLOWED_HOST,
 ) -> None:
     """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
     from pathlib import Path
@@ -121,5 +135,6 @@ def start(
                           event_keys=[ek], signing_key=sk, sdk_urls=list(sdk_url or []),
                           poll_interval=poll_interval, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token)
+                          dashboard_auth=dashboard_auth, dashboard_token=token,
+                          allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     raise typer.Exit(serve(config, host, port))

@@ -54,6 +54,7 @@ class EngineConfig:
     host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
     dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
     dashboard_token: str | None = field(default=None, repr=False)
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names beyond loopback + bind (httpedge.hosts)
 
     @property
     def production(self) -> bool:
@@ -228,5 +229,11 @@ def build_app(engine: Engine) -> Starlette:
     routes = [*health.routes(engine), *events.routes(engine), *register.routes(engine), *rest.routes(engine),
               *pause.routes(engine), *replay.routes(engine), *graphql.routes(engine),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
+    from starlette.middleware import Middleware
+
+    from agentcmd.engine.edge import engine_edge_policy
+    from agentcmd.httpedge import EdgeMiddleware
+
     return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(EdgeMiddleware, policy=engine_edge_policy(engine.config))],
                      exception_handlers={AgentcmdError: agentcmd_error_handler, Exception: internal_error_handler})

@@ -26,6 +26,9 @@ def main() -> None:
                         help="Ask for the dashboard token on the workflow views even on loopback.")
     parser.add_argument("--allow-remote-dev", action="store_true",
                         help="Dev mode on a non-loopback --host (no auth: trusted networks only).")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="Also answer requests addressed to this host name (repeatable; loopback names and "
+                             "the bind host always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated.")
     args = parser.parse_args()
 
     from agentcmd.errors import AgentcmdError
@@ -36,6 +39,9 @@ def main() -> None:
         from agentcmd.server.app import app_auth
 
         auth = app_auth(args.host, args.dashboard_auth)
+        from agentcmd.httpedge.hosts import parse_allowed
+
+        allowed_hosts = parse_allowed(args.allowed_host)  # a bad name exits 2 here, before binding
     except AgentcmdError as exc:
         print(f"error: {exc.what}", file=sys.stderr)
         if exc.fix:
@@ -50,7 +56,10 @@ def main() -> None:
 
     # On SIGTERM, requests still running after 1 s (a step's command) are cancelled: the step stops its
     # process group instead of being orphaned, and the engine retries the step when the app is back.
-    app = create_app(args.project, host=args.host, auth=auth)
+    app = create_app(args.project, host=args.host, auth=auth, allowed_hosts=allowed_hosts)
+    from agentcmd.httpedge.redact import install_access_log_filter
+
+    install_access_log_filter()  # the access log never shows an event key (/e/<key> paths)
     # The web stack, the SDK and the workflows are imported now and live as long as the process:
     # out of the collector's reach, full collections stop pausing the server for tens of ms.
     gc.freeze()

@@ -1,0 +1,56 @@
+"""The app server's ``EdgePolicy`` (``agentcmd.httpedge``): its names, body limits and JSON rules.
+
+Names: loopback, the bind host, the SDK's serve origin (``INNGEST_SERVE_ORIGIN``:
+the address a real Inngest server or the engine calls the SDK at), and the
+configured ones (``--allowed-host`` / ``AGENTCMD_ALLOWED_HOSTS``).
+
+Routes: the SDK endpoint takes the engine's inline run state (16 MiB) and
+must be strict JSON (the SDK's own parser answers malformed bodies with
+500s); in dev it has no signature, so it takes only ``application/json``.
+The app API without a bearer (dev on loopback) takes only JSON. Logins and
+the workflow views' forms are small.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from agentcmd.httpedge import EdgePolicy, HostPolicy
+from agentcmd.httpedge.limits import APP_API_MAX, FORM_MAX, SDK_MAX
+from agentcmd.httpedge.middleware import RouteRule
+from agentcmd.mode import Mode
+from agentcmd.webauth.policy import Need, Route
+
+if TYPE_CHECKING:
+    from agentcmd.server.access import AppAuth
+
+
+def configured_hosts(extra: Sequence[str] = ()) -> list[str]:
+    """``AGENTCMD_ALLOWED_HOSTS`` plus ``extra`` (the ``--allowed-host`` flags)."""
+    from agentcmd.httpedge.hosts import ALLOWED_HOSTS_ENV
+
+    return [os.environ.get(ALLOWED_HOSTS_ENV, ""), *extra]
+
+
+def app_edge_policy(auth: AppAuth, host: str, allowed_hosts: Sequence[str] = ()) -> EdgePolicy:
+    from agentcmd.server.access import classify
+
+    dev = auth.mode is Mode.DEV
+    sdk = RouteRule(SDK_MAX, json_only=dev, strict_json=True)
+    open_api = RouteRule(APP_API_MAX, json_only=True)
+    keyed_api = RouteRule(APP_API_MAX)
+    form = RouteRule(FORM_MAX)
+
+    def rule(method: str, path: str) -> RouteRule:
+        route = classify(method, path)
+        if route is Route.SDK:
+            return sdk
+        if route in (Route.API_READ, Route.API_WRITE):
+            return keyed_api if auth.need_for(route) is Need.BEARER else open_api
+        return form
+
+    hosts = HostPolicy.build(host, configured_hosts(allowed_hosts),
+                             known_urls=[os.environ.get("INNGEST_SERVE_ORIGIN")])
+    return EdgePolicy(hosts=hosts, rule=rule, server="app server")
