@@ -7,8 +7,9 @@ configured ones (``--allowed-host`` / ``AGENTCMD_ALLOWED_HOSTS``).
 Routes: the SDK endpoint takes the engine's inline run state (16 MiB) and
 must be strict JSON (the SDK's own parser answers malformed bodies with
 500s); in dev it has no signature, so it takes only ``application/json``.
-The app API without a bearer (dev on loopback) takes only JSON. Logins and
-the workflow views' forms are small.
+The app API's bodies are strict JSON too (``NaN`` would be refused by the
+engine only after the app accepted it), and without a bearer (dev on
+loopback) it takes only JSON. Logins and the workflow views' forms are small.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ def app_edge_policy(auth: AppAuth, host: str, allowed_hosts: Sequence[str] = ())
 
     dev = auth.mode is Mode.DEV
     sdk = RouteRule(SDK_MAX, json_only=dev, strict_json=True)
-    open_api = RouteRule(APP_API_MAX, json_only=True)
-    keyed_api = RouteRule(APP_API_MAX)
+    open_api = RouteRule(APP_API_MAX, json_only=True, strict_json=True)
+    keyed_api = RouteRule(APP_API_MAX, strict_json=True)
     form = RouteRule(FORM_MAX)
 
     def rule(method: str, path: str) -> RouteRule:
