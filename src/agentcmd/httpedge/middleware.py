@@ -37,6 +37,8 @@ class RouteRule:
     limit: int = FORM_MAX
     json_only: bool = False      # unsafe methods: application/json bodies only (no key on this route)
     strict_json: bool = False    # the body must be strict JSON (checked here, for routes whose parser is not ours)
+    # with strict_json: (method, query string, parsed body) -> raise InputError (400) for input the route cannot use
+    check: Callable[[str, str, Any], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,8 @@ class EdgeMiddleware:
         if refusal is not None:
             await self._send(send, *refusal)
             return
-        if "transfer-encoding" not in headers and headers.get("content-length", "0").strip() in ("0", ""):
+        if "transfer-encoding" not in headers and headers.get("content-length", "0").strip() in ("0", "") \
+                and rule.check is None:
             await self.app(scope, receive, send)
             return
         body, refusal, disconnected = await self._read_body(receive, rule.limit)
@@ -88,7 +91,9 @@ class EdgeMiddleware:
             return
         if refusal is None and rule.strict_json and method not in SAFE_METHODS:
             try:
-                jsonbody.loads(body)
+                value = jsonbody.loads(body)
+                if rule.check is not None:
+                    rule.check(method, scope.get("query_string", b"").decode("latin-1"), value)
             except InputError as err:
                 refusal = _refuse(400, err.what, "invalid_input", err.fix or "")
         if refusal is not None:

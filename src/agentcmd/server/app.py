@@ -127,5 +127,5 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
     app.add_middleware(ProtectMiddleware, auth=auth)
-    app.add_middleware(EdgeMiddleware, policy=app_edge_policy(auth, host, allowed_hosts))  # outermost: Host, size
+    app.add_middleware(EdgeMiddleware, policy=app_edge_policy(auth, host, allowed_hosts, functions))  # outermost
     return app
