@@ -23,7 +23,7 @@ _CALL_TIMEOUT = typer.Option(
          "function's retries. Default 7200 (2 h), or AGENTCMD_ENGINE_CALL_TIMEOUT.")
 _GRACE = typer.Option(10.0, "--grace", min=0.0, help="Seconds in-flight SDK calls get to finish on shutdown.")
 _ALLOWED_HOST = typer.Option(
-    None, "--allowed-host",
+    None, "--allowed-host", metavar="NAME",
     help="Also answer requests addressed to this host name (repeatable; loopback names and the bind host "
          "always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated.")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",

@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
 
 def configured_hosts(extra: Sequence[str] = ()) -> list[str]:
-    """``AGENTCMD_ALLOWED_HOSTS`` plus ``extra`` (the ``--allowed-host`` flags)."""
-    from agentcmd.httpedge.hosts import ALLOWED_HOSTS_ENV
+    """The ``allowed_hosts`` setting (``AGENTCMD_ALLOWED_HOSTS`` or config.json) plus ``extra`` (``--allowed-host``)."""
+    from agentcmd.config import load_settings
 
-    return [os.environ.get(ALLOWED_HOSTS_ENV, ""), *extra]
+    return [load_settings().allowed_hosts, *extra]
 
 
 def app_edge_policy(auth: AppAuth, host: str, allowed_hosts: Sequence[str] = (),
