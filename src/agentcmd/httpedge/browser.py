@@ -61,6 +61,6 @@ def json_refusal(headers: dict[str, str]) -> str | None:
     --data-binary`` without a type keep working.
     """
     ctype = headers.get("content-type")
-    if ctype is None or media_type(ctype) == "application/json":
+    if ctype is None or ctype == "application/json" or media_type(ctype) == "application/json":
         return None
     return f"Content-Type {ctype[:100]!r} is not application/json"

@@ -3,7 +3,9 @@
 Pure ASGI (no ``BaseHTTPMiddleware``): it reads only headers, then, for a
 request with a body, the body up to the route's limit, which it hands on
 unchanged; later ``receive()`` calls go to the server, so a client
-disconnect still reaches a long SDK call. Order: ``Host`` allow-list (421),
+disconnect still reaches a long SDK call. A body with a ``Content-Length``
+within the limit is not read here at all (the HTTP parser delivers no
+more than announced), unless the route asks for a strict JSON check. Order: ``Host`` allow-list (421),
 cross-site refusal (403), ``application/json`` on keyless routes (415),
 ``Content-Length`` above the limit (413, nothing read), the streamed body
 above the limit (413, reading stops there), then strict JSON where the
@@ -28,6 +30,7 @@ from agentcmd.httpedge.limits import FORM_MAX, describe
 from agentcmd.httpedge.redact import redact_path
 
 log = logging.getLogger("agentcmd.httpedge")
+_WANTED = frozenset({b"host", b"origin", b"sec-fetch-site", b"content-type", b"content-length", b"transfer-encoding"})
 
 
 @dataclass(frozen=True)
@@ -61,29 +64,31 @@ class EdgeMiddleware:
     def __init__(self, app: ASGIApp, policy: EdgePolicy) -> None:
         self.app = app
         self.policy = policy
+        self._hosts_seen: dict[str, bool] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers: dict[str, str] = {}
-        for raw_name, raw_value in scope["headers"]:
-            name = raw_name.decode("latin-1").lower()
-            if name not in headers:
-                headers[name] = raw_value.decode("latin-1")
-        method = scope["method"].upper()
+        for raw_name, raw_value in scope["headers"]:   # ASGI servers give lower-case names
+            if raw_name in _WANTED and raw_name not in headers:
+                headers[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
+        method = scope["method"]
         path = scope["path"]
-        refusal = self._check_headers(method, path, headers)
+        rule = self.policy.rule(method, path)
+        refusal = self._check_headers(method, path, headers, rule)
         if refusal is not None:
             await self._send(send, *refusal)
             return
-        rule = self.policy.rule(method, path)
         refusal = self._check_length(rule, headers)
         if refusal is not None:
             await self._send(send, *refusal)
             return
-        if "transfer-encoding" not in headers and headers.get("content-length", "0").strip() in ("0", "") \
-                and rule.check is None:
+        needs_body = rule.check is not None or (rule.strict_json and method not in SAFE_METHODS)
+        if "transfer-encoding" not in headers and not needs_body:
+            # A Content-Length at most the limit (checked above) bounds the body: the HTTP parser
+            # delivers no more than it announces, so there is nothing to count.
             await self.app(scope, receive, send)
             return
         body, refusal, disconnected = await self._read_body(receive, rule.limit)
@@ -101,12 +106,21 @@ class EdgeMiddleware:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _check_headers(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes, list[Any]] | None:
+    def _host_allowed(self, host: str) -> bool:
+        known = self._hosts_seen.get(host)
+        if known is None:
+            if len(self._hosts_seen) >= 256:   # bounded: random Host headers cannot grow it
+                self._hosts_seen.clear()
+            known = self._hosts_seen[host] = self.policy.hosts.allows(host)
+        return known
+
+    def _check_headers(self, method: str, path: str, headers: dict[str, str],
+                       rule: RouteRule) -> tuple[int, bytes, list[Any]] | None:
         host = headers.get("host")
         if host is None or not host.strip():
             return _refuse(400, "the request has no Host header", "bad_request",
                            "send HTTP/1.1 with a Host header (every HTTP client does)")
-        if not self.policy.hosts.allows(host):
+        if not self._host_allowed(host):
             log.warning("refused %s %s for Host %r (not an allowed host)", method, redact_path(path), host[:200])
             return _refuse(421, f"this {self.policy.server} does not answer to the host name {host[:200]!r}",
                            "host_not_allowed",
@@ -114,12 +128,13 @@ class EdgeMiddleware:
                            f"--allowed-host / {ALLOWED_HOSTS_ENV} if it is meant to be reached that way")
         if method in SAFE_METHODS:
             return None
-        why = cross_site_reason(headers, self.policy.hosts)
+        why = cross_site_reason(headers, self.policy.hosts) if "origin" in headers or "sec-fetch-site" in headers \
+            else None
         if why is not None:
             return _refuse(403, f"{method} from a page on another site is refused ({why})", "forbidden",
                            f"use the {self.policy.server}'s own pages, the agentcmd CLI or a script; a reverse "
                            f"proxy's public name can be trusted with --allowed-host / {ALLOWED_HOSTS_ENV}")
-        if self.policy.rule(method, path).json_only:
+        if rule.json_only:
             why = json_refusal(headers)
             if why is not None:
                 return _refuse(415, f"{method} {redact_path(path)} takes JSON only: {why}", "unsupported_media_type",
