@@ -51,8 +51,8 @@ TABLE = [
     (Route.SDK, "open", "open", "signature", "signature", "open", "signature"),
     (Route.PAGE, "open", "open", "open", "session", "session", "session"),
     (Route.ACTION, "csrf", "csrf", "csrf", "session+csrf", "session+csrf", "session+csrf"),
-    (Route.API_READ, "open", "open", "open", "bearer", "bearer", "bearer"),
-    (Route.API_WRITE, "open", "open", "open", "bearer", "bearer", "bearer"),
+    (Route.API_READ, "open", "open", "bearer", "bearer", "bearer", "bearer"),
+    (Route.API_WRITE, "open", "open", "bearer", "bearer", "bearer", "bearer"),
 ]
 
 

@@ -1,7 +1,7 @@
 """Auth on every app server route, over HTTP: a table of route x mode x bind.
 
 Locked (production beyond loopback, or ``--dashboard-auth``): the JSON API
-needs the signing key as bearer, the workflow views a dashboard-token login,
+needs the signing key as bearer (in production even on loopback), the workflow views a dashboard-token login,
 actions a session and a CSRF token. Open (loopback, or dev): as before, with
 CSRF on actions. ``/health``, the static files and the SDK endpoint are
 always open (the SDK checks signatures itself in production).
@@ -72,11 +72,13 @@ def call(client: httpx.Client, method: str, path: str, body: Any, headers: dict[
 
 
 def test_the_json_api_needs_the_signing_key_as_bearer_when_locked(served: tuple[Served, bool]) -> None:
+    """Locked, or production even on loopback (the API sends events and reads runs, as the engine's key does)."""
     server, locked = served
+    api_locked = locked or server.auth.mode.value == "production"
     with httpx.Client(base_url=server.url, timeout=30) as client:
         for method, path, body, ok in API:
             anonymous = call(client, method, path, body)
-            if locked:
+            if api_locked:
                 assert anonymous.status_code == 401, (method, path, anonymous.text)
                 assert anonymous.json()["code"] == "unauthorized" and "Bearer" in anonymous.json()["hint"]
                 assert anonymous.headers["www-authenticate"].startswith("Bearer")

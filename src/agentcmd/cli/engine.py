@@ -28,6 +28,10 @@ _APP_WAIT_TIMEOUT = typer.Option(
 _GRACE = typer.Option(10.0, "--grace", min=0.0,
                       help="Seconds queue work gets to commit on shutdown (SDK calls in flight are interrupted "
                            "at once and run again, same attempt, at the next start).")
+_ALLOWED_HOST = typer.Option(
+    None, "--allowed-host", metavar="NAME",
+    help="Also answer requests addressed to this host name (repeatable; loopback names and the bind host "
+         "always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated.")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
 _PASSIVE_SYNC = typer.Option(
@@ -54,6 +58,13 @@ def _app_wait_flag(value: float | None) -> float | None:
     return check_app_wait_timeout(value, "--app-wait-timeout")
 
 
+def _allowed_hosts(configured: str, flags: list[str] | None) -> list[str]:
+    """AGENTCMD_ALLOWED_HOSTS plus every --allowed-host, checked now (a bad name exits 2 before binding)."""
+    from agentcmd.httpedge.hosts import parse_allowed
+
+    return parse_allowed([configured, *(flags or [])])
+
+
 @app.command("dev")
 def dev(
     host: str = _HOST,
@@ -67,6 +78,7 @@ def dev(
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
     passive_sync: bool = _PASSIVE_SYNC,
+    allowed_host: list[str] = _ALLOWED_HOST,
     allow_remote_dev: bool = typer.Option(
         False, "--allow-remote-dev", help="Allow a non-loopback --host in dev mode (no auth: trusted networks only)."),
 ) -> None:
@@ -96,7 +108,8 @@ def dev(
                           discovery=not no_discovery, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout,
                           app_wait_timeout_s=settings.engine_app_wait_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
+                          dashboard_auth=dashboard_auth, dashboard_token=token, web=web,
+                          allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     config.passive_sync = passive_sync
     raise typer.Exit(serve(config, host, port))
 
@@ -119,6 +132,7 @@ def start(
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
     passive_sync: bool = _PASSIVE_SYNC,
+    allowed_host: list[str] = _ALLOWED_HOST,
 ) -> None:
     """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
     from pathlib import Path
@@ -154,6 +168,7 @@ def start(
                           poll_interval=poll_interval, retry_interval_s=retry_interval,
                           call_timeout_s=settings.engine_call_timeout,
                           app_wait_timeout_s=settings.engine_app_wait_timeout, grace_s=grace, host=host,
-                          dashboard_auth=dashboard_auth, dashboard_token=token, web=web)
+                          dashboard_auth=dashboard_auth, dashboard_token=token, web=web,
+                          allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     config.passive_sync = passive_sync
     raise typer.Exit(serve(config, host, port))

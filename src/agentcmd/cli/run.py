@@ -79,7 +79,13 @@ def _make_command(command: str) -> Callable[..., None]:
             False, "--dashboard-auth",
             help="Ask for the dashboard token on the engine dashboard and the workflow views even on loopback "
                  "(the app API then needs the signing key as bearer)."),
+        allowed_host: list[str] = typer.Option(
+            None, "--allowed-host", metavar="NAME",
+            help="Also answer requests addressed to this host name, on both servers (repeatable; loopback names "
+                 "and the bind host always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated."),
     ) -> None:
+        if allowed_host:
+            _export_allowed_hosts(allowed_host)
         _run(command, dict(port=port, engine_port=engine_port, host=host,
                            engine=engine.value if engine else None, engine_url=engine_url,
                            log_format=log_format.value if log_format else None, project_dir=project),
@@ -88,6 +94,16 @@ def _make_command(command: str) -> Callable[..., None]:
 
     run.__doc__ = _HELP[command]
     return run
+
+
+def _export_allowed_hosts(names: list[str]) -> None:
+    """``--allowed-host`` reaches both servers through their environment (they read AGENTCMD_ALLOWED_HOSTS)."""
+    import os
+
+    from agentcmd.httpedge.hosts import ALLOWED_HOSTS_ENV, parse_allowed
+
+    parse_allowed(names)  # a bad name exits 2 here
+    os.environ[ALLOWED_HOSTS_ENV] = ",".join(filter(None, [os.environ.get(ALLOWED_HOSTS_ENV, ""), *names]))
 
 
 def register(app: typer.Typer) -> None:

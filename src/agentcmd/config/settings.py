@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     engine_port: int = Field(
         8288, ge=1, le=65535, validation_alias=_env("INNGEST_PORT", "AGENTCMD_ENGINE_PORT", "engine_port")
     )
+    allowed_hosts: str = Field("", validation_alias=_env("AGENTCMD_ALLOWED_HOSTS", "allowed_hosts"))
     engine: EngineKind = Field("embedded", validation_alias=_env("AGENTCMD_ENGINE", "engine"))
     engine_url: str | None = Field(None, validation_alias=_env("AGENTCMD_ENGINE_URL", "engine_url"))
     engine_call_timeout: float = Field(
@@ -140,6 +141,12 @@ class Settings(BaseSettings):
                 v.get_secret_value(), "signing key (INNGEST_SIGNING_KEY, --signing-key or config.json)"
             )
         )
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _join_allowed_hosts(cls, v: Any) -> Any:
+        """config.json may give a list; the environment gives a comma-separated string."""
+        return ",".join(str(x) for x in v) if isinstance(v, list | tuple) else v
 
     @field_validator("engine_call_timeout", mode="before")
     @classmethod
@@ -267,6 +274,7 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "host": (("AGENTCMD_HOST",), "interface to bind"),
     "port": (("PORT", "AGENTCMD_PORT"), "app server port"),
     "engine_port": (("INNGEST_PORT", "AGENTCMD_ENGINE_PORT"), "engine port"),
+    "allowed_hosts": (("AGENTCMD_ALLOWED_HOSTS",), "extra Host names both servers answer to (comma separated)"),
     "engine": (("AGENTCMD_ENGINE",), "embedded, inngest-cli or external"),
     "engine_url": (("AGENTCMD_ENGINE_URL",), "URL of an external engine"),
     "engine_call_timeout": (("AGENTCMD_ENGINE_CALL_TIMEOUT",), "seconds one engine -> SDK call may take"),

@@ -59,6 +59,7 @@ class EngineConfig:
     dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
     dashboard_token: str | None = field(default=None, repr=False)
     web: WebOptions = field(default_factory=WebOptions)  # trusted proxies, public URL, revoked sessions file
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names beyond loopback + bind (httpedge.hosts)
 
     @property
     def production(self) -> bool:
@@ -239,5 +240,11 @@ def build_app(engine: Engine) -> Starlette:
     routes = [*health.routes(engine), *events.routes(engine), *register.routes(engine), *rest.routes(engine),
               *pause.routes(engine), *replay.routes(engine), *graphql.routes(engine),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
+    from starlette.middleware import Middleware
+
+    from agentcmd.engine.edge import engine_edge_policy
+    from agentcmd.httpedge import EdgeMiddleware
+
     return Starlette(routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(EdgeMiddleware, policy=engine_edge_policy(engine.config))],
                      exception_handlers={AgentcmdError: agentcmd_error_handler, Exception: internal_error_handler})

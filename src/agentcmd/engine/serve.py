@@ -75,6 +75,9 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from agentcmd.httpedge.redact import install_access_log_filter
+
+    install_access_log_filter()  # no event key (POST /e/<key>) in uvicorn's logs
     sock = bind(host, port)
     engine = Engine(config)
     try:

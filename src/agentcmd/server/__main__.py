@@ -28,6 +28,9 @@ def main() -> None:
                         help="Ask for the dashboard token on the workflow views even on loopback.")
     parser.add_argument("--allow-remote-dev", action="store_true",
                         help="Dev mode on a non-loopback --host (no auth: trusted networks only).")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="Also answer requests addressed to this host name (repeatable; loopback names and "
+                             "the bind host always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated.")
     args = parser.parse_args()
 
     from agentcmd.errors import AgentcmdError
@@ -38,6 +41,9 @@ def main() -> None:
         from agentcmd.server.app import app_auth
 
         auth = app_auth(args.host, args.dashboard_auth)
+        from agentcmd.httpedge.hosts import parse_allowed
+
+        allowed_hosts = parse_allowed(args.allowed_host)  # a bad name exits 2 here, before binding
     except AgentcmdError as exc:
         print(f"error: {exc.what}", file=sys.stderr)
         if exc.fix:
@@ -54,7 +60,10 @@ def main() -> None:
     # On SIGTERM/SIGINT the running steps' process groups are stopped and the SDK calls in flight are
     # answered 503-interrupted (server/shutdown.py): the engine calls those steps again when the app is
     # back, without counting a failed attempt. Exit status 0, no process left behind.
-    app = create_app(args.project, host=args.host, auth=auth)
+    app = create_app(args.project, host=args.host, auth=auth, allowed_hosts=allowed_hosts)
+    from agentcmd.httpedge.redact import install_access_log_filter
+
+    install_access_log_filter()  # the access log never shows an event key (/e/<key> paths)
     # The web stack, the SDK and the workflows are imported now and live as long as the process:
     # out of the collector's reach, full collections stop pausing the server for tens of ms.
     gc.freeze()

@@ -10,9 +10,11 @@ decided on the BIND address (behind a proxy every client is 127.0.0.1):
   a CSRF token either way.
 * The JSON API (``/api/...``) needs ``Authorization: Bearer <signing key>``
   (raw or the SDK's hashed form, ``agentcmd.engine.signing.BearerCheck``,
-  the engine's own check) exactly when the views need a login. On an open
-  loopback server it stays open for the CLI, but a browser on another site
-  cannot use it (``cross_site``).
+  the engine's own check) in production (even on loopback: it sends events
+  and reads runs, which the engine itself only allows with a key) and
+  whenever the views need a login. On a dev loopback server it stays open
+  for the CLI, but a browser on another site cannot use it (``cross_site``,
+  and ``agentcmd.httpedge``: Host allow-list, JSON only).
 * ``GET /health`` and the SDK endpoint are open: the SDK checks request
   signatures itself in production.
 * Dev mode refuses a non-loopback bind unless ``--allow-remote-dev``
@@ -83,7 +85,10 @@ def classify(method: str, path: str) -> Route:
 def requirement(route: Route, mode: Mode, loopback: bool, dashboard_auth: bool = False) -> Need:
     """What a request for ``route`` must carry on the app server (see the module docstring)."""
     if route in (Route.API_READ, Route.API_WRITE):
-        return Need.BEARER if dashboard_locked(mode, loopback, dashboard_auth) else Need.OPEN
+        # Production: always the bearer, even on loopback: the API sends events and reads runs, which the
+        # engine only allows with its event key / bearer, so an open API would let any local user around them.
+        return Need.BEARER if mode is Mode.PRODUCTION or dashboard_locked(mode, loopback, dashboard_auth) \
+            else Need.OPEN
     if route is Route.SDK:
         return Need.SIGNATURE if mode is Mode.PRODUCTION else Need.OPEN  # checked by the SDK itself
     return dashboard_requirement(route, mode, loopback, dashboard_auth)

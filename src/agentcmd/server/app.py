@@ -15,7 +15,7 @@ bearer and the workflow views a dashboard token login.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from agentcmd.errors import AgentcmdError
+from agentcmd.httpedge import EdgeMiddleware
 from agentcmd.server import SERVE_PATH
 from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
+from agentcmd.server.edge import app_edge_policy
 from agentcmd.server.engine import EngineClient
 from agentcmd.server.protect import ProtectMiddleware
 from agentcmd.server.shutdown import InterruptMiddleware
@@ -55,6 +57,7 @@ def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
     its environment). Raises ConfigError when a login is needed but impossible.
     """
     from agentcmd.config import load_settings
+    from agentcmd.mode import Mode
     from agentcmd.webauth.loopback import is_loopback_host
     from agentcmd.webauth.options import WebOptions
     from agentcmd.webauth.policy import dashboard_locked
@@ -62,7 +65,7 @@ def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
     mode = sdk_mode()
     settings = load_settings()
     web = WebOptions.from_settings(settings)  # trusted proxies, public URL, revoked sessions
-    if not dashboard_locked(mode, is_loopback_host(host), dashboard_auth):
+    if mode is not Mode.PRODUCTION and not dashboard_locked(mode, is_loopback_host(host), dashboard_auth):
         return AppAuth.build(mode, host, dashboard_auth=dashboard_auth, options=web)
     import os
 
@@ -72,7 +75,8 @@ def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
 
 
 def create_app(project_dir: Path | None = None, *, entry_points: bool = True, host: str = "127.0.0.1",
-               dashboard_auth: bool = False, auth: AppAuth | None = None) -> FastAPI:
+               dashboard_auth: bool = False, auth: AppAuth | None = None,
+               allowed_hosts: Sequence[str] = ()) -> FastAPI:
     """The app server for a bind to ``host`` (the auth policy depends on it, not on clients' addresses)."""
     auth = auth or app_auth(host, dashboard_auth)
     runtime = Runtime.from_settings(project_dir)
@@ -129,4 +133,5 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
     app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (C1)
     app.add_middleware(ProtectMiddleware, auth=auth)
+    app.add_middleware(EdgeMiddleware, policy=app_edge_policy(auth, host, allowed_hosts, functions))  # outermost
     return app

@@ -15,6 +15,7 @@ polling script.
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from agentcmd.engine.dashboard.forms import read_form, safe_next
 from agentcmd.engine.dashboard.render import fmt_duration, fmt_time, pretty_json, version_of
 from agentcmd.errors import AgentcmdError, AuthError, InputError, NotFoundError
+from agentcmd.httpedge import jsonbody
 from agentcmd.mode import Mode
 from agentcmd.safenames import path_under
 from agentcmd.ui import loaderrors, present
@@ -198,10 +200,7 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
         try:
             fields = await form(request)
             raw = fields.get("input") or "{}"
-            try:
-                data = json.loads(raw)
-            except ValueError as exc:
-                raise InputError(f"the input is not valid JSON: {exc}", 'type a JSON object, e.g. {"key": 1}') from None
+            data = jsonbody.loads(raw.encode(), "the input")  # strict: NaN, deep nesting are InputErrors
             started = (await api.start_run(request, workflow_id, {"input": data}))["data"]
         except InputError as exc:
             try:

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import json_body
+from agentcmd.engine.api.sizes import check_event_sizes
 from agentcmd.engine.ingest import parse_events
 from agentcmd.engine.store import now_ms
 from agentcmd.errors import AgentcmdError, DatabaseLockedError, DatabaseUnwritableError
@@ -39,8 +40,11 @@ def routes(engine: Engine) -> list[Route]:
         try:
             payload = await json_body(request)
             events = parse_events(payload, now_ms(), request.headers.get("x-inngest-event-id-seed"))
+            check_event_sizes(events, int(request.headers.get("content-length") or 0))
         except AgentcmdError as err:
-            return JSONResponse({"ids": [], "status": 400, "error": err.what}, 400)
+            status = 413 if err.code == "too_large" else 400
+            return JSONResponse({"ids": [], "status": status, "error": err.what, "code": err.code,
+                                 "hint": err.fix or ""}, status)
         try:
             if len(events) <= engine.worker.free_slots:
                 # Dispatch rows come back leased and go straight to the worker:

@@ -21,6 +21,8 @@ from starlette.routing import Route
 from agentcmd.engine.api.errors import error_response, unauthorized
 from agentcmd.engine.protocol import iso_ms
 from agentcmd.engine.store import queries
+from agentcmd.errors import AgentcmdError
+from agentcmd.httpedge import jsonbody
 
 if TYPE_CHECKING:
     from agentcmd.engine.app import Engine
@@ -107,9 +109,12 @@ def routes(engine: Engine) -> list[Route]:
         if not engine.authorized(request):
             return error_response(unauthorized("missing or wrong bearer token"))
         try:
-            body = json.loads(await request.body())
+            body = jsonbody.loads(await request.body())
             query = body["query"]
-        except (ValueError, KeyError, TypeError):
+            if not isinstance(query, str) or not isinstance(body.get("variables") or {}, dict) \
+                    or not isinstance(body.get("operationName") or "", str):
+                raise TypeError("query must be a string, variables an object")
+        except (AgentcmdError, KeyError, TypeError):
             return JSONResponse({"errors": [{"message": "body must be {\"query\": ..., \"variables\": ...}"}]}, 400)
 
         def resolver(source: Any, info: Any, **args: Any) -> Any:

@@ -9,7 +9,6 @@ a notice; a client that asks for JSON (``Accept: application/json``) gets
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -23,6 +22,7 @@ from agentcmd.engine.dashboard.reader import DashboardActions
 from agentcmd.engine.dashboard.render import Chrome
 from agentcmd.engine.store import now_ms
 from agentcmd.errors import AgentcmdError, AuthError, InputError, UnavailableError
+from agentcmd.httpedge import jsonbody
 from agentcmd.webauth import login as login_flow
 from agentcmd.webauth.policy import Route
 from agentcmd.webauth.session import CSRF_FIELD, CSRF_HEADER
@@ -154,10 +154,7 @@ def add_form_routes(router: APIRouter, chrome: Chrome, actions: DashboardActions
             name = form.get("name", "").strip()
             if not name:
                 raise InputError("the event needs a name", "type a name such as 'app/thing.happened'")
-            try:
-                data = json.loads(form.get("data") or "{}")
-            except ValueError as exc:
-                raise InputError(f"the data is not valid JSON: {exc}", "fix the JSON, e.g. {\"key\": 1}") from None
+            data = jsonbody.loads((form.get("data") or "{}").encode(), "the data")  # strict: NaN is refused
             if not isinstance(data, dict):
                 raise InputError("the data must be a JSON object", "wrap it: {\"value\": ...}")
             ids = await actions.send_event(name, data)
