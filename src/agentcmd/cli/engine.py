@@ -102,8 +102,8 @@ def start(
     from agentcmd.handover import key
 
     # The supervisor hands the keys over by pipe (agentcmd.handover), keeping them out of /proc/<pid>/environ.
-    event_key, signing_key = event_key or key("INNGEST_EVENT_KEY"), signing_key or key("INNGEST_SIGNING_KEY")
-    settings = load_settings(event_key=event_key, signing_key=signing_key,
+    settings = load_settings(event_key=event_key or key("INNGEST_EVENT_KEY"),
+                             signing_key=signing_key or key("INNGEST_SIGNING_KEY"),
                              sqlite_dir=Path(sqlite_dir) if sqlite_dir else None,
                              engine_call_timeout=_call_timeout_flag(call_timeout))
     sk = settings.secret("signing_key")

@@ -97,6 +97,7 @@ class Settings(BaseSettings):
         None, validation_alias=_env("AGENTCMD_DASHBOARD_TOKEN", "dashboard_token")
     )
     agents: dict[str, AgentConfig] = Field(default_factory=dict, validation_alias=_env("AGENTCMD_AGENTS", "agents"))
+    step_sandbox: bool = Field(True, validation_alias=_env("AGENTCMD_STEP_SANDBOX", "step_sandbox"))
 
     @field_validator("signing_key")
     @classmethod
@@ -224,6 +225,7 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "log_format": (("AGENTCMD_LOG_FORMAT",), "log format"),
     "dashboard_token": (("AGENTCMD_DASHBOARD_TOKEN",), "dashboard login token"),
     "agents": (("AGENTCMD_AGENTS__<NAME>__PATH",), "agent CLI paths"),
+    "step_sandbox": (("AGENTCMD_STEP_SANDBOX",), "Landlock: step processes cannot read the config file"),
 }
 
 

@@ -33,8 +33,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import inngest
 
 from agentcmd.workflows import gitops
-from agentcmd.workflows.agents import (AgentArgumentError, AgentNotFoundError, PromptTooLongError, get_adapter,
-                                       resolve_executable)
+from agentcmd.workflows.agents import (
+    AgentArgumentError,
+    AgentNotFoundError,
+    PromptTooLongError,
+    get_adapter,
+    resolve_executable,
+)
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
 from agentcmd.workflows.process import OUTPUT_LIMIT, ProcessResult, run_process, terminate_run
