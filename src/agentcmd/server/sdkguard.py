@@ -152,7 +152,8 @@ class SdkGuardMiddleware:
         """The scope the SDK sees for a sync, or None when it must be refused."""
         origin = configured_origin()
         scheme = urlsplit(origin).scheme if origin else "http"
-        expected = _netloc(scheme, urlsplit(origin).netloc) if origin else _server_netloc(scope)
+        where = urlsplit(origin).netloc if origin else _server_netloc(scope)
+        expected = _netloc(scheme, where) if where else None
         hosts = _header(scope, b"host")
         asked = _netloc(scheme, hosts[0]) if len(hosts) == 1 else None
         if expected is not None and asked == expected:

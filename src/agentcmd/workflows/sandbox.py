@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import itertools
 import logging
 import os
@@ -125,6 +126,12 @@ def _note_once(message: str, *args: object) -> None:
 
 
 def _settings() -> tuple[bool, Path]:
+    """(step_sandbox, config file), read once per AGENTCMD_HOME / AGENTCMD_STEP_SANDBOX (settings cost ~10 ms)."""
+    return _settings_for(os.environ.get("AGENTCMD_HOME"), os.environ.get("AGENTCMD_STEP_SANDBOX"))
+
+
+@functools.lru_cache(maxsize=4)
+def _settings_for(home: str | None, sandbox: str | None) -> tuple[bool, Path]:
     from agentcmd.config import load_settings
 
     settings = load_settings()
