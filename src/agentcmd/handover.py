@@ -21,15 +21,22 @@ import json
 import os
 from collections.abc import Mapping
 
+from agentcmd.errors import ConfigError
+
 SECRETS_FD_ENV = "AGENTCMD_SECRETS_FD"
 KEY_VARS = ("INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK")
 _MAX_BYTES = 64 * 1024  # a pipe's buffer: the supervisor's write never blocks
 
 _handed: dict[str, str] | None = None
+_FIX = (f"{SECRETS_FD_ENV} is set by 'agentcmd start'/'agentcmd dev' for their children only; unset it when "
+        "starting the app server or the engine yourself (they then read INNGEST_SIGNING_KEY/INNGEST_EVENT_KEY "
+        "or config.json)")
 
 
-class HandoverError(RuntimeError):
+class HandoverError(ConfigError):
     """The descriptor named by ``AGENTCMD_SECRETS_FD`` could not be read as the supervisor's keys."""
+
+    code = "key_handover_failed"
 
 
 def open_handover(secrets: Mapping[str, str]) -> int:
@@ -57,7 +64,7 @@ def _read_fd(fd: int) -> dict[str, str]:
         os.close(fd)
     value = json.loads(b"".join(chunks) or b"{}")
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise HandoverError("the keys handed over are not a JSON object of strings")
+        raise HandoverError("the keys handed over are not a JSON object of strings", _FIX)
     return value
 
 
@@ -72,7 +79,8 @@ def handed_keys() -> dict[str, str]:
             try:
                 _handed = _read_fd(int(raw))
             except (ValueError, OSError) as exc:
-                raise HandoverError(f"cannot read the keys from descriptor {SECRETS_FD_ENV}={raw}: {exc}") from exc
+                raise HandoverError(f"cannot read the keys from descriptor {SECRETS_FD_ENV}={raw}: {exc}",
+                                    _FIX) from exc
     return dict(_handed)
 
 

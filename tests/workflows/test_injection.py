@@ -8,6 +8,7 @@ unknown ``-x`` is an error, ``--`` ends the options).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,7 +162,7 @@ def test_a_prompt_starting_with_a_dash_reaches_claude_as_the_prompt(
         app_server: Any, write_workflow: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prompt: str) -> None:
     log = tmp_path / "claude.jsonl"
     exe = install(tmp_path / "bin", "claude", CLAUDE, log)
-    monkeypatch.setenv("PATH", f"{exe.parent}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{exe.parent}:{os.environ['PATH']}")
     write_workflow("ask.py", PROMPT_FROM_INPUT)
     run = app_server().driver.run("ask", {"prompt": prompt})
     assert run.status == "Completed", run.calls[-1]
