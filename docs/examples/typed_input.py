@@ -3,6 +3,8 @@
     agentcmd workflows run refactor --input '{"target": "utils.py", "rounds": 2}' --wait
 """
 
+import shlex
+
 import inngest
 from pydantic import BaseModel, Field
 
@@ -23,7 +25,8 @@ async def refactor(ctx, step):
         for n in range(ctx.input["rounds"]):
             answer = await step.agent(f"round-{n}", prompt=f"Refactor {ctx.input['target']}", resume=session)
             session = answer.session_id
-        await step.cli("edit", f"echo '# refactored' >> {ctx.input['target']}")
+        # Input never goes into a shell string unquoted: shlex.quote, or pass a list (no shell at all).
+        await step.cli("edit", f"echo '# refactored' >> {shlex.quote(ctx.input['target'])}")
         commit = await step.git("commit", commit_message=f"refactor {ctx.input['target']}")
     with step.phase("check"):
         try:

@@ -1,8 +1,9 @@
 """A stand-in for the Go ``inngest`` binary (and, in tests, for the embedded engine).
 
 It cannot run here, so this script plays it: it appends one JSON line per
-start to ``$FAKE_INNGEST_RECORD`` (argv, the INNGEST_* environment, its pid)
-and serves ``GET /health`` on ``--port``. Knobs, all from the environment:
+start to ``$FAKE_INNGEST_RECORD`` (argv, the INNGEST_* environment, the
+names of the keys handed over by pipe as the embedded engine reads them
+(``agentcmd.handover``), its pid) and serves ``GET /health`` on ``--port``. Knobs, all from the environment:
 
 - ``FAKE_INNGEST_EXIT=N`` + ``FAKE_INNGEST_MESSAGE``: print the message to
   stderr and exit N at once (a locked database, a bad flag).
@@ -36,8 +37,12 @@ def main() -> None:
     record = os.environ.get("FAKE_INNGEST_RECORD")
     if record:
         env = {k: v for k, v in os.environ.items() if k.startswith("INNGEST_") or k == "NODE_ENV"}
+        handed: list[str] = []
+        if os.environ.get("AGENTCMD_SECRETS_FD"):
+            with os.fdopen(int(os.environ["AGENTCMD_SECRETS_FD"]), "rb") as pipe:
+                handed = sorted(json.loads(pipe.read()))
         with open(record, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"argv": argv, "env": env, "pid": os.getpid()}) + "\n")
+            fh.write(json.dumps({"argv": argv, "env": env, "handed": handed, "pid": os.getpid()}) + "\n")
     if os.environ.get("FAKE_INNGEST_EXIT"):
         sys.stderr.write(os.environ.get("FAKE_INNGEST_MESSAGE", "fake inngest failing") + "\n")
         sys.exit(int(os.environ["FAKE_INNGEST_EXIT"]))

@@ -354,6 +354,8 @@ def test_embedded_engine_command_line(spawn: SpawnFn, fake_inngest: FakeInngest,
     sqlite_dir = agentcmd_home / "data" / "engine"
     assert call["argv"] == ["start", "--host", "127.0.0.1", "--port", str(ports[1]),
                             "--sqlite-dir", str(sqlite_dir), "--sdk-url", sdk_url(ports), "--passive-sync"]
-    assert {"INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"} <= set(call["env"])
+    # Our engine gets the keys by pipe, not in its environment (readable in /proc/<pid>/environ).
+    assert call["handed"] == ["INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"]
+    assert not {"INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"} & set(call["env"])
     assert f"database: {sqlite_dir / 'engine.db'}" in out
     interrupt_and_check_clean_exit(child)

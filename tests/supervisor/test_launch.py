@@ -33,7 +33,7 @@ def path_with(tmp_path: Path, *names: str) -> str:
     return str(bin_dir)
 
 
-def test_embedded_production_engine_gets_sqlite_dir_and_keys_in_its_environment_only(keys: None) -> None:
+def test_embedded_production_engine_gets_sqlite_dir_and_keys_by_pipe_only(keys: None) -> None:
     settings = load_settings()
     plan = build_plan(settings, Mode.PRODUCTION, {"PATH": "/nowhere"})
     assert plan.engine is not None
@@ -42,8 +42,13 @@ def test_embedded_production_engine_gets_sqlite_dir_and_keys_in_its_environment_
                                 "--sdk-url", SDK, "--passive-sync"]
     assert settings.resolved_sqlite_dir.is_dir()
     for spec in (plan.engine, plan.app):
-        assert spec.env["INNGEST_EVENT_KEY"] == EVENT_KEY and spec.env["INNGEST_SIGNING_KEY"] == SIGNING_KEY
+        # Handed over through a pipe (agentcmd.handover): not in argv, not in the environment, not in a repr.
+        assert spec.secrets == {"INNGEST_EVENT_KEY": EVENT_KEY, "INNGEST_SIGNING_KEY": SIGNING_KEY}
+        assert not any(SIGNING_KEY in value or EVENT_KEY in value for value in spec.env.values())
         assert not any(SIGNING_KEY in arg or EVENT_KEY in arg for arg in spec.argv)
+        assert SIGNING_KEY not in repr(spec)
+    assert plan.app.env["INNGEST_SERVE_ORIGIN"] == "http://127.0.0.1:4100"
+    assert plan.app.env["INNGEST_SERVE_PATH"] == "/api/workflows/inngest"
     assert "INNGEST_DEV" not in plan.app.env and plan.app.env["INNGEST_BASE_URL"] == "http://127.0.0.1:8288"
     assert "persistent mode" in plan.engine_banner()
     assert f"database: {settings.resolved_sqlite_dir / 'engine.db'}" in plan.engine_banner()

@@ -244,8 +244,8 @@ if os.environ.get("FAKE_AGENT_SLEEP"):
 if os.environ.get("FAKE_AGENT_FAIL"):
     sys.stderr.write("fake agent failure\n")
     sys.exit(3)
-after_p = sys.argv[sys.argv.index("-p") + 1] if "-p" in sys.argv else None
-prompt = sys.stdin.read() if after_p is None or after_p.startswith("--") else after_p
+# claude -p [options] -- PROMPT, or the prompt on stdin when no '--' follows
+prompt = sys.argv[sys.argv.index("--") + 1] if "--" in sys.argv else sys.stdin.read()
 session = sys.argv[sys.argv.index("--resume") + 1] if "--resume" in sys.argv else "sess-123"
 print(json.dumps({{"type": "result", "result": "answer to: " + prompt, "session_id": session,
                   "is_error": False}}))

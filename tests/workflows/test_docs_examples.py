@@ -33,7 +33,7 @@ FAKE_CLAUDE = """#!{python}
 import json, sys
 with open({log!r}, "a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\\n")
-prompt = sys.argv[sys.argv.index("-p") + 1]
+prompt = sys.argv[sys.argv.index("--") + 1]
 session = sys.argv[sys.argv.index("--resume") + 1] if "--resume" in sys.argv else "sess-123"
 print(json.dumps({{"type": "result", "result": "ok: " + prompt, "session_id": session}}))
 """
@@ -186,7 +186,7 @@ def test_typed_input_example(examples: Examples) -> None:
     out = run["output"]
     assert out["session"] == "sess-123" and out["lint_ok"] is False and out["branch"].startswith("agentcmd/")
     calls = examples.claude_calls()[before:]
-    assert len(calls) == 2 and calls[1][-2:] == ["--resume", "sess-123"]
+    assert len(calls) == 2 and calls[1][-4:-2] == ["--resume", "sess-123"]
     assert _git(examples.project, "show", f"{out['branch']}:utils.py") == "X = 1\n# refactored"
     assert (examples.project / "utils.py").read_text() == "X = 1\n"  # the worktree kept the checkout clean
 
@@ -203,3 +203,14 @@ def test_the_guide_documents_every_step_method_and_define_workflow_option() -> N
         assert f"step.{name}(" in guide, f"step.{name} is not documented in docs/workflows.md"
     for option in inspect.signature(define_workflow).parameters:
         assert re.search(rf"`{option}[`=]", guide), f"define_workflow({option}=) is not documented"
+
+
+def test_typed_input_example_does_not_run_input_as_shell(examples: Examples, tmp_path: Path) -> None:
+    """The example once built ``echo ... >> {target}`` for a shell: ``x; touch FILE`` ran ``touch``."""
+    marker = tmp_path / "injected"
+    resp = examples.start("refactor", {"target": f"utils.py; touch {marker}", "rounds": 1})
+    assert resp.status_code == 202, resp.text
+    run = examples.wait(resp.json()["data"]["run_id"])
+    edit = next(s for s in run["steps"] if s["id"] == "edit")
+    assert edit["status"] in ("completed", "failed", "Completed", "Failed"), edit
+    assert not marker.exists(), "workflow input ran as a shell command"

@@ -32,7 +32,7 @@ def test_a_workflow_runs_to_completion_and_its_agent_ran_exactly_once(
     assert len(run.calls) >= 4
     assert len(fake_claude.calls()) == 1
     assert (project / "tests.log").read_text() == "ran\n"
-    assert fake_claude.calls()[0]["argv"][:4] == ["-p", "Plan a fix for: test_x fails", "--output-format", "json"]
+    assert fake_claude.calls()[0]["argv"] == ["-p", "--output-format", "json", "--", "Plan a fix for: test_x fails"]
 
 
 def test_steps_are_recorded_with_their_phase(app_server: Any, write_workflow: Any, fake_claude: Any) -> None:
@@ -153,7 +153,7 @@ def test_agent_path_from_settings_and_resume_session(app_server: Any, write_work
     calls = agent.calls()
     assert len(calls) == 2
     assert "--model" in calls[0]["argv"] and "opus" in calls[0]["argv"]
-    assert calls[1]["argv"][-2:] == ["--resume", "sess-123"]
+    assert calls[1]["argv"][-4:] == ["--resume", "sess-123", "--", "continue"]
 
 
 def test_run_log_artifact_and_wait_for_event(app_server: Any, write_workflow: Any, project: Path) -> None:

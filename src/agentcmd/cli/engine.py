@@ -142,8 +142,11 @@ def start(
     from agentcmd.engine.serve import serve
     from agentcmd.engine.store import DB_FILE_NAME
     from agentcmd.errors import ConfigError
+    from agentcmd.handover import key
 
-    settings = load_settings(event_key=event_key, signing_key=signing_key,
+    # The supervisor hands the keys over by pipe (agentcmd.handover), keeping them out of /proc/<pid>/environ.
+    settings = load_settings(event_key=event_key or key("INNGEST_EVENT_KEY"),
+                             signing_key=signing_key or key("INNGEST_SIGNING_KEY"),
                              sqlite_dir=Path(sqlite_dir) if sqlite_dir else None,
                              engine_call_timeout=_call_timeout_flag(call_timeout),
                              engine_app_wait_timeout=_app_wait_flag(app_wait_timeout))

@@ -108,6 +108,7 @@ class Settings(BaseSettings):
         None, validation_alias=_env("AGENTCMD_DASHBOARD_TOKEN", "dashboard_token")
     )
     agents: dict[str, AgentConfig] = Field(default_factory=dict, validation_alias=_env("AGENTCMD_AGENTS", "agents"))
+    step_sandbox: bool = Field(True, validation_alias=_env("AGENTCMD_STEP_SANDBOX", "step_sandbox"))
 
     # Web logins behind a reverse proxy (agentcmd.webauth.options)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
@@ -290,6 +291,7 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "agents": (("AGENTCMD_AGENTS__<NAME>__PATH",), "agent CLI paths"),
     "trusted_proxies": (("AGENTCMD_TRUSTED_PROXIES",), "reverse proxies whose X-Forwarded-For/-Proto are believed"),
     "public_url": (("AGENTCMD_PUBLIC_URL",), "the https URL browsers use: session cookies are Secure"),
+    "step_sandbox": (("AGENTCMD_STEP_SANDBOX",), "Landlock: step processes cannot read the config file"),
 }
 
 

@@ -26,6 +26,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from agentcmd import handover
 from agentcmd.errors import AgentcmdError
 from agentcmd.httpedge import EdgeMiddleware
 from agentcmd.server import SERVE_PATH
@@ -35,6 +36,7 @@ from agentcmd.server.edge import app_edge_policy
 from agentcmd.server.engine import EngineClient
 from agentcmd.server.protect import ProtectMiddleware
 from agentcmd.server.shutdown import InterruptMiddleware
+from agentcmd.server.sdkguard import SdkGuardMiddleware
 from agentcmd.workflows.context import Runtime, set_runtime
 from agentcmd.workflows.define import APP_ID
 from agentcmd.workflows.served import discover_served
@@ -45,15 +47,19 @@ __all__ = ["APP_ID", "create_app", "create_client"]
 
 
 def create_client() -> inngest.Inngest:
-    """The SDK client; dev vs production is decided by the SDK from INNGEST_DEV."""
-    return inngest.Inngest(app_id=APP_ID, logger=log)
+    """The SDK client; dev vs production is decided by the SDK from INNGEST_DEV.
+
+    The keys are arguments (handed over by pipe, ``agentcmd.handover``), not environment variables.
+    """
+    return inngest.Inngest(app_id=APP_ID, logger=log, signing_key=handover.key("INNGEST_SIGNING_KEY"),
+                           event_key=handover.key("INNGEST_EVENT_KEY"))
 
 
 def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
     """Auth for an app server bound to ``host``, in the SDK's mode; secrets are read only when needed.
 
-    The bearer is the SDK's signing key (``INNGEST_SIGNING_KEY``, set by the
-    supervisor in production), else the configured one (dev has no key in
+    The bearer is the SDK's signing key (handed over by the supervisor in
+    production, or ``INNGEST_SIGNING_KEY``), else the configured one (dev has no key in
     its environment). Raises ConfigError when a login is needed but impossible.
     """
     from agentcmd.config import load_settings
@@ -67,9 +73,7 @@ def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
     web = WebOptions.from_settings(settings)  # trusted proxies, public URL, revoked sessions
     if mode is not Mode.PRODUCTION and not dashboard_locked(mode, is_loopback_host(host), dashboard_auth):
         return AppAuth.build(mode, host, dashboard_auth=dashboard_auth, options=web)
-    import os
-
-    key = os.environ.get("INNGEST_SIGNING_KEY") or settings.secret("signing_key")
+    key = handover.key("INNGEST_SIGNING_KEY") or settings.secret("signing_key")
     return AppAuth.build(mode, host, dashboard_auth=dashboard_auth, token=settings.secret("dashboard_token"),
                          signing_key=key, options=web)
 
@@ -132,6 +136,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
     app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (C1)
+    app.add_middleware(SdkGuardMiddleware, signing_key=client.signing_key)  # syncs and replays (sdkguard.py)
     app.add_middleware(ProtectMiddleware, auth=auth)
     app.add_middleware(EdgeMiddleware, policy=app_edge_policy(auth, host, allowed_hosts, functions))  # outermost
     return app

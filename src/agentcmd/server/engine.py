@@ -30,11 +30,13 @@ def engine_base_url() -> str:
 
 
 def engine_signing_key() -> str | None:
-    """The bearer for the engine: only outside dev mode, from the environment or settings."""
+    """The bearer for the engine: only outside dev mode, handed over (or the environment), else settings."""
     if os.environ.get("INNGEST_DEV", "").strip().lower() not in ("", "0", "false"):
         return None
-    if os.environ.get("INNGEST_SIGNING_KEY"):
-        return os.environ["INNGEST_SIGNING_KEY"]
+    from agentcmd.handover import key
+
+    if handed := key("INNGEST_SIGNING_KEY"):
+        return handed
     from agentcmd.config import load_settings
 
     return load_settings().secret("signing_key")

@@ -1,9 +1,16 @@
 """What to run: the two children's command lines and environments, per engine and mode.
 
-Keys reach the children only through the environment (``INNGEST_EVENT_KEY``,
-``INNGEST_SIGNING_KEY``; our engine, ``inngest start`` and the SDK all read
-them), never argv, so they never show in ``ps``. Dev children get no keys:
-the SDK hex-decodes a configured key even in dev, and dev needs none.
+Keys never go on argv (``ps`` shows it). The app server and the embedded
+engine get them through an inherited pipe (``agentcmd.handover``), not
+their environment, which any step process of the same user could read in
+``/proc/<pid>/environ``; the real ``inngest`` binary only reads
+``INNGEST_EVENT_KEY``/``INNGEST_SIGNING_KEY``, so ``--engine inngest-cli``
+still gets them there. Dev children get no keys: the SDK hex-decodes a
+configured key even in dev, and dev needs none.
+
+The app gets ``INNGEST_SERVE_ORIGIN``/``INNGEST_SERVE_PATH`` set to its
+configured URL, so the URL it registers with the engine never comes from a
+request's ``Host`` header (``agentcmd.server.sdkguard``).
 
 Engines:
 
@@ -48,7 +55,8 @@ ENGINE_COMMAND_ENV = "AGENTCMD_ENGINE_COMMAND"
 # The file each engine keeps in its --sqlite-dir (ours: agentcmd.engine.store.DB_FILE_NAME, not
 # imported to keep the supervisor's startup light; a test checks they agree).
 DB_FILE_NAMES = {"embedded": "engine.db", "inngest-cli": "main.db"}
-_KEY_VARS = ("INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK")
+_KEY_VARS = ("INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY", "INNGEST_SIGNING_KEY_FALLBACK",
+             "AGENTCMD_EVENT_KEY", "AGENTCMD_SIGNING_KEY")
 
 
 @dataclass(frozen=True)
@@ -125,8 +133,17 @@ def child_base_env(base: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
+def production_keys(mode: Mode, event_key: str | None, signing_key: str | None) -> dict[str, str]:
+    """What the supervisor hands a production child by pipe (``agentcmd.handover``); nothing in dev."""
+    if mode is not Mode.PRODUCTION:
+        return {}
+    keys = {"INNGEST_EVENT_KEY": event_key, "INNGEST_SIGNING_KEY": signing_key}
+    return {name: value for name, value in keys.items() if value}
+
+
 def engine_env(mode: Mode, base: Mapping[str, str], event_key: str | None,
                signing_key: str | None) -> dict[str, str]:
+    """The engine's environment; keys only for the real ``inngest`` binary (pass None for ours)."""
     env = {k: v for k, v in child_base_env(base).items() if k not in _KEY_VARS}
     if mode is Mode.PRODUCTION:
         if event_key:
@@ -192,20 +209,26 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
                 args = ["dev", "-u", sdk_url, "--port", str(engine_port), "--host", host, "--no-discovery"]
         if database_dir is not None:
             ensure_private_dir(database_dir)
-        engine = ChildSpec("engine", [*prefix, *args],
-                           engine_env(mode, env_in, event_key, signing_key),
-                           health_url=engine_url + "/health")
+        if settings.engine == "embedded":  # our engine reads the keys from the handover pipe
+            engine = ChildSpec("engine", [*prefix, *args], engine_env(mode, env_in, None, None),
+                               health_url=engine_url + "/health",
+                               secrets=production_keys(mode, event_key, signing_key))
+        else:
+            engine = ChildSpec("engine", [*prefix, *args], engine_env(mode, env_in, event_key, signing_key),
+                               health_url=engine_url + "/health")
 
     ensure_private_dir(settings.resolved_data_dir)   # run data: artifacts, worktrees, records
-    app_env = child_base_env(inngest_env(mode, engine_url, event_key=event_key if production else None,
-                                         signing_key=signing_key if production else None, base=env_in))
+    app_env = child_base_env(inngest_env(mode, engine_url, base=env_in, serve_url=sdk_url))
+    for var in _KEY_VARS:
+        app_env.pop(var, None)
     app_argv = [sys.executable, "-m", "agentcmd.server", "--host", host, "--port", str(port),
                 "--project", str(settings.resolved_project_dir)]
     if dashboard_auth:
         app_argv.append("--dashboard-auth")
     if allow_remote_dev and not production:
         app_argv.append("--allow-remote-dev")
-    app = ChildSpec("app", app_argv, app_env, health_url=app_url + "/health")
+    app = ChildSpec("app", app_argv, app_env, health_url=app_url + "/health",
+                    secrets=production_keys(mode, event_key, signing_key))
     return LaunchPlan(mode=mode, engine_kind=settings.engine, engine=engine, app=app,
                       engine_url=engine_url, app_url=app_url, sdk_url=sdk_url, host=host, port=port,
                       engine_port=engine_port, database_dir=database_dir, uses_npx=uses_npx)

@@ -28,10 +28,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from agentcmd.handover import handover_env
 from agentcmd.supervisor.logs import LogSink
 
 PR_SET_PDEATHSIG = 1
@@ -54,6 +55,7 @@ class ChildSpec:
     env: Mapping[str, str]
     health_url: str | None = None
     cwd: Path | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # handed over by pipe, not env
 
 
 def describe_returncode(code: int) -> str:
@@ -120,12 +122,17 @@ class ManagedProcess:
 
     def start(self) -> None:
         """Spawn the child (call from the main thread: see the module docstring)."""
-        self._proc = subprocess.Popen(
-            list(self.spec.argv), env=dict(self.spec.env), cwd=self.spec.cwd,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
-            preexec_fn=_parent_death_preexec(os.getpid()),
-        )
+        env, fds = handover_env(self.spec.env, self.spec.secrets)
+        try:
+            self._proc = subprocess.Popen(
+                list(self.spec.argv), env=env, cwd=self.spec.cwd,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, close_fds=True, pass_fds=fds,
+                preexec_fn=_parent_death_preexec(os.getpid()),
+            )
+        finally:
+            for fd in fds:
+                os.close(fd)
         self._reader = threading.Thread(target=self._pump, name=f"{self.name}-output", daemon=True)
         self._reader.start()
 

@@ -9,6 +9,13 @@ The executable comes from ``settings.agents[name].path`` when set, else
 from ``PATH``; a missing one is an ``AgentNotFoundError`` that says how to
 fix it. Extra arguments from ``settings.agents[name].args`` go before the
 prompt.
+
+A prompt often carries workflow input, so it can never be read as an
+option: claude and codex get ``--`` before the positional prompt (both
+parse the end of options the usual way), gemini gets ``--prompt=<text>``
+(yargs keeps a value joined by ``=`` whole), and a prompt too long for one
+argument goes to claude's stdin. A model or session id starting with ``-``
+is refused (``AgentArgumentError``).
 """
 
 from __future__ import annotations
@@ -32,6 +39,18 @@ class PromptTooLongError(AgentcmdError):
     http_status = 400
 
 
+class AgentArgumentError(AgentcmdError):
+    code = "invalid_agent_argument"
+    exit_code = 2
+    http_status = 400
+
+
+def _check_value(what: str, value: str | None) -> None:
+    if value is not None and (not value or value.startswith("-")):
+        raise AgentArgumentError(f"step.agent: {what} {value!r} is empty or starts with '-' (it would be read "
+                                 "as an option)", f"pass the {what} the agent CLI printed or documents")
+
+
 class AgentNotFoundError(AgentcmdError):
     code = "agent_not_found"
     exit_code = 2
@@ -49,6 +68,8 @@ class AgentAdapter:
     def command(self, exe: str, prompt: str, *, model: str | None, resume: str | None,
                 extra: Sequence[str] = ()) -> tuple[list[str], bytes | None]:
         """(argv, stdin): a long prompt goes through stdin where the CLI reads it from there."""
+        _check_value("model", model)
+        _check_value("session id (resume)", resume)
         if len(prompt.encode()) <= ARGV_PROMPT_LIMIT:
             return self.argv(exe, prompt, model=model, resume=resume, extra=extra), None
         if self.name != "claude":
@@ -63,26 +84,26 @@ class AgentAdapter:
              extra: Sequence[str] = ()) -> list[str]:
         """The command line; ``prompt=None`` (claude only) leaves the prompt to stdin."""
         if self.name == "claude":
-            argv = [exe, *extra, "-p", *([prompt] if prompt is not None else []), "--output-format", "json"]
+            argv = [exe, *extra, "-p", "--output-format", "json"]
             if model:
                 argv += ["--model", model]
             if resume:
                 argv += ["--resume", resume]
-            return argv
+            return argv + (["--", prompt] if prompt is not None else [])
         if self.name == "codex":
             argv = [exe, "exec", *extra]
             if model:
                 argv += ["--model", model]
             if resume:
                 argv += ["resume", resume]
-            return [*argv, prompt or ""]
+            return [*argv, "--", prompt or ""]
         # gemini
         argv = [exe, *extra]
         if model:
             argv += ["--model", model]
         if resume:
             argv += ["--resume", resume]
-        return [*argv, "-p", prompt or ""]
+        return [*argv, f"--prompt={prompt or ''}"]
 
     def parse(self, stdout: str) -> tuple[str, Any, str | None]:
         """Return (text, parsed JSON or None, session id or None)."""

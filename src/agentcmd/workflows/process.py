@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from agentcmd.workflows.sandbox import step_sandbox
+
 OUTPUT_LIMIT = 64 * 1024
 """Bytes of stdout/stderr kept per command (the tail; the total is reported)."""
 
@@ -209,10 +211,16 @@ async def run_process(
         "stderr": asyncio.subprocess.PIPE,
         "start_new_session": True,
     }
-    if isinstance(command, str):
-        proc = await asyncio.create_subprocess_shell(command, **common)  # type: ignore[arg-type]
-    else:
-        proc = await asyncio.create_subprocess_exec(*command, **common)  # type: ignore[arg-type]
+    sandbox = await asyncio.to_thread(step_sandbox)  # the config file (keys) out of the step's reach
+    try:
+        if isinstance(command, str):
+            proc = await asyncio.create_subprocess_shell(command, **common,  # type: ignore[arg-type]
+                                                         preexec_fn=sandbox.preexec)
+        else:
+            proc = await asyncio.create_subprocess_exec(*command, **common,  # type: ignore[arg-type]
+                                                        preexec_fn=sandbox.preexec)
+    finally:
+        sandbox.close()
     _all.add(proc)
     if run_id is not None:
         _running.setdefault(run_id, set()).add(proc)

@@ -45,7 +45,13 @@ import inngest
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
 from agentcmd.workflows import gitops, steprecords
-from agentcmd.workflows.agents import AgentNotFoundError, PromptTooLongError, get_adapter, resolve_executable
+from agentcmd.workflows.agents import (
+    AgentArgumentError,
+    AgentNotFoundError,
+    PromptTooLongError,
+    get_adapter,
+    resolve_executable,
+)
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
 from agentcmd.workflows.process import OUTPUT_LIMIT, ProcessResult, run_process, terminate_run
@@ -277,7 +283,7 @@ class WorkflowSteps:
                 raise inngest.NonRetriableError(str(err)) from err
             try:
                 argv, stdin = adapter.command(exe, prompt, model=model, resume=resume, extra=extra)
-            except PromptTooLongError as err:
+            except (PromptTooLongError, AgentArgumentError) as err:
                 raise inngest.NonRetriableError(str(err)) from err
             started = time.monotonic()
             res = await self._exec(argv, cwd=where, env=env, timeout=seconds, step_id=sid, stdin=stdin,
@@ -350,7 +356,7 @@ class WorkflowSteps:
             try:
                 return await run_git()
             except gitops.GitError as err:
-                if err.code == "gh_not_found":
+                if err.code in ("gh_not_found", "invalid_git_input"):  # retrying cannot help
                     raise inngest.NonRetriableError(str(err)) from err
                 raise
 
