@@ -35,8 +35,8 @@ from agentcmd.server.api import router
 from agentcmd.server.edge import app_edge_policy
 from agentcmd.server.engine import EngineClient
 from agentcmd.server.protect import ProtectMiddleware
-from agentcmd.server.shutdown import InterruptMiddleware
 from agentcmd.server.sdkguard import SdkGuardMiddleware
+from agentcmd.server.shutdown import InterruptMiddleware
 from agentcmd.workflows.context import Runtime, set_runtime
 from agentcmd.workflows.define import APP_ID
 from agentcmd.workflows.served import discover_served

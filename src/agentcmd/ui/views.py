@@ -14,8 +14,6 @@ polling script.
 
 from __future__ import annotations
 
-import json
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
