@@ -42,15 +42,20 @@ def put(url: str, host: str | None, headers: dict[str, str] | None = None) -> tu
 def test_production_refuses_a_foreign_host_without_the_key(app_server: AppServerFactory, host: str) -> None:
     served = app_server("production")
     status, body = put(served.url, host)
-    assert status == 401 and "configured" in body["error"], body
+    # A name the server does not answer to stops at the Host allow-list (421); a loopback name with
+    # another port passes it and is refused by the guard (401).
+    if status == 421:
+        assert body["code"] == "host_not_allowed", body
+    else:
+        assert status == 401 and "configured" in body["error"], body
 
 
 def test_production_takes_its_own_address_or_an_authenticated_sync(app_server: AppServerFactory) -> None:
     served = app_server("production")
-    for host, headers in ((None, None), ("attacker.example:9999", bearer())):
+    for host, headers in ((None, None), ("127.0.0.1:1", bearer())):
         status, body = put(served.url, host, headers)
         assert not (status == 401 and "configured" in str(body)), (host, body)
-    status, body = put(served.url, "attacker.example:9999", {"Authorization": "Bearer " + "0" * 64})
+    status, body = put(served.url, "127.0.0.1:1", {"Authorization": "Bearer " + "0" * 64})
     assert status == 401, body
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.appkeys import app_headers
 from tests.conftest import Spawned, free_port
 from tests.supervisor.conftest import (
     HELLO_WORKFLOW,
@@ -75,6 +76,7 @@ def app_port(child: Spawned) -> int:
 
 
 def api(child: Spawned, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    kwargs.setdefault("headers", app_headers())  # production: the signing key as bearer
     return httpx.request(method, f"http://127.0.0.1:{app_port(child)}{path}", timeout=15, **kwargs)
 
 

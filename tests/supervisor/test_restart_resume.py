@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.appkeys import app_headers
 from tests.conftest import Spawned, free_port
 from tests.supervisor.conftest import child_pids, pid_alive, wait_exit, wait_for, wait_output
 
@@ -75,7 +76,7 @@ def descendants(root: int) -> list[int]:
 
 
 def run_status(port: int, run_id: str) -> str:
-    resp = httpx.get(f"http://127.0.0.1:{port}/api/runs/{run_id}", timeout=10)
+    resp = httpx.get(f"http://127.0.0.1:{port}/api/runs/{run_id}", timeout=10, headers=app_headers())
     return str(resp.json()["data"]["status"]) if resp.status_code == 200 else f"HTTP {resp.status_code}"
 
 
@@ -91,7 +92,8 @@ def test_a_run_stopped_mid_step_completes_after_a_restart_without_a_retry(
             "--stop-grace", "5")
     child = spawn(*args)
     wait_output(child, READY, timeout=30)
-    resp = httpx.post(f"http://127.0.0.1:{port}/api/workflows/resume/runs", json={}, timeout=15)
+    resp = httpx.post(f"http://127.0.0.1:{port}/api/workflows/resume/runs", json={}, timeout=15,
+                      headers=app_headers())
     run_id = resp.json()["data"]["run_id"]
     assert run_id, resp.text
     wait_for(lambda: long_marker.exists(), 15, "the long step to start", child.output)

@@ -71,7 +71,7 @@ def test_production_refuses_a_sync_that_names_another_host(
     own = f"http://127.0.0.1:{ports[0]}{SDK_PATH}"
     assert registered_urls(ports, key) == [own]
 
-    status, body = request(ports[0], "PUT", SDK_PATH, host="attacker.example:9999")
+    status, body = request(ports[0], "PUT", SDK_PATH, host="localhost:9999")
     assert status == 401, body
     assert "configured" in body["error"] and "INNGEST_SERVE_ORIGIN" in body["hint"]
     assert registered_urls(ports, key) == [own], "an unauthenticated PUT must not move the app"
@@ -80,7 +80,7 @@ def test_production_refuses_a_sync_that_names_another_host(
     # authenticated one; either way the app registers its configured URL.
     status, body = request(ports[0], "PUT", SDK_PATH)
     assert status == 200, body
-    status, body = request(ports[0], "PUT", SDK_PATH, host="attacker.example:9999",
+    status, body = request(ports[0], "PUT", SDK_PATH, host="localhost:9999",
                            headers={"Authorization": f"Bearer {hash_signing_key(key)}"})
     assert status == 200, body
     assert registered_urls(ports, key) == [own]
@@ -90,7 +90,7 @@ def test_dev_registers_the_configured_url_whatever_the_host_header(
         spawn: SpawnFn, ports: tuple[int, int], project: Path) -> None:
     start_stack(spawn, "dev", ports, project)
     own = f"http://127.0.0.1:{ports[0]}{SDK_PATH}"
-    status, body = request(ports[0], "PUT", SDK_PATH, host="attacker.example:9999")
+    status, body = request(ports[0], "PUT", SDK_PATH, host="localhost:9999")
     assert status == 200, body
     assert registered_urls(ports, None) == [own]
 

@@ -143,8 +143,9 @@ def _cli(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.Com
                           env=env, timeout=timeout)
 
 
-def _runs(app_url: str, workflow: str) -> list[dict[str, Any]]:
-    resp = httpx.get(f"{app_url}/api/runs", params={"workflow": workflow}, timeout=10)
+def _runs(app_url: str, workflow: str, key: str | None = None) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}   # production: the signing key as bearer
+    resp = httpx.get(f"{app_url}/api/runs", params={"workflow": workflow}, timeout=10, headers=headers)
     assert resp.status_code == 200, resp.text
     data: list[dict[str, Any]] = resp.json()["data"]
     return data
@@ -166,7 +167,7 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
     out = _cli("workflows", "run", "demo", "--input", "{}", "--wait", env=env)
     assert out.returncode == 0, out.stderr + sup.output()[-3000:]
     assert json.loads(out.stdout) == {"out": "hi", "agent": "answer to: say hi"}
-    [run] = _runs(app_url, "demo")
+    [run] = _runs(app_url, "demo", signing)
     assert run["status"] == "Completed" and run["phase"] == "work"
     assert [(s["phase"], s["id"], s["status"]) for s in run["steps"]] == [("work", "hello", "Completed"),
                                                                           ("work", "ask", "Completed")]
@@ -175,7 +176,7 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
     _stopped(sup, app_port, engine_port)
     sup = procs(argv, env)
     wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to come back", sup.output)
-    assert [r["run_id"] for r in _runs(app_url, "demo")] == [run["run_id"]]
+    assert [r["run_id"] for r in _runs(app_url, "demo", signing)] == [run["run_id"]]
     assert len(fake_claude.calls()) == 1
     _stopped(sup, app_port, engine_port)
 
@@ -208,7 +209,8 @@ def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunn
     engine = procs(engine_argv, engine_env)
     wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", engine.output)
 
-    started = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30).json()["data"]
+    started = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30,
+                         headers={"Authorization": f"Bearer {signing}"}).json()["data"]
     run_id = started["run_id"]
     assert run_id, started
     wait_for(lambda: (project / "two.started").exists(), 30, "step two to start", engine.output)
@@ -216,7 +218,9 @@ def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunn
     (project / "release").touch()  # step two can finish now; its answer has no engine to go to
 
     engine = procs(engine_argv, engine_env)
-    run = wait_for(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json().get("data"))
+    bearer = {"Authorization": f"Bearer {signing}"}
+    run = wait_for(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10,
+                                           headers=bearer).json().get("data"))
                 and r["status"] == "Completed" and r, 90, "the run to complete after the restart", engine.output)
     assert run["output"] == "done"
     assert (project / "one.log").read_text() == "run\n"  # completed before the crash: not run again
