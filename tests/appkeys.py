@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 
 
-def app_headers() -> dict[str, str]:
-    home = os.environ.get("AGENTCMD_HOME")
+def app_headers(home: str | None = None) -> dict[str, str]:
+    """``home``: the child's AGENTCMD_HOME when it is not this test's own."""
+    home = home or os.environ.get("AGENTCMD_HOME")
     if not home:
         return {}
     try:

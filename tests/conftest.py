@@ -66,6 +66,7 @@ class Spawned:
 
     def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
         self.log_path = log
+        self.env = env
         self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "agentcmd", *args],

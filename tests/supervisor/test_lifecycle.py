@@ -76,7 +76,7 @@ def app_port(child: Spawned) -> int:
 
 
 def api(child: Spawned, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    kwargs.setdefault("headers", app_headers())  # production: the signing key as bearer
+    kwargs.setdefault("headers", app_headers(child.env.get("AGENTCMD_HOME")))  # production: the signing key as bearer
     return httpx.request(method, f"http://127.0.0.1:{app_port(child)}{path}", timeout=15, **kwargs)
 
 

@@ -47,7 +47,10 @@ def app_edge_policy(auth: AppAuth, host: str, allowed_hosts: Sequence[str] = (),
     from agentcmd.workflows.define import APP_ID
 
     dev = auth.mode is Mode.DEV
-    ids = [i for fn in functions for i in (fn.get_id(), fn.on_failure_fn_id) if i]
+
+    def ids() -> list[str]:   # the live list: a reload replaces its contents in place
+        return [i for fn in functions for i in (fn.get_id(), fn.on_failure_fn_id) if i]
+
     sdk = RouteRule(SDK_MAX, json_only=True, strict_json=True, check=sdk_call_check(APP_ID, ids)) if dev \
         else RouteRule(SDK_MAX)   # production: the SDK checks the signature before it reads anything
     open_api = RouteRule(APP_API_MAX, json_only=True, strict_json=True)

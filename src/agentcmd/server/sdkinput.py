@@ -19,9 +19,12 @@ from urllib.parse import parse_qs
 from agentcmd.errors import InputError
 
 
-def sdk_call_check(app_id: str, function_ids: Iterable[str]) -> Callable[[str, str, Any], None]:
-    """A check for ``(method, query string, parsed body)``; raises InputError (400)."""
-    known = {i for i in function_ids if i}
+def sdk_call_check(app_id: str, function_ids: Callable[[], Iterable[str]]) -> Callable[[str, str, Any], None]:
+    """A check for ``(method, query string, parsed body)``; raises InputError (400).
+
+    ``function_ids`` is asked on every call, not once: a reload swaps the served functions in place
+    (server/reload.py), and a workflow added by a reload must be callable at once.
+    """
 
     def check(method: str, query: str, body: Any) -> None:
         if method != "POST":
@@ -33,6 +36,7 @@ def sdk_call_check(app_id: str, function_ids: Iterable[str]) -> Callable[[str, s
         if not fn_id:
             raise InputError("the SDK call has no fnId query parameter",
                              "the engine calls this endpoint with ?fnId=<function id>&stepId=step")
+        known = {i for i in function_ids() if i}
         if fn_id not in known and f"{app_id}-{fn_id}" not in known:
             raise InputError(f"no function {fn_id[:200]!r} in this app", "sync the app, then call one of its functions")
         from inngest._internal.server_lib import ServerRequest
