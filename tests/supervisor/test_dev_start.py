@@ -96,7 +96,7 @@ def test_first_start_on_a_fresh_home_generates_keys_and_runs_in_production(
     # The app's SDK is in production ("cloud") mode: an unsigned trust probe is refused.
     assert sdk_probe_status(ports) == 401
     interrupt_and_check_clean_exit(child)
-    assert "stopping app" in child.output().split("stopping engine")[1]  # C2: the engine first
+    assert "stopping app" in child.output().split("stopping engine")[1]  # the engine first
 
 
 def test_dev_runs_inngest_dev_with_the_app_url_and_no_keys(

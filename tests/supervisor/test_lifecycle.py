@@ -3,7 +3,7 @@
 Everything is real: ``python -m agentcmd dev|start`` subprocesses, the app
 server, the engine, signals. What is checked (docs/running.md):
 
-- stop order (contract C2): the engine first, then the app; both exit 0,
+- stop order (docs/running.md, shutdown): the engine first, then the app; both exit 0,
   the supervisor exits 0, no process (nor a step's command) is left;
 - "ready" means ready: an event sent the moment "ready" is printed starts
   its run, in 20 fresh starts of each mode, and no start logs a sync warning;
@@ -163,7 +163,7 @@ def test_stop_with_a_step_running_exits_0_everywhere_and_leaves_no_process(
     os.kill(child.proc.pid, signal.SIGINT if command == "dev" else signal.SIGTERM)
     assert wait_exit(child, timeout=30) == 0, child.output()
     order, codes, said = stop_log(child.output())
-    # Contract C2: the engine gives up its in-flight call at once (recorded interrupted, exit 0), then the
+    # the engine gives up its in-flight call at once (recorded interrupted, exit 0), then the
     # app stops the step's process group and exits 0; no SIGKILL is needed.
     assert order == ["stopping engine", "engine stopped", "stopping app", "app stopped"], order
     assert codes == {"engine": 0, "app": 0}, codes

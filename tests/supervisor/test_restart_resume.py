@@ -2,7 +2,7 @@
 
 The workflow has ``retries=0``, a completed step (it appends to a marker
 file) and then ``step.cli("long", "... sleep N")``. The supervisor is
-stopped while "long" runs, by SIGINT (the graceful path: contract C2, the
+stopped while "long" runs, by SIGINT (the graceful path, docs/running.md: the
 engine records the call interrupted and the app stops the step) or by
 SIGKILL of the whole process tree (nothing graceful at all). After
 ``agentcmd start`` again on the same home:
@@ -13,7 +13,7 @@ SIGKILL of the whole process tree (nothing graceful at all). After
 - "long" ran again from its start (at least once: two starts recorded).
 
 The graceful path relies on the engine's interruption handling and the
-app's shutdown (contract C1/C2), built in their own parts.
+app's shutdown (docs/engine.md, interrupted calls; docs/running.md, shutdown).
 """
 
 from __future__ import annotations

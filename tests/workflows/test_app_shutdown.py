@@ -1,4 +1,4 @@
-"""App server shutdown (contract C1, app side): a real ``python -m agentcmd.server``, a real step
+"""App server shutdown (interrupted calls, app side): a real ``python -m agentcmd.server``, a real step
 command, a real signal. The in-flight SDK call is answered 503-interrupted, the step's process group
 is gone, the step record says interrupted, and the server exits 0."""
 

@@ -5,7 +5,7 @@ worker and syncer. ``start()`` opens the database (requeueing every lease
 left by a previous process: the crash-recovery story), loads the registry,
 starts the worker, and syncs the ``-u`` apps with a bounded wait before
 ``/health`` turns ready. ``stop(grace_s)`` stops taking work, interrupts the
-SDK calls in flight (recorded, same attempt, due at once: contracts C1),
+SDK calls in flight (recorded, same attempt, due at once: docs/engine.md, interrupted calls),
 gives the rest of the work the grace period to commit, and closes the database.
 """
 

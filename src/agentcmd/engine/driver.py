@@ -5,7 +5,7 @@ requests to one local server it measured ~5,000 req/s against httpx's ~300
 (CONVENTIONS "measured facts"). The driver splits failures that are not the
 user's fault (not an SDK endpoint, bad or missing signature) from the user's
 own errors, and both from interruptions (the app did not answer at all:
-refused, reset or closed before the response head; contracts C1): all come
+refused, reset or closed before the response head; docs/engine.md, interrupted calls): all come
 back as ``SDKResponse``, never as exceptions.
 """
 
@@ -40,7 +40,7 @@ def _failed(url: str, exc: BaseException) -> SDKResponse:
 
 
 def _interrupted(url: str, exc: BaseException, *, connected: bool) -> SDKResponse:
-    """No answer at all (contracts C1 a, b): an interruption, not an attempt (engine/interrupt.py)."""
+    """No answer at all (docs/engine.md, interrupted calls): an interruption, not an attempt (engine/interrupt.py)."""
     detail = str(exc) or type(exc).__name__
     if connected:
         message = f"the app at {url} closed the connection before answering: {detail}"

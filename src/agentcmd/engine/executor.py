@@ -56,7 +56,7 @@ from agentcmd.engine.store.models import (
 
 log = logging.getLogger("agentcmd.engine.executor")
 YEAR_MS = 366 * 24 * 3600 * 1000
-# How long a run may wait for an app that does not answer (contracts C1); the setting
+# How long a run may wait for an app that does not answer (docs/engine.md, interrupted calls); the setting
 # app_wait_timeout, config.settings.ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S is the same number.
 DEFAULT_APP_WAIT_MS = 15 * 60 * 1000
 ENGINE_STOPPING = "the engine is shutting down; the call runs again when it starts"
@@ -283,7 +283,7 @@ class Executor:
         return self.clock() + self.lease_ms
 
     def interrupt_calls(self) -> int:
-        """Engine shutdown: cut every SDK call in flight; each is recorded as interrupted (contracts C1 d).
+        """Engine shutdown: cut every SDK call in flight; each is recorded as interrupted (docs/engine.md).
 
         The tasks go on to commit that (same attempt, due at once), so the
         calls run again as soon as the engine starts; returns how many.
@@ -354,7 +354,7 @@ class Executor:
             self._calling.discard(task)
 
     async def _interrupted(self, ctx: CallContext, resp: SDKResponse) -> None:
-        """No answer (contracts C1): not an attempt. Wait for the app, or, at shutdown, run again at start."""
+        """No answer (docs/engine.md): not an attempt. Wait for the app, or, at shutdown, run again at start."""
         now = self.clock()
         if resp is _STOPPED:
             await self.store.write(lambda c: waits.engine_interrupted_txn(c, ctx.item, resp.message, now))

@@ -26,7 +26,7 @@ from typing import Any
 
 MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
 MIN_RETRY_AFTER_MS = 1000
-# The app's "I am shutting down, ask again later" (contracts C1): a 503 with this header is
+# The app's "I am shutting down, ask again later" (docs/engine.md, interrupted calls): a 503 with this header is
 # an interruption, not a failed attempt, and is the only SDK answer taken unsigned in production.
 INTERRUPTED_HEADER = "x-agentcmd-interrupted"
 

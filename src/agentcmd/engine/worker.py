@@ -5,7 +5,7 @@
 * A task that commits a step usually gets the run's next call leased back
   (``Executor``) and runs it at once: one transaction per step.
 * ``stop()``: no new leases; in-flight SDK calls are cut at once and
-  recorded as interrupted (same attempt, due at once: contracts C1), the
+  recorded as interrupted (same attempt, due at once: docs/engine.md, interrupted calls), the
   rest of the work gets ``grace_s`` to commit, then it is cancelled; items
   still leased then are requeued at the next start (that is the
   crash-recovery path too).

@@ -135,7 +135,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     from agentcmd.ui import create_router as ui_router
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
-    app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (C1)
+    app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (docs/engine.md)
     app.add_middleware(SdkGuardMiddleware, signing_key=client.signing_key)  # syncs and replays (sdkguard.py)
     app.add_middleware(ProtectMiddleware, auth=auth)
     app.add_middleware(EdgeMiddleware, policy=app_edge_policy(auth, host, allowed_hosts, functions))  # outermost

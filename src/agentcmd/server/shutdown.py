@@ -15,7 +15,7 @@ answered::
 
 at once (the engine does not wait for the app to finish stopping), and the
 SDK's own answer, when it comes, is dropped. The engine requeues the call
-with the same attempt number (contract C1) and calls the step again, from
+with the same attempt number (docs/engine.md, interrupted calls) and calls the step again, from
 its start, when the app is back; completed steps are memoised and never
 re-run.
 """

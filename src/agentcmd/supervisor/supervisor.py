@@ -13,7 +13,7 @@ syncs the app (``PUT`` of its serve URL) and checks the engine's answer
 names as many functions as the app serves, retrying until it does. Only
 then "ready": an event sent at that moment starts its run.
 
-Shutdown (contract C2): the engine first (it stops leasing work, records
+Shutdown (docs/running.md): the engine first (it stops leasing work, records
 the calls in flight as interrupted, exits 0), then the app (it stops its
 steps' process groups and answers in-flight calls 503-interrupted); each
 gets SIGTERM, a grace period, then SIGKILL, and every step is logged. A
@@ -207,7 +207,7 @@ class Supervisor:
             self._wake.wait(0.5)  # woken at once by a signal or a child closing its output
 
     def _stop_all(self) -> None:
-        # The engine first (C2): it stops leasing and records in-flight calls as interrupted before
+        # The engine first: it stops leasing and records in-flight calls as interrupted before
         # the app, stopped second, answers them 503-interrupted; nothing is recorded as a failure.
         for child in list(self._children):
             running = child.poll() is None

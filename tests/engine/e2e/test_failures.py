@@ -28,7 +28,7 @@ def test_an_unreachable_app_uses_no_retry_and_fails_the_run_after_the_app_wait_t
     assert "app gone unreachable at" in run["error"] and "SDK unreachable" in run["error"]
     assert run["attempt"] == 0
     history = [h["type"] for h in engine.get(f"/v1/runs/{run_id}/history").json()["data"]]
-    assert history.count("attempt_failed") == 0            # not answering is no attempt (contracts C1)
+    assert history.count("attempt_failed") == 0            # not answering is no attempt
     assert history.count("attempt_interrupted") == 1
 
 

@@ -1,6 +1,6 @@
 """Interrupted SDK calls on real processes: an app that is down, killed mid-call, or an engine stopped mid-call.
 
-Contracts C1: a call that got no answer at all is not an attempt. With
+A call that got no answer at all is not an attempt. With
 ``retries=0`` the run must still complete once the app answers again,
 within about a second, with ``attempt_interrupted`` in its history and no
 ``attempt_failed``; meanwhile REST, GraphQL and the dashboard show it

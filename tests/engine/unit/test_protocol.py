@@ -46,7 +46,7 @@ STEP_RUN = {"id": "857c", "op": "StepRun", "name": "fetch", "displayName": "fetc
     (404, SDK, b'{"code":"function_not_found","message":"nope","name":"E"}', ResponseKind.FUNCTION_ERROR, True, 0),
     (204, SDK, b"", ResponseKind.INTERNAL_ERROR, True, 0),
     (502, {}, b"", ResponseKind.INTERNAL_ERROR, True, 0),
-    # The app's "shutting down, ask again" (contracts C1): with or without the SDK header; a 503 without
+    # The app's "shutting down, ask again" (docs/engine.md): with or without the SDK header; a 503 without
     # X-Agentcmd-Interrupted stays what it was (not from the SDK: internal; from the SDK: its error).
     (503, {"X-Agentcmd-Interrupted": "shutting down"}, b'{"error":"shutting down","code":"interrupted"}',
      ResponseKind.INTERRUPTED, True, 0),

@@ -1,6 +1,6 @@
 """An app that hangs or answers garbage: that attempt fails with a clear error and is retried per policy.
 An app that does not answer at all (closed before the response head, 503-interrupted) interrupts the
-call instead: no attempt is used, the call goes out again (contracts C1).
+call instead: no attempt is used, the call goes out again (docs/engine.md, interrupted calls).
 
 Real engine subprocesses (dev with ``--call-timeout``, production with
 ``AGENTCMD_ENGINE_CALL_TIMEOUT``), the official ``inngest`` SDK under uvicorn,
@@ -351,7 +351,7 @@ def test_garbage_on_every_attempt_uses_up_the_retries_then_fails(stack: Stack) -
     assert "HTTP 500 without an x-inngest-sdk header" in run["error"]
 
 
-# -- no answer at all: an interruption, not an attempt (contracts C1) -------------------------------------
+# -- no answer at all: an interruption, not an attempt (docs/engine.md) --------------------------------
 
 
 @pytest.mark.parametrize("fault", sorted(INTERRUPTIONS))

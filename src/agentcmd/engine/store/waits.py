@@ -1,4 +1,4 @@
-"""Interrupted SDK calls and runs waiting for their app (contracts C1): write transactions.
+"""Interrupted SDK calls and runs waiting for their app (docs/engine.md, interrupted calls): write transactions.
 
 An interrupted call is not an attempt: the queue row goes back with the
 same ``attempt`` (never ``attempt + 1``), and the history says
