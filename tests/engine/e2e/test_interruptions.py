@@ -181,6 +181,34 @@ def test_an_app_killed_mid_call_interrupts_it_and_the_step_runs_again_without_a_
     assert "attempt_failed" not in _types(engine, run_id)
 
 
+@pytest.mark.slow
+def test_an_app_killed_alone_and_restarted_30_s_later_continues_the_run_without_a_retry(
+        engine_factory: Any, app_factory: Any) -> None:
+    """The app server dies on its own (OOM, a crash) and is back only half a minute later."""
+    engine = engine_factory("production")
+    app = app_factory(engine)
+    app.start()
+    app.sync()
+    [run_id] = runs_for_event(engine, send_event(engine, "interrupt/work", {"block": True}))
+    wait_for(lambda: app.steps() == ["one 0"], what="step one to run in the app")
+    app.kill()
+    wait = _waiting(engine, run_id)
+
+    def down_for_30_s() -> bool:
+        run = _run(engine, run_id)
+        assert run["status"] == "Running" and run["waiting_for_app"], run   # still waiting, never failed
+        return time.time() * 1000 - wait["since"] >= 30_000
+
+    wait_for(down_for_30_s, timeout=45, what="the app to have been down 30 s", seen=engine.output, interval=0.5)
+    app.gate.touch()
+    listening = app.start()
+    run = wait_status(engine, run_id, "Completed", timeout=10)
+    assert time.monotonic() - listening < 2.0
+    assert run["output"] == ["attempt 0", "two"] and run["waiting_for_app"] is None
+    types = _types(engine, run_id)
+    assert "attempt_failed" not in types and types.count("attempt_interrupted") == 1, types
+
+
 def test_sigterm_mid_call_exits_0_and_the_restarted_engine_runs_the_call_again_without_a_retry(
         engine_factory: Any, app_factory: Any) -> None:
     engine = engine_factory("production")
