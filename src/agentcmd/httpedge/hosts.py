@@ -7,7 +7,8 @@ read its answers (CSRF tokens included). Refusing every ``Host`` the server
 does not know stops that, whatever ``Sec-Fetch-Site`` says.
 
 Allowed, with any port: the loopback names (``localhost``, ``127.0.0.1``,
-``[::1]``), the bind host, the hosts of URLs the server is known to be
+``[::1]``, and ``0.0.0.0`` / ``[::]``, which as a destination reach this
+machine too), the bind host, the hosts of URLs the server is known to be
 called at (the engine's configured app URL, the SDK's serve origin), and
 the names given with ``--allowed-host`` / ``AGENTCMD_ALLOWED_HOSTS``. A
 server bound to a wildcard (``0.0.0.0``, ``::``) also accepts IP literals:
@@ -23,7 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost"})
+# 0.0.0.0 and :: as a destination reach this machine (clients such as the SDK's test suite use
+# http://0.0.0.0:8288); they are addresses, so no page can rebind them.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "ip6-localhost", "0.0.0.0", "::"})
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::"})
 _NAME = re.compile(r"^[a-z0-9_]([a-z0-9_.-]{0,251}[a-z0-9_])?$")
 ALLOWED_HOSTS_ENV = "AGENTCMD_ALLOWED_HOSTS"
