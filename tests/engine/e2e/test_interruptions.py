@@ -158,9 +158,8 @@ def test_a_run_whose_app_is_down_waits_visibly_and_completes_within_a_second_of_
     assert "the app answered again" in engine.output()
 
 
-@pytest.mark.parametrize("mode", ["dev", "production"])
-def test_an_app_killed_mid_call_interrupts_it_and_the_step_runs_again_without_a_retry(
-        mode: str, engine_factory: Any, app_factory: Any) -> None:
+def _app_killed_mid_call(mode: str, engine_factory: Any, app_factory: Any) -> tuple[Any, Any, str, dict[str, Any]]:
+    """Engine + app; a run whose first step is running when the app is SIGKILLed (the call cut)."""
     engine = engine_factory(mode)
     app = app_factory(engine)
     app.start()
@@ -168,7 +167,13 @@ def test_an_app_killed_mid_call_interrupts_it_and_the_step_runs_again_without_a_
     [run_id] = runs_for_event(engine, send_event(engine, "interrupt/work", {"block": True}))
     wait_for(lambda: app.steps() == ["one 0"], what="step one to run in the app")
     app.kill()                                              # mid-call: the engine's connection is cut
-    wait = _waiting(engine, run_id)
+    return engine, app, run_id, _waiting(engine, run_id)
+
+
+@pytest.mark.parametrize("mode", ["dev", "production"])
+def test_an_app_killed_mid_call_interrupts_it_and_the_step_runs_again_without_a_retry(
+        mode: str, engine_factory: Any, app_factory: Any) -> None:
+    engine, app, run_id, wait = _app_killed_mid_call(mode, engine_factory, app_factory)
     [first] = [h for h in _history(engine, run_id) if h["type"] == "attempt_interrupted"]
     assert f"the app at {app.url}" in first["detail"], first                 # reached, then cut
     assert "closed the connection before answering" in first["detail"], first
@@ -185,14 +190,7 @@ def test_an_app_killed_mid_call_interrupts_it_and_the_step_runs_again_without_a_
 def test_an_app_killed_alone_and_restarted_30_s_later_continues_the_run_without_a_retry(
         engine_factory: Any, app_factory: Any) -> None:
     """The app server dies on its own (OOM, a crash) and is back only half a minute later."""
-    engine = engine_factory("production")
-    app = app_factory(engine)
-    app.start()
-    app.sync()
-    [run_id] = runs_for_event(engine, send_event(engine, "interrupt/work", {"block": True}))
-    wait_for(lambda: app.steps() == ["one 0"], what="step one to run in the app")
-    app.kill()
-    wait = _waiting(engine, run_id)
+    engine, app, run_id, wait = _app_killed_mid_call("production", engine_factory, app_factory)
 
     def down_for_30_s() -> bool:
         run = _run(engine, run_id)
