@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from tests.appauth.conftest import SIGNING_KEY, AppServerFactory, bearer
 
-from agentcmd.engine.signing import sign
 from agentcmd.server.sdkguard import MAX_SIGNATURE_AGE_SECONDS, signature_problem
+from agentcmd.signing import sign
 
 SDK = "/api/workflows/inngest"
 

@@ -18,7 +18,7 @@ from tests.supervisor.conftest import child_pids, wait_output
 
 from agentcmd.config.keys import hash_signing_key
 from agentcmd.config.sources import read_config_file
-from agentcmd.engine.signing import canonical_json, sign
+from agentcmd.signing import canonical_json, sign
 
 SpawnFn = Callable[..., Spawned]
 READY = "ready in "

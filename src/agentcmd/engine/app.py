@@ -30,10 +30,10 @@ from agentcmd.engine.driver import DEFAULT_TIMEOUT_S, Driver
 from agentcmd.engine.executor import DEFAULT_APP_WAIT_MS, Executor
 from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.queue import Backoff, Clock, system_clock
-from agentcmd.engine.signing import BearerCheck
 from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
+from agentcmd.signing import BearerCheck
 from agentcmd.webauth.options import WebOptions
 
 log = logging.getLogger("agentcmd.engine")

@@ -284,7 +284,7 @@ class Syncer:
         """PUT one app; None on success, else the error (also stored on the app)."""
         import aiohttp
 
-        from agentcmd.engine import signing
+        from agentcmd import signing
 
         body = signing.canonical_json({"url": url})
         headers = {"Content-Type": "application/json", "X-Inngest-Server-Kind": self.server_kind}

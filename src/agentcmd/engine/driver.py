@@ -16,7 +16,8 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING, Any
 
-from agentcmd.engine import http1, signing
+from agentcmd import signing
+from agentcmd.engine import http1
 from agentcmd.engine.protocol import ResponseKind, SDKResponse, parse_response
 from agentcmd.engine.store import now_ms
 

@@ -9,7 +9,7 @@ decided on the BIND address (behind a proxy every client is 127.0.0.1):
   loopback in production or given ``--dashboard-auth``; every form carries
   a CSRF token either way.
 * The JSON API (``/api/...``) needs ``Authorization: Bearer <signing key>``
-  (raw or the SDK's hashed form, ``agentcmd.engine.signing.BearerCheck``,
+  (raw or the SDK's hashed form, ``agentcmd.signing.BearerCheck``,
   the engine's own check) in production (even on loopback: it sends events
   and reads runs, which the engine itself only allows with a key) and
   whenever the views need a login. On a dev loopback server it stays open
@@ -31,10 +31,10 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from agentcmd.engine.signing import BearerCheck
 from agentcmd.errors import ConfigError
 from agentcmd.mode import Mode
 from agentcmd.server import SERVE_PATH
+from agentcmd.signing import BearerCheck
 from agentcmd.webauth.loopback import is_loopback_host
 from agentcmd.webauth.policy import Need, Route, dashboard_locked
 from agentcmd.webauth.policy import requirement as dashboard_requirement

@@ -39,10 +39,10 @@ from urllib.parse import parse_qs, urlsplit
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from agentcmd.engine.signing import BearerCheck
 from agentcmd.mode import Mode
 from agentcmd.server import SERVE_PATH
 from agentcmd.server.access import sdk_mode
+from agentcmd.signing import BearerCheck
 
 log = logging.getLogger("agentcmd.server")
 
