@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,7 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.conftest import free_port
 from tests.polling import wait_for
+from tests.supervisor.conftest import pid_alive
 
 SLEEPER = '''
 from agentcmd import define_workflow
@@ -33,21 +34,8 @@ async def sleeper(ctx, step):
 '''
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True
+    return not pid_alive(pid)
 
 
 def _group_gone(pgid: int) -> bool:
@@ -66,10 +54,10 @@ def _group_gone(pgid: int) -> bool:
 
 class AppProcess:
     def __init__(self, project: Path, log: Path, engine_url: str | None = None, port: int | None = None) -> None:
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "INNGEST_DEV": "1",
-               "INNGEST_BASE_URL": engine_url or f"http://127.0.0.1:{_free_port()}"}
+               "INNGEST_BASE_URL": engine_url or f"http://127.0.0.1:{free_port()}"}
         self.log = log
         self._out = open(log, "wb")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen([sys.executable, "-m", "agentcmd.server", "--port", str(self.port),

@@ -11,19 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.supervisor.conftest import pid_alive
 
 from agentcmd.workflows.process import run_process, running_count, terminate_run
 
 
 def _dead(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
-    except OSError:
-        return True
+    return not pid_alive(pid)
 
 
 async def test_a_timeout_stops_the_group_including_grandchildren(tmp_path: Path) -> None:

@@ -220,36 +220,31 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _ConfigFileSource(settings_cls))
 
 
-def check_call_timeout(value: Any, source: str) -> float:
-    """The engine's SDK call timeout in seconds, or ``ConfigError`` naming ``source`` (a flag or env var)."""
+def _seconds(value: Any, source: str, what: str, maximum: float, fix: str) -> float:
+    """``value`` as seconds in (0, maximum], or ``ConfigError`` naming ``source`` (a flag or env var)."""
     try:
         seconds = math.nan if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         seconds = math.nan
-    if not 0 < seconds <= ENGINE_CALL_TIMEOUT_MAX_S:   # also refuses nan and inf
+    if not 0 < seconds <= maximum:   # also refuses nan and inf
         raise ConfigError(
-            f"engine call timeout ({source}) must be a number of seconds above 0 and at most "
-            f"{ENGINE_CALL_TIMEOUT_MAX_S:g} (7 days), got {value!r}",
-            f"give the longest time one SDK call (one step) may take, e.g. 600; "
-            f"the default is {ENGINE_CALL_TIMEOUT_DEFAULT_S:g} (2 h)",
-        )
+            f"{what} ({source}) must be a number of seconds above 0 and at most {maximum:g} (7 days), "
+            f"got {value!r}", fix)
     return seconds
+
+
+def check_call_timeout(value: Any, source: str) -> float:
+    """The engine's SDK call timeout in seconds, or ``ConfigError`` naming ``source`` (a flag or env var)."""
+    return _seconds(value, source, "engine call timeout", ENGINE_CALL_TIMEOUT_MAX_S,
+                    f"give the longest time one SDK call (one step) may take, e.g. 600; "
+                    f"the default is {ENGINE_CALL_TIMEOUT_DEFAULT_S:g} (2 h)")
 
 
 def check_app_wait_timeout(value: Any, source: str) -> float:
     """How long a run may wait for an unreachable app, in seconds, or ``ConfigError`` naming ``source``."""
-    try:
-        seconds = math.nan if isinstance(value, bool) else float(value)
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if not 0 < seconds <= ENGINE_APP_WAIT_TIMEOUT_MAX_S:   # also refuses nan and inf
-        raise ConfigError(
-            f"engine app wait timeout ({source}) must be a number of seconds above 0 and at most "
-            f"{ENGINE_APP_WAIT_TIMEOUT_MAX_S:g} (7 days), got {value!r}",
-            f"give the longest time a run may wait for its app to answer again (a restart, a deploy), "
-            f"e.g. 300; the default is {ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S:g} (15 min)",
-        )
-    return seconds
+    return _seconds(value, source, "engine app wait timeout", ENGINE_APP_WAIT_TIMEOUT_MAX_S,
+                    f"give the longest time a run may wait for its app to answer again (a restart, a deploy), "
+                    f"e.g. 300; the default is {ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S:g} (15 min)")
 
 
 class _ConfigFileSource(PydanticBaseSettingsSource):
