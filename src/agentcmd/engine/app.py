@@ -25,11 +25,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-from agentcmd.engine.apps import Registry, Syncer
+from agentcmd.engine.appsync import Syncer
+from agentcmd.engine.backoff import Backoff
+from agentcmd.engine.clock import Clock, system_clock
 from agentcmd.engine.driver import DEFAULT_TIMEOUT_S, Driver
 from agentcmd.engine.executor import DEFAULT_APP_WAIT_MS, Executor
 from agentcmd.engine.ingest import Dispatcher
-from agentcmd.engine.queue import Backoff, Clock, system_clock
+from agentcmd.engine.registry import Registry
 from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
@@ -128,7 +130,7 @@ class Engine:
         worker.add_done_callback(self._worker_ended)
         self._tasks.append(worker)
         if self.config.discovery and not self.config.production:
-            from agentcmd.engine.discovery import discover_loop
+            from agentcmd.engine.portscan import discover_loop
 
             self._tasks.append(asyncio.create_task(discover_loop(self, self._stop), name="agentcmd-discovery"))
         self._tasks.append(asyncio.create_task(self.driver.warm_up(), name="agentcmd-warm-up"))

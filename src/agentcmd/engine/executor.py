@@ -27,7 +27,8 @@ from typing import Any
 from ulid import ULID
 
 from agentcmd.engine import debug_triggers
-from agentcmd.engine.apps import Registry
+from agentcmd.engine.backoff import Backoff
+from agentcmd.engine.clock import Clock
 from agentcmd.engine.driver import Driver
 from agentcmd.engine.flow.concurrency import ConcurrencyGate
 from agentcmd.engine.protocol import (
@@ -40,7 +41,7 @@ from agentcmd.engine.protocol import (
     sleep_until_ms,
     step_memo_data,
 )
-from agentcmd.engine.queue import Backoff, Clock
+from agentcmd.engine.registry import Registry
 from agentcmd.engine.store import Store, waits, writes
 from agentcmd.engine.store.models import (
     CallContext,

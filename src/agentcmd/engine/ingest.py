@@ -24,9 +24,10 @@ from typing import Any
 from ulid import ULID
 
 from agentcmd.engine import triggers
-from agentcmd.engine.apps import HOLD_RETRY_MS, Function, Registry
+from agentcmd.engine.appsync import HOLD_RETRY_MS
+from agentcmd.engine.clock import Clock
 from agentcmd.engine.flow import FlowDecision, decide_flow
-from agentcmd.engine.queue import Clock
+from agentcmd.engine.registry import Function, Registry
 from agentcmd.engine.store import Store, load_contexts, queries, writes
 from agentcmd.engine.store.models import (
     CallContext,

@@ -30,10 +30,10 @@ from typing import Any
 from ulid import ULID
 
 from agentcmd.engine import debug_triggers, flow, triggers
+from agentcmd.engine.clock import Clock
 from agentcmd.engine.executor import Executor
 from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.ingest import Dispatcher
-from agentcmd.engine.queue import Clock
 from agentcmd.engine.store import Store, load_contexts, writes
 from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind, RunStatus
 from agentcmd.errors import DatabaseLockedError, DatabaseUnwritableError

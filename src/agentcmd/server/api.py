@@ -28,7 +28,7 @@ from agentcmd.server.engine import EngineClient
 from agentcmd.server.runs import TERMINAL, run_view
 from agentcmd.workflows import steprecords
 from agentcmd.workflows.define import APP_ID, Workflow
-from agentcmd.workflows.discovery import Discovered
+from agentcmd.workflows.loading import Discovered
 from agentcmd.workflows.process import terminate_run
 
 router = APIRouter(prefix="/api")

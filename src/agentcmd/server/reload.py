@@ -3,7 +3,7 @@
 ``POST /api/reload`` (called by ``agentcmd dev``'s file watcher, by
 ``agentcmd start`` on SIGHUP, and by ``agentcmd workflows reload``):
 
-1. discover the workflows again (``workflows.discovery.discover``: every
+1. discover the workflows again (``workflows.loading.discover``: every
    file is imported afresh), in a thread so the event loop keeps serving;
 2. swap the functions the SDK's serve endpoint dispatches to. A request
    already running keeps the function object it started with, so steps in
@@ -34,7 +34,7 @@ from inngest._internal import comm_lib
 
 from agentcmd.errors import AgentcmdError
 from agentcmd.server import SERVE_PATH
-from agentcmd.workflows.discovery import Discovered, discover
+from agentcmd.workflows.loading import Discovered, discover
 
 log = logging.getLogger("agentcmd.server.reload")
 SYNC_TIMEOUT_SECONDS = 30.0

@@ -10,7 +10,7 @@
     workspace.py   stay / branch / worktree per run
     schema.py      args_schema: JSON Schema subset or pydantic model
     durations.py   "5s", "30m", "1h30m"
-    discovery.py   .agentcmd/workflows/*.py and entry points, with load errors
+    loading.py     .agentcmd/workflows/*.py and entry points, with load errors
 """
 
 from agentcmd.workflows.define import Workflow, define_workflow

@@ -24,7 +24,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from agentcmd.workflows.discovery import Discovered, discover
+from agentcmd.workflows.loading import Discovered, discover
 
 RECORD_NAME = "workflow-sources.json"
 log = logging.getLogger("agentcmd.workflows")

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from typing import Any
 
-from agentcmd.engine.queue import system_clock
+from agentcmd.engine.clock import system_clock
 from agentcmd.engine.store import now_ms, open_store, writes
 from agentcmd.engine.store.models import CallContext, RunSpec
 from agentcmd.engine.worker import Worker

@@ -17,7 +17,7 @@ from typing import Any
 import inngest
 from tests.engine.conftest import EngineProc, SdkApp, runs_for_event, send_event, wait_for_run_status
 
-from agentcmd.engine import apps
+from agentcmd.engine.registry import Registry, parse_function, register
 from agentcmd.engine.store import open_store
 
 
@@ -32,7 +32,7 @@ def _body(version: int) -> dict[str, Any]:
 async def test_a_sync_answers_only_once_the_registry_matches_what_it_stored() -> None:
     store = open_store(None)
     try:
-        registry = apps.Registry()
+        registry = Registry()
         await registry.load(store)
         for version in range(1, 30):
             body = _body(version)
@@ -40,7 +40,7 @@ async def test_a_sync_answers_only_once_the_registry_matches_what_it_stored() ->
 
             async def sync(b: dict[str, Any] = body, seen: list[int] = seen, newest: str = f"app/ev-{version - 1}"
                            ) -> None:
-                await apps.register(store, registry, b)
+                await register(store, registry, b)
                 seen.append(len(registry.candidates(newest)))
 
             # Two syncs of one new list at once: the one whose list was already stored (unchanged) must
@@ -52,8 +52,8 @@ async def test_a_sync_answers_only_once_the_registry_matches_what_it_stored() ->
 
 
 async def test_an_older_list_never_replaces_a_newer_one() -> None:
-    registry = apps.Registry()
-    fn = apps.parse_function(_body(1)["functions"][0], "app")
+    registry = Registry()
+    fn = parse_function(_body(1)["functions"][0], "app")
     newer, older = registry.take_generation(), registry.take_generation() - 1
     registry.install(newer + 1, [fn])
     registry.install(older, [])

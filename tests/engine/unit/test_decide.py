@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from agentcmd.engine.apps import Registry, parse_function
+from agentcmd.engine.backoff import Backoff
 from agentcmd.engine.executor import decide
 from agentcmd.engine.protocol import parse_response
-from agentcmd.engine.queue import Backoff
+from agentcmd.engine.registry import Registry, parse_function
 from agentcmd.engine.store.models import CallContext, QueueItem, QueueKind, RunStatus
 
 NOW = 1_735_689_600_000

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from agentcmd.engine.apps import Registry, parse_function
 from agentcmd.engine.flow.concurrency import (
     PARK_MS,
     ConcurrencyGate,
@@ -22,6 +21,7 @@ from agentcmd.engine.flow.concurrency import (
     slots_for,
     unpark_txn,
 )
+from agentcmd.engine.registry import Registry, parse_function
 from agentcmd.engine.store import Store, now_ms, open_store, writes
 from agentcmd.engine.store.models import CallContext, QueueItem, RunSpec
 

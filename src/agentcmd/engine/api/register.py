@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agentcmd.engine import apps
+from agentcmd.engine import registry
 from agentcmd.engine.api.errors import json_body
 from agentcmd.errors import InputError
 
@@ -27,14 +27,14 @@ def routes(engine: Engine) -> list[Route]:
             return JSONResponse({"error": f"Expected server kind {expected}, got {engine.server_kind}"}, 400)
         try:
             body = await json_body(request)
-            result = await apps.register(engine.store, engine.registry, body)
+            result = await registry.register(engine.store, engine.registry, body)
         except InputError as err:
             # The app's registration is wrong: 400. A store problem (disk full, locked) is ours, not the
             # app's: it goes to the engine's error handler, which answers with its status (503).
             return JSONResponse({"error": err.what, "code": err.code, "hint": err.fix or ""}, 400)
         if engine.syncer is not None and engine.syncer.registered(body.get("url") if isinstance(body, dict) else None):
             now = engine.clock()  # the events held for this first registration are matched now
-            await engine.store.write(lambda c: apps.release_held_txn(c, now))
+            await engine.store.write(lambda c: registry.release_held_txn(c, now))
         engine.worker.wake()
         # "functions": how many the engine now matches for this app (agentcmd's supervisor checks it).
         return JSONResponse({"ok": True, "modified": result.modified, "app_id": result.app_id,

@@ -72,7 +72,7 @@ def dashboard_app(engine: Engine) -> FastAPI:
         return ids
 
     async def sync_url(url: str) -> str | None:
-        from agentcmd.engine.apps import Syncer
+        from agentcmd.engine.appsync import Syncer
 
         syncer = engine.syncer or Syncer(engine.store, [url], engine.server_kind,
                                          config.signing_key if config.production else None,

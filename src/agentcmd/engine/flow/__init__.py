@@ -33,8 +33,8 @@ from agentcmd.engine.store import writes
 from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
 
 if TYPE_CHECKING:
-    from agentcmd.engine.apps import Function
     from agentcmd.engine.ingest import Dispatcher
+    from agentcmd.engine.registry import Function
 
 
 def _key(expr: Any, body: dict[str, Any]) -> str:

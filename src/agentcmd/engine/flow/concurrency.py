@@ -47,7 +47,7 @@ from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.flow import priority
 
 if TYPE_CHECKING:
-    from agentcmd.engine.apps import Registry
+    from agentcmd.engine.registry import Registry
     from agentcmd.engine.store import Store
     from agentcmd.engine.store.models import CallContext
 

@@ -40,7 +40,7 @@ from agentcmd.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from agentcmd.engine.app import Engine
-    from agentcmd.engine.apps import Function
+    from agentcmd.engine.registry import Function
 
 MAX_RANGE = datetime.timedelta(days=31)
 MAX_RUNS = 10_000      # one transaction; a wider replay is split by the caller into smaller ranges

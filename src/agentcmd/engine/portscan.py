@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from agentcmd.engine.app import Engine
 
-log = logging.getLogger("agentcmd.engine.discovery")
+log = logging.getLogger("agentcmd.engine.portscan")
 PORTS = (80, 443, 3000, 3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008, 3009, 3010, 4100, 4321, 5000, 5173, 8000,
          8080, 8081, 8888, 8910, 8911, 8912, 8913, 8914, 8915, 8787)
 PATHS = ("/api/inngest", "/x/inngest", "/api/workflows/inngest", "/.netlify/functions/inngest",
@@ -36,7 +36,7 @@ async def _probe(session: object, url: str) -> bool:
 async def discover_loop(engine: Engine, stop: asyncio.Event) -> None:
     import aiohttp
 
-    from agentcmd.engine.apps import Syncer
+    from agentcmd.engine.appsync import Syncer
     from agentcmd.engine.store import queries
 
     ports = list(PORTS)

@@ -1,4 +1,4 @@
-"""(3) Queue policy: retry backoff and the clock. The rows live in ``store`` (table ``queue``).
+"""When a failed attempt runs again: Go's backoff table, or a flat interval. The rows live in ``store``.
 
 Queue items carry ``ready_at``, ``lease_until`` and ``attempt`` as columns
 (``store/migrations/0001_init.sql``); kinds are ``QueueKind``. Sleeps, wait
@@ -10,25 +10,14 @@ holds the pure parts: when the next attempt is due.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agentcmd.engine.store.models import QueueKind
-
-__all__ = ["Backoff", "Clock", "QueueKind", "system_clock"]
+__all__ = ["Backoff"]
 
 # Go's default table (pkg/backoff), indexed by the 0-based attempt that failed.
 DEFAULT_SCHEDULE_S = (15, 30, 60, 120, 300, 600, 1200, 2400, 3600, 7200)
 MAX_JITTER_MS = 30_000
-
-Clock = Callable[[], int]
-"""Milliseconds since the epoch; injected so tests can tick time by hand."""
-
-
-def system_clock() -> int:
-    return time.time_ns() // 1_000_000
-
 
 @dataclass(frozen=True)
 class Backoff:

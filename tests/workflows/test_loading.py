@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentcmd.workflows.discovery import discover
+from agentcmd.workflows.loading import discover
 from agentcmd.workflows.served import discover_served
 
 GOOD = '''
