@@ -201,7 +201,7 @@ def _routes() -> set[tuple[str, str]]:
     """(method, path template) of every route of both web UIs and the app API."""
     from agentcmd.engine.dashboard import DashboardConfig, create_router
     from agentcmd.server import api
-    from agentcmd.ui import create_router as ui_router
+    from agentcmd.ui.views import create_router as ui_router
     from agentcmd.webauth.guard import WebAuth
 
     out: set[tuple[str, str]] = set()

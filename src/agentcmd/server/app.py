@@ -132,7 +132,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
 
     attach_reload(app, functions, runtime.project_dir, entry_points=entry_points, host=host)  # POST /api/reload
     app.include_router(router)
-    from agentcmd.ui import create_router as ui_router
+    from agentcmd.ui.views import create_router as ui_router
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
     app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (docs/engine.md)

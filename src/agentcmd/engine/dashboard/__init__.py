@@ -3,7 +3,9 @@
 * ``reader.py``: the ``DashboardReader`` / ``DashboardActions`` Protocols and row types.
 * ``queries.py``: ``SqliteDashboardReader`` over the store's ``queries.py`` (the one read path).
 * ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send, replay, pause) on the engine core.
-* ``views.py``: ``create_router`` and the read pages; ``forms.py``: posts and login; ``render.py``: Jinja.
+* ``views.py``: ``create_router`` and the read pages; ``forms.py``: the posts; ``render.py``: the chrome
+  (mode banner, nav). Rendering, the login, the stylesheet and script are shared with the app server's
+  workflow views: ``agentcmd.web``.
 * ``mount.py``: ``dashboard_app(engine)``, what ``engine/app.py`` mounts at ``/``.
 
 Auth (who may see and do what) is ``agentcmd.webauth``.
