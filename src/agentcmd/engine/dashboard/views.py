@@ -141,6 +141,13 @@ def deny(request: Request, as_twin: bool) -> Response:
     return RedirectResponse(f"/login?next={_quote(target)}", status_code=303)
 
 
+def _open(request: Request) -> tuple[Dashboard, bool, Response | None]:
+    """The dashboard, whether the JSON twin is asked for, and the answer to send instead if not logged in."""
+    as_twin = wants_json(request)
+    d = dashboard_of(request)
+    return d, as_twin, None if d.chrome.auth.page_allowed(request) else deny(request, as_twin)
+
+
 def _run_filter(request: Request, page_size: int) -> tuple[RunFilter, str, int]:
     """The runs page's filters from its query; an ``InputError`` names the bad one."""
     q = request.query_params
@@ -155,10 +162,9 @@ def _run_filter(request: Request, page_size: int) -> tuple[RunFilter, str, int]:
 
 async def runs_page(request: Request) -> Response:
     started = time.perf_counter()
-    as_twin = wants_json(request)
-    d = dashboard_of(request)
-    if not d.chrome.auth.page_allowed(request):
-        return deny(request, as_twin)
+    d, as_twin, refused = _open(request)
+    if refused is not None:
+        return refused
     try:
         filt, since_raw, limit = _run_filter(request, d.page_size)
     except AgentcmdError as exc:
@@ -190,10 +196,9 @@ async def runs_page(request: Request) -> Response:
 
 async def run_page(request: Request, run_id: str) -> Response:
     started = time.perf_counter()
-    as_twin = wants_json(request)
-    d = dashboard_of(request)
-    if not d.chrome.auth.page_allowed(request):
-        return deny(request, as_twin)
+    d, as_twin, refused = _open(request)
+    if refused is not None:
+        return refused
     run = await d.reader.get_run(run_id)
     if run is None:
         return d.chrome.error(request, NotFoundError(f"no run with id {run_id!r}", "pick a run from the runs page"),
@@ -220,10 +225,9 @@ async def run_page(request: Request, run_id: str) -> Response:
 
 async def events_page(request: Request) -> Response:
     started = time.perf_counter()
-    as_twin = wants_json(request)
-    d = dashboard_of(request)
-    if not d.chrome.auth.page_allowed(request):
-        return deny(request, as_twin)
+    d, as_twin, refused = _open(request)
+    if refused is not None:
+        return refused
     q = request.query_params
     try:
         limit = parse_limit(q.get("limit"), d.page_size)
@@ -245,10 +249,9 @@ async def events_page(request: Request) -> Response:
 
 
 async def event_page(request: Request, event_id: str) -> Response:
-    as_twin = wants_json(request)
-    d = dashboard_of(request)
-    if not d.chrome.auth.page_allowed(request):
-        return deny(request, as_twin)
+    d, as_twin, refused = _open(request)
+    if refused is not None:
+        return refused
     event = await d.reader.get_event(event_id)
     if event is None:
         return d.chrome.error(request, NotFoundError(f"no event with id {event_id!r}",
@@ -264,10 +267,9 @@ async def event_page(request: Request, event_id: str) -> Response:
 
 
 async def apps_page(request: Request) -> Response:
-    as_twin = wants_json(request)
-    d = dashboard_of(request)
-    if not d.chrome.auth.page_allowed(request):
-        return deny(request, as_twin)
+    d, as_twin, refused = _open(request)
+    if refused is not None:
+        return refused
     apps = await d.reader.list_apps()
     data = {"apps": apps}
     version = version_of([(a.app_id, a.synced_at, a.error, [(f.slug, f.paused_at) for f in a.functions])
@@ -285,10 +287,9 @@ async def show_function(request: Request, slug: str, posted: replayform.ReplayFo
                         error: AgentcmdError | None = None) -> Response:
     """A function's page; ``posted``/``error``: a replay post that was refused, shown on its form."""
     started = time.perf_counter()
-    as_twin = wants_json(request)
-    d = dashboard_of(request)
-    if not d.chrome.auth.page_allowed(request):
-        return deny(request, as_twin)
+    d, as_twin, refused = _open(request)
+    if refused is not None:
+        return refused
     detail = await d.reader.get_function(slug)
     if detail is None:
         return d.chrome.error(request, NotFoundError(f"no function {slug!r}", "pick a function from the apps page"),
