@@ -96,7 +96,13 @@ class HistoryReader(Protocol):
 
 
 class Store:
-    """SQLite implementation of QueueStore, RunWriter and HistoryReader."""
+    """SQLite implementation of QueueStore, RunWriter and HistoryReader.
+
+    Each method is one transaction over the noun modules (``queue``,
+    ``events``, ``runs``, ``flow``); callers that must combine several
+    changes in one commit call their ``*_txn`` functions inside ``write``.
+    Reads go through ``queries`` (the public read path).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
