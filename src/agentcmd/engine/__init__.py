@@ -3,12 +3,12 @@
 1. ``api/events.py`` -> ``ingest.accept``: ``POST /e/{key}`` validates and stores
    events with a dispatch row each (one commit).
 2. ``ingest.Dispatcher`` (on the worker): ``triggers`` (name + CEL) and ``flow/``
-   (idempotency, singleton, debounce, batch) -> ``store.writes.create_runs_txn``:
+   (idempotency, singleton, debounce, batch) -> ``store.runs.create_runs_txn``:
    run row + first queue row; pauses an event satisfies are resolved here too.
 3. ``queue`` / ``worker``: rows with ``ready_at``/``lease_until``/``attempt``;
    the worker leases due rows with bounded concurrency.
 4. ``executor``: one leased row -> ``driver`` call -> ``decide`` -> one commit of
-   memo + next rows + ack (``store.writes.apply_outcome_txn``).
+   memo + next rows + ack (``store.runs.apply_outcome_txn``).
 5. ``driver`` (+ ``http1``, its keep-alive HTTP/1.1 client) + ``protocol`` + ``signing``:
    the HTTP call, the wire format, HMAC.
 6. ``store``: SQLite (memory or WAL file) behind Protocols; the memo is

@@ -13,7 +13,7 @@ import logging
 import time
 
 from agentcmd.engine.registry import normalize_url
-from agentcmd.engine.store import Store, now_ms, writes
+from agentcmd.engine.store import Store, apps, now_ms
 
 log = logging.getLogger("agentcmd.engine.appsync")
 
@@ -98,7 +98,7 @@ class Syncer:
         before = self.status.get(url, "")
         self.status[url] = error
         now = now_ms()
-        await self.store.write(lambda c: writes.set_app_error_txn(c, url, error, now))
+        await self.store.write(lambda c: apps.set_app_error_txn(c, url, error, now))
         if error != before:     # dev re-syncs every few seconds: log changes only
             if error:
                 log.warning("sync of %s failed: %s", url, error)

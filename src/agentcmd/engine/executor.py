@@ -10,7 +10,7 @@ This module only turns one item into one committed ``Outcome``:
 finished steps, targeted calls for planned ones, sleeps and waits as queue
 rows and pauses, retries with backoff, the run's end. The gating that needs
 the run's current state (pending parallel steps, coalesced discovery) is in
-``store.writes.apply_outcome_txn``, inside the same transaction.
+``store.runs.apply_outcome_txn``, inside the same transaction.
 Items the commit leases back to us (the next discovery, planned steps) are
 returned so the worker runs them at once without another queue round trip.
 """
@@ -42,7 +42,7 @@ from agentcmd.engine.protocol import (
     step_memo_data,
 )
 from agentcmd.engine.registry import Registry
-from agentcmd.engine.store import Store, waits, writes
+from agentcmd.engine.store import Store, queue, runs, waits
 from agentcmd.engine.store.models import (
     CallContext,
     MemoWrite,
@@ -297,7 +297,7 @@ class Executor:
     async def call(self, ctx: CallContext) -> list[CallContext]:
         """One SDK call for a start/step item, committed before returning."""
         if RunStatus(ctx.status).final:
-            await self.store.write(lambda c: writes.ack_txn(c, ctx.item.id))
+            await self.store.write(lambda c: queue.ack_txn(c, ctx.item.id))
             return []
         slots = await self.limits.acquire(ctx)
         if slots is None:
@@ -378,7 +378,7 @@ class Executor:
         this loop turn's grouped commit); if it fails, the outcome's commit
         sets the same status and start time anyway.
         """
-        fut = self.store.db.write(lambda c: writes.mark_running_txn(c, run_id, at))
+        fut = self.store.db.write(lambda c: runs.mark_running_txn(c, run_id, at))
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def _gateway(self, op: Op) -> Any:
@@ -421,10 +421,10 @@ class Executor:
                                            memo, failed=kind == "invoke")])
 
         def txn(conn: Any) -> list[CallContext]:
-            if writes.claim_pause_by_step_txn(conn, run_id, step_id) is None:
-                writes.ack_txn(conn, item.id)
+            if runs.claim_pause_by_step_txn(conn, run_id, step_id) is None:
+                queue.ack_txn(conn, item.id)
                 return []
             from agentcmd.engine.store import load_contexts
-            return load_contexts(conn, writes.apply_outcome_txn(conn, run_id, item, outcome, now, lease))
+            return load_contexts(conn, runs.apply_outcome_txn(conn, run_id, item, outcome, now, lease))
 
         return await self.store.write(txn)

@@ -28,7 +28,7 @@ from agentcmd.engine.appsync import HOLD_RETRY_MS
 from agentcmd.engine.clock import Clock
 from agentcmd.engine.flow import FlowDecision, decide_flow
 from agentcmd.engine.registry import Function, Registry
-from agentcmd.engine.store import Store, load_contexts, queries, writes
+from agentcmd.engine.store import Store, load_contexts, queries, queue, runs
 from agentcmd.engine.store.models import (
     CallContext,
     MemoWrite,
@@ -162,7 +162,7 @@ class Dispatcher:
         event_id = str(item.payload.get("event_id"))
         body = await self.store.read(lambda c: queries.event_body(c, event_id))
         if body is None:
-            await self.store.write(lambda c: writes.ack_txn(c, item.id))
+            await self.store.write(lambda c: queue.ack_txn(c, item.id))
             return []
         name = str(body.get("name"))
         now = self.clock()
@@ -184,31 +184,31 @@ class Dispatcher:
         if not functions and not resolutions and not name.startswith("inngest/") \
                 and self.holding is not None and self.holding():
             retry_at = now + HOLD_RETRY_MS
-            await self.store.write(lambda c: writes.defer_txn(c, item.id, retry_at))
+            await self.store.write(lambda c: queue.defer_txn(c, item.id, retry_at))
             return []
         lease = now + self.lease_ms
 
         def txn(conn: sqlite3.Connection) -> list[CallContext]:
             leased: list[QueueItem] = []
             for p, value in resolutions:
-                claimed = writes.claim_pause_txn(conn, int(p["id"]))
+                claimed = runs.claim_pause_txn(conn, int(p["id"]))
                 if claimed is None:
                     continue
                 run_id, step_id, kind, payload = claimed
                 if kind == "cancel":
-                    writes.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, f"cancelled by event {name}",
-                                          now=now)
+                    runs.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, f"cancelled by event {name}",
+                                        now=now)
                     continue
                 failed = isinstance(value, dict) and "error" in value and kind == "invoke"
                 op = "InvokeFunction" if kind == "invoke" else "WaitForEvent"
                 outcome = Outcome(memos=[MemoWrite(str(step_id), str(payload.get("name") or step_id), op, value,
                                                    failed=failed)])
-                leased += writes.apply_outcome_txn(conn, run_id, None, outcome, now, lease)
+                leased += runs.apply_outcome_txn(conn, run_id, None, outcome, now, lease)
             specs: list[RunSpec] = []
             for fn, decision in decisions:
                 specs += decision.apply(conn, self, fn, body, event_id, now)
-            leased += writes.create_runs_txn(conn, specs, now, lease)
-            writes.ack_txn(conn, item.id)
+            leased += runs.create_runs_txn(conn, specs, now, lease)
+            queue.ack_txn(conn, item.id)
             return load_contexts(conn, leased)
 
         return await self.store.write(txn)

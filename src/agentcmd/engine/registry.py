@@ -28,8 +28,7 @@ from typing import Any
 
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import validate
-from agentcmd.engine.store import Store, now_ms, queries, writes
-from agentcmd.engine.store.models import NewItem, QueueKind
+from agentcmd.engine.store import Store, apps, now_ms, queries
 from agentcmd.errors import InputError
 
 log = logging.getLogger("agentcmd.engine.registry")
@@ -196,29 +195,21 @@ async def register(store: Store, registry: Registry, body: Any) -> RegisterResul
     except InputError as err:
         # The sync failed: say so on the app (GET /v1/apps, dashboard); its functions stay as they were.
         failed_at, what = now_ms(), err.what
-        await store.write(lambda c: validate.record_sync_error_txn(c, app_id, url, what, failed_at))
+        await store.write(lambda c: apps.record_sync_error_txn(c, app_id, url, what, failed_at))
         raise
     checksum = hashlib.sha256(json.dumps([url, raw_functions], sort_keys=True).encode()).hexdigest()
     rows = [(f.slug, f.uuid, f.name, f.url, json.dumps(f.config)) for f in functions]
     now = now_ms()
 
     def txn(conn: sqlite3.Connection) -> tuple[bool, int, list[Function]]:
-        old = conn.execute("SELECT checksum FROM apps WHERE app_id=?", (app_id,)).fetchone()
-        if old is not None and old[0] == checksum:
-            conn.execute("UPDATE apps SET error=NULL, synced_at=? WHERE app_id=?", (now, app_id))
+        if apps.app_checksum_txn(conn, app_id) == checksum:
+            apps.mark_synced_txn(conn, app_id, now)
             # Unchanged, but an earlier sync of the same list may not have reached the registry yet.
             return False, registry.take_generation(), active_functions(conn)
-        writes.upsert_app_txn(conn, app_id, url, str(body.get("sdk") or ""), str(body.get("framework") or ""),
-                              checksum, rows, now)
+        apps.upsert_app_txn(conn, app_id, url, str(body.get("sdk") or ""), str(body.get("framework") or ""),
+                            checksum, rows, now)
         for f in functions:
-            conn.execute("DELETE FROM queue WHERE kind=? AND dedupe LIKE ?",
-                         (QueueKind.CRON.value, f"cron:{f.slug}:%"))
-            for i, spec in enumerate(f.crons):
-                at = triggers.next_cron_ms(spec, now)
-                key = f"cron:{f.slug}:{i}"
-                writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, at,
-                                                       {"function": f.slug, "cron": spec, "dedupe": key},
-                                                       dedupe=key))
+            apps.schedule_crons_txn(conn, f.slug, [(spec, triggers.next_cron_ms(spec, now)) for spec in f.crons])
         return True, registry.take_generation(), active_functions(conn)
 
     # The registry is swapped before this returns (no await in between): the SDK's sync, and so the
@@ -226,12 +217,6 @@ async def register(store: Store, registry: Registry, body: Any) -> RegisterResul
     modified, generation, active = await store.write(txn)
     registry.install(generation, active)
     return RegisterResult(app_id, modified, len(functions))
-
-
-def release_held_txn(conn: sqlite3.Connection, now: int) -> None:
-    """Make every held event due now (only ``Dispatcher``'s hold pushes an event row into the future)."""
-    conn.execute("UPDATE queue SET ready_at=? WHERE kind=? AND lease_until IS NULL AND ready_at>?",
-                 (now, QueueKind.EVENT.value, now))
 
 
 def normalize_url(url: str) -> str:

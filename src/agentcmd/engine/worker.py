@@ -32,9 +32,10 @@ from ulid import ULID
 from agentcmd.engine import debug_triggers, flow, triggers
 from agentcmd.engine.clock import Clock
 from agentcmd.engine.executor import Executor
-from agentcmd.engine.flow import pause as pausing
+from agentcmd.engine.flow import timeouts
 from agentcmd.engine.ingest import Dispatcher
-from agentcmd.engine.store import Store, load_contexts, writes
+from agentcmd.engine.store import Store, events, load_contexts, queue, runs
+from agentcmd.engine.store import flow as flow_rows
 from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind, RunStatus
 from agentcmd.errors import DatabaseLockedError, DatabaseUnwritableError
 
@@ -143,7 +144,7 @@ class Worker:
 
     async def _requeue_stranded(self) -> None:
         ids = sorted(self._stranded)
-        await self.store.write(lambda c: writes.release_leases_txn(c, ids))
+        await self.store.write(lambda c: queue.release_leases_txn(c, ids))
         self._stranded.difference_update(ids)
         log.info("requeued %d queue items left over from a database outage", len(ids))
         self.executor.limits.recheck()
@@ -213,15 +214,14 @@ class Worker:
 
         def txn(conn: sqlite3.Connection) -> None:
             if item.attempt + 1 < MAX_ENGINE_ATTEMPTS:
-                conn.execute("UPDATE queue SET lease_until=NULL, ready_at=?, attempt=attempt+1 WHERE id=?",
-                             (retry, item.id))
+                queue.retry_later_txn(conn, item.id, retry)
                 return
-            writes.ack_txn(conn, item.id)
+            queue.ack_txn(conn, item.id)
             if item.run_id:
                 output = json.dumps({"name": "EngineError", "code": "engine_error",
                                      "message": "the engine failed on this run repeatedly (see its log)"})
-                writes.finish_run_txn(conn, item.run_id, RunStatus.FAILED, output,
-                                      f"engine error on queue item {item.id} ({item.kind})", now=now)
+                runs.finish_run_txn(conn, item.run_id, RunStatus.FAILED, output,
+                                    f"engine error on queue item {item.id} ({item.kind})", now=now)
 
         if item.attempt + 1 >= MAX_ENGINE_ATTEMPTS:
             log.error("giving up on queue item %s (%s, run %s) after %d engine errors", item.id, item.kind,
@@ -250,7 +250,7 @@ class Worker:
         if contexts:       # stopping: calls leased to us that never went out go back as they are
             ids = [c.item.id for c in contexts]
             with contextlib.suppress(Exception):
-                await self.store.write(lambda c: writes.release_leases_txn(c, ids))
+                await self.store.write(lambda c: queue.release_leases_txn(c, ids))
 
     async def _first(self, item: QueueItem) -> list[CallContext]:
         kind = item.kind
@@ -259,7 +259,7 @@ class Worker:
         if kind in (QueueKind.START, QueueKind.STEP):
             ctxs = await self.store.load_contexts([item])
             if not ctxs:
-                await self.store.write(lambda c: writes.ack_txn(c, item.id))
+                await self.store.write(lambda c: queue.ack_txn(c, item.id))
             return ctxs
         if kind == QueueKind.SLEEP:
             return await self.executor.fire_sleep(item)
@@ -271,11 +271,11 @@ class Worker:
             return await self._fire_cron(item)
         if kind == QueueKind.RUN_TIMEOUT:
             now = self.clock()
-            if await self.store.write(lambda c: writes.run_timeout_txn(c, item, now)):
+            if await self.store.write(lambda c: timeouts.run_timeout_txn(c, item, now)):
                 self.wake()
             return []
         log.error("unknown queue kind %s; dropping item %s", kind, item.id)
-        await self.store.write(lambda c: writes.ack_txn(c, item.id))
+        await self.store.write(lambda c: queue.ack_txn(c, item.id))
         return []
 
     async def _fire_buffer(self, item: QueueItem) -> list[CallContext]:
@@ -287,8 +287,8 @@ class Worker:
             specs.append(self.dispatcher.run_spec(fn, list(item.payload["events"]), str(item.payload["event_id"])))
 
         def txn(conn: sqlite3.Connection) -> list[CallContext]:
-            writes.ack_txn(conn, item.id)
-            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))
+            queue.ack_txn(conn, item.id)
+            return load_contexts(conn, runs.create_runs_txn(conn, specs, now, lease))
 
         return await self.store.write(txn)
 
@@ -312,17 +312,17 @@ class Worker:
             next_at = None
 
         def txn(conn: sqlite3.Connection) -> list[CallContext]:
-            writes.ack_txn(conn, item.id)
+            queue.ack_txn(conn, item.id)
             if fn is None:
                 return []
-            writes.insert_events_txn(conn, [NewEvent(internal, body["name"], body, None, now)], now,
+            events.insert_events_txn(conn, [NewEvent(internal, body["name"], body, None, now)], now,
                                      dispatch=False)
             if next_at is not None:
-                writes.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,
-                                                       {"function": slug, "cron": spec, "dedupe": str(dedupe)},
-                                                       dedupe=str(dedupe)))
-            if pausing.is_paused_txn(conn, slug):
+                queue.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,
+                                                      {"function": slug, "cron": spec, "dedupe": str(dedupe)},
+                                                      dedupe=str(dedupe)))
+            if flow_rows.is_paused_txn(conn, slug):
                 return []       # a paused function's cron ticks start nothing (flow/pause.py)
-            return load_contexts(conn, writes.create_runs_txn(conn, specs, now, lease))
+            return load_contexts(conn, runs.create_runs_txn(conn, specs, now, lease))
 
         return await self.store.write(txn)

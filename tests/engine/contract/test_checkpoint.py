@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcmd.engine.store import open_store, writes
+from agentcmd.engine.store import open_store, queue
 from agentcmd.engine.store.checkpoint import Checkpointer
 from agentcmd.engine.store.models import NewItem, QueueKind
 
@@ -25,7 +25,7 @@ async def test_the_engine_connection_never_checkpoints_and_the_thread_does(tmp_p
         conn = store.db.conn
         assert conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
         for i in range(50):
-            await store.write(lambda c, i=i: writes.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, i, {"n": i})))
+            await store.write(lambda c, i=i: queue.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, i, {"n": i})))
         checkpointer = store.db._checkpointer
         assert checkpointer is not None
         deadline = time.monotonic() + 10

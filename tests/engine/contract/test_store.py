@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcmd.engine.store import Store, now_ms, open_store, queries, writes
+from agentcmd.engine.store import Store, apps, events, now_ms, open_store, queries, queue, runs
 from agentcmd.engine.store.migrations import latest_version
 from agentcmd.engine.store.models import (
     DISCOVERY,
@@ -21,7 +21,7 @@ from agentcmd.engine.store.models import (
     RunSpec,
     RunStatus,
 )
-from agentcmd.engine.store.writes import MemoConflictError
+from agentcmd.engine.store.runs import MemoConflictError
 from agentcmd.errors import DatabaseCorruptError, DatabaseLockedError, DatabaseVersionError
 
 
@@ -37,8 +37,8 @@ FN_CONFIG = '{"id": "app-fn", "steps": {"step": {"runtime": {"url": "http://x/ap
 
 async def _run(store: Store, run_id: str = "01RUN") -> None:
     def setup(conn: sqlite3.Connection) -> None:
-        writes.upsert_app_txn(conn, "app", "http://x/api", "py", "fast_api", "c1",
-                              [("app-fn", "uuid-1", "fn", "http://x/api?fnId=app-fn&stepId=step", FN_CONFIG)], now_ms())
+        apps.upsert_app_txn(conn, "app", "http://x/api", "py", "fast_api", "c1",
+                            [("app-fn", "uuid-1", "fn", "http://x/api?fnId=app-fn&stepId=step", FN_CONFIG)], now_ms())
 
     await store.write(setup)
     await store.create_runs([RunSpec(run_id, "app-fn", "app", [{"name": "e", "data": {}, "id": "E", "ts": 1}], "E", 5)],
@@ -76,8 +76,8 @@ async def test_future_items_wait_for_ready_at(store: Store) -> None:
 
 async def _flood(store: Store, count: int, at: int) -> None:
     """``count`` accepted events waiting for dispatch, all due at ``at``."""
-    await store.write(lambda c: [writes.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, at, {"event_id": f"E{i}"}))
-                                 for i in range(count)])
+    await store.write(lambda c: [queue.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, at, {"event_id": f"E{i}"}))
+                                for i in range(count)])
 
 
 async def test_a_due_wake_up_is_leased_before_an_older_backlog_of_events(store: Store) -> None:
@@ -94,8 +94,8 @@ async def test_a_due_wake_up_is_leased_before_an_older_backlog_of_events(store: 
 async def test_new_events_keep_an_eighth_of_each_lease_while_runs_are_busy(store: Store) -> None:
     now = now_ms()
     await _flood(store, 50, now - 1_000)
-    await store.write(lambda c: [writes.enqueue_txn(c, f"R{i}", NewItem(QueueKind.STEP, DISCOVERY, now, {}))
-                                 for i in range(50)])
+    await store.write(lambda c: [queue.enqueue_txn(c, f"R{i}", NewItem(QueueKind.STEP, DISCOVERY, now, {}))
+                                for i in range(50)])
     items = await store.lease_due(now, 16, now + 60_000)
     assert [i.kind for i in items] == [QueueKind.STEP] * 14 + [QueueKind.EVENT] * 2
     assert [i.payload["event_id"] for i in items[14:]] == ["E0", "E1"]     # oldest events first
@@ -104,7 +104,7 @@ async def test_new_events_keep_an_eighth_of_each_lease_while_runs_are_busy(store
 async def test_events_fill_what_the_runs_lane_leaves(store: Store) -> None:
     now = now_ms()
     await _flood(store, 20, now)
-    await store.write(lambda c: writes.enqueue_txn(c, "R", NewItem(QueueKind.STEP, DISCOVERY, now, {})))
+    await store.write(lambda c: queue.enqueue_txn(c, "R", NewItem(QueueKind.STEP, DISCOVERY, now, {})))
     items = await store.lease_due(now, 8, now + 60_000)
     assert [i.kind for i in items] == [QueueKind.STEP] + [QueueKind.EVENT] * 7
     assert len(await store.lease_due(now, 100, now + 60_000)) == 13
@@ -126,13 +126,13 @@ async def test_memo_next_item_and_ack_commit_together(store: Store) -> None:
 async def test_memo_is_stored_exactly_once(store: Store) -> None:
     await _run(store)
     now = now_ms()
-    assert await store.write(lambda c: writes.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 1}),
-                                                             now)) is True
-    assert await store.write(lambda c: writes.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 1}),
-                                                             now)) is False
+    assert await store.write(lambda c: runs.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 1}),
+                                                           now)) is True
+    assert await store.write(lambda c: runs.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 1}),
+                                                           now)) is False
     with pytest.raises(MemoConflictError, match=r"01RUN.*h1"):
-        await store.write(lambda c: writes.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 2}),
-                                                          now))
+        await store.write(lambda c: runs.save_step_txn(c, "01RUN", MemoWrite("h1", "s1", "StepRun", {"data": 2}),
+                                                        now))
     assert await store.read(lambda c: queries.run_memos(c, "01RUN")) == {"h1": {"data": 1}}
 
 
@@ -182,7 +182,7 @@ async def test_event_with_a_sender_id_is_stored_once_a_day(store: Store) -> None
 def test_file_store_keeps_state_across_reopen(tmp_path: Path) -> None:
     path = tmp_path / "engine.db"
     s = open_store(path)
-    s.db.write_sync(lambda c: writes.insert_events_txn(c, [NewEvent("01A", "e", {"name": "e"}, None, 1)], 1))
+    s.db.write_sync(lambda c: events.insert_events_txn(c, [NewEvent("01A", "e", {"name": "e"}, None, 1)], 1))
     s.close()
     s = open_store(path)
     try:
@@ -193,7 +193,7 @@ def test_file_store_keeps_state_across_reopen(tmp_path: Path) -> None:
 
 def test_memory_store_starts_empty_every_time() -> None:
     s = open_store(None)
-    s.db.write_sync(lambda c: writes.insert_events_txn(c, [NewEvent("01A", "e", {"name": "e"}, None, 1)], 1))
+    s.db.write_sync(lambda c: events.insert_events_txn(c, [NewEvent("01A", "e", {"name": "e"}, None, 1)], 1))
     s.close()
     s = open_store(None)
     try:

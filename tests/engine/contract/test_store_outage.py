@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcmd.engine.store import Store, open_store, writes
+from agentcmd.engine.store import Store, open_store, queue
 from agentcmd.engine.store.models import NewItem, QueueKind
 from agentcmd.engine.store.sqlite import translate_error
 from agentcmd.errors import DatabaseUnwritableError
@@ -36,14 +36,14 @@ def _count(conn: sqlite3.Connection) -> int:
 
 
 async def test_a_full_disk_fails_every_write_of_the_turn_then_writes_resume(store: Store) -> None:
-    await store.write(lambda c: writes.enqueue_txn(c, None, _item(0)))
+    await store.write(lambda c: queue.enqueue_txn(c, None, _item(0)))
     conn = store.db.conn
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")          # no room for one more page
     # Two writes in one loop turn share a transaction: both fail with the disk's error.
-    results = await asyncio.gather(*(store.write(lambda c, n=n: [writes.enqueue_txn(c, None, _item(n))
-                                                                  for _ in range(5)]) for n in (1, 2)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(*(store.write(lambda c, n=n: [queue.enqueue_txn(c, None, _item(n))
+                                                                 for _ in range(5)]) for n in (1, 2)),
+                                  return_exceptions=True)
     for err in results:
         assert isinstance(err, DatabaseUnwritableError), err
         assert "cannot be written: the disk is full" in err.what and str(store.db.path) in err.what
@@ -51,7 +51,7 @@ async def test_a_full_disk_fails_every_write_of_the_turn_then_writes_resume(stor
     assert store.db.write_error is not None
     assert await store.read(_count) == 1                       # what was there is still there
     conn.execute("PRAGMA max_page_count = 1073741823")         # space returns
-    await store.write(lambda c: writes.enqueue_txn(c, None, _item(3)))
+    await store.write(lambda c: queue.enqueue_txn(c, None, _item(3)))
     assert store.db.write_error is None
     assert await store.read(_count) == 2
 
@@ -59,9 +59,9 @@ async def test_a_full_disk_fails_every_write_of_the_turn_then_writes_resume(stor
 async def test_a_read_only_database_says_so(store: Store) -> None:
     store.db.conn.execute("PRAGMA query_only = ON")
     with pytest.raises(DatabaseUnwritableError, match="read-only"):
-        await store.write(lambda c: writes.enqueue_txn(c, None, _item(1)))
+        await store.write(lambda c: queue.enqueue_txn(c, None, _item(1)))
     store.db.conn.execute("PRAGMA query_only = OFF")
-    await store.write(lambda c: writes.enqueue_txn(c, None, _item(1)))
+    await store.write(lambda c: queue.enqueue_txn(c, None, _item(1)))
     assert store.db.write_error is None
 
 

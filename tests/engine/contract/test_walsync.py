@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from agentcmd.engine.store import Store, open_store, writes
+from agentcmd.engine.store import Store, open_store, queue
 from agentcmd.engine.store.models import NewItem, QueueKind
 from agentcmd.errors import DatabaseUnwritableError
 
@@ -29,7 +29,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _enqueue(n: int) -> Callable[[sqlite3.Connection], Any]:
-    return lambda c: writes.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, n, {"n": n}))
+    return lambda c: queue.enqueue_txn(c, None, NewItem(QueueKind.EVENT, None, n, {"n": n}))
 
 
 def _count(store: Store) -> int:

@@ -7,7 +7,7 @@ import sqlite3
 from typing import Any
 
 from agentcmd.engine.clock import system_clock
-from agentcmd.engine.store import now_ms, open_store, writes
+from agentcmd.engine.store import apps, now_ms, open_store
 from agentcmd.engine.store.models import CallContext, RunSpec
 from agentcmd.engine.worker import Worker
 
@@ -41,8 +41,8 @@ async def test_a_saturated_worker_waits_instead_of_polling() -> None:
     store = open_store(None)
 
     def setup(conn: sqlite3.Connection) -> None:
-        writes.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
-                              now_ms())
+        apps.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
+                            now_ms())
 
     await store.write(setup)
     await store.create_runs([RunSpec(f"R{i}", "app-fn", "app", [{"name": "e"}], "E", 1) for i in range(5)], None)
@@ -88,8 +88,8 @@ async def test_an_item_the_engine_keeps_failing_on_fails_its_run_instead_of_loop
     store = open_store(None)
 
     def setup(conn: sqlite3.Connection) -> None:
-        writes.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
-                              now_ms())
+        apps.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
+                            now_ms())
 
     await store.write(setup)
     await store.create_runs([RunSpec("R1", "app-fn", "app", [{"name": "e"}], "E", 1)], None)
@@ -115,8 +115,8 @@ async def test_a_backlog_leaves_an_eighth_of_the_slots_to_events_senders_just_po
     store = open_store(None)
 
     def setup(conn: sqlite3.Connection) -> None:
-        writes.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
-                              now_ms())
+        apps.upsert_app_txn(conn, "app", "http://x/api", "", "", "c", [("app-fn", "u", "fn", "http://x/api", FN)],
+                            now_ms())
 
     await store.write(setup)
     await store.create_runs([RunSpec(f"R{i}", "app-fn", "app", [{"name": "e"}], "E", 1) for i in range(40)], None)

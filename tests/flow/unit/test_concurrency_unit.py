@@ -16,13 +16,12 @@ from agentcmd.engine.flow.concurrency import (
     PARK_MS,
     ConcurrencyGate,
     Slot,
-    recover_txn,
     run_created_ms,
     slots_for,
-    unpark_txn,
 )
 from agentcmd.engine.registry import Registry, parse_function
-from agentcmd.engine.store import Store, now_ms, open_store, writes
+from agentcmd.engine.store import Store, apps, now_ms, open_store
+from agentcmd.engine.store.flow import park_txn, recover_txn, unpark_txn
 from agentcmd.engine.store.models import CallContext, QueueItem, RunSpec
 
 EVENT = {"name": "e", "data": {"user": "u1", "n": 3}}
@@ -65,9 +64,9 @@ async def _setup(store: Store, registry: Registry, configs: list[dict[str, Any]]
     import json
 
     def txn(conn: sqlite3.Connection) -> None:
-        writes.upsert_app_txn(conn, "app", "http://x/api", "py", "fast_api", "c",
-                              [(c["id"], c["id"], c["id"], c["steps"]["step"]["runtime"]["url"], json.dumps(c))
-                               for c in configs], now_ms())
+        apps.upsert_app_txn(conn, "app", "http://x/api", "py", "fast_api", "c",
+                            [(c["id"], c["id"], c["id"], c["steps"]["step"]["runtime"]["url"], json.dumps(c))
+                             for c in configs], now_ms())
 
     await store.write(txn)
     registry.replace([parse_function(c, "app") for c in configs])
@@ -174,9 +173,7 @@ async def test_every_limit_must_have_room(store: Store) -> None:
 
 
 def _park(conn: sqlite3.Connection, item_id: int, key: str, score: int, lim: int = 1) -> None:
-    from agentcmd.engine.flow.concurrency import park_txn
-
-    assert park_txn(conn, item_id, Slot(key, lim), score, 1000 + item_id, 10**15)
+    assert park_txn(conn, item_id, key, lim, score, 1000 + item_id, 10**15)
 
 
 async def test_waiters_leave_in_score_order_and_recover_up_to_the_limit(store: Store) -> None:

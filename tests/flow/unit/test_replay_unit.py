@@ -10,7 +10,7 @@ import pytest
 from ulid import ULID
 
 from agentcmd.engine.flow import replay
-from agentcmd.engine.store import Store, open_store, writes
+from agentcmd.engine.store import Store, open_store, runs
 from agentcmd.engine.store.models import RunSpec, RunStatus
 
 
@@ -24,7 +24,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def _runs(conn: sqlite3.Connection, slug: str, at: int, n: int, status: RunStatus = RunStatus.COMPLETED) -> None:
     specs = [RunSpec(str(ULID()), slug, "app", [{"name": "x/y", "data": {"i": i}}], f"E{at}-{i}", 1)
              for i in range(n)]
-    writes.create_runs_txn(conn, specs, at, None)
+    runs.create_runs_txn(conn, specs, at, None)
     for spec in specs:
         conn.execute("UPDATE runs SET status=? WHERE run_id=?", (status.value, spec.run_id))
 

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from agentcmd.engine import registry
 from agentcmd.engine.api.errors import json_body
+from agentcmd.engine.store import queue
 from agentcmd.errors import InputError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ def routes(engine: Engine) -> list[Route]:
             return JSONResponse({"error": err.what, "code": err.code, "hint": err.fix or ""}, 400)
         if engine.syncer is not None and engine.syncer.registered(body.get("url") if isinstance(body, dict) else None):
             now = engine.clock()  # the events held for this first registration are matched now
-            await engine.store.write(lambda c: registry.release_held_txn(c, now))
+            await engine.store.write(lambda c: queue.release_held_txn(c, now))
         engine.worker.wake()
         # "functions": how many the engine now matches for this app (agentcmd's supervisor checks it).
         return JSONResponse({"ok": True, "modified": result.modified, "app_id": result.app_id,

@@ -15,22 +15,25 @@ negative ``priority.run`` delays the first call the same way
 are enforced where calls start (``concurrency.py``, from ``executor.py``).
 Sync-time validation of every expression is in ``validate.py``; a paused
 function (``pause.py``) starts no run for an event (recorded in ``flow_skips``).
+The rows themselves are read and written by ``store/flow.py`` and
+``store/queue.py``: this package decides, the store keeps.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agentcmd.engine import triggers
-from agentcmd.engine.flow import pause, priority
+from agentcmd.engine.flow import priority
 from agentcmd.engine.flow import singleton as singleton_runs
 from agentcmd.engine.flow import throttle as throttling
 from agentcmd.engine.protocol import parse_duration_ms
-from agentcmd.engine.store import writes
+from agentcmd.engine.store import flow as flow_rows
+from agentcmd.engine.store import queue
 from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
+from agentcmd.engine.store.runs import finish_run_txn
 
 if TYPE_CHECKING:
     from agentcmd.engine.ingest import Dispatcher
@@ -66,54 +69,31 @@ class FlowDecision:
 
     def apply(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
               event_id: str, now: int) -> list[RunSpec]:
-        if pause.is_paused_txn(conn, fn.slug):
-            pause.record_skip_txn(conn, fn.slug, event_id, "paused", now)
+        if flow_rows.is_paused_txn(conn, fn.slug):
+            flow_rows.record_skip_txn(conn, fn.slug, event_id, "paused", now)
             return []
         if self.kind == "debounce":
-            dedupe = f"debounce:{fn.slug}:{self.key}"
-            row = conn.execute("SELECT payload FROM queue WHERE dedupe=?", (dedupe,)).fetchone()
-            first = json.loads(row[0]).get("first_at", now) if row else now
-            ready = now + self.period_ms
-            if self.timeout_ms is not None:
-                ready = min(ready, first + self.timeout_ms)
-            writes.upsert_timer_txn(conn, NewItem(QueueKind.DEBOUNCE, None, ready, {
-                "function": fn.slug, "events": [body], "event_id": event_id, "first_at": first}, dedupe=dedupe))
+            self._debounce(conn, fn, body, event_id, now)
             return []
         if self.kind == "batch":
-            dedupe = f"batch:{fn.slug}:{self.key}"
-            row = conn.execute("SELECT id, payload FROM queue WHERE dedupe=?", (dedupe,)).fetchone()
-            payload: dict[str, Any] = (json.loads(row[1]) if row else
-                                       {"function": fn.slug, "events": [], "event_id": event_id})
-            payload["events"].append(body)
-            if len(payload["events"]) >= self.max_size:
-                if row:
-                    writes.ack_txn(conn, int(row[0]))
-                return [dispatcher.run_spec(fn, payload["events"], payload["event_id"])]
-            if row:
-                conn.execute("UPDATE queue SET payload=? WHERE id=?", (writes.dumps(payload), row[0]))
-            else:
-                writes.enqueue_txn(conn, None, NewItem(QueueKind.BATCH, None, now + (self.timeout_ms or 0), payload,
-                                                       dedupe=dedupe))
-            return []
+            return self._batch(conn, dispatcher, fn, body, event_id, now)
         start_at: int | None = None
         if self.rate is not None:
             key, limit, period = self.rate
-            conn.execute("DELETE FROM flow_marks WHERE key=? AND at<=?", (key, now - period))
-            used = conn.execute("SELECT COUNT(*) FROM flow_marks WHERE key=? AND at>?", (key, now - period))
-            if int(used.fetchone()[0]) >= limit:
-                pause.record_skip_txn(conn, fn.slug, event_id, "rate_limit", now)
+            if flow_rows.count_marks_txn(conn, key, now - period) >= limit:
+                flow_rows.record_skip_txn(conn, fn.slug, event_id, "rate_limit", now)
                 return []
-            conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, now))
+            flow_rows.add_mark_txn(conn, key, now)
         if self.throttle is not None:
             key, limit, period, burst = self.throttle
             start_at = throttling.slot_txn(conn, key, limit, period, burst, now)
         if self.singleton is not None:
             active = singleton_runs.active_txn(conn, self.singleton_key)
             if active and self.singleton == "skip":
-                pause.record_skip_txn(conn, fn.slug, event_id, "singleton", now)
+                flow_rows.record_skip_txn(conn, fn.slug, event_id, "singleton", now)
                 return []
             for run_id in active:
-                writes.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, "cancelled by singleton", now=now)
+                finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, "cancelled by singleton", now=now)
         if self.delay_ms > 0:
             start_at = max(start_at or now, now + self.delay_ms)
         spec = dispatcher.run_spec(fn, [body], event_id, self.idem_key)
@@ -123,6 +103,36 @@ class FlowDecision:
             from dataclasses import replace
             spec = replace(spec, start_at=start_at)
         return [spec]
+
+    def _debounce(self, conn: sqlite3.Connection, fn: Function, body: dict[str, Any], event_id: str,
+                  now: int) -> None:
+        """Move the key's debounce timer (the newest event wins), never past the first event + timeout."""
+        dedupe = f"debounce:{fn.slug}:{self.key}"
+        row = queue.keyed_item_txn(conn, dedupe)
+        first = row[1].get("first_at", now) if row else now
+        ready = now + self.period_ms
+        if self.timeout_ms is not None:
+            ready = min(ready, first + self.timeout_ms)
+        queue.upsert_timer_txn(conn, NewItem(QueueKind.DEBOUNCE, None, ready, {
+            "function": fn.slug, "events": [body], "event_id": event_id, "first_at": first}, dedupe=dedupe))
+
+    def _batch(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
+               event_id: str, now: int) -> list[RunSpec]:
+        """Add the event to the key's batch; a full batch starts its run now."""
+        dedupe = f"batch:{fn.slug}:{self.key}"
+        row = queue.keyed_item_txn(conn, dedupe)
+        payload: dict[str, Any] = row[1] if row else {"function": fn.slug, "events": [], "event_id": event_id}
+        payload["events"].append(body)
+        if len(payload["events"]) >= self.max_size:
+            if row:
+                queue.ack_txn(conn, row[0])
+            return [dispatcher.run_spec(fn, payload["events"], payload["event_id"])]
+        if row:
+            queue.set_payload_txn(conn, row[0], payload)
+        else:
+            queue.enqueue_txn(conn, None, NewItem(QueueKind.BATCH, None, now + (self.timeout_ms or 0), payload,
+                                                  dedupe=dedupe))
+        return []
 
 
 RATE_MARKS_KEPT_MS = 7 * 24 * 3600 * 1000   # longer than any rate-limit period Inngest accepts (24 h)
@@ -137,9 +147,8 @@ def prune_marks_txn(conn: sqlite3.Connection, now: int) -> int:
     rate-limit marks only count within their period. Called by the worker's
     periodic sweep.
     """
-    th = conn.execute("DELETE FROM flow_marks WHERE key LIKE 'th:%' AND at < ?", (now,)).rowcount
-    rl = conn.execute("DELETE FROM flow_marks WHERE key LIKE 'rl:%' AND at < ?", (now - RATE_MARKS_KEPT_MS,)).rowcount
-    return int(th) + int(rl)
+    return (flow_rows.prune_marks_txn(conn, "th:", now)
+            + flow_rows.prune_marks_txn(conn, "rl:", now - RATE_MARKS_KEPT_MS))
 
 
 def decide_flow(fn: Function, body: dict[str, Any], event_id: str, now: int) -> FlowDecision:

@@ -27,9 +27,9 @@ front of ``Executor.call`` (the single place an SDK call starts):
   ``(key, score)`` index: no scan of the backlog, whatever its size.
 
 Counts of calls in flight live in memory: in-flight calls die with the
-process. Waiting calls live in SQLite: at startup (``recover_txn``, from
-``store.writes.requeue_leases_txn``) each key gets up to its limit of
-waiters back, the others stay parked until slots free.
+process. Waiting calls live in SQLite (their rows: ``store/flow.py``): at
+startup (``store.flow.recover_txn``, from ``Store.requeue_leases``) each key
+gets up to its limit of waiters back, the others stay parked until slots free.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.flow import priority
+from agentcmd.engine.store import flow as flow_rows
 
 if TYPE_CHECKING:
     from agentcmd.engine.registry import Registry
@@ -106,52 +107,6 @@ def run_created_ms(run_id: str) -> int:
     return ms
 
 
-# -- SQL (called inside write transactions) ------------------------------------------------------
-
-def park_txn(conn: sqlite3.Connection, item_id: int, slot: Slot, score: int, ready_at: int, until: int) -> bool:
-    """Give a leased row back to the queue until ``until`` and record what it waits for.
-
-    False if the row is gone (its run ended meanwhile): nothing to wait for.
-    """
-    cur = conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (until, item_id))
-    if cur.rowcount == 0:
-        return False
-    conn.execute(
-        "INSERT INTO flow_waiting (item_id, key, lim, score, ready_at) VALUES (?,?,?,?,?) "
-        "ON CONFLICT(item_id) DO UPDATE SET key=excluded.key, lim=excluded.lim",
-        (item_id, slot.key, slot.limit, score, ready_at))
-    return True
-
-
-def unpark_txn(conn: sqlite3.Connection, key: str, count: int, now: int) -> list[int]:
-    """Make the ``count`` best waiters of ``key`` due again; return their queue ids."""
-    out: list[int] = []
-    while len(out) < count:
-        rows = conn.execute("SELECT item_id, ready_at FROM flow_waiting WHERE key=? ORDER BY score, item_id "
-                            "LIMIT ?", (key, count - len(out))).fetchall()
-        if not rows:
-            break
-        for item_id, ready_at in rows:
-            conn.execute("DELETE FROM flow_waiting WHERE item_id=?", (item_id,))
-            cur = conn.execute("UPDATE queue SET ready_at=? WHERE id=? AND lease_until IS NULL",
-                               (min(int(ready_at), now), item_id))
-            if cur.rowcount:
-                out.append(int(item_id))
-    return out
-
-
-def recover_txn(conn: sqlite3.Connection) -> int:
-    """At startup nothing is in flight: give every key up to its limit of waiters back."""
-    total = 0
-    for key, lim in conn.execute("SELECT key, MAX(lim) FROM flow_waiting GROUP BY key").fetchall():
-        total += len(unpark_txn(conn, str(key), int(lim), 2**62))
-    return total
-
-
-def waiting_keys_txn(conn: sqlite3.Connection) -> set[str]:
-    return {str(r[0]) for r in conn.execute("SELECT DISTINCT key FROM flow_waiting")}
-
-
 # -- the gate ------------------------------------------------------------------------------------
 
 class ConcurrencyGate:
@@ -199,7 +154,7 @@ class ConcurrencyGate:
 
     async def _load(self) -> None:
         def txn(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
-            return waiting_keys_txn(conn), pausing.paused_slugs_txn(conn)
+            return flow_rows.waiting_keys_txn(conn), pausing.paused_slugs_txn(conn)
 
         self._waiting, self.paused = await self.store.read(txn)
 
@@ -234,7 +189,8 @@ class ConcurrencyGate:
         self._waiting.add(slot.key)
         self._parking[slot.key] = self._parking.get(slot.key, 0) + 1
         try:
-            await self.store.write(lambda c: park_txn(c, item.id, slot, score, item.ready_at, until))
+            await self.store.write(lambda c: flow_rows.park_txn(c, item.id, slot.key, slot.limit, score,
+                                                                   item.ready_at, until))
         finally:
             self._parking[slot.key] -= 1
         self.parked += 1
@@ -243,7 +199,7 @@ class ConcurrencyGate:
         """Pause a function: its next calls park (in-flight ones finish). False if already paused."""
         if self._waiting is None:
             await self._load()
-        changed = await self.store.write(lambda c: pausing.pause_txn(c, slug, now))
+        changed = await self.store.write(lambda c: flow_rows.pause_txn(c, slug, now))
         self.paused.add(slug)
         return changed
 
@@ -254,7 +210,7 @@ class ConcurrencyGate:
         key, now = pausing.paused_key(slug), self.clock()
 
         def txn(conn: sqlite3.Connection) -> tuple[bool, int]:
-            return pausing.unpause_txn(conn, slug), len(unpark_txn(conn, key, 2**31, now))
+            return flow_rows.unpause_txn(conn, slug), len(flow_rows.unpark_txn(conn, key, 2**31, now))
 
         self.paused.discard(slug)
         changed, resumed = await self.store.write(txn)
@@ -302,7 +258,7 @@ class ConcurrencyGate:
 
     async def _unpark(self, key: str, count: int, now: int) -> None:
         try:
-            ids = await self.store.write(lambda c: unpark_txn(c, key, count, now))
+            ids = await self.store.write(lambda c: flow_rows.unpark_txn(c, key, count, now))
         except Exception:
             log.exception("could not unpark calls waiting on concurrency key %s", key)
             ids = []

@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, json_body, unauthorized
-from agentcmd.engine.store import writes
+from agentcmd.engine.store import runs
 from agentcmd.engine.store.models import RunSpec, RunStatus
 from agentcmd.errors import InputError, NotFoundError
 
@@ -122,12 +122,10 @@ def _too_many(slug: str) -> ReplayInputError:
 
 def runs_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest) -> list[tuple[str, str, str]]:
     """(run_id, event_id, events json) of the function's runs created in the range, oldest first."""
-    where, args = _selection(slug, req)
-    rows = conn.execute(f"SELECT run_id, event_id, events FROM runs WHERE {where} ORDER BY created_at, run_id "
-                        "LIMIT ?", (*args, MAX_RUNS + 1)).fetchall()
+    rows = runs.runs_in_range_txn(conn, slug, req.from_ms, req.to_ms, req.statuses, MAX_RUNS + 1)
     if len(rows) > MAX_RUNS:
         raise _too_many(slug)
-    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+    return rows
 
 
 def count_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest) -> int:
@@ -172,8 +170,8 @@ async def replay_runs(engine: Engine, fn: Function, req: ReplayRequest) -> list[
             spec = dataclasses.replace(engine.dispatcher.run_spec(fn, events, event_id), parent=None)
             specs.append(spec)
             pairs.append((spec.run_id, old))
-        writes.create_runs_txn(conn, specs, now, None)
-        conn.executemany("UPDATE runs SET replay_of=? WHERE run_id=?", [(old, new) for new, old in pairs])
+        runs.create_runs_txn(conn, specs, now, None)
+        runs.set_replay_of_txn(conn, pairs)
         return pairs
 
     pairs = await engine.store.write(txn)

@@ -4,12 +4,15 @@
 one runs for the same key (the event's skip is recorded in ``flow_skips``);
 with ``cancel`` the running one is Cancelled and the new one starts. Runs
 are tracked per key in ``flow_singleton`` (migration 0005), so a check
-reads the key's few rows instead of the function's whole run history.
+reads the key's few rows instead of the function's whole run history
+(the rows: ``store/flow.py``).
 """
 
 from __future__ import annotations
 
 import sqlite3
+
+from agentcmd.engine.store import flow as flow_rows
 
 ACTIVE = ("Queued", "Running")
 
@@ -17,15 +20,13 @@ ACTIVE = ("Queued", "Running")
 def active_txn(conn: sqlite3.Connection, key: str) -> list[str]:
     """Unfinished runs under ``key``; rows of finished (or never created) runs are dropped."""
     active: list[str] = []
-    for run_id, status in conn.execute(
-            "SELECT s.run_id, r.status FROM flow_singleton s LEFT JOIN runs r ON r.run_id = s.run_id "
-            "WHERE s.key=?", (key,)).fetchall():
+    for run_id, status in flow_rows.singleton_runs_txn(conn, key):
         if status in ACTIVE:
-            active.append(str(run_id))
+            active.append(run_id)
         else:
-            conn.execute("DELETE FROM flow_singleton WHERE run_id=?", (run_id,))
+            flow_rows.forget_singleton_txn(conn, run_id)
     return active
 
 
 def register_txn(conn: sqlite3.Connection, key: str, run_id: str) -> None:
-    conn.execute("INSERT OR REPLACE INTO flow_singleton (run_id, key) VALUES (?, ?)", (run_id, key))
+    flow_rows.register_singleton_txn(conn, key, run_id)

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from agentcmd.engine.store import flow as flow_rows
+
 
 def capacity(limit: int, burst: int) -> int:
     """How many runs may start at the same instant."""
@@ -31,9 +33,6 @@ def next_start(tat: int | None, now: int, period_ms: int, limit: int, burst: int
 
 def slot_txn(conn: sqlite3.Connection, key: str, limit: int, period_ms: int, burst: int, now: int) -> int:
     """Reserve the next start under ``key``; returns its time (``now`` if not throttled)."""
-    row = conn.execute("SELECT MAX(at) FROM flow_marks WHERE key=?", (key,)).fetchone()
-    tat = int(row[0]) if row is not None and row[0] is not None else None
-    start, new_tat = next_start(tat, now, period_ms, limit, burst)
-    conn.execute("DELETE FROM flow_marks WHERE key=?", (key,))
-    conn.execute("INSERT INTO flow_marks (key, at) VALUES (?, ?)", (key, new_tat))
+    start, new_tat = next_start(flow_rows.latest_mark_txn(conn, key), now, period_ms, limit, burst)
+    flow_rows.replace_mark_txn(conn, key, new_tat)
     return start

@@ -8,12 +8,11 @@ bad event cannot stop the engine; a bad *declaration* must be loud).
 
 ``check_function(cfg)`` returns the first problem as text (None if fine);
 ``apps.parse_function`` turns it into an ``InputError``, so ``/fn/register``
-answers 400 and the app is recorded as failed (``record_sync_error_txn``).
+answers 400 and the app is recorded as failed (``store.apps.record_sync_error_txn``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -76,17 +75,6 @@ def check_function(cfg: dict[str, Any]) -> str | None:
         if isinstance(block, dict) and not _positive_int(block.get("limit")):
             return f"{name}.limit must be a positive integer"
     return None
-
-
-def record_sync_error_txn(conn: sqlite3.Connection, app_id: str, url: str, error: str, now: int) -> None:
-    """Mark an app's sync failed; an app seen for the first time gets a row with no functions.
-
-    Its functions (if it had synced before) are kept as they were: the bad
-    declaration never replaces a good one.
-    """
-    conn.execute(
-        "INSERT INTO apps (app_id, url, error, synced_at) VALUES (?,?,?,?) "
-        "ON CONFLICT(app_id) DO UPDATE SET error=excluded.error", (app_id, url, error, now))
 
 
 def check_functions(functions: list[Function]) -> None:

@@ -2,7 +2,25 @@
 
 * ``QueueStore``: lease due items, requeue expired leases, know when the next is due.
 * ``RunWriter``: commands that change runs (create, apply an SDK answer, cancel).
-* ``HistoryReader``: queries (``queries.py``), the only read path.
+* ``HistoryReader``: queries (``store/queries``), the public read path every
+  reader (REST, GraphQL, the dashboard, the CLI) goes through.
+
+Every SQL statement of the engine lives in this package. The write side
+is split by noun; each module holds ``*_txn(conn, ...)`` functions that
+run inside a caller's write transaction and never commit:
+
+* ``runs.py``: runs, their steps (memos), history and pauses; creating,
+  applying an SDK answer, finishing and cancelling runs.
+* ``events.py``: received events and their dispatch rows.
+* ``queue.py``: the queue table: lease, enqueue, ack, defer, release,
+  retry, keyed timers (debounce, batch) and held events.
+* ``apps.py``: apps and functions rows, cron rows of (archived) functions.
+* ``flow.py``: flow-control tables (paused functions, skipped events,
+  rate-limit and throttle marks, singleton runs, parked calls). The
+  policy (keys, GCRA, decisions) is ``agentcmd.engine.flow``, which calls
+  these; the store never imports it.
+* ``waits.py``: interrupted calls and runs waiting for their app.
+* ``sqlite.py`` / ``walsync.py`` / ``checkpoint.py``: the database itself.
 
 ``open_store(path)``: ``None`` = in memory (dev, gone on exit), a path = a
 WAL file (production, survives restarts and crashes). Same code otherwise.
@@ -16,7 +34,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from agentcmd.engine.store import queries, writes
+from agentcmd.engine.store import apps, events, flow, queries, queue, runs
+from agentcmd.engine.store.events import insert_events_txn
+from agentcmd.engine.store.flow import recover_txn
 from agentcmd.engine.store.models import (
     CallContext,
     NewEvent,
@@ -24,6 +44,8 @@ from agentcmd.engine.store.models import (
     QueueItem,
     RunSpec,
 )
+from agentcmd.engine.store.queue import lease_due_txn, requeue_leases_txn
+from agentcmd.engine.store.runs import apply_outcome_txn, cancel_run_txn, create_runs_txn, load_context_txn
 from agentcmd.engine.store.sqlite import Database
 
 T = TypeVar("T")
@@ -74,7 +96,13 @@ class HistoryReader(Protocol):
 
 
 class Store:
-    """SQLite implementation of QueueStore, RunWriter and HistoryReader."""
+    """SQLite implementation of QueueStore, RunWriter and HistoryReader.
+
+    Each method is one transaction over the noun modules (``queue``,
+    ``events``, ``runs``, ``flow``); callers that must combine several
+    changes in one commit call their ``*_txn`` functions inside ``write``.
+    Reads go through ``queries`` (the public read path).
+    """
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -97,10 +125,15 @@ class Store:
 
     # QueueStore
     async def lease_due(self, now: int, limit: int, lease_until: int) -> list[QueueItem]:
-        return await self.db.write(lambda c: writes.lease_due_txn(c, now, limit, lease_until))
+        return await self.db.write(lambda c: lease_due_txn(c, now, limit, lease_until))
 
     async def requeue_leases(self, expired_before: int | None) -> int:
-        return await self.db.write(lambda c: writes.requeue_leases_txn(c, expired_before))
+        def txn(conn: sqlite3.Connection) -> int:
+            if expired_before is None:
+                recover_txn(conn)   # nothing is in flight at startup: calls parked on full keys resume
+            return requeue_leases_txn(conn, expired_before)
+
+        return await self.db.write(txn)
 
     async def next_ready_at(self) -> int | None:
         return await self.db.read(queries.next_ready_at)
@@ -108,33 +141,33 @@ class Store:
     # RunWriter
     async def insert_events(self, events: list[NewEvent]) -> list[str]:
         now = now_ms()
-        return await self.db.write(lambda c: writes.insert_events_txn(c, events, now))
+        return await self.db.write(lambda c: insert_events_txn(c, events, now))
 
     async def accept_events(self, events: list[NewEvent], lease_until: int) -> tuple[list[str], list[QueueItem]]:
         """Store events with their dispatch rows leased to the caller (who dispatches at once)."""
         now = now_ms()
         leased: list[QueueItem] = []
-        ids = await self.db.write(lambda c: writes.insert_events_txn(c, events, now, leased=leased,
-                                                                      lease_until=lease_until))
+        ids = await self.db.write(lambda c: insert_events_txn(c, events, now, leased=leased,
+                                                               lease_until=lease_until))
         return ids, leased
 
     async def create_runs(self, specs: list[RunSpec], lease_until: int | None) -> list[QueueItem]:
         now = now_ms()
-        return await self.db.write(lambda c: writes.create_runs_txn(c, specs, now, lease_until))
+        return await self.db.write(lambda c: create_runs_txn(c, specs, now, lease_until))
 
     async def apply_outcome(self, run_id: str, item: QueueItem | None, outcome: Outcome,
                             lease_until: int | None) -> list[CallContext]:
         now = now_ms()
 
         def txn(conn: sqlite3.Connection) -> list[CallContext]:
-            leased = writes.apply_outcome_txn(conn, run_id, item, outcome, now, lease_until)
+            leased = apply_outcome_txn(conn, run_id, item, outcome, now, lease_until)
             return load_contexts(conn, leased)
 
         return await self.db.write(txn)
 
     async def cancel_run(self, run_id: str, reason: str) -> bool | None:
         now = now_ms()
-        return await self.db.write(lambda c: writes.cancel_run_txn(c, run_id, now, reason))
+        return await self.db.write(lambda c: cancel_run_txn(c, run_id, now, reason))
 
     async def load_contexts(self, items: list[QueueItem]) -> list[CallContext]:
         return await self.db.read(lambda c: load_contexts(c, items))
@@ -143,7 +176,7 @@ class Store:
 def load_contexts(conn: sqlite3.Connection, items: list[QueueItem]) -> list[CallContext]:
     out = []
     for item in items:
-        ctx = writes.load_context_txn(conn, item)
+        ctx = load_context_txn(conn, item)
         if ctx is not None:
             out.append(ctx)
     return out
@@ -156,5 +189,18 @@ def open_store(path: Path | None) -> Store:
     return Store(db)
 
 
-__all__ = ["DB_FILE_NAME", "HistoryReader", "QueueStore", "RunWriter", "Store", "now_ms", "open_store",
-           "queries", "writes"]
+__all__ = [
+    "DB_FILE_NAME",
+    "HistoryReader",
+    "QueueStore",
+    "RunWriter",
+    "Store",
+    "apps",
+    "events",
+    "flow",
+    "now_ms",
+    "open_store",
+    "queries",
+    "queue",
+    "runs",
+]

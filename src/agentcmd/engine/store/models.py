@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -155,3 +156,15 @@ class RunSpec:
     start_at: int | None = None            # throttled: first call not before this time
     start_timeout_ms: int | None = None    # timeouts.start: cancel if not started by then
     finish_timeout_ms: int | None = None   # timeouts.finish: cancel if not finished by then
+
+
+# -- how values become the text stored in rows ---------------------------------------------
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical(value: Any) -> str:
+    from agentcmd.engine.protocol import canonical as _canonical
+
+    return _canonical(value)

@@ -23,7 +23,8 @@ import json
 import sqlite3
 
 from agentcmd.engine.store.models import QueueItem, QueueKind, RunStatus
-from agentcmd.engine.store.writes import ack_txn, defer_txn, finish_run_txn, history_txn
+from agentcmd.engine.store.queue import ack_txn, defer_txn
+from agentcmd.engine.store.runs import finish_run_txn, history_txn
 
 RETRY_MS = 500           # how often a waiting run asks its app again
 INTERRUPTED = "attempt_interrupted"

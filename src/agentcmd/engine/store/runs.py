@@ -1,13 +1,8 @@
-"""Write transactions: ``*_txn(conn, ...)`` functions that never commit.
+"""The runs table and what belongs to a run: its steps (memos), history and pauses.
 
-Each is called inside ``Database.write`` (one ``BEGIN IMMEDIATE`` shared
-with other callers), so "store the step's memo + enqueue the next call +
-ack the current item" is a single commit (DESIGN: commit before calling
-out). Nothing here performs I/O other than SQL.
-
-Items that are ready now and that the caller will run at once are inserted
-already leased (``lease``), so the hot path makes one transaction per step,
-not two.
+Creating runs, applying an SDK answer (memo + next calls + ack in one
+transaction), finishing and cancelling them, and the ``inngest/function.*``
+events a finished run emits. Like every store ``*_txn``, none commits.
 """
 
 from __future__ import annotations
@@ -17,6 +12,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from agentcmd.engine.store.events import IDEMPOTENCY_WINDOW_MS, insert_events_txn
 from agentcmd.engine.store.models import (
     DISCOVERY,
     CallContext,
@@ -29,202 +25,17 @@ from agentcmd.engine.store.models import (
     QueueKind,
     RunSpec,
     RunStatus,
+    canonical,
+    dumps,
 )
+from agentcmd.engine.store.queue import ack_txn, enqueue_txn
 from agentcmd.errors import StoreError
-
-IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000
-_ITEM_COLS = "id, kind, run_id, step_id, ready_at, attempt, payload"
 
 
 class MemoConflictError(StoreError):
     """A step already has a different memo: the first result stands."""
 
     code = "memo_conflict"
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical(value: Any) -> str:
-    from agentcmd.engine.protocol import canonical as _canonical
-
-    return _canonical(value)
-
-
-def _item(row: tuple[Any, ...]) -> QueueItem:
-    return QueueItem(int(row[0]), QueueKind(row[1]), row[2], row[3], int(row[4]), int(row[5]),
-                     json.loads(row[6]) if row[6] else {})
-
-
-# -- apps and functions -----------------------------------------------------------------------
-
-def upsert_app_txn(conn: sqlite3.Connection, app_id: str, url: str, sdk: str, framework: str,
-                   checksum: str, functions: list[tuple[str, str, str, str, str]], now: int) -> list[str]:
-    """Replace an app's functions; ``functions`` = (slug, uuid, name, url, config json).
-
-    Functions the app no longer lists are archived (they stop matching).
-    Returns the slugs that were archived.
-    """
-    conn.execute(
-        "INSERT INTO apps (app_id, url, sdk, framework, checksum, error, synced_at) VALUES (?,?,?,?,?,NULL,?) "
-        "ON CONFLICT(app_id) DO UPDATE SET url=excluded.url, sdk=excluded.sdk, framework=excluded.framework, "
-        "checksum=excluded.checksum, error=NULL, synced_at=excluded.synced_at",
-        (app_id, url, sdk, framework, checksum, now))
-    keep = {f[0] for f in functions}
-    archived = [r[0] for r in conn.execute(
-        "SELECT slug FROM functions WHERE app_id=? AND archived=0", (app_id,)) if r[0] not in keep]
-    for slug in archived:
-        conn.execute("UPDATE functions SET archived=1, updated_at=? WHERE slug=?", (now, slug))
-        conn.execute("DELETE FROM queue WHERE kind=? AND payload LIKE ?",
-                      (QueueKind.CRON.value, f'%"function":{json.dumps(slug)}%'))
-    for slug, fn_uuid, name, fn_url, config in functions:
-        conn.execute(
-            "INSERT INTO functions (slug, uuid, app_id, name, url, config, archived, updated_at) "
-            "VALUES (?,?,?,?,?,?,0,?) ON CONFLICT(slug) DO UPDATE SET app_id=excluded.app_id, "
-            "name=excluded.name, url=excluded.url, config=excluded.config, archived=0, "
-            "updated_at=excluded.updated_at",
-            (slug, fn_uuid, app_id, name, fn_url, config, now))
-    return archived
-
-
-def set_app_error_txn(conn: sqlite3.Connection, url: str, error: str | None, now: int) -> None:
-    conn.execute("UPDATE apps SET error=? WHERE url=?", (error, url))
-
-
-# -- events ----------------------------------------------------------------------------------
-
-def insert_events_txn(conn: sqlite3.Connection, events: Iterable[NewEvent], now: int,
-                      dispatch: bool = True, leased: list[QueueItem] | None = None,
-                      lease_until: int | None = None) -> list[str]:
-    """Store events and queue their dispatch; return their internal ids.
-
-    An event whose sender ``id`` was already seen within 24 h is not stored
-    again: its first internal id is returned and no run starts twice. With
-    ``leased`` and ``lease_until`` the dispatch rows are inserted already
-    leased and appended to ``leased`` for the caller to run at once.
-    """
-    ids: list[str] = []
-    for ev in events:
-        if ev.user_id:
-            row = conn.execute(
-                "SELECT internal_id FROM events WHERE user_id=? AND name=? AND received_at>=? LIMIT 1",
-                (ev.user_id, ev.name, now - IDEMPOTENCY_WINDOW_MS)).fetchone()
-            if row is not None:
-                ids.append(str(row[0]))
-                continue
-        cur = conn.execute(
-            "INSERT INTO events (internal_id, name, body, user_id, ts, received_at) VALUES (?,?,?,?,?,?) "
-            "ON CONFLICT(internal_id) DO NOTHING", (ev.internal_id, ev.name, dumps(ev.body), ev.user_id, ev.ts, now))
-        if cur.rowcount == 0:
-            # A client retry with the same x-inngest-event-id-seed: same ids, already stored and dispatched.
-            ids.append(ev.internal_id)
-            continue
-        if dispatch and _needs_dispatch(conn, ev):
-            item = enqueue_txn(conn, None, NewItem(QueueKind.EVENT, None, now, {"event_id": ev.internal_id}),
-                               lease_until if leased is not None else None)
-            if leased is not None and item is not None:
-                leased.append(item)
-        ids.append(ev.internal_id)
-    return ids
-
-
-def _needs_dispatch(conn: sqlite3.Connection, ev: NewEvent) -> bool:
-    """Skip matching for internal events nobody listens to (every run ends with one or two).
-
-    User events are always dispatched; so are ``function.invoked`` (it starts
-    the invoked run), an event that resolves an invoke (it carries a
-    correlation id) and one that some pause waits for.
-    """
-    flt = getattr(conn, "dispatch_filter", None)
-    if flt is None or not ev.name.startswith("inngest/") or ev.name == "inngest/function.invoked" or flt(ev.name):
-        return True
-    if (ev.body.get("data") or {}).get("correlation_id"):
-        return True
-    return conn.execute("SELECT 1 FROM pauses WHERE event_name=? LIMIT 1", (ev.name,)).fetchone() is not None
-
-
-# -- queue -----------------------------------------------------------------------------------
-
-EVENT_SHARE = 8    # 1/EVENT_SHARE of each lease is kept for new events' dispatch
-
-
-def lease_due_txn(conn: sqlite3.Connection, now: int, limit: int, lease_until: int) -> list[QueueItem]:
-    """Lease up to ``limit`` due, unleased items: runs' own work first, then new events.
-
-    Two lanes, each oldest first (index ``queue_by_lane``, migration 0007):
-    the work of runs that exist (next calls, sleep wake-ups, timeouts,
-    retries, timers) and the dispatch of accepted events. Taking the first
-    lane first keeps a flood of 10,000 events from delaying a sleep that is
-    due now behind every event accepted before it; an eighth of each lease
-    (``EVENT_SHARE``) still goes to events so new runs keep starting while
-    existing runs are busy. Within a lane, order is ``ready_at`` then id.
-    """
-    share = min(limit // EVENT_SHARE, limit)
-    events = _lease_lane(conn, True, now, share, lease_until) if share else []
-    runs = _lease_lane(conn, False, now, limit - len(events), lease_until)
-    if len(events) + len(runs) < limit and len(events) == share:
-        events += _lease_lane(conn, True, now, limit - len(events) - len(runs), lease_until)
-    return runs + events
-
-
-def _lease_lane(conn: sqlite3.Connection, events: bool, now: int, limit: int,
-                lease_until: int) -> list[QueueItem]:
-    if limit <= 0:
-        return []
-    rows = conn.execute(
-        f"UPDATE queue SET lease_until=?, dedupe=NULL WHERE id IN (SELECT id FROM queue WHERE lease_until IS NULL "
-        f"AND (kind = 'event') = ? AND ready_at<=? ORDER BY ready_at, id LIMIT ?) RETURNING {_ITEM_COLS}",
-        (lease_until, int(events), now, limit)).fetchall()
-    return sorted((_item(r) for r in rows), key=lambda i: (i.ready_at, i.id))
-
-
-def requeue_leases_txn(conn: sqlite3.Connection, expired_before: int | None) -> int:
-    """Free leased items (all of them at startup, else those whose lease ran out)."""
-    if expired_before is None:
-        from agentcmd.engine.flow.concurrency import recover_txn
-
-        recover_txn(conn)   # nothing is in flight at startup: calls parked on full concurrency keys resume
-        cur = conn.execute("UPDATE queue SET lease_until=NULL WHERE lease_until IS NOT NULL")
-    else:
-        cur = conn.execute("UPDATE queue SET lease_until=NULL WHERE lease_until IS NOT NULL AND lease_until<?",
-                           (expired_before,))
-    return cur.rowcount
-
-
-def release_leases_txn(conn: sqlite3.Connection, item_ids: list[int]) -> None:
-    """Give leased items back to the queue as they are (same ``ready_at`` and attempt): due again now."""
-    for start in range(0, len(item_ids), 500):
-        chunk = item_ids[start:start + 500]
-        conn.execute(f"UPDATE queue SET lease_until=NULL WHERE id IN ({','.join('?' * len(chunk))})", chunk)
-
-
-def enqueue_txn(conn: sqlite3.Connection, run_id: str | None, item: NewItem,
-                lease_until: int | None = None) -> QueueItem | None:
-    """Insert one item; with a ``dedupe`` key already queued, nothing is inserted (None)."""
-    row = conn.execute(
-        f"INSERT INTO queue (kind, run_id, step_id, ready_at, lease_until, attempt, payload, dedupe) "
-        f"VALUES (?,?,?,?,?,0,?,?) ON CONFLICT(dedupe) DO NOTHING RETURNING {_ITEM_COLS}",
-        (item.kind.value, run_id, item.step_id, item.ready_at, lease_until, dumps(item.payload),
-         item.dedupe)).fetchone()
-    return _item(row) if row is not None else None
-
-
-def upsert_timer_txn(conn: sqlite3.Connection, item: NewItem) -> None:
-    """Insert or move a keyed timer (debounce): the newest payload and ready time win."""
-    conn.execute(
-        "INSERT INTO queue (kind, run_id, step_id, ready_at, payload, dedupe) VALUES (?,?,?,?,?,?) "
-        "ON CONFLICT(dedupe) DO UPDATE SET ready_at=excluded.ready_at, payload=excluded.payload",
-        (item.kind.value, None, item.step_id, item.ready_at, dumps(item.payload), item.dedupe))
-
-
-def defer_txn(conn: sqlite3.Connection, item_id: int, ready_at: int) -> None:
-    """Give a leased item back to the queue, due at ``ready_at``, same attempt."""
-    conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (ready_at, item_id))
-
-
-def ack_txn(conn: sqlite3.Connection, item_id: int) -> None:
-    conn.execute("DELETE FROM queue WHERE id=?", (item_id,))
 
 
 def load_context_txn(conn: sqlite3.Connection, item: QueueItem) -> CallContext | None:
@@ -239,8 +50,6 @@ def load_context_txn(conn: sqlite3.Connection, item: QueueItem) -> CallContext |
                        event_json=row[2], events_json=row[3], steps=steps, force_plan=bool(row[4]),
                        max_attempts=int(row[5]), status=row[6], wait_since=row[7])
 
-
-# -- runs ------------------------------------------------------------------------------------
 
 def create_runs_txn(conn: sqlite3.Connection, specs: Iterable[RunSpec], now: int,
                     lease_until: int | None) -> list[QueueItem]:
@@ -479,21 +288,16 @@ def claim_pause_by_step_txn(conn: sqlite3.Connection, run_id: str, step_id: str)
     return json.loads(row[0]) if row is not None else None
 
 
-def run_timeout_txn(conn: sqlite3.Connection, item: QueueItem, now: int) -> bool:
-    """A ``run_timeout`` row came due: cancel the run if it is still not started/finished."""
-    ack_txn(conn, item.id)
-    row = conn.execute("SELECT status FROM runs WHERE run_id=?", (item.run_id,)).fetchone()
-    if row is None or RunStatus(row[0]).final:
-        return False
-    which = item.payload.get("which")
-    if which == "start" and row[0] != RunStatus.QUEUED.value:
-        return False
-    from agentcmd.engine.flow.timeouts import postpone_finish_txn
+def timeout_state_txn(conn: sqlite3.Connection, run_id: str) -> tuple[RunStatus, int | None, str | None] | None:
+    """(status, started_at, function config json) of a run whose timeout came due; None if unknown.
 
-    if which == "finish" and postpone_finish_txn(conn, item, now):
-        return False    # measured from the run's start, which came later than its scheduling
-    reason = f"timeouts.{which}: the run did not {'start' if which == 'start' else 'finish'} in time"
-    return finish_run_txn(conn, str(item.run_id), RunStatus.CANCELLED, None, reason, now=now)
+    The config is None if the run's function row is gone.
+    """
+    row = conn.execute("SELECT r.status, r.started_at, f.config FROM runs r LEFT JOIN functions f "
+                       "ON f.slug=r.function_slug WHERE r.run_id=?", (run_id,)).fetchone()
+    if row is None:
+        return None
+    return RunStatus(row[0]), None if row[1] is None else int(row[1]), None if row[2] is None else str(row[2])
 
 
 def cancel_run_txn(conn: sqlite3.Connection, run_id: str, now: int, reason: str) -> bool | None:
@@ -502,3 +306,25 @@ def cancel_run_txn(conn: sqlite3.Connection, run_id: str, now: int, reason: str)
     if row is None:
         return None
     return finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, reason, now=now)
+
+
+def runs_in_range_txn(conn: sqlite3.Connection, slug: str, from_ms: int, to_ms: int, statuses: Iterable[str],
+                      limit: int) -> list[tuple[str, str, str]]:
+    """(run_id, event_id, events json) of a function's runs created in [from_ms, to_ms], oldest first.
+
+    ``statuses`` empty: any status. At most ``limit`` rows.
+    """
+    wanted = list(statuses)
+    where = "function_slug=? AND created_at BETWEEN ? AND ?"
+    args: list[Any] = [slug, from_ms, to_ms]
+    if wanted:
+        where += f" AND status IN ({','.join('?' * len(wanted))})"
+        args += wanted
+    rows = conn.execute(f"SELECT run_id, event_id, events FROM runs WHERE {where} ORDER BY created_at, run_id "
+                        "LIMIT ?", (*args, limit)).fetchall()
+    return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+
+def set_replay_of_txn(conn: sqlite3.Connection, pairs: list[tuple[str, str]]) -> None:
+    """Record, for each (new run, original run), the run the new one replays (migration 0006)."""
+    conn.executemany("UPDATE runs SET replay_of=? WHERE run_id=?", [(old, new) for new, old in pairs])
