@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from agentcmd.engine.dashboard import queries
-from agentcmd.engine.dashboard.reader import RunFilter
-from agentcmd.engine.store import Store
+from agentcmd.engine.store import Store, queries
+from agentcmd.engine.store.queries.models import RunFilter
 
 
 class Recorder:

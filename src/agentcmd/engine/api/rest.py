@@ -15,9 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, unauthorized
-from agentcmd.engine.flow import pause as pausing
-from agentcmd.engine.flow.replay import replay_of_txn
 from agentcmd.engine.store import queries
+from agentcmd.engine.store.queries.models import RunFilter, parse_since, parse_statuses
 from agentcmd.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -42,8 +41,25 @@ def _int(request: Request, name: str, default: int) -> int:
 def _with_replay_of(conn: sqlite3.Connection, run: dict[str, Any] | None) -> dict[str, Any] | None:
     """One run as ``GET /v1/runs/{id}`` answers it: plus ``replay_of``, the run it replays (or null)."""
     if run is not None:
-        run["replay_of"] = replay_of_txn(conn, run["run_id"])
+        run["replay_of"] = queries.replay_of(conn, run["run_id"])
     return run
+
+
+def _one(request: Request, *names: str) -> str | None:
+    """The value of the first of ``names`` given (aliases of one parameter); two different values are an error."""
+    given = {n: v for n in names if (v := request.query_params.get(n))}
+    if len(set(given.values())) > 1:
+        raise InputError(f"query parameters {' and '.join(given)} disagree", f"pass only one of {', '.join(names)}")
+    return next(iter(given.values()), None)
+
+
+def run_filter(request: Request) -> tuple[RunFilter, str | None]:
+    """``GET /v1/runs``'s filters, the dashboard's ``/runs`` ones: ``status`` (repeated or comma-separated),
+    ``function`` (or ``function_id``; slug or uuid), ``since`` (15m, 1h, 7d or an ISO time), and the cursor."""
+    statuses = parse_statuses(request.query_params.getlist("status"))
+    since = parse_since(request.query_params.get("since"), int(datetime.now(UTC).timestamp() * 1000))
+    filt = RunFilter(statuses or None, _one(request, "function_id", "function"), since)
+    return filt, _one(request, "cursor", "before")
 
 
 def routes(engine: Engine) -> list[Route]:
@@ -60,7 +76,7 @@ def routes(engine: Engine) -> list[Route]:
         name = request.query_params.get("name")
         cursor = request.query_params.get("cursor")
         limit = _int(request, "limit", 20)
-        return _ok(await store.read(lambda c: queries.list_events(c, name, limit, cursor)))
+        return _ok(await store.read(lambda c: queries.api_events(c, name, limit, cursor)))
 
     async def get_event(request: Request) -> Response:
         event_id = request.path_params["event_id"]
@@ -74,10 +90,9 @@ def routes(engine: Engine) -> list[Route]:
         return _ok(await store.read(lambda c: queries.event_runs(c, event_id)))
 
     async def list_runs(request: Request) -> Response:
-        q = request.query_params
+        filt, before = run_filter(request)
         limit = _int(request, "limit", 20)
-        runs, cursor = await store.read(lambda c: queries.list_runs(
-            c, q.get("function_id"), q.get("status"), limit, q.get("cursor")))
+        runs, cursor = await store.read(lambda c: queries.api_runs(c, filt, before, limit))
         return _ok(runs, next_cursor=cursor)
 
     async def get_run(request: Request) -> Response:
@@ -109,11 +124,7 @@ def routes(engine: Engine) -> list[Route]:
         return _ok(await store.read(queries.list_apps))
 
     async def list_functions(request: Request) -> Response:
-        def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            paused = pausing.paused_slugs_txn(conn)
-            return [{**fn, "paused": fn["slug"] in paused} for fn in queries.list_functions(conn)]
-
-        return _ok(await store.read(txn))
+        return _ok(await store.read(queries.api_functions))
 
     async def function_skips(request: Request) -> Response:
         ref = request.path_params["function_id"]

@@ -21,7 +21,7 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from agentcmd.engine.dashboard.reader import as_json
+from agentcmd.engine.store.queries.models import as_json
 from agentcmd.errors import AgentcmdError
 from agentcmd.mode import Mode
 from agentcmd.webauth.guard import WebAuth

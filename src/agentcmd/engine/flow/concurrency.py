@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.flow import priority
+from agentcmd.engine.store import queries
 
 if TYPE_CHECKING:
     from agentcmd.engine.registry import Registry
@@ -199,7 +200,7 @@ class ConcurrencyGate:
 
     async def _load(self) -> None:
         def txn(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
-            return waiting_keys_txn(conn), pausing.paused_slugs_txn(conn)
+            return waiting_keys_txn(conn), queries.paused_slugs(conn)
 
         self._waiting, self.paused = await self.store.read(txn)
 

@@ -37,10 +37,6 @@ def is_paused_txn(conn: sqlite3.Connection, slug: str) -> bool:
     return conn.execute("SELECT 1 FROM flow_paused WHERE slug=?", (slug,)).fetchone() is not None
 
 
-def paused_slugs_txn(conn: sqlite3.Connection) -> set[str]:
-    return {str(r[0]) for r in conn.execute("SELECT slug FROM flow_paused")}
-
-
 def pause_txn(conn: sqlite3.Connection, slug: str, now: int) -> bool:
     """Pause; False if it already was."""
     return conn.execute("INSERT INTO flow_paused (slug, paused_at) VALUES (?, ?) ON CONFLICT(slug) DO NOTHING",
