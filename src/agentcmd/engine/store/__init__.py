@@ -2,7 +2,7 @@
 
 * ``QueueStore``: lease due items, requeue expired leases, know when the next is due.
 * ``RunWriter``: commands that change runs (create, apply an SDK answer, cancel).
-* ``HistoryReader``: queries (``queries.py``), the only read path.
+* ``HistoryReader``: runs the ``queries`` package's functions, the only read path.
 
 ``open_store(path)``: ``None`` = in memory (dev, gone on exit), a path = a
 WAL file (production, survives restarts and crashes). Same code otherwise.
