@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, unauthorized
+from agentcmd.engine.api.runfilter import run_filter
 from agentcmd.engine.store import queries
-from agentcmd.engine.store.queries.models import RunFilter, parse_since, parse_statuses
 from agentcmd.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -43,23 +43,6 @@ def _with_replay_of(conn: sqlite3.Connection, run: dict[str, Any] | None) -> dic
     if run is not None:
         run["replay_of"] = queries.replay_of(conn, run["run_id"])
     return run
-
-
-def _one(request: Request, *names: str) -> str | None:
-    """The value of the first of ``names`` given (aliases of one parameter); two different values are an error."""
-    given = {n: v for n in names if (v := request.query_params.get(n))}
-    if len(set(given.values())) > 1:
-        raise InputError(f"query parameters {' and '.join(given)} disagree", f"pass only one of {', '.join(names)}")
-    return next(iter(given.values()), None)
-
-
-def run_filter(request: Request) -> tuple[RunFilter, str | None]:
-    """``GET /v1/runs``'s filters, the dashboard's ``/runs`` ones: ``status`` (repeated or comma-separated),
-    ``function`` (or ``function_id``; slug or uuid), ``since`` (15m, 1h, 7d or an ISO time), and the cursor."""
-    statuses = parse_statuses(request.query_params.getlist("status"))
-    since = parse_since(request.query_params.get("since"), int(datetime.now(UTC).timestamp() * 1000))
-    filt = RunFilter(statuses or None, _one(request, "function_id", "function"), since)
-    return filt, _one(request, "cursor", "before")
 
 
 def routes(engine: Engine) -> list[Route]:
