@@ -31,7 +31,7 @@ from fastapi import FastAPI
 from ulid import ULID
 
 from agentcmd.engine.dashboard import DashboardConfig, create_router
-from agentcmd.engine.dashboard.queries import CountCache, SqliteDashboardReader
+from agentcmd.engine.dashboard.reads import CountCache, DashboardReads
 from agentcmd.engine.store import Store, open_store
 from agentcmd.mode import Mode
 from agentcmd.webauth.guard import WebAuth
@@ -111,8 +111,8 @@ def main() -> int:
         fill_s = time.perf_counter() - t0
         config = DashboardConfig(Mode.PRODUCTION, WebAuth.build(Mode.PRODUCTION, "127.0.0.1"), store.describe())
         cold_app, warm_app = FastAPI(), FastAPI()
-        cold_app.include_router(create_router(SqliteDashboardReader(store, NoCountCache()), config))
-        warm_app.include_router(create_router(SqliteDashboardReader(store), config))
+        cold_app.include_router(create_router(DashboardReads(store, NoCountCache()), config))
+        warm_app.include_router(create_router(DashboardReads(store), config))
         servers = {"every request counts": serve(cold_app), "counts reused (CountCache)": serve(warm_app)}
         deep = run_ids[60]  # the last pages: everything newer is skipped by the index
         cases = {

@@ -33,7 +33,7 @@ from ulid import ULID
 
 from agentcmd.engine.dashboard import DashboardConfig, create_router
 from agentcmd.engine.dashboard.actions import EngineActions
-from agentcmd.engine.dashboard.queries import SqliteDashboardReader
+from agentcmd.engine.dashboard.reads import DashboardReads
 from agentcmd.engine.store import Store, open_store
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
@@ -184,7 +184,7 @@ class DashboardFactory:
         auth = WebAuth.build(Mode(mode), host, dashboard_auth, token, limiter=limiter)
         config = DashboardConfig(Mode(mode), auth, db_description=self.store.describe())
         app = FastAPI()
-        app.include_router(create_router(SqliteDashboardReader(self.store), config,
+        app.include_router(create_router(DashboardReads(self.store), config,
                                          EngineActions(self.store) if actions else None))
         server = LiveServer(app).start()
         self.servers.append(server)

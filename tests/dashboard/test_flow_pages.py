@@ -17,9 +17,10 @@ import httpx
 import pytest
 from tests.dashboard.conftest import TOKEN, DashboardFactory, Seeder
 
-from agentcmd.engine.dashboard import flowstate, replayform
+from agentcmd.engine.dashboard import replayform
 from agentcmd.engine.flow import replay
 from agentcmd.engine.flow.replay import ReplayInputError
+from agentcmd.engine.store.queries import flowtext
 
 SLUG = "agentcmd-build"
 
@@ -43,7 +44,7 @@ def fn(seed: Seeder) -> str:
     ("paused:agentcmd-build", 0, "waiting: the function is paused"),
 ])
 def test_a_parked_key_reads_as_a_sentence(key: str, limit: int, says: str) -> None:
-    assert flowstate.waiting_reason(key, limit) == says
+    assert flowtext.waiting_reason(key, limit) == says
 
 
 def test_the_replay_form_defaults_to_the_last_day_and_reads_zoneless_times_as_utc() -> None:

@@ -15,9 +15,8 @@ import httpx
 import pytest
 from tests.dashboard.conftest import TOKEN, DashboardFactory, Seeder
 
-from agentcmd.engine.dashboard import flowstate
-from agentcmd.engine.dashboard.reader import rfc3339
 from agentcmd.engine.store import queries
+from agentcmd.engine.store.queries.models import rfc3339
 
 CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]+)"')
 
@@ -85,5 +84,5 @@ def test_one_query_answers_the_rest_route_and_the_dashboard(dashboard: Dashboard
     shown = httpx.get(f"{dashboard()}/functions/{fn}.json").json()["skips"]
     assert [(s["event_id"], s["reason"], s["at"]) for s in shown] == [(r["event_id"], r["reason"], r["at"])
                                                                      for r in rows]
-    assert [s.text for s in seed.store.db.read_sync(lambda c: flowstate.event_skips(c, first))] == [
+    assert [s.text for s in seed.store.db.read_sync(lambda c: queries.event_skip_rows(c, first))] == [
         "skipped: the function was paused"]

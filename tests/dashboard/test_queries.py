@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from agentcmd.engine.dashboard import queries
-from agentcmd.engine.dashboard.reader import RunFilter
-from agentcmd.engine.store import Store
+from agentcmd.engine.store import Store, queries
+from agentcmd.engine.store.queries.models import RunFilter
 
 
 class Recorder:
@@ -31,18 +30,24 @@ class Recorder:
     (RunFilter(status="Failed"), None),
     (RunFilter(function="agentcmd-build"), "01ZZZZZZZZZZZZZZZZZZZZZZZZ"),
     (RunFilter(since=0, until=2**40), None),
+    (RunFilter(status=("Failed", "Cancelled"), function="uuid-of-a-function"), "01ZZZZZZZZZZZZZZZZZZZZZZZZ"),
 ])
-def test_runs_pages_walk_an_index_newest_first(store: Store, filt: RunFilter, before: str | None) -> None:
+@pytest.mark.parametrize("query", [queries.list_runs, queries.api_runs])  # the dashboard's and GET /v1/runs
+def test_runs_pages_walk_an_index_newest_first(store: Store, filt: RunFilter, before: str | None,
+                                               query: Any) -> None:
     rec = Recorder(store.db.conn)
-    queries.list_runs(rec, filt, before, 50)  # type: ignore[arg-type]
+    query(rec, filt, before, 50)
     [plan] = rec.plans
     assert "TEMP B-TREE" not in plan, plan  # no sort of the whole (filtered) table
     assert "USING INDEX" in plan or "USING PRIMARY KEY" in plan or "USING INTEGER PRIMARY KEY" in plan, plan
+    if filt.function:
+        assert "runs_by_function" in plan, plan  # by slug or by uuid, one index range of that function's runs
 
 
 def test_events_pages_walk_an_index(store: Store) -> None:
     rec = Recorder(store.db.conn)
     queries.list_events(rec, "app/x", "01ZZZZZZZZZZZZZZZZZZZZZZZZ", 50)  # type: ignore[arg-type]
     queries.list_events(rec, None, None, 50)  # type: ignore[arg-type]
+    queries.api_events(rec, "app/x", 20, "01ZZZZZZZZZZZZZZZZZZZZZZZZ")  # type: ignore[arg-type]
     for plan in rec.plans:
         assert "TEMP B-TREE" not in plan, plan

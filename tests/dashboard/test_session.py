@@ -128,8 +128,8 @@ def test_webauth_repr_hides_the_token() -> None:
 
 
 def test_run_counts_are_reused_in_proportion_to_their_cost() -> None:
-    from agentcmd.engine.dashboard.queries import CountCache
-    from agentcmd.engine.dashboard.reader import RunFilter
+    from agentcmd.engine.dashboard.reads import CountCache
+    from agentcmd.engine.store.queries.models import RunFilter
 
     clock = Clock()
     cache = CountCache(clock)

@@ -14,7 +14,7 @@
 6. ``store``: SQLite (memory or WAL file) behind Protocols; the memo is
    ``PRIMARY KEY (run_id, step_id)``; ``history`` rows are written in the same
    transactions as the state they describe.
-7. ``store.queries``: the one read path for ``api/rest.py`` and ``api/graphql.py``.
+7. ``store.queries``: the one read path for ``api/rest.py``, ``api/graphql.py`` and the dashboard.
 
 ``apps`` syncs apps (PUT to the app / ``POST /fn/register``), ``discovery`` finds
 them on local ports in dev; ``app`` wires it all into a Starlette app (the

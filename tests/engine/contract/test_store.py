@@ -158,7 +158,7 @@ async def test_concurrent_writes_share_commits(store: Store) -> None:
     before = store.db.commits
     await asyncio.gather(*(store.insert_events(e) for e in events))
     assert store.db.commits - before < 200
-    assert len(await store.read(lambda c: queries.list_events(c, "e", 51))) == 51
+    assert len(await store.read(lambda c: queries.api_events(c, "e", 51))) == 51
 
 
 async def test_finishing_a_run_drops_its_work_and_emits_events(store: Store) -> None:
@@ -166,7 +166,7 @@ async def test_finishing_a_run_drops_its_work_and_emits_events(store: Store) -> 
     assert await store.cancel_run("01RUN", "test") is True
     assert await store.cancel_run("01RUN", "test") is False
     assert await store.cancel_run("nope", "test") is None
-    names = await store.read(lambda c: [e["name"] for e in queries.list_events(c, None, 51)])
+    names = await store.read(lambda c: [e["name"] for e in queries.api_events(c, None, 51)])
     assert sorted(names) == ["inngest/function.cancelled", "inngest/function.finished"]
     kinds = await store.read(lambda c: [r[0] for r in c.execute("SELECT kind FROM queue")])
     assert kinds == ["event", "event"]          # only the dispatch of the two events remains

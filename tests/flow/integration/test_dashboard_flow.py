@@ -231,3 +231,53 @@ def test_an_event_over_a_rate_limit_says_it_was_skipped(stack: Any, send_event: 
     assert [(s["function_slug"], s["text"]) for s in skips] == [(slug, "skipped by rate limit")]
     assert not _runs_of(engine, second, slug)
     assert httpx.get(f"{engine.url}/events/{first}.json", timeout=5).json()["skips"] == []
+
+
+def _rest_pages(engine: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every page of ``GET /v1/runs`` with ``params``, one run a page, following ``next_cursor``."""
+    runs: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        r = engine.get("/v1/runs", params={**params, "limit": 1, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        runs += r.json()["data"]
+        cursor = r.json()["metadata"]["next_cursor"]
+        if cursor is None:
+            return runs
+
+
+def test_v1_runs_takes_the_dashboards_filters_and_lists_what_runs_json_lists(stack: Any, send_event: Any,
+                                                                             tmp_path: Path) -> None:
+    engine, _, app_id = stack
+    slug = f"{app_id}-replayable"
+    ok = send_event(engine, "dash/go", {"tag": "listed"})
+    bad = send_event(engine, "dash/go", {"tag": "listed-bad", "fail": True})
+    (gate := tmp_path / "open").touch()
+    other = send_event(engine, "dash/limited", {"k": "listed", "gate": str(gate)})  # a run of another function
+    _ended(engine, ok, slug, 1)
+    _ended(engine, bad, slug, 1)
+    _ended(engine, other, f"{app_id}-limited", 1)
+
+    def twin(**params: str) -> list[str]:
+        return [r["run_id"] for r in httpx.get(f"{engine.url}/runs.json", params={"limit": "200", **params},
+                                               timeout=5).json()["runs"]]
+
+    failed = _rest_pages(engine, {"function": slug, "status": "Failed", "since": "1h"})
+    assert [r["run_id"] for r in failed] == twin(function=slug, status="Failed", since="1h")
+    assert {r["function_slug"] for r in failed} == {slug} and {r["status"] for r in failed} == {"Failed"}
+    both = _rest_pages(engine, {"function": slug, "status": ["Failed", "Completed"]})
+    ended = set(twin(function=slug, status="Failed")) | set(twin(function=slug, status="Completed"))
+    assert {r["run_id"] for r in both} == ended and len(both) == len(ended)
+    assert [r["run_id"] for r in both] == sorted((r["run_id"] for r in both), reverse=True), "newest first"
+    comma = engine.get("/v1/runs", params={"function": slug, "status": "failed,completed", "limit": 500})
+    assert [r["run_id"] for r in comma.json()["data"]] == [r["run_id"] for r in both]
+    uuid = next(f["id"] for f in engine.get("/v1/functions").json()["data"] if f["slug"] == slug)
+    by_uuid = engine.get("/v1/runs", params={"function_id": uuid, "status": "Failed", "limit": 500}).json()["data"]
+    assert [r["run_id"] for r in by_uuid] == [r["run_id"] for r in failed]
+    assert engine.get("/v1/runs", params={"function": slug, "since": "2999-01-01"}).json()["data"] == []
+
+    for params, says in (({"status": "Bogus"}, "unknown status 'Bogus'"), ({"since": "yesterday"}, "'since'"),
+                         ({"function": slug, "function_id": "x"}, "disagree")):
+        r = engine.get("/v1/runs", params=params)
+        assert r.status_code == 422, r.text
+        assert says in r.json()["error"] and r.json()["hint"]

@@ -15,8 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, unauthorized
-from agentcmd.engine.flow import pause as pausing
-from agentcmd.engine.flow.replay import replay_of_txn
+from agentcmd.engine.api.runfilter import run_filter
 from agentcmd.engine.store import queries
 from agentcmd.errors import InputError, NotFoundError
 
@@ -42,7 +41,7 @@ def _int(request: Request, name: str, default: int) -> int:
 def _with_replay_of(conn: sqlite3.Connection, run: dict[str, Any] | None) -> dict[str, Any] | None:
     """One run as ``GET /v1/runs/{id}`` answers it: plus ``replay_of``, the run it replays (or null)."""
     if run is not None:
-        run["replay_of"] = replay_of_txn(conn, run["run_id"])
+        run["replay_of"] = queries.replay_of(conn, run["run_id"])
     return run
 
 
@@ -60,7 +59,7 @@ def routes(engine: Engine) -> list[Route]:
         name = request.query_params.get("name")
         cursor = request.query_params.get("cursor")
         limit = _int(request, "limit", 20)
-        return _ok(await store.read(lambda c: queries.list_events(c, name, limit, cursor)))
+        return _ok(await store.read(lambda c: queries.api_events(c, name, limit, cursor)))
 
     async def get_event(request: Request) -> Response:
         event_id = request.path_params["event_id"]
@@ -74,10 +73,9 @@ def routes(engine: Engine) -> list[Route]:
         return _ok(await store.read(lambda c: queries.event_runs(c, event_id)))
 
     async def list_runs(request: Request) -> Response:
-        q = request.query_params
+        filt, before = run_filter(request)
         limit = _int(request, "limit", 20)
-        runs, cursor = await store.read(lambda c: queries.list_runs(
-            c, q.get("function_id"), q.get("status"), limit, q.get("cursor")))
+        runs, cursor = await store.read(lambda c: queries.api_runs(c, filt, before, limit))
         return _ok(runs, next_cursor=cursor)
 
     async def get_run(request: Request) -> Response:
@@ -109,11 +107,7 @@ def routes(engine: Engine) -> list[Route]:
         return _ok(await store.read(queries.list_apps))
 
     async def list_functions(request: Request) -> Response:
-        def txn(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            paused = pausing.paused_slugs_txn(conn)
-            return [{**fn, "paused": fn["slug"] in paused} for fn in queries.list_functions(conn)]
-
-        return _ok(await store.read(txn))
+        return _ok(await store.read(queries.api_functions))
 
     async def function_skips(request: Request) -> Response:
         ref = request.path_params["function_id"]

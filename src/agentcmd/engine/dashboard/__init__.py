@@ -1,7 +1,8 @@
 """The engine's web dashboard: server-rendered pages, each with a JSON twin.
 
-* ``reader.py``: the ``DashboardReader`` / ``DashboardActions`` Protocols and row types.
-* ``queries.py``: ``SqliteDashboardReader`` over the store's ``queries.py`` (the one read path).
+* ``reads.py``: ``DashboardReads``, the pages' queries (``agentcmd.engine.store.queries``, the one
+  read path, with its row types) on the store's read connection; ``buttons.py``: the
+  ``DashboardActions`` Protocol.
 * ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send, replay, pause) on the engine core.
 * ``views.py``: ``create_router`` and the read pages; ``forms.py``: the posts; ``render.py``: the chrome
   (mode banner, nav). Rendering, the login, the stylesheet and script are shared with the app server's

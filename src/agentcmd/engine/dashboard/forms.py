@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from agentcmd.engine.dashboard import replayform
-from agentcmd.engine.dashboard.reader import DashboardActions
+from agentcmd.engine.dashboard.buttons import DashboardActions
 from agentcmd.engine.dashboard.views import Dashboard, dashboard_of, show_function
 from agentcmd.engine.store import now_ms
 from agentcmd.errors import AgentcmdError, AuthError, InputError, UnavailableError

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentcmd.engine.dashboard.actions import EngineActions
-from agentcmd.engine.dashboard.queries import SqliteDashboardReader
+from agentcmd.engine.dashboard.reads import DashboardReads
 from agentcmd.engine.dashboard.views import DashboardConfig, create_router
 from agentcmd.engine.store import now_ms
 from agentcmd.errors import NotFoundError
@@ -99,7 +99,7 @@ def dashboard_app(engine: Engine) -> FastAPI:
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(create_router(
-        SqliteDashboardReader(store),
+        DashboardReads(store),
         DashboardConfig(Mode(config.mode), auth, db_description=engine.store_description(),
                         db_problem=engine.database_problem),
         EngineActions(store, accept=accept, sync_url=sync_url, replay=replay,

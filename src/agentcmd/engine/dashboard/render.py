@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from agentcmd.engine.dashboard.reader import as_json
+from agentcmd.engine.store.queries.models import as_json
 from agentcmd.mode import Mode
 from agentcmd.web.render import make_env
 from agentcmd.web.site import Site

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentcmd.engine.dashboard.reader import rfc3339
 from agentcmd.engine.flow.replay import ReplayInputError, ReplayRequest, parse_request
+from agentcmd.engine.store.queries.models import rfc3339
 
 DEFAULT_RANGE = dt.timedelta(hours=24)
 _ZONE = re.compile(r"(Z|[+-]\d\d:?\d\d)$", re.IGNORECASE)

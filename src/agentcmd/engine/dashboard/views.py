@@ -4,7 +4,7 @@
 in the engine app at ``/``. Every page is one view function producing one
 ``data`` dict, rendered as HTML (``/runs``) or JSON (``/runs.json`` or
 ``/runs?format=json``); see ``render.py``. The pages read only through a
-``DashboardReader`` (``reader.py``) and never import the executor.
+``DashboardReads`` (``reads.py``) and never import the executor.
 
 Pages: ``/`` and ``/runs`` (filters: status, function, since; keyset paging
 with ``before``), ``/runs/{id}`` (timeline of steps, waits with deadlines,
@@ -21,8 +21,6 @@ One handler serves a page and its JSON twin (``/runs`` and ``/runs.json``).
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,14 +32,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from agentcmd.engine.dashboard import replayform
-from agentcmd.engine.dashboard.reader import (
-    RUN_STATUSES,
-    DashboardActions,
-    DashboardReader,
-    RunFilter,
-    as_json,
-)
+from agentcmd.engine.dashboard.buttons import DashboardActions
+from agentcmd.engine.dashboard.reads import DashboardReads
 from agentcmd.engine.dashboard.render import STATIC_PREFIX, Chrome
+from agentcmd.engine.store.queries.models import RUN_STATUSES, RunFilter, as_json, parse_since
 from agentcmd.errors import AgentcmdError, InputError, NotFoundError
 from agentcmd.mode import Mode
 from agentcmd.web import login, static
@@ -50,8 +44,6 @@ from agentcmd.web.site import provide
 from agentcmd.webauth.guard import WebAuth
 
 PAGE_SIZE = 50
-_RELATIVE = re.compile(r"^(\d+)\s*([mhd])$")
-_UNITS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 SINCE_CHOICES = (("", "any time"), ("15m", "last 15 minutes"), ("1h", "last hour"), ("24h", "last 24 hours"),
                  ("7d", "last 7 days"))
 
@@ -67,24 +59,6 @@ class DashboardConfig:
     db_problem: Callable[[], str | None] = lambda: None   # why the database cannot be written now, if so
 
 
-def parse_since(value: str | None, now_ms: int) -> int | None:
-    """``15m``/``1h``/``7d`` ago, or an ISO date/time (UTC if no zone); None for empty."""
-    if not value:
-        return None
-    text = value.strip()
-    m = _RELATIVE.match(text)
-    if m:
-        return now_ms - int(m.group(1)) * _UNITS[m.group(2)]
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"'since' must be like 15m, 1h, 7d or an ISO date such as 2026-01-31T12:00, not {text!r}",
-                         "pick a value from the 'since' list") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return int(when.timestamp() * 1000)
-
-
 def parse_limit(value: str | None, default: int) -> int:
     if not value:
         return default
@@ -97,7 +71,7 @@ def parse_limit(value: str | None, default: int) -> int:
 class Dashboard:
     """What the handlers of one dashboard router read and render with."""
 
-    reader: DashboardReader
+    reader: DashboardReads
     chrome: Chrome
     actions: DashboardActions | None
     page_size: int
@@ -107,7 +81,7 @@ def dashboard_of(request: Request) -> Dashboard:
     return cast(Dashboard, request.state.dashboard)
 
 
-def create_router(reader: DashboardReader, config: DashboardConfig,
+def create_router(reader: DashboardReads, config: DashboardConfig,
                   actions: DashboardActions | None = None) -> APIRouter:
     """The dashboard's routes (pages, twins, static files, forms and login)."""
     from agentcmd.engine.dashboard import forms
@@ -315,7 +289,7 @@ async def show_function(request: Request, slug: str, posted: replayform.ReplayFo
                          poll=None if posted else f"/functions/{_quote(slug)}.json", status_code=status_code)
 
 
-async def _preview(reader: DashboardReader, slug: str, form: replayform.ReplayForm
+async def _preview(reader: DashboardReads, slug: str, form: replayform.ReplayForm
                    ) -> tuple[int | None, AgentcmdError | None]:
     """How many runs the Replay form's range matches, or why it cannot be replayed."""
     try:

@@ -46,6 +46,7 @@ from agentcmd.engine import triggers
 from agentcmd.engine.flow import pause as pausing
 from agentcmd.engine.flow import priority
 from agentcmd.engine.store import flow as flow_rows
+from agentcmd.engine.store import queries
 
 if TYPE_CHECKING:
     from agentcmd.engine.registry import Registry
@@ -154,7 +155,7 @@ class ConcurrencyGate:
 
     async def _load(self) -> None:
         def txn(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
-            return flow_rows.waiting_keys_txn(conn), pausing.paused_slugs_txn(conn)
+            return flow_rows.waiting_keys_txn(conn), queries.paused_slugs(conn)
 
         self._waiting, self.paused = await self.store.read(txn)
 

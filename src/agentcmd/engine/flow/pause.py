@@ -15,7 +15,6 @@ memory for the hot path.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -34,8 +33,6 @@ def paused_key(slug: str) -> str:
     return PAUSED_PREFIX + slug
 
 
-def paused_slugs_txn(conn: sqlite3.Connection) -> set[str]:
-    return {str(r[0]) for r in conn.execute("SELECT slug FROM flow_paused")}
 
 
 def find_slug(engine: Engine, ref: str) -> str | None:

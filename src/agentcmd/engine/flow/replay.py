@@ -34,7 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.api.errors import error_response, json_body, unauthorized
-from agentcmd.engine.store import runs
+from agentcmd.engine.store import queries, runs
 from agentcmd.engine.store.models import RunSpec, RunStatus
 from agentcmd.errors import InputError, NotFoundError
 
@@ -105,16 +105,6 @@ def parse_request(body: Any) -> ReplayRequest:
     return ReplayRequest(int(start.timestamp() * 1000), int(end.timestamp() * 1000), tuple(statuses))
 
 
-def _selection(slug: str, req: ReplayRequest) -> tuple[str, list[Any]]:
-    """The WHERE clause (and its arguments) picking the function's runs in the range and statuses."""
-    where = "function_slug=? AND created_at BETWEEN ? AND ?"
-    args: list[Any] = [slug, req.from_ms, req.to_ms]
-    if req.statuses:
-        where += f" AND status IN ({','.join('?' * len(req.statuses))})"
-        args += req.statuses
-    return where, args
-
-
 def _too_many(slug: str) -> ReplayInputError:
     return ReplayInputError(f"more than {MAX_RUNS} runs of {slug} match this range",
                             "replay a narrower range (several requests)")
@@ -130,18 +120,10 @@ def runs_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest) 
 
 def count_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest) -> int:
     """How many runs a replay of ``req`` would start now (the dashboard's preview); raises over the cap."""
-    where, args = _selection(slug, req)
-    n = int(conn.execute(f"SELECT COUNT(*) FROM (SELECT 1 FROM runs WHERE {where} LIMIT ?)",
-                         (*args, MAX_RUNS + 1)).fetchone()[0])
+    n = queries.replay_count(conn, slug, req.from_ms, req.to_ms, req.statuses, MAX_RUNS)
     if n > MAX_RUNS:
         raise _too_many(slug)
     return n
-
-
-def replay_of_txn(conn: sqlite3.Connection, run_id: str) -> str | None:
-    """The run that ``run_id`` replays (migration 0006), or None for a run that is not a replay."""
-    row = conn.execute("SELECT replay_of FROM runs WHERE run_id=?", (run_id,)).fetchone()
-    return str(row[0]) if row and row[0] else None
 
 
 def find_function(engine: Engine, ref: str) -> Function | None:

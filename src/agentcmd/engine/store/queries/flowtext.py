@@ -1,4 +1,4 @@
-"""Flow-control state as the dashboard shows it: why a run waits, paused functions, skipped events.
+"""Flow-control state in words: why a run waits, what a skip means, a function's flow options.
 
 The engine keeps this state in its own tables (docs/flow-control.md):
 
@@ -10,29 +10,24 @@ The engine keeps this state in its own tables (docs/flow-control.md):
   that started no run of a function, and why (``rate_limit``, ``paused``,
   ``singleton``).
 
-Skipped events are read with ``store.queries.function_skips``/``event_skips``,
-the queries the REST API answers from. This module turns those rows into sentences ("waiting: concurrency limit 10
-on key \"acct-1\""), read by the same SQL the pages use. Key formats are
-``flow/concurrency.py``'s (``fn:<slug>:<value>``, ``env:<value>``,
-``account:<value>``) and ``flow/pause.py``'s.
+The queries in ``flow.py`` and ``runs.py`` read that state; this module
+turns it into sentences ("waiting: concurrency limit 10 on key \"acct-1\"")
+without SQL of its own. Key formats are ``flow/concurrency.py``'s
+(``fn:<slug>:<value>``, ``env:<value>``, ``account:<value>``) and
+``flow/pause.py``'s.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from typing import Any
-
-from agentcmd.engine.dashboard.reader import SkipRow, WaitingKey, parse_rfc3339
-from agentcmd.engine.store import queries as store_queries
 
 SKIP_REASONS = {
     "rate_limit": "skipped by rate limit",
     "paused": "skipped: the function was paused",
     "singleton": "skipped by singleton: a run for the same key was in progress",
 }
-MAX_SKIPS = 20
 
 
 def waiting_reason(key: str, limit: int) -> str:
@@ -95,18 +90,9 @@ def flow_settings(config: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-# -- SQL (read connections) -------------------------------------------------------------------
-
-WAITING_SQL = ("(SELECT w.key || char(31) || w.lim FROM queue q JOIN flow_waiting w ON w.item_id = q.id "
-               "WHERE q.run_id = r.run_id LIMIT 1)")
-DELAYED_SQL = ("CASE WHEN r.status = 'Queued' THEN (SELECT MIN(q.ready_at) FROM queue q "
-               "WHERE q.run_id = r.run_id AND q.kind = 'start' AND q.attempt = 0 AND q.lease_until IS NULL) END")
-"""Correlated subqueries for one run ``r``: its parked call (key, limit), its delayed first call's time."""
-
-
 def run_waiting(parked: str | None, delayed_until: int | None, status: str, config_json: str | None,
                 now: int) -> str | None:
-    """The runs list's "waiting: ..." for one run, from the two subqueries above (None if not waiting)."""
+    """The runs list's "waiting: ..." for one run, from ``flow.WAITING_SQL``/``DELAYED_SQL`` (None if not waiting)."""
     if parked:
         key, _, lim = parked.rpartition("\x1f")
         return waiting_reason(key, int(lim or 0))
@@ -117,36 +103,3 @@ def run_waiting(parked: str | None, delayed_until: int | None, status: str, conf
             config = {}
         return delay_reason(config if isinstance(config, dict) else {})
     return None
-
-
-def paused_at(conn: sqlite3.Connection, slug: str) -> int | None:
-    row = conn.execute("SELECT paused_at FROM flow_paused WHERE slug = ?", (slug,)).fetchone()
-    return int(row[0]) if row else None
-
-
-def paused_functions(conn: sqlite3.Connection) -> dict[str, int]:
-    return {str(s): int(at) for s, at in conn.execute("SELECT slug, paused_at FROM flow_paused")}
-
-
-def function_waiting(conn: sqlite3.Connection, slug: str) -> list[WaitingKey]:
-    """Calls of the function's runs parked per key (a concurrency key, or the pause)."""
-    rows = conn.execute(
-        "SELECT w.key, MAX(w.lim), COUNT(*) FROM flow_waiting w JOIN queue q ON q.id = w.item_id "
-        "JOIN runs r ON r.run_id = q.run_id WHERE r.function_slug = ? GROUP BY w.key ORDER BY w.key",
-        (slug,)).fetchall()
-    return [WaitingKey(str(k), int(lim), int(n), waiting_reason(str(k), int(lim))) for k, lim, n in rows]
-
-
-def _skip(row: dict[str, Any]) -> SkipRow:
-    return SkipRow(row["function_slug"], row["function_name"], row["event_id"], row["event_name"], row["reason"],
-                   skip_text(row["reason"]), parse_rfc3339(row["at"]) or 0)
-
-
-def function_skips(conn: sqlite3.Connection, slug: str, limit: int = MAX_SKIPS) -> list[SkipRow]:
-    """The function's latest skipped events, newest first: the rows ``GET /v1/functions/{id}/skips`` answers."""
-    return [_skip(r) for r in store_queries.function_skips(conn, slug, limit) or []]
-
-
-def event_skips(conn: sqlite3.Connection, event_id: str) -> list[SkipRow]:
-    """The functions an event did not start, and why (index ``flow_skips_by_event``)."""
-    return [_skip(r) for r in store_queries.event_skips(conn, event_id)]

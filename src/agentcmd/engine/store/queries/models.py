@@ -1,24 +1,21 @@
-"""What the dashboard reads and does, as two small Protocols, and the rows they return.
-
-The views depend on these and nothing else, so they can be built and tested
-against a real SQLite file before (and independently of) the engine's
-worker; ``queries.py`` is the SQLite implementation of ``DashboardReader``,
-``actions.py`` adapts the engine's commands to ``DashboardActions``.
+"""The rows the read queries return, the runs filter, and their JSON shape.
 
 Rows are frozen dataclasses with times in integer milliseconds (as stored);
-``as_json`` turns them into the JSON twins' shape, with RFC 3339 times like
-the REST API.
+``as_json`` turns them into the dashboard's JSON twins' shape, with RFC 3339
+times like the REST API. ``RunFilter`` is the one runs filter: the
+dashboard's ``/runs`` and the REST API's ``GET /v1/runs`` build it from the
+same query parameters (``status``, ``function``, ``since``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-if TYPE_CHECKING:
-    from agentcmd.engine.flow.replay import ReplayRequest
+from agentcmd.errors import InputError
 
 T = TypeVar("T")
 
@@ -200,53 +197,56 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True)
 class RunFilter:
-    status: str | None = None
-    function: str | None = None  # function slug
+    """Which runs a list shows; hashable, so the dashboard's count cache can key on it."""
+
+    status: str | tuple[str, ...] | None = None  # one status, or several (a run with any of them)
+    function: str | None = None  # function slug, or its uuid
     since: int | None = None  # created_at >= since (ms)
     until: int | None = None  # created_at < until (ms)
 
-
-class DashboardReader(Protocol):
-    """Read-only queries the dashboard needs; every method is one or two SQL statements."""
-
-    async def list_runs(self, filt: RunFilter, before: str | None, limit: int) -> Page[RunSummary]: ...
-    async def count_runs(self, filt: RunFilter) -> dict[str, int]:
-        """Runs per status under ``filt`` (ignoring its status): the filter chips' numbers."""
-        ...
-    async def get_run(self, run_id: str) -> RunDetail | None: ...
-    async def run_steps(self, run_id: str) -> list[StepRow]: ...
-    async def run_history(self, run_id: str) -> list[HistoryRow]: ...
-    async def run_waits(self, run_id: str) -> list[WaitRow]: ...
-    async def list_events(self, name: str | None, before: str | None, limit: int) -> Page[EventRow]: ...
-    async def get_event(self, event_id: str) -> EventRow | None: ...
-    async def event_runs(self, event_id: str) -> list[RunSummary]: ...
-    async def list_apps(self) -> list[AppRow]: ...
-    async def list_functions(self) -> list[FunctionRow]: ...
-    async def get_function(self, slug: str) -> FunctionDetail | None: ...
-    async def event_skips(self, event_id: str) -> list[SkipRow]: ...
-    async def replay_matches(self, slug: str, request: ReplayRequest) -> int:
-        """How many runs a replay would start now; raises ``ReplayInputError`` over the cap."""
-        ...
+    @property
+    def statuses(self) -> tuple[str, ...]:
+        if self.status is None:
+            return ()
+        return (self.status,) if isinstance(self.status, str) else self.status
 
 
-class DashboardActions(Protocol):
-    """The dashboard's buttons. Each raises an ``AgentcmdError`` (NotFoundError, ...) on bad input."""
+_RELATIVE = re.compile(r"^(\d+)\s*([mhd])$")
+_UNITS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
-    async def cancel_run(self, run_id: str) -> None: ...
-    async def rerun(self, run_id: str) -> str:
-        """Send the run's triggering event again; returns the new event id."""
-        ...
-    async def resync_app(self, app_id: str) -> None: ...
-    async def send_event(self, name: str, data: dict[str, Any]) -> list[str]: ...
-    async def replay(self, slug: str, request: ReplayRequest) -> list[tuple[str, str]]:
-        """Replay the function's runs matching ``request``; (new run id, original run id) pairs."""
-        ...
-    async def pause_function(self, slug: str) -> bool:
-        """Pause the function; False if it already was."""
-        ...
-    async def unpause_function(self, slug: str) -> tuple[bool, int]:
-        """Unpause the function -> (it was paused, calls held by the pause that are due again)."""
-        ...
+
+def parse_since(value: str | None, now_ms: int) -> int | None:
+    """``15m``/``1h``/``7d`` ago, or an ISO date/time (UTC if no zone); None for empty."""
+    if not value:
+        return None
+    text = value.strip()
+    m = _RELATIVE.match(text)
+    if m:
+        return now_ms - int(m.group(1)) * _UNITS[m.group(2)]
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"'since' must be like 15m, 1h, 7d or an ISO date such as 2026-01-31T12:00, not {text!r}",
+                         "pick a value from the 'since' list") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def parse_statuses(values: list[str]) -> tuple[str, ...]:
+    """Run statuses from query parameters (repeated and/or comma-separated, any case), canonical and in order."""
+    by_lower = {s.lower(): s for s in RUN_STATUSES}
+    out: list[str] = []
+    for raw in values:
+        for part in raw.split(","):
+            name = part.strip()
+            if not name:
+                continue
+            if name.lower() not in by_lower:
+                raise InputError(f"unknown status {name!r}", f"use one of {', '.join(RUN_STATUSES)}")
+            if by_lower[name.lower()] not in out:
+                out.append(by_lower[name.lower()])
+    return tuple(out)
 
 
 def rfc3339(ms: int | None) -> str | None:
