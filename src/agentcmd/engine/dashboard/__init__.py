@@ -2,9 +2,10 @@
 
 * ``reader.py``: the ``DashboardReader`` / ``DashboardActions`` Protocols and row types.
 * ``queries.py``: ``SqliteDashboardReader`` over the store's ``queries.py`` (the one read path).
-* ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send, replay, pause) on the engine core.
+* ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send, replay, pause) on the engine's
+  command facade.
 * ``views.py``: ``create_router`` and the read pages; ``forms.py``: posts and login; ``render.py``: Jinja.
-* ``mount.py``: ``dashboard_app(engine)``, what ``engine/app.py`` mounts at ``/``.
+* ``mount.py``: ``dashboard_app(commands)``, what ``engine/app.py`` mounts at ``/``.
 
 Auth (who may see and do what) is ``agentcmd.webauth``.
 """
