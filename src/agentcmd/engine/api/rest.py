@@ -1,7 +1,9 @@
 """REST ``/v1`` (docs/architecture.md) and the SDK's ``/v0/runs`` payload endpoints.
 
-All reads go through ``store.queries``. Production requires the bearer
-token on every route here.
+All reads go through ``store.queries``, run by the command facade's
+``read``; a cancel is the facade's ``cancel_run``. Each handler is a
+module-level function bound to the facade (``guard``), which also checks
+the bearer token: production requires it on every route here.
 """
 
 from __future__ import annotations
