@@ -7,6 +7,11 @@ starts the worker, and syncs the ``-u`` apps with a bounded wait before
 ``/health`` turns ready. ``stop(grace_s)`` stops taking work, interrupts the
 SDK calls in flight (recorded, same attempt, due at once: docs/engine.md, interrupted calls),
 gives the rest of the work the grace period to commit, and closes the database.
+
+``engine.commands`` (``engine/commands.py``) is what the HTTP routes and the
+dashboard get: ``build_app`` hands them the facade, never the engine. This
+module sits above everything it wires, and nothing under ``engine/`` but
+``serve.py`` imports it.
 """
 
 from __future__ import annotations

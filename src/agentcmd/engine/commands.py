@@ -85,6 +85,11 @@ class Commands:
         return self._engine.config
 
     @property
+    def mode(self) -> str:
+        """``dev`` or ``production``."""
+        return self._engine.config.mode
+
+    @property
     def production(self) -> bool:
         return self._engine.config.production
 

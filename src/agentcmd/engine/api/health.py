@@ -39,7 +39,7 @@ def may_see_details(commands: Commands, request: Request) -> bool:
 
 async def health(commands: Commands, request: Request) -> Response:
     ready = commands.ready
-    body: dict[str, object] = {"status": commands.health_status(), "mode": commands.config.mode}
+    body: dict[str, object] = {"status": commands.health_status(), "mode": commands.mode}
     if not may_see_details(commands, request):
         return JSONResponse(body, status_code=200 if ready else 503)
     body.update({"database": commands.store_description(), "persistent": commands.config.db_path is not None,
