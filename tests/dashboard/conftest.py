@@ -32,7 +32,7 @@ from tests.conftest import free_port
 from ulid import ULID
 
 from agentcmd.engine.dashboard import DashboardConfig, create_router
-from agentcmd.engine.dashboard.actions import EngineActions
+from agentcmd.engine.dashboard.actions import EngineActions, StoreCommands
 from agentcmd.engine.dashboard.reads import DashboardReads
 from agentcmd.engine.store import Store, open_store
 from agentcmd.inngest_env import inngest_env
@@ -185,7 +185,7 @@ class DashboardFactory:
         config = DashboardConfig(Mode(mode), auth, db_description=self.store.describe())
         app = FastAPI()
         app.include_router(create_router(DashboardReads(self.store), config,
-                                         EngineActions(self.store) if actions else None))
+                                         EngineActions(StoreCommands(self.store)) if actions else None))
         server = LiveServer(app).start()
         self.servers.append(server)
         return server.url

@@ -44,7 +44,7 @@ def engine_paths() -> list[tuple[str, set[str]]]:
 
     engine = Engine(EngineConfig())
     routes = [(r.path, set(r.methods or ())) for r in build_app(engine).routes if getattr(r, "path", "")]
-    dash = dashboard_app(engine)
+    dash = dashboard_app(engine.commands)
     routes += [(r.path, set(getattr(r, "methods", None) or {"GET"})) for r in dash.routes if getattr(r, "path", "")]
     return routes
 

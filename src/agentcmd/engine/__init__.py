@@ -1,7 +1,7 @@
 """The embedded Inngest-compatible engine: one event's path through the modules.
 
-1. ``api/events.py`` -> ``ingest.accept``: ``POST /e/{key}`` validates and stores
-   events with a dispatch row each (one commit).
+1. ``api/events.py`` -> ``commands.Commands.accept_events``: ``POST /e/{key}``
+   validates and stores events with a dispatch row each (one commit).
 2. ``ingest.Dispatcher`` (on the worker): ``triggers`` (name + CEL) and ``flow/``
    (idempotency, singleton, debounce, batch) -> ``store.runs.create_runs_txn``:
    run row + first queue row; pauses an event satisfies are resolved here too.
@@ -19,6 +19,7 @@
 ``apps`` syncs apps (PUT to the app / ``POST /fn/register``), ``discovery`` finds
 them on local ports in dev; ``app`` wires it all into a Starlette app (the
 ``dashboard`` is mounted lazily at ``/``); ``serve`` runs it under uvicorn;
-``debug_triggers`` holds the crash-test fault points. docs/engine.md has the
+``debug_triggers`` holds the crash-test fault points. The HTTP layers (``api/``,
+``dashboard``) only talk to ``commands.Commands``, the engine's command facade. docs/engine.md has the
 durability design and the benchmark.
 """

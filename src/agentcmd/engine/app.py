@@ -7,6 +7,11 @@ starts the worker, and syncs the ``-u`` apps with a bounded wait before
 ``/health`` turns ready. ``stop(grace_s)`` stops taking work, interrupts the
 SDK calls in flight (recorded, same attempt, due at once: docs/engine.md, interrupted calls),
 gives the rest of the work the grace period to commit, and closes the database.
+
+``engine.commands`` (``engine/commands.py``) is what the HTTP routes and the
+dashboard get: ``build_app`` hands them the facade, never the engine. This
+module sits above everything it wires, and nothing under ``engine/`` but
+``serve.py`` imports it.
 """
 
 from __future__ import annotations
@@ -18,54 +23,24 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
 
 from agentcmd.engine.appsync import Syncer
 from agentcmd.engine.backoff import Backoff
 from agentcmd.engine.clock import Clock, system_clock
-from agentcmd.engine.driver import DEFAULT_TIMEOUT_S, Driver
-from agentcmd.engine.executor import DEFAULT_APP_WAIT_MS, Executor
+from agentcmd.engine.commands import Commands
+from agentcmd.engine.config import EngineConfig as EngineConfig  # where callers have always found it
+from agentcmd.engine.driver import Driver
+from agentcmd.engine.executor import Executor
 from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.registry import Registry
 from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
-from agentcmd.signing import BearerCheck
-from agentcmd.webauth.options import WebOptions
 
 log = logging.getLogger("agentcmd.engine")
-
-
-@dataclass
-class EngineConfig:
-    mode: str = "dev"                       # dev | production
-    db_path: Path | None = None             # None: in memory
-    event_keys: list[str] = field(default_factory=list)
-    signing_key: str | None = None
-    sdk_urls: list[str] = field(default_factory=list)
-    poll_interval: float = 5.0
-    discovery: bool = False
-    retry_interval_s: float | None = None   # flat retry backoff instead of Go's table
-    concurrency: int = 64
-    call_timeout_s: float = DEFAULT_TIMEOUT_S
-    app_wait_timeout_s: float = DEFAULT_APP_WAIT_MS / 1000   # how long a run waits for an unreachable app
-    sync_wait_s: float = 5.0                # how long /health waits for -u apps at start
-    passive_sync: bool = False              # --passive-sync: the -u apps register themselves (Syncer)
-    grace_s: float = 10.0
-    host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
-    dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
-    dashboard_token: str | None = field(default=None, repr=False)
-    web: WebOptions = field(default_factory=WebOptions)  # trusted proxies, public URL, revoked sessions file
-    allowed_hosts: list[str] = field(default_factory=list)  # Host names beyond loopback + bind (httpedge.hosts)
-
-    @property
-    def production(self) -> bool:
-        return self.mode == "production"
 
 
 class Engine:
@@ -79,26 +54,14 @@ class Engine:
         self.registry = Registry()
         self.driver = Driver(config.signing_key if config.production else None, config.call_timeout_s,
                              self.server_kind)
-        self._bearer = BearerCheck(config.signing_key) if config.production and config.signing_key else None
         self.syncer: Syncer | None = None
         self.worker: Worker = None  # type: ignore[assignment]
+        self.executor: Executor = None  # type: ignore[assignment]
+        self.dispatcher: Dispatcher = None  # type: ignore[assignment]
         self._tasks: list[asyncio.Task[Any]] = []
-        self.dashboard = LazyDashboard(self)
+        self.commands = Commands(self)     # what the HTTP routes and the dashboard may ask of the engine
+        self.dashboard = LazyDashboard(self.commands)
         self._stop = asyncio.Event()
-
-    def database_problem(self) -> str | None:
-        """Why the database cannot be written right now (disk full, read-only, locked), or None."""
-        err = self.store.db.write_error if self.store is not None else None
-        return f"{err.what} ({err.fix})" if err is not None else None
-
-    def store_description(self) -> str:
-        return "in memory" if self.config.db_path is None else str(self.config.db_path)
-
-    def authorized(self, request: Request) -> bool:
-        """Production: a bearer with the signing key (raw or hashed). Dev: always."""
-        if self._bearer is None:
-            return True
-        return self._bearer.ok(request.headers.get("authorization"))
 
     def open(self) -> None:
         """Open the store (raises StoreError subclasses) and build the components."""
@@ -132,7 +95,8 @@ class Engine:
         if self.config.discovery and not self.config.production:
             from agentcmd.engine.portscan import discover_loop
 
-            self._tasks.append(asyncio.create_task(discover_loop(self, self._stop), name="agentcmd-discovery"))
+            scan = discover_loop(self.store, self.server_kind, self.config.poll_interval, self._stop)
+            self._tasks.append(asyncio.create_task(scan, name="agentcmd-discovery"))
         self._tasks.append(asyncio.create_task(self.driver.warm_up(), name="agentcmd-warm-up"))
         self._tasks.append(asyncio.create_task(self._warm_up_dashboard(), name="agentcmd-dashboard-warm-up"))
         if self.syncer is None:
@@ -202,15 +166,15 @@ class LazyDashboard:
     thread once the engine is ready.
     """
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, commands: Commands) -> None:
+        self.commands = commands
         self._app: Any = None
 
     def app(self) -> Any:
         if self._app is None:
             from agentcmd.engine.dashboard.mount import dashboard_app
 
-            self._app = dashboard_app(self.engine)
+            self._app = dashboard_app(self.commands)
         return self._app
 
     async def warm_up(self) -> None:
@@ -224,10 +188,12 @@ class LazyDashboard:
 
 
 def build_app(engine: Engine) -> Starlette:
-    """The ASGI app; its lifespan starts and stops ``engine`` (``engine.open()`` first)."""
-    from agentcmd.engine.api import events, graphql, health, register, rest
+    """The ASGI app; its lifespan starts and stops ``engine`` (``engine.open()`` first).
+
+    The routes get the engine's command facade (``engine.commands``), never the engine itself.
+    """
+    from agentcmd.engine.api import events, functions, graphql, health, register, rest
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
-    from agentcmd.engine.flow import pause, replay
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -239,8 +205,9 @@ def build_app(engine: Engine) -> Starlette:
 
     from starlette.routing import Mount
 
-    routes = [*health.routes(engine), *events.routes(engine), *register.routes(engine), *rest.routes(engine),
-              *pause.routes(engine), *replay.routes(engine), *graphql.routes(engine),
+    commands = engine.commands
+    routes = [*health.routes(commands), *events.routes(commands), *register.routes(commands),
+              *rest.routes(commands), *functions.routes(commands), *graphql.routes(commands),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
     from starlette.middleware import Middleware
 

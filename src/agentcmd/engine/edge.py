@@ -16,7 +16,7 @@ from agentcmd.httpedge.limits import EVENTS_REQUEST_MAX, FORM_MAX, JSON_API_MAX,
 from agentcmd.httpedge.middleware import RouteRule
 
 if TYPE_CHECKING:
-    from agentcmd.engine.app import EngineConfig
+    from agentcmd.engine.config import EngineConfig
 
 
 def engine_edge_policy(config: EngineConfig) -> EdgePolicy:

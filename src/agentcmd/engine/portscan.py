@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from agentcmd.engine.app import Engine
+    from agentcmd.engine.store import Store
 
 log = logging.getLogger("agentcmd.engine.portscan")
 PORTS = (80, 443, 3000, 3001, 3002, 3003, 3004, 3005, 3006, 3007, 3008, 3009, 3010, 4100, 4321, 5000, 5173, 8000,
@@ -33,7 +33,7 @@ async def _probe(session: object, url: str) -> bool:
         return False
 
 
-async def discover_loop(engine: Engine, stop: asyncio.Event) -> None:
+async def discover_loop(store: Store, server_kind: str, poll_interval: float, stop: asyncio.Event) -> None:
     import aiohttp
 
     from agentcmd.engine.appsync import Syncer
@@ -43,7 +43,7 @@ async def discover_loop(engine: Engine, stop: asyncio.Event) -> None:
     if os.environ.get("PORT", "").isdigit():
         ports.append(int(os.environ["PORT"]))
     while not stop.is_set():
-        if await engine.store.read(queries.list_apps):
+        if await store.read(queries.list_apps):
             return
         urls = [f"http://127.0.0.1:{p}{path}" for p in ports for path in PATHS]
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=0.5)) as session:
@@ -51,7 +51,7 @@ async def discover_loop(engine: Engine, stop: asyncio.Event) -> None:
                      if ok]
         if found:
             log.info("discovered apps: %s", ", ".join(found))
-            syncer = Syncer(engine.store, found, engine.server_kind, None, engine.config.poll_interval, True)
+            syncer = Syncer(store, found, server_kind, None, poll_interval, True)
             await syncer.sync_all()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), engine.config.poll_interval)
+            await asyncio.wait_for(stop.wait(), poll_interval)

@@ -16,9 +16,8 @@ import agentcmd.engine.store
 
 STORE = Path(agentcmd.engine.store.__file__).parent
 FLOW = Path(agentcmd.engine.flow.__file__).parent
-# Read questions that the public read path (store/queries) takes over; nothing else may run SQL in flow/.
-READ_QUESTIONS = {("pause.py", "paused_slugs_txn"), ("replay.py", "count_to_replay_txn"),
-                  ("replay.py", "replay_of_txn")}
+# Nothing may run SQL in flow/ (its read questions are the public read path's, store/queries).
+READ_QUESTIONS: set[tuple[str, str]] = set()
 
 
 def _imports(tree: ast.AST) -> set[str]:

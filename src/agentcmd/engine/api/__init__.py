@@ -1,1 +1,1 @@
-"""HTTP edge only: parse, authenticate, call the core, map errors. No engine logic here."""
+"""HTTP edge only: parse, authenticate, call the command facade (``engine.commands``), map errors."""

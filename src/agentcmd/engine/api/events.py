@@ -10,6 +10,7 @@ process) answers 503 with
 from __future__ import annotations
 
 import hmac
+from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -23,41 +24,42 @@ from agentcmd.engine.store import now_ms
 from agentcmd.errors import AgentcmdError, DatabaseLockedError, DatabaseUnwritableError
 
 if TYPE_CHECKING:
-    from agentcmd.engine.app import Engine
+    from agentcmd.engine.commands import Commands
 
 
-def routes(engine: Engine) -> list[Route]:
-    keys = [k.encode() for k in engine.config.event_keys]
+def key_refusal(commands: Commands, keys: list[bytes], key: bytes) -> Response | None:
+    """Production's answer to a missing or wrong event key (nothing is read or stored), else None."""
+    if not commands.production:
+        return None
+    if not keys:
+        return JSONResponse({"status": 503, "message": "", "ids": [],
+                             "error": "Event keys are required to process events securely"}, 503)
+    if not any(hmac.compare_digest(key, k) for k in keys):
+        return JSONResponse({"status": 401, "message": "", "ids": [], "error": "Event key not found"}, 401)
+    return None
 
-    async def send(request: Request) -> Response:
-        key = str(request.path_params["key"]).encode()
-        if engine.config.production:
-            if not keys:
-                return JSONResponse({"status": 503, "message": "", "ids": [],
-                                     "error": "Event keys are required to process events securely"}, 503)
-            if not any(hmac.compare_digest(key, k) for k in keys):
-                return JSONResponse({"status": 401, "message": "", "ids": [], "error": "Event key not found"}, 401)
-        try:
-            payload = await json_body(request)
-            events = parse_events(payload, now_ms(), request.headers.get("x-inngest-event-id-seed"))
-            check_event_sizes(events, int(request.headers.get("content-length") or 0))
-        except AgentcmdError as err:
-            status = 413 if err.code == "too_large" else 400
-            return JSONResponse({"ids": [], "status": status, "error": err.what, "code": err.code,
-                                 "hint": err.fix or ""}, status)
-        try:
-            if len(events) <= engine.worker.free_slots:
-                # Dispatch rows come back leased and go straight to the worker:
-                # durable (a crash requeues them at start) without a queue round trip.
-                ids, leased = await engine.store.accept_events(events, engine.executor.lease_until())
-                engine.worker.dispatch_now(leased)
-            else:   # a flood: let the worker lease them at its own pace
-                ids = await engine.store.insert_events(events)
-                engine.worker.wake()
-        except (DatabaseUnwritableError, DatabaseLockedError) as err:
-            # Nothing was stored: the sender still has the events and can send them again.
-            return JSONResponse({"ids": [], "status": 503, "error": f"events not accepted: {err.what}",
-                                 "code": err.code, "hint": err.fix or ""}, 503, headers={"Retry-After": "5"})
-        return JSONResponse({"ids": ids, "status": 200})
 
-    return [Route("/e/{key}", send, methods=["POST"])]
+async def send(commands: Commands, keys: list[bytes], request: Request) -> Response:
+    refusal = key_refusal(commands, keys, str(request.path_params["key"]).encode())
+    if refusal is not None:
+        return refusal
+    try:
+        payload = await json_body(request)
+        events = parse_events(payload, now_ms(), request.headers.get("x-inngest-event-id-seed"))
+        check_event_sizes(events, int(request.headers.get("content-length") or 0))
+    except AgentcmdError as err:
+        status = 413 if err.code == "too_large" else 400
+        return JSONResponse({"ids": [], "status": status, "error": err.what, "code": err.code,
+                             "hint": err.fix or ""}, status)
+    try:
+        ids = await commands.accept_events(events)
+    except (DatabaseUnwritableError, DatabaseLockedError) as err:
+        # Nothing was stored: the sender still has the events and can send them again.
+        return JSONResponse({"ids": [], "status": 503, "error": f"events not accepted: {err.what}",
+                             "code": err.code, "hint": err.fix or ""}, 503, headers={"Retry-After": "5"})
+    return JSONResponse({"ids": ids, "status": 200})
+
+
+def routes(commands: Commands) -> list[Route]:
+    keys = [k.encode() for k in commands.config.event_keys]
+    return [Route("/e/{key}", partial(send, commands, keys), methods=["POST"])]

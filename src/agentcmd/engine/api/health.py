@@ -15,6 +15,7 @@ presence as ``degraded``), enough for a load balancer or a supervisor.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -22,36 +23,38 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 if TYPE_CHECKING:
-    from agentcmd.engine.app import Engine
+    from agentcmd.engine.commands import Commands
 
 
-def may_see_details(engine: Engine, request: Request) -> bool:
+def may_see_details(commands: Commands, request: Request) -> bool:
     """Loopback engine asked from loopback, or (production) a valid signing-key bearer."""
     from agentcmd.webauth.loopback import is_loopback_host
 
-    config = engine.config
+    config = commands.config
     client = request.client.host if request.client is not None else ""
     if is_loopback_host(config.host) and not config.dashboard_auth and is_loopback_host(client):
         return True
-    return config.production and bool(request.headers.get("authorization")) and engine.authorized(request)
+    return config.production and bool(request.headers.get("authorization")) and commands.authorized(request)
 
 
-def routes(engine: Engine) -> list[Route]:
-    async def health(request: Request) -> Response:
-        problem = engine.database_problem()
-        status = "starting" if not engine.ready else "degraded" if problem else "ok"
-        body: dict[str, object] = {"status": status, "mode": engine.config.mode}
-        if not may_see_details(engine, request):
-            return JSONResponse(body, status_code=200 if engine.ready else 503)
-        body.update({"database": engine.store_description(), "persistent": engine.config.db_path is not None,
-                     "apps": engine.syncer.status if engine.syncer else {}})
-        if problem is not None:
-            # Still 200: the engine is up and serves what it has; only writes wait for the disk.
-            body["database_error"] = problem
-        return JSONResponse(body, status_code=200 if engine.ready else 503)
+async def health(commands: Commands, request: Request) -> Response:
+    ready = commands.ready
+    body: dict[str, object] = {"status": commands.health_status(), "mode": commands.mode}
+    if not may_see_details(commands, request):
+        return JSONResponse(body, status_code=200 if ready else 503)
+    body.update({"database": commands.store_description(), "persistent": commands.config.db_path is not None,
+                 "apps": commands.app_status()})
+    problem = commands.database_problem()
+    if problem is not None:
+        # Still 200: the engine is up and serves what it has; only writes wait for the disk.
+        body["database_error"] = problem
+    return JSONResponse(body, status_code=200 if ready else 503)
 
-    async def connect_start(request: Request) -> Response:
-        return Response(b"", status_code=200)
 
-    return [Route("/health", health, methods=["GET"]),
+async def connect_start(request: Request) -> Response:
+    return Response(b"", status_code=200)
+
+
+def routes(commands: Commands) -> list[Route]:
+    return [Route("/health", partial(health, commands), methods=["GET"]),
             Route("/v0/connect/start", connect_start, methods=["POST"])]

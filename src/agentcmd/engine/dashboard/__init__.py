@@ -3,11 +3,12 @@
 * ``reads.py``: ``DashboardReads``, the pages' queries (``agentcmd.engine.store.queries``, the one
   read path, with its row types) on the store's read connection; ``buttons.py``: the
   ``DashboardActions`` Protocol.
-* ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send, replay, pause) on the engine core.
+* ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send, replay, pause) on the engine's
+  command facade.
 * ``views.py``: ``create_router`` and the read pages; ``forms.py``: the posts; ``render.py``: the chrome
   (mode banner, nav). Rendering, the login, the stylesheet and script are shared with the app server's
   workflow views: ``agentcmd.web``.
-* ``mount.py``: ``dashboard_app(engine)``, what ``engine/app.py`` mounts at ``/``.
+* ``mount.py``: ``dashboard_app(commands)``, what ``engine/app.py`` mounts at ``/``.
 
 Auth (who may see and do what) is ``agentcmd.webauth``.
 """

@@ -1,4 +1,4 @@
-"""Replaying a function's runs: ``POST /v1/functions/{id}/replay``.
+"""Replaying a function's runs: ``POST /v1/functions/{id}/replay`` (the route is in ``api/functions.py``).
 
 As Inngest's "replay" does, every run of the function created in a time
 range (optionally only those with given statuses, e.g. ``["Failed"]``)
@@ -29,18 +29,14 @@ import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
-from agentcmd.engine.api.errors import error_response, json_body, unauthorized
 from agentcmd.engine.store import queries, runs
 from agentcmd.engine.store.models import RunSpec, RunStatus
-from agentcmd.errors import InputError, NotFoundError
+from agentcmd.errors import InputError
 
 if TYPE_CHECKING:
-    from agentcmd.engine.app import Engine
+    from agentcmd.engine.ingest import Dispatcher
     from agentcmd.engine.registry import Function
+    from agentcmd.engine.store import Store
 
 MAX_RANGE = datetime.timedelta(days=31)
 MAX_RUNS = 10_000      # one transaction; a wider replay is split by the caller into smaller ranges
@@ -126,20 +122,15 @@ def count_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest)
     return n
 
 
-def find_function(engine: Engine, ref: str) -> Function | None:
-    """A function by its slug (``<app>-<fn>``) or its uuid."""
-    return engine.registry.get(ref) or next(
-        (f for f in engine.registry.functions.values() if f.uuid == ref), None)
-
-
-async def replay_runs(engine: Engine, fn: Function, req: ReplayRequest) -> list[tuple[str, str]]:
+async def replay_runs(store: Store, dispatcher: Dispatcher, fn: Function, req: ReplayRequest,
+                      now: int) -> list[tuple[str, str]]:
     """Start the replays; (new run id, original run id) pairs, oldest original first.
 
     The one implementation behind the REST route and the dashboard's Replay
-    button. Each new run records the run it replays in ``runs.replay_of``
-    in the same transaction that creates it.
+    button (both through ``engine.commands``, which wakes the worker). Each
+    new run records the run it replays in ``runs.replay_of`` in the same
+    transaction that creates it.
     """
-    now = engine.clock()
 
     def txn(conn: sqlite3.Connection) -> list[tuple[str, str]]:
         specs: list[RunSpec] = []
@@ -149,38 +140,11 @@ async def replay_runs(engine: Engine, fn: Function, req: ReplayRequest) -> list[
             if not isinstance(events, list) or not events:
                 continue
             # A replay is a new top-level run: no invoke parent to report back to.
-            spec = dataclasses.replace(engine.dispatcher.run_spec(fn, events, event_id), parent=None)
+            spec = dataclasses.replace(dispatcher.run_spec(fn, events, event_id), parent=None)
             specs.append(spec)
             pairs.append((spec.run_id, old))
         runs.create_runs_txn(conn, specs, now, None)
         runs.set_replay_of_txn(conn, pairs)
         return pairs
 
-    pairs = await engine.store.write(txn)
-    if pairs:
-        engine.worker.wake()
-    return pairs
-
-
-def routes(engine: Engine) -> list[Route]:
-    """The REST route; the function is named by its slug (``<app>-<fn>``) or its uuid."""
-
-    async def replay(request: Request) -> Response:
-        if not engine.authorized(request):
-            return error_response(unauthorized("missing or wrong bearer token"))
-        ref = request.path_params["function_id"]
-        fn = find_function(engine, ref)
-        if fn is None:
-            return error_response(NotFoundError(f"no function {ref!r}",
-                                                "list functions with GET /v1/functions (use its slug or id)"))
-        try:
-            req = parse_request(await json_body(request))
-        except InputError as exc:
-            return error_response(exc, 400)
-        try:
-            pairs = await replay_runs(engine, fn, req)
-        except ReplayInputError as exc:
-            return error_response(exc)
-        return JSONResponse({"data": {"replayed": len(pairs), "run_ids": [new for new, _ in pairs]}})
-
-    return [Route("/v1/functions/{function_id}/replay", replay, methods=["POST"])]
+    return await store.write(txn)

@@ -120,7 +120,7 @@ class WaitRow:
     event_name: str | None
     expression: str | None
     deadline: int
-    reason: str | None = None  # parked/delayed: why, as flowstate.py words it
+    reason: str | None = None  # parked/delayed: why, as flowtext.py words it
 
 
 @dataclass(frozen=True)
