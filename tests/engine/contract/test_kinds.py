@@ -1,0 +1,29 @@
+"""The queue-kind table: every kind has exactly one handler, documented, and the worker holds no kind's code."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from agentcmd.engine import kinds, worker
+from agentcmd.engine.store.models import QueueKind
+
+
+def test_every_queue_kind_has_a_handler() -> None:
+    missing = sorted(k.value for k in QueueKind if k not in kinds.HANDLERS)
+    assert not missing, f"queue kinds without a handler in engine/kinds/__init__.py HANDLERS: {missing}"
+    assert set(kinds.HANDLERS) == set(QueueKind)
+
+
+def test_the_table_documents_every_kind() -> None:
+    doc = kinds.__doc__ or ""
+    rows = {m.group(1) for m in re.finditer(r"^([a-z_]+)\s{2,}", doc, re.MULTILINE)}
+    assert {k.value for k in QueueKind} <= rows, "every kind gets a row in the kinds package docstring"
+    for handler in kinds.HANDLERS.values():
+        name = f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}"
+        assert name in doc, f"{name} is in HANDLERS but not in the docstring's table"
+
+
+def test_the_worker_routes_without_knowing_kinds() -> None:
+    source = inspect.getsource(worker)
+    assert "QueueKind" not in source, "per-kind code belongs in engine/kinds/, not the worker"
