@@ -3,7 +3,6 @@
 * What a due item does depends on its kind; the worker knows none of
   that: it routes each item through ``kinds.HANDLERS`` and runs the SDK
   calls the handler hands back (``Executor.call``).
-
 * Wakes on ``wake()`` (an event was accepted, a run was cancelled) or when
   the earliest ``ready_at`` comes due; never busy-polls.
 * A task that commits a step usually gets the run's next call leased back
@@ -53,7 +52,6 @@ class Worker:
                  concurrency: int = 64, sweep_s: float = 30.0) -> None:
         self.store = store
         self.executor = executor
-        self.dispatcher = dispatcher
         self.clock = clock
         self.concurrency = concurrency
         # Slots the queue never fills: kept for events a sender just posted (``free_slots``), so a
