@@ -65,11 +65,14 @@ HANDLERS: dict[QueueKind, Handler] = {
 }
 
 
-async def route(kx: KindContext, item: QueueItem) -> list[CallContext]:
-    """Run a due row's handler; a kind without one is logged and dropped (it would never succeed)."""
+def route(kx: KindContext, item: QueueItem) -> Awaitable[list[CallContext]]:
+    """A due row's handler, called: the worker awaits it (no extra coroutine frame on the hot path)."""
     handler = HANDLERS.get(item.kind)
-    if handler is None:
-        log.error("unknown queue kind %s; dropping item %s", item.kind, item.id)
-        await kx.store.write(lambda c: writes.ack_txn(c, item.id))
-        return []
-    return await handler(kx, item)
+    return _drop(kx, item) if handler is None else handler(kx, item)
+
+
+async def _drop(kx: KindContext, item: QueueItem) -> list[CallContext]:
+    """A kind without a handler is logged and acked: it would never succeed."""
+    log.error("unknown queue kind %s; dropping item %s", item.kind, item.id)
+    await kx.store.write(lambda c: writes.ack_txn(c, item.id))
+    return []
