@@ -5,8 +5,9 @@
 2. ``ingest.Dispatcher`` (on the worker): ``triggers`` (name + CEL) and ``flow/``
    (idempotency, singleton, debounce, batch) -> ``store.runs.create_runs_txn``:
    run row + first queue row; pauses an event satisfies are resolved here too.
-3. ``queue`` / ``worker``: rows with ``ready_at``/``lease_until``/``attempt``;
-   the worker leases due rows with bounded concurrency.
+3. ``worker`` + ``kinds``: rows with ``ready_at``/``lease_until``/``attempt``;
+   the worker leases due rows with bounded concurrency and routes each
+   through ``kinds.HANDLERS``, one handler per queue kind.
 4. ``executor``: one leased row -> ``driver`` call -> ``decide`` -> one commit of
    memo + next rows + ack (``store.runs.apply_outcome_txn``).
 5. ``driver`` (+ ``http1``, its keep-alive HTTP/1.1 client) + ``protocol`` + ``signing``:

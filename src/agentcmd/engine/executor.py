@@ -13,6 +13,8 @@ the run's current state (pending parallel steps, coalesced discovery) is in
 ``store.runs.apply_outcome_txn``, inside the same transaction.
 Items the commit leases back to us (the next discovery, planned steps) are
 returned so the worker runs them at once without another queue round trip.
+Rows that come due without an SDK call (a sleep's end, a wait's timeout)
+are fired by their handlers in ``kinds/``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,6 @@ from agentcmd.engine.store.models import (
     NewItem,
     NewPause,
     Outcome,
-    QueueItem,
     QueueKind,
     RunStatus,
 )
@@ -62,9 +63,6 @@ YEAR_MS = 366 * 24 * 3600 * 1000
 DEFAULT_APP_WAIT_MS = 15 * 60 * 1000
 ENGINE_STOPPING = "the engine is shutting down; the call runs again when it starts"
 _STOPPED = SDKResponse(ResponseKind.INTERRUPTED, 0, message=ENGINE_STOPPING)   # what a cut call answers
-INVOKE_TIMEOUT_ERROR = {"name": "InngestInvokeTimeoutError",
-                        "message": "Timed out waiting for invoked function to complete",
-                        "error": "InngestInvokeTimeoutError: Timed out waiting for invoked function to complete"}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -403,28 +401,3 @@ class Executor:
         if status >= 400:
             return {"error": {"name": "AIGatewayError", "message": f"HTTP {status}: {str(body)[:500]}"}}
         return {"data": body}
-
-    async def fire_sleep(self, item: QueueItem) -> list[CallContext]:
-        name = str(item.payload.get("name") or item.step_id)
-        outcome = Outcome(memos=[MemoWrite(str(item.step_id), name, Opcode.SLEEP.value, None)])
-        return await self.store.apply_outcome(str(item.run_id), item, outcome, self.lease_until())
-
-    async def fire_wait_timeout(self, item: QueueItem) -> list[CallContext]:
-        """A wait/invoke deadline: resolve the pause with null (wait) or a timeout error (invoke)."""
-        run_id, step_id = str(item.run_id), str(item.step_id)
-        kind = item.payload.get("kind")
-        name = str(item.payload.get("name") or step_id)
-        now = self.clock()
-        lease = self.lease_until()
-        memo: Any = error_memo(INVOKE_TIMEOUT_ERROR) if kind == "invoke" else None
-        outcome = Outcome(memos=[MemoWrite(step_id, name, "InvokeFunction" if kind == "invoke" else "WaitForEvent",
-                                           memo, failed=kind == "invoke")])
-
-        def txn(conn: Any) -> list[CallContext]:
-            if runs.claim_pause_by_step_txn(conn, run_id, step_id) is None:
-                queue.ack_txn(conn, item.id)
-                return []
-            from agentcmd.engine.store import load_contexts
-            return load_contexts(conn, runs.apply_outcome_txn(conn, run_id, item, outcome, now, lease))
-
-        return await self.store.write(txn)

@@ -1,5 +1,8 @@
 """The worker loop: lease due queue items and run them with bounded concurrency.
 
+* What a due item does depends on its kind; the worker knows none of
+  that: it routes each item through ``kinds.HANDLERS`` and runs the SDK
+  calls the handler hands back (``Executor.call``).
 * Wakes on ``wake()`` (an event was accepted, a run was cancelled) or when
   the earliest ``ready_at`` comes due; never busy-polls.
 * A task that commits a step usually gets the run's next call leased back
@@ -27,16 +30,12 @@ import sqlite3
 from collections.abc import Coroutine
 from typing import Any
 
-from ulid import ULID
-
-from agentcmd.engine import debug_triggers, flow, triggers
+from agentcmd.engine import debug_triggers, flow, kinds
 from agentcmd.engine.clock import Clock
 from agentcmd.engine.executor import Executor
-from agentcmd.engine.flow import timeouts
 from agentcmd.engine.ingest import Dispatcher
-from agentcmd.engine.store import Store, events, load_contexts, queue, runs
-from agentcmd.engine.store import flow as flow_rows
-from agentcmd.engine.store.models import CallContext, NewEvent, NewItem, QueueItem, QueueKind, RunStatus
+from agentcmd.engine.store import Store, queue, runs
+from agentcmd.engine.store.models import CallContext, QueueItem, RunStatus
 from agentcmd.errors import DatabaseLockedError, DatabaseUnwritableError
 
 log = logging.getLogger("agentcmd.engine.worker")
@@ -53,7 +52,6 @@ class Worker:
                  concurrency: int = 64, sweep_s: float = 30.0) -> None:
         self.store = store
         self.executor = executor
-        self.dispatcher = dispatcher
         self.clock = clock
         self.concurrency = concurrency
         # Slots the queue never fills: kept for events a sender just posted (``free_slots``), so a
@@ -67,6 +65,7 @@ class Worker:
         self._last_sweep = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_free = asyncio.Event()
+        self._kinds = kinds.KindContext(store, executor, dispatcher, clock, self.wake)
         executor.on_new_work = self.wake
 
     def wake(self) -> None:
@@ -191,7 +190,7 @@ class Worker:
 
     async def _handle(self, item: QueueItem) -> None:
         try:
-            contexts = await self._first(item)
+            contexts = await kinds.route(self._kinds, item)
         except asyncio.CancelledError:
             raise
         except OUTAGE:
@@ -251,78 +250,3 @@ class Worker:
             ids = [c.item.id for c in contexts]
             with contextlib.suppress(Exception):
                 await self.store.write(lambda c: queue.release_leases_txn(c, ids))
-
-    async def _first(self, item: QueueItem) -> list[CallContext]:
-        kind = item.kind
-        if kind == QueueKind.EVENT:
-            return await self.dispatcher.dispatch(item)
-        if kind in (QueueKind.START, QueueKind.STEP):
-            ctxs = await self.store.load_contexts([item])
-            if not ctxs:
-                await self.store.write(lambda c: queue.ack_txn(c, item.id))
-            return ctxs
-        if kind == QueueKind.SLEEP:
-            return await self.executor.fire_sleep(item)
-        if kind == QueueKind.WAIT_TIMEOUT:
-            return await self.executor.fire_wait_timeout(item)
-        if kind in (QueueKind.DEBOUNCE, QueueKind.BATCH):
-            return await self._fire_buffer(item)
-        if kind == QueueKind.CRON:
-            return await self._fire_cron(item)
-        if kind == QueueKind.RUN_TIMEOUT:
-            now = self.clock()
-            if await self.store.write(lambda c: timeouts.run_timeout_txn(c, item, now)):
-                self.wake()
-            return []
-        log.error("unknown queue kind %s; dropping item %s", kind, item.id)
-        await self.store.write(lambda c: queue.ack_txn(c, item.id))
-        return []
-
-    async def _fire_buffer(self, item: QueueItem) -> list[CallContext]:
-        fn = self.dispatcher.registry.get(str(item.payload.get("function")))
-        now = self.clock()
-        lease = self.executor.lease_until()
-        specs = []
-        if fn is not None and item.payload.get("events"):
-            specs.append(self.dispatcher.run_spec(fn, list(item.payload["events"]), str(item.payload["event_id"])))
-
-        def txn(conn: sqlite3.Connection) -> list[CallContext]:
-            queue.ack_txn(conn, item.id)
-            return load_contexts(conn, runs.create_runs_txn(conn, specs, now, lease))
-
-        return await self.store.write(txn)
-
-    async def _fire_cron(self, item: QueueItem) -> list[CallContext]:
-        slug = str(item.payload.get("function"))
-        spec = str(item.payload.get("cron"))
-        fn = self.dispatcher.registry.get(slug)
-        now = self.clock()
-        lease = self.executor.lease_until()
-        from agentcmd.engine.protocol import iso_ms
-
-        internal = str(ULID())
-        body: dict[str, Any] = {
-            "name": "inngest/scheduled.timer", "id": iso_ms(item.ready_at) or internal, "ts": now, "user": {},
-            "data": {"cron": spec, "scheduledAt": iso_ms(item.ready_at), "fireAt": iso_ms(now)}}
-        dedupe = item.payload.get("dedupe") or f"cron:{slug}:{json.dumps(spec)}"
-        specs = [self.dispatcher.run_spec(fn, [body], internal)] if fn is not None else []
-        try:
-            next_at = triggers.next_cron_ms(spec, now)
-        except Exception:
-            next_at = None
-
-        def txn(conn: sqlite3.Connection) -> list[CallContext]:
-            queue.ack_txn(conn, item.id)
-            if fn is None:
-                return []
-            events.insert_events_txn(conn, [NewEvent(internal, body["name"], body, None, now)], now,
-                                     dispatch=False)
-            if next_at is not None:
-                queue.enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, next_at,
-                                                      {"function": slug, "cron": spec, "dedupe": str(dedupe)},
-                                                      dedupe=str(dedupe)))
-            if flow_rows.is_paused_txn(conn, slug):
-                return []       # a paused function's cron ticks start nothing (flow/pause.py)
-            return load_contexts(conn, runs.create_runs_txn(conn, specs, now, lease))
-
-        return await self.store.write(txn)
