@@ -48,15 +48,21 @@ _HINT_ENGINE = "check that the engine is running ('agentcmd dev' / 'agentcmd sta
 
 
 class RunNotStartedError(AgentcmdError):
+    """The event was sent but the engine did not make a run of it in time."""
+
     code = "run_not_started"
     exit_code = 1
     http_status = 503
+    fix_hint = _HINT_ENGINE
 
 
 class WorkflowPausedError(AgentcmdError):
+    """The workflow is paused on the engine, so a new run would not start."""
+
     code = "workflow_paused"
     exit_code = 1
     http_status = 409
+    fix_hint = "unpause it ('agentcmd functions unpause' or the dashboard), then start the run again"
 
 
 async def wait_for_run(engine: EngineClient, event_id: str, seconds: float) -> str | None:

@@ -40,6 +40,7 @@ class MemoConflictError(StoreError):
     """A step already has a different memo: the first result stands."""
 
     code = "memo_conflict"
+    fix_hint = "nothing to do: the first result is kept (a step's result is written once)"
 
 
 def dumps(value: Any) -> str:
