@@ -33,7 +33,7 @@ from starlette.requests import Request
 
 from agentcmd.errors import AgentcmdError, NotFoundError, UnavailableError
 from agentcmd.server import SERVE_PATH
-from agentcmd.server.engine import EngineClient
+from agentcmd.server.engine import EngineRestClient
 from agentcmd.workflows.define import APP_ID, Workflow
 
 FIRST_WAIT_SECONDS = 3.0
@@ -65,7 +65,7 @@ class WorkflowPausedError(AgentcmdError):
     fix_hint = "unpause it ('agentcmd functions unpause' or the dashboard), then start the run again"
 
 
-async def wait_for_run(engine: EngineClient, event_id: str, seconds: float) -> str | None:
+async def wait_for_run(engine: EngineRestClient, event_id: str, seconds: float) -> str | None:
     """The id of the run the engine started for ``event_id``, or None after ``seconds``."""
     deadline = time.monotonic() + max(0.0, seconds)
     delay = 0.01
@@ -83,7 +83,7 @@ async def wait_for_run(engine: EngineClient, event_id: str, seconds: float) -> s
         delay = min(delay * 2, 0.2)
 
 
-async def function_state(engine: EngineClient, wf: Workflow) -> str | None:
+async def function_state(engine: EngineRestClient, wf: Workflow) -> str | None:
     """``known``, ``paused``, ``stale`` (another trigger), ``unknown``, or None when the engine cannot list."""
     try:
         functions = await engine.list_functions()
@@ -137,7 +137,7 @@ async def start_run(request: Request, wf: Workflow, data: dict[str, Any],
     ``send(name, data) -> [event ids]`` is the API's event sender (it raises 503 when the
     engine is unreachable).
     """
-    engine: EngineClient = request.app.state.engine
+    engine: EngineRestClient = request.app.state.engine
     started = time.monotonic()
     event_id = (await send(wf.spec.trigger, data))[0]
     run_id = await wait_for_run(engine, event_id, FIRST_WAIT_SECONDS)
