@@ -101,8 +101,9 @@ def entries(cls: type) -> list[Entry]:
     owner = next(c for c in cls.__mro__ if "http_status" in c.__dict__)
     status = str(cls.http_status) if owner is cls or owner.__name__ != "AgentcmdError" else ""
     rows = [Entry(cls.code, status, str(cls.exit_code), _first_paragraph(cls), cls.fix_hint)]
-    for code, (what, fix) in cls.__dict__.get("variants", {}).items():
-        rows.append(Entry(code, status, str(cls.exit_code), what, fix))
+    for code, (what, fix, *exit_code) in cls.__dict__.get("variants", {}).items():
+        rows.append(Entry(code, status if cls.__bases__[0] is not Exception else "",
+                          str(exit_code[0] if exit_code else cls.exit_code), what, fix))
     return rows
 
 
@@ -138,7 +139,7 @@ def render() -> str:
     for _, cls in walk(base):
         parent = " and ".join(f"`{b.__name__}`" for b in cls.__bases__)
         parts.append(f"## {cls.__name__}\n")
-        parts.append(f"`{cls.__module__}` · subclass of {parent}\n")
+        parts.append(f"Subclass of {parent}.\n")   # not its module: classes move, codes stay
         parts.append("| code | HTTP | exit | what it means | what to do |")
         parts.append("|---|---|---|---|---|")
         for e in entries(cls):

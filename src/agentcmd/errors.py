@@ -70,6 +70,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+Variant = tuple[str, str] | tuple[str, str, int]
+"""A more precise code's (what it means, what to do), and its exit code when not the class's."""
+
 
 class AgentcmdError(Exception):
     """Base class: a problem the user can understand and act on."""
@@ -79,8 +82,8 @@ class AgentcmdError(Exception):
     http_status: int = 500
     fix_hint: ClassVar[str] = "read the 'fix:' line (the JSON 'hint') that comes with the message"
     """What to do about this kind of error in general (docs/errors.md); each instance's ``fix`` is specific."""
-    variants: ClassVar[Mapping[str, tuple[str, str]]] = {
-        "not_implemented": ("a command or option this version does not have yet", "see 'agentcmd --help'"),
+    variants: ClassVar[Mapping[str, Variant]] = {
+        "not_implemented": ("a command or option this version does not have yet", "see 'agentcmd --help'", 2),
         "app_error": ("the app server (or the engine) answered an error without a JSON body",
                       "check that the URL points at agentcmd's app server / engine"),
         "workflow_load_errors": ("'agentcmd workflows list' found workflow files that do not load",
@@ -90,7 +93,7 @@ class AgentcmdError(Exception):
         "wait_timeout": ("'agentcmd workflows run --wait' gave up waiting; the run keeps running",
                          "follow it with 'agentcmd runs show RUN_ID', or wait longer"),
     }
-    """Codes some raise sites give an instance of this very class: code -> (what it means, what to do)."""
+    """Codes some raise sites give an instance of this very class: code -> (what it means, what to do[, exit code])."""
 
     def __init__(
         self,
@@ -220,7 +223,7 @@ class UnavailableError(AgentcmdError):
     exit_code = 2
     http_status = 503
     fix_hint = "start or install what the message names, or point agentcmd at where it runs"
-    variants: ClassVar[Mapping[str, tuple[str, str]]] = {
+    variants: ClassVar[Mapping[str, Variant]] = {
         "engine_unreachable": ("'--engine external': the engine at --engine-url does not answer GET /health",
                                "start that engine first, check --engine-url, or use '--engine embedded'"),
         "engine_not_found": ("'--engine inngest-cli' but neither 'inngest' nor 'npx' is on PATH",
@@ -241,9 +244,9 @@ class SupervisorError(AgentcmdError):
     code = "supervisor_error"
     exit_code = 1
     fix_hint = "read the engine's and the app server's output above the message"
-    variants: ClassVar[Mapping[str, tuple[str, str]]] = {
+    variants: ClassVar[Mapping[str, Variant]] = {
         "spawn_failed": ("a child program (the engine or the app server) could not be started",
-                         "check that the program exists and is executable (AGENTCMD_ENGINE_COMMAND)"),
+                         "check that the program exists and is executable (AGENTCMD_ENGINE_COMMAND)", 2),
         "startup_timeout": ("a child did not answer its health check in time; it was stopped",
                             "read its output; if it is only slow, raise --startup-timeout"),
     }
