@@ -37,6 +37,8 @@ class HandoverError(ConfigError):
     """The descriptor named by ``AGENTCMD_SECRETS_FD`` could not be read as the supervisor's keys."""
 
     code = "key_handover_failed"
+    fix_hint = ("unset AGENTCMD_SECRETS_FD when starting the app server or the engine yourself: only "
+                "'agentcmd start'/'agentcmd dev' set it, for their children")
 
 
 def open_handover(secrets: Mapping[str, str]) -> int:

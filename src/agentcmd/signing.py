@@ -18,17 +18,20 @@ import re
 import time
 from typing import Any
 
-# Same rule as agentcmd.config.keys.strip_prefix; repeated here so dev mode never
-# imports the settings stack (pydantic) on the engine's startup path.
-_PREFIX_RE = re.compile(r"^signkey-[A-Za-z0-9]+-")
+# The one home of the signing-key helpers: config/keys.py (validation, generation)
+# imports them from here, and this module imports no settings stack (pydantic),
+# so dev mode keeps it off the engine's startup path.
+PREFIX_RE = re.compile(r"^signkey-[A-Za-z0-9]+-")
+"""The optional ``signkey-<env>-`` prefix of a signing key."""
 
 
 def strip_prefix(key: str) -> str:
-    return _PREFIX_RE.sub("", key, count=1)
+    """The hex part of a signing key (what the SDK hex-decodes)."""
+    return PREFIX_RE.sub("", key, count=1)
 
 
 def hash_signing_key(key: str) -> str:
-    """The bearer token the SDK sends: sha256 hex of the hex-decoded key."""
+    """The bearer token the SDK sends: bare sha256 hex of the hex-decoded key (no prefix)."""
     return hashlib.sha256(bytes.fromhex(strip_prefix(key))).hexdigest()
 
 

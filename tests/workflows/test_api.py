@@ -8,7 +8,8 @@ from typing import Any
 
 from markupsafe import escape
 
-from agentcmd.server.engine import EngineClient
+from agentcmd.server.engine import EngineRestClient
+from agentcmd.signing import hash_signing_key
 
 HELLO = '''
 from agentcmd import define_workflow
@@ -150,14 +151,14 @@ def test_a_cancel_that_bypasses_the_app_reaches_the_command_through_the_watcher(
     wait_until(lambda: not _alive(child), 10, "the command to be stopped by the watcher")
 
 
-async def test_the_engine_client_sends_the_signing_key_as_bearer(stack: Any) -> None:
+async def test_the_engine_client_sends_the_hashed_signing_key_as_bearer(stack: Any) -> None:
     s = stack()
-    client = EngineClient(s.engine_url, signing_key="signkey-prod-abc123")
+    client = EngineRestClient(s.engine_url, signing_key="signkey-prod-abc123")
     try:
         assert await client.list_runs() == ([], None)
     finally:
         await client.aclose()
-    assert s.engine.auth_seen[-1] == "Bearer signkey-prod-abc123"
+    assert s.engine.auth_seen[-1] == f"Bearer {hash_signing_key('signkey-prod-abc123')}"  # the raw key stays
 
 
 DUP = '''

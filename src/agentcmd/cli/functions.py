@@ -24,9 +24,9 @@ FUNCTION_HELP = "The function: its slug ('<app id>-<function id>', as 'agentcmd 
 
 
 def _client() -> Any:
-    from agentcmd.server.client import EngineClient
+    from agentcmd.server.client import CliEngineClient
 
-    return EngineClient()
+    return CliEngineClient()
 
 
 def parse_when(text: str, option: str, now: dt.datetime) -> str:

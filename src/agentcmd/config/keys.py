@@ -16,20 +16,25 @@ repeated. 32 random hex digits estimate at 91-125 bits (the lowest of
 200,000 random draws was 91), so a random key is never refused, while
 ``"ab" * 32`` (64 bits) or ``"0" * 64`` (0) are. The keys ``agentcmd install``
 generates have 64 random hex digits.
+
+Stripping the prefix and hashing a key for the bearer live in
+``agentcmd.signing`` (the engine and the app server use them without the
+settings stack); they are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import secrets
 from collections import Counter
 
 from agentcmd.errors import ConfigError, InvalidSigningKeyError
+from agentcmd.signing import PREFIX_RE
+from agentcmd.signing import hash_signing_key as hash_signing_key  # re-exported: one implementation
+from agentcmd.signing import strip_prefix as strip_prefix
 
 SIGNING_KEY_PREFIX = "signkey-prod-"
-_PREFIX_RE = re.compile(r"^signkey-[A-Za-z0-9]+-")
 _HEX_RE = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
 
 MIN_SIGNING_HEX_DIGITS = 32    # 128 bits; generated keys have 64 hex digits (256 bits)
@@ -90,11 +95,6 @@ def generate_dashboard_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def strip_prefix(key: str) -> str:
-    """The hex part of a signing key (what the SDK hex-decodes)."""
-    return _PREFIX_RE.sub("", key, count=1)
-
-
 def validate_signing_key(key: str, source: str = "signing key") -> str:
     """Return ``key`` stripped of whitespace, or raise naming ``source``.
 
@@ -141,16 +141,11 @@ def refused(name: str, value: str) -> bool:
     return False
 
 
-def hash_signing_key(key: str) -> str:
-    """The bearer token the SDK sends: bare sha256 hex of the hex-decoded key (no prefix)."""
-    return hashlib.sha256(bytes.fromhex(strip_prefix(key))).hexdigest()
-
-
 def mask(secret: str | None) -> str:
     """``signkey-prod-…3f9a``: enough to tell two keys apart, never enough to use one."""
     if not secret:
         return "(not set)"
-    m = _PREFIX_RE.match(secret)
+    m = PREFIX_RE.match(secret)
     prefix = m.group(0) if m else ""
     tail = secret[-4:] if len(secret) - len(prefix) >= 12 else ""
     return f"{prefix}…{tail}"

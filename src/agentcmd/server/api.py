@@ -24,7 +24,7 @@ from fastapi import APIRouter, Body, Request
 
 from agentcmd.errors import InputError, NotFoundError, UnavailableError
 from agentcmd.server import startrun
-from agentcmd.server.engine import EngineClient
+from agentcmd.server.engine import EngineRestClient
 from agentcmd.server.runs import TERMINAL, run_view
 from agentcmd.workflows import steprecords
 from agentcmd.workflows.define import APP_ID, Workflow
@@ -34,7 +34,7 @@ from agentcmd.workflows.process import terminate_run
 router = APIRouter(prefix="/api")
 
 
-def _state(request: Request) -> tuple[Discovered, EngineClient, inngest.Inngest]:
+def _state(request: Request) -> tuple[Discovered, EngineRestClient, inngest.Inngest]:
     s = request.app.state
     return s.discovered, s.engine, s.client
 

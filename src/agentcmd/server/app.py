@@ -33,7 +33,7 @@ from agentcmd.server import SERVE_PATH
 from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
 from agentcmd.server.edge import app_edge_policy
-from agentcmd.server.engine import EngineClient
+from agentcmd.server.engine import EngineRestClient
 from agentcmd.server.protect import ProtectMiddleware
 from agentcmd.server.sdkguard import SdkGuardMiddleware
 from agentcmd.server.shutdown import InterruptMiddleware
@@ -84,7 +84,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     """The app server for a bind to ``host`` (the auth policy depends on it, not on clients' addresses)."""
     auth = auth or app_auth(host, dashboard_auth)
     runtime = Runtime.from_settings(project_dir)
-    engine = EngineClient.from_env()
+    engine = EngineRestClient.from_env()
     runtime.run_status = engine.run_status
     set_runtime(runtime)
     discovered = discover_served(runtime.project_dir, runtime.data_dir, entry_points=entry_points)

@@ -1,5 +1,5 @@
-"""The CLI's clients: the app API (``agentcmd workflows|runs|send``) and the engine's REST API
-(``agentcmd functions``, ``EngineClient``).
+"""The CLI's clients: the app API (``agentcmd workflows|runs|send``, ``AppClient``) and the engine's
+REST API (``agentcmd functions``, ``CliEngineClient``).
 
 The app is found at ``http://<settings.host>:<settings.port>`` (``PORT`` /
 ``AGENTCMD_PORT``; a wildcard host means loopback). Its JSON errors
@@ -11,6 +11,8 @@ When a signing key is configured (``INNGEST_SIGNING_KEY`` or
 key's SDK-hashed form, which an app server bound beyond loopback (or run with
 ``--dashboard-auth``) requires; a loopback app server ignores it. The hash
 opens the API but cannot sign SDK requests, so the raw key never leaves.
+The engine's URL and bearer follow ``agentcmd/endpoint.py``, the rule the
+app server follows too.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ _BY_STATUS: dict[int, type[AgentcmdError]] = {400: InputError, 401: AuthError, 4
 def app_bearer() -> str | None:
     """The ``Authorization`` value for the app API, or None when no signing key is configured."""
     from agentcmd.config import load_settings
-    from agentcmd.config.keys import hash_signing_key
+    from agentcmd.signing import hash_signing_key
 
     key = load_settings().secret("signing_key")
     return f"Bearer {hash_signing_key(key)}" if key else None
@@ -44,14 +46,6 @@ def app_url(port: int | None = None) -> str:
     return f"http://{host}:{port or settings.port}"
 
 
-def engine_url() -> str:
-    """The engine's URL: ``AGENTCMD_ENGINE_URL`` if set, else loopback on ``engine_port`` (8288)."""
-    from agentcmd.config import load_settings
-
-    settings = load_settings()
-    return settings.engine_url or f"http://127.0.0.1:{settings.engine_port}"
-
-
 class AppClient:
     """Synchronous: the CLI makes a handful of calls per command."""
 
@@ -60,9 +54,13 @@ class AppClient:
 
     def __init__(self, base_url: str | None = None, timeout: float = 30.0, authorization: str | None = None) -> None:
         self.base_url = (base_url or app_url()).rstrip("/")
-        authorization = authorization or app_bearer()
+        authorization = authorization or self.default_authorization()
         headers = {"Authorization": authorization} if authorization else {}
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout, headers=headers)
+
+    def default_authorization(self) -> str | None:
+        """The ``Authorization`` value when the caller gives none."""
+        return app_bearer()
 
     def close(self) -> None:
         self._http.close()
@@ -103,12 +101,21 @@ class AppClient:
         return self.request("POST", path, **kwargs)
 
 
-class EngineClient(AppClient):
-    """The engine's REST API (``/v1/...``), with the same errors and the same hashed bearer."""
+class CliEngineClient(AppClient):
+    """The CLI's client of the engine's REST API (``/v1/...``), with the app client's errors.
+
+    URL and bearer: ``agentcmd/endpoint.py`` (``base_url`` overrides the URL).
+    """
 
     name = "the engine"
     unreachable_fix = ("start it ('agentcmd dev', 'agentcmd start' or 'agentcmd engine start'), or set "
                        "AGENTCMD_ENGINE_URL (or AGENTCMD_ENGINE_PORT) to where it listens")
 
     def __init__(self, base_url: str | None = None, timeout: float = 30.0) -> None:
-        super().__init__(base_url or engine_url(), timeout)
+        from agentcmd.endpoint import resolve_engine_endpoint
+
+        self._endpoint = resolve_engine_endpoint(base_url)
+        super().__init__(self._endpoint.url, timeout)
+
+    def default_authorization(self) -> str | None:
+        return self._endpoint.authorization

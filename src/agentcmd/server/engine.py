@@ -1,64 +1,40 @@
 """The app server's client of the engine's REST API (docs/architecture.md).
 
 The app reads runs from the engine, so ``/api/runs`` lists what the engine
-persisted, in any engine (ours, ``inngest start``...). Base URL:
-``INNGEST_BASE_URL`` (set by the supervisor), else ``settings.engine_url``,
-else ``http://127.0.0.1:<settings.engine_port>``. In production every call
-carries ``Authorization: Bearer <signing key>``.
+persisted, in any engine (ours, ``inngest start``...). Which URL and which
+bearer: ``agentcmd/endpoint.py`` (the rule the CLI follows too); in
+production every call carries the SDK-hashed signing key as its bearer.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
 
+from agentcmd.endpoint import EngineEndpoint, engine_url, resolve_engine_endpoint
 from agentcmd.errors import AgentcmdError, AuthError, NotFoundError, ProtocolError, UnavailableError
 
 
-def engine_base_url() -> str:
-    for var in ("INNGEST_BASE_URL", "INNGEST_API_BASE_URL"):
-        if os.environ.get(var):
-            return os.environ[var].rstrip("/")
-    from agentcmd.config import load_settings
-
-    settings = load_settings()
-    if settings.engine_url:
-        return settings.engine_url.rstrip("/")
-    return f"http://127.0.0.1:{settings.engine_port}"
-
-
-def engine_signing_key() -> str | None:
-    """The bearer for the engine: only outside dev mode, handed over (or the environment), else settings."""
-    if os.environ.get("INNGEST_DEV", "").strip().lower() not in ("", "0", "false"):
-        return None
-    from agentcmd.handover import key
-
-    if handed := key("INNGEST_SIGNING_KEY"):
-        return handed
-    from agentcmd.config import load_settings
-
-    return load_settings().secret("signing_key")
-
-
-class EngineClient:
-    """Thin async wrapper over the engine's ``/v1`` routes; errors become ``AgentcmdError``s."""
+class EngineRestClient:
+    """The app server's async client of the engine's ``/v1`` routes; errors become ``AgentcmdError``s."""
 
     def __init__(self, base_url: str | None = None, signing_key: str | None = None,
                  timeout: float = 10.0) -> None:
-        self.base_url = (base_url or engine_base_url()).rstrip("/")
-        self._key = signing_key
+        self._endpoint = EngineEndpoint((base_url or engine_url()).rstrip("/"), signing_key)
+        self.base_url = self._endpoint.url
         self._timeout = timeout
         self._client: httpx.AsyncClient | None = None
 
     @classmethod
-    def from_env(cls) -> EngineClient:
-        return cls(engine_base_url(), engine_signing_key())
+    def from_env(cls) -> EngineRestClient:
+        endpoint = resolve_engine_endpoint()
+        return cls(endpoint.url, endpoint.signing_key)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+            authorization = self._endpoint.authorization
+            headers = {"Authorization": authorization} if authorization else {}
             self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self._timeout)
         return self._client
 

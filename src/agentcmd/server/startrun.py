@@ -33,7 +33,7 @@ from starlette.requests import Request
 
 from agentcmd.errors import AgentcmdError, NotFoundError, UnavailableError
 from agentcmd.server import SERVE_PATH
-from agentcmd.server.engine import EngineClient
+from agentcmd.server.engine import EngineRestClient
 from agentcmd.workflows.define import APP_ID, Workflow
 
 FIRST_WAIT_SECONDS = 3.0
@@ -48,18 +48,24 @@ _HINT_ENGINE = "check that the engine is running ('agentcmd dev' / 'agentcmd sta
 
 
 class RunNotStartedError(AgentcmdError):
+    """The event was sent but the engine did not make a run of it in time."""
+
     code = "run_not_started"
     exit_code = 1
     http_status = 503
+    fix_hint = _HINT_ENGINE
 
 
 class WorkflowPausedError(AgentcmdError):
+    """The workflow is paused on the engine, so a new run would not start."""
+
     code = "workflow_paused"
     exit_code = 1
     http_status = 409
+    fix_hint = "unpause it ('agentcmd functions unpause' or the dashboard), then start the run again"
 
 
-async def wait_for_run(engine: EngineClient, event_id: str, seconds: float) -> str | None:
+async def wait_for_run(engine: EngineRestClient, event_id: str, seconds: float) -> str | None:
     """The id of the run the engine started for ``event_id``, or None after ``seconds``."""
     deadline = time.monotonic() + max(0.0, seconds)
     delay = 0.01
@@ -77,7 +83,7 @@ async def wait_for_run(engine: EngineClient, event_id: str, seconds: float) -> s
         delay = min(delay * 2, 0.2)
 
 
-async def function_state(engine: EngineClient, wf: Workflow) -> str | None:
+async def function_state(engine: EngineRestClient, wf: Workflow) -> str | None:
     """``known``, ``paused``, ``stale`` (another trigger), ``unknown``, or None when the engine cannot list."""
     try:
         functions = await engine.list_functions()
@@ -131,7 +137,7 @@ async def start_run(request: Request, wf: Workflow, data: dict[str, Any],
     ``send(name, data) -> [event ids]`` is the API's event sender (it raises 503 when the
     engine is unreachable).
     """
-    engine: EngineClient = request.app.state.engine
+    engine: EngineRestClient = request.app.state.engine
     started = time.monotonic()
     event_id = (await send(wf.spec.trigger, data))[0]
     run_id = await wait_for_run(engine, event_id, FIRST_WAIT_SECONDS)

@@ -34,15 +34,29 @@ ARGV_PROMPT_LIMIT = 100_000
 
 
 class PromptTooLongError(AgentcmdError):
+    """A prompt too long for the agent CLI's argument list (and the agent cannot read it from stdin)."""
+
     code = "prompt_too_long"
     exit_code = 2
     http_status = 400
+    fix_hint = "shorten the prompt, or put the long part in a file and name the file in the prompt"
 
 
 class AgentArgumentError(AgentcmdError):
+    """A ``step.agent`` argument (model, session id) that is empty or would be read as an option."""
+
     code = "invalid_agent_argument"
     exit_code = 2
     http_status = 400
+    fix_hint = "pass the value the agent CLI printed or documents"
+
+
+class UnknownAgentError(AgentcmdError):
+    """``step.agent`` names an agent agentcmd has no adapter for."""
+
+    code = "unknown_agent"
+    exit_code = 2
+    fix_hint = "use one of the agents docs/workflows.md lists"
 
 
 def _check_value(what: str, value: str | None) -> None:
@@ -52,9 +66,12 @@ def _check_value(what: str, value: str | None) -> None:
 
 
 class AgentNotFoundError(AgentcmdError):
+    """The agent's CLI is not installed (not on PATH, nor where its override variable points)."""
+
     code = "agent_not_found"
     exit_code = 2
     http_status = 400
+    fix_hint = "install the agent's CLI where the app server runs, or set its path override variable"
 
 
 @dataclass(frozen=True)
@@ -145,8 +162,7 @@ def get_adapter(name: str) -> AgentAdapter:
     try:
         return ADAPTERS[name]
     except KeyError:
-        raise AgentcmdError(f"unknown agent {name!r}", f"use one of: {', '.join(sorted(ADAPTERS))}",
-                            code="unknown_agent", exit_code=2) from None
+        raise UnknownAgentError(f"unknown agent {name!r}", f"use one of: {', '.join(sorted(ADAPTERS))}") from None
 
 
 def resolve_executable(name: str) -> tuple[str, list[str]]:

@@ -27,6 +27,7 @@ from inngest._internal.function import FunctionOpts
 from pydantic import BaseModel
 
 from agentcmd.errors import AgentcmdError
+from agentcmd.errors import WorkflowDefinitionError as WorkflowDefinitionError  # its home before the tree
 from agentcmd.workflows import workspace as workspace_mod
 from agentcmd.workflows.context import WorkflowContext, get_runtime
 from agentcmd.workflows.durations import parse_duration
@@ -40,14 +41,6 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 WorkflowBody = Callable[[WorkflowContext, WorkflowSteps], Awaitable[Any]]
 log = logging.getLogger("agentcmd.workflows")
-
-
-class WorkflowDefinitionError(AgentcmdError):
-    """A ``define_workflow`` call that cannot work (bad id, phases, trigger, schema...)."""
-
-    code = "invalid_workflow"
-    exit_code = 2
-    http_status = 400
 
 
 def default_trigger(workflow_id: str) -> str:

@@ -19,9 +19,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import ClassVar
 
-from agentcmd.errors import AgentcmdError
+from agentcmd.errors import AgentcmdError, Variant
 from agentcmd.privatefs import ensure_private_dir
 from agentcmd.workflows.process import run_process
 from agentcmd.workflows.results import GitResult
@@ -35,7 +37,16 @@ _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 
 
 class GitError(AgentcmdError):
+    """A ``step.git`` action failed (git or gh exited non-zero) or was refused."""
+
     code = "git_failed"
+    fix_hint = "read git's message in the step's error; fix the repository state or the step's arguments"
+    variants: ClassVar[Mapping[str, Variant]] = {
+        "invalid_git_input": ("step.git refused a branch, ref, path or remote that git could read as an option "
+                              "or that is not a valid name", "pass a plain name (the message says which rule)"),
+        "gh_not_found": ("step.git pr needs the GitHub CLI 'gh', which is not on PATH",
+                         "install gh (https://cli.github.com) and run 'gh auth login'"),
+    }
 
 
 def _refuse(what: str, value: str, why: str, fix: str) -> GitError:

@@ -181,6 +181,80 @@ def running_count(run_id: str) -> int:
     return len(_running.get(run_id, ()))
 
 
+async def _spawn(command: str | Sequence[str], cwd: str | os.PathLike[str] | None,
+                 env: Mapping[str, str] | None, piped_stdin: bool) -> asyncio.subprocess.Process:
+    """Start ``command`` in its own session, without the keys in its environment, sandboxed."""
+    full_env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
+    full_env.update(env or {})
+    common = {
+        "cwd": None if cwd is None else os.fspath(cwd),
+        "env": full_env,
+        "stdin": asyncio.subprocess.PIPE if piped_stdin else asyncio.subprocess.DEVNULL,
+        "stdout": asyncio.subprocess.PIPE,
+        "stderr": asyncio.subprocess.PIPE,
+        "start_new_session": True,
+    }
+    sandbox = await asyncio.to_thread(step_sandbox)  # the config file (keys) out of the step's reach
+    try:
+        if isinstance(command, str):
+            return await asyncio.create_subprocess_shell(command, **common,  # type: ignore[arg-type]
+                                                         preexec_fn=sandbox.preexec)
+        return await asyncio.create_subprocess_exec(*command, **common,  # type: ignore[arg-type]
+                                                    preexec_fn=sandbox.preexec)
+    finally:
+        sandbox.close()
+
+
+def _track(proc: asyncio.subprocess.Process, run_id: str | None, on_spawn: Callable[[int], None] | None) -> None:
+    """Register a started process (shutdown and cancel find it); stop it at once if shutdown began."""
+    _all.add(proc)
+    if run_id is not None:
+        _running.setdefault(run_id, set()).add(proc)
+    if on_spawn is not None:
+        with contextlib.suppress(Exception):
+            on_spawn(proc.pid)
+    if _shutdown["on"]:
+        asyncio.get_running_loop().create_task(stop_group(proc, SHUTDOWN_GRACE_SECONDS))
+
+
+def _untrack(proc: asyncio.subprocess.Process, run_id: str | None) -> None:
+    if proc.returncode is not None:  # else a stop is still under way: stop_all waits for it
+        _all.discard(proc)
+    if run_id is not None:
+        group = _running.get(run_id)
+        if group is not None:
+            group.discard(proc)
+            if not group:
+                _running.pop(run_id, None)
+
+
+async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes | None, out: _Tail, err: _Tail,
+                       timeout: float | None, grace: float) -> bool:
+    """Feed stdin, read both pipes, wait for the exit (stopping the group past ``timeout``): timed out?"""
+    timed_out = False
+    if stdin is not None and proc.stdin is not None:
+        proc.stdin.write(stdin)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            await proc.stdin.drain()
+        proc.stdin.close()
+    pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
+    try:
+        await asyncio.wait_for(_exited(proc), timeout)
+    except TimeoutError:
+        timed_out = True
+        await stop_group(proc, grace)
+    try:
+        await asyncio.wait_for(pumps, DRAIN_SECONDS)
+    except TimeoutError:
+        # A background child (``server &``) still holds the pipes open; the command itself is
+        # done, so stop reading (wait_for cancelled the pumps) and close our ends of the pipes.
+        # The child keeps running, untracked: starting it was the command's choice.
+        transport = getattr(proc, "_transport", None)
+        if transport is not None:
+            transport.close()
+    return timed_out
+
+
 async def run_process(
     command: str | Sequence[str],
     *,
@@ -200,72 +274,19 @@ async def run_process(
     and returns ``timed_out=True`` with exit code -SIGTERM/-SIGKILL.
     ``on_spawn(pid)`` is called once the process exists (the step records its pid).
     """
-    full_env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV_VARS}
-    full_env.update(env or {})
     started = time.monotonic()
-    common = {
-        "cwd": None if cwd is None else os.fspath(cwd),
-        "env": full_env,
-        "stdin": asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        "stdout": asyncio.subprocess.PIPE,
-        "stderr": asyncio.subprocess.PIPE,
-        "start_new_session": True,
-    }
-    sandbox = await asyncio.to_thread(step_sandbox)  # the config file (keys) out of the step's reach
-    try:
-        if isinstance(command, str):
-            proc = await asyncio.create_subprocess_shell(command, **common,  # type: ignore[arg-type]
-                                                         preexec_fn=sandbox.preexec)
-        else:
-            proc = await asyncio.create_subprocess_exec(*command, **common,  # type: ignore[arg-type]
-                                                        preexec_fn=sandbox.preexec)
-    finally:
-        sandbox.close()
-    _all.add(proc)
-    if run_id is not None:
-        _running.setdefault(run_id, set()).add(proc)
-    if on_spawn is not None:
-        with contextlib.suppress(Exception):
-            on_spawn(proc.pid)
-    if _shutdown["on"]:
-        asyncio.get_running_loop().create_task(stop_group(proc, SHUTDOWN_GRACE_SECONDS))
+    proc = await _spawn(command, cwd, env, piped_stdin=stdin is not None)
+    _track(proc, run_id, on_spawn)
     out, err = _Tail(limit), _Tail(limit)
-    timed_out = False
     try:
-        if stdin is not None and proc.stdin is not None:
-            proc.stdin.write(stdin)
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await proc.stdin.drain()
-            proc.stdin.close()
-        pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
-        try:
-            await asyncio.wait_for(_exited(proc), timeout)
-        except TimeoutError:
-            timed_out = True
-            await stop_group(proc, grace)
-        try:
-            await asyncio.wait_for(pumps, DRAIN_SECONDS)
-        except TimeoutError:
-            # A background child (``server &``) still holds the pipes open; the command itself is
-            # done, so stop reading (wait_for cancelled the pumps) and close our ends of the pipes.
-            # The child keeps running, untracked: starting it was the command's choice.
-            transport = getattr(proc, "_transport", None)
-            if transport is not None:
-                transport.close()
+        timed_out = await _communicate(proc, stdin, out, err, timeout, grace)
     except (asyncio.CancelledError, Exception):
         # The request itself was cancelled (server shutdown): never leave the group behind.
         # SIGTERM goes out before the first await; the supervisor's own grace is short, so is ours.
         await asyncio.shield(stop_group(proc, min(grace, SHUTDOWN_GRACE_SECONDS)))
         raise
     finally:
-        if proc.returncode is not None:  # else a stop is still under way: stop_all waits for it
-            _all.discard(proc)
-        if run_id is not None:
-            group = _running.get(run_id)
-            if group is not None:
-                group.discard(proc)
-                if not group:
-                    _running.pop(run_id, None)
+        _untrack(proc, run_id)
     code = proc.returncode if proc.returncode is not None else -1
     return ProcessResult(
         exit_code=code,

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agentcmd.errors import InputError
+from agentcmd.errors import InputError, WorkflowDefinitionError
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "string": (str,), "integer": (int,),
@@ -33,8 +33,11 @@ _KNOWN = {"type", "properties", "required", "additionalProperties", "items", "en
 Problem = dict[str, str]
 
 
-class SchemaDefinitionError(ValueError):
+class SchemaDefinitionError(WorkflowDefinitionError, ValueError):
     """The schema itself is unusable (raised when the workflow is defined)."""
+
+    code = "invalid_args_schema"
+    fix_hint = "fix args_schema (a JSON Schema dict or a pydantic model; docs/workflows.md lists the keywords)"
 
 
 def _check_schema(schema: Any, path: str = "#") -> None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import inngest
 
+from agentcmd.errors import StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
 from agentcmd.workflows import gitops, steprecords
@@ -66,28 +67,44 @@ AGENT_OUTPUT_LIMIT = 4 * 1024 * 1024
 """An agent's stdout is its answer (often one JSON document): keep all of it up to 4 MiB, not a tail."""
 
 
-class CommandFailedError(Exception):
+class CommandFailedError(StepFailedError):
     """A ``step.cli`` command exited non-zero with ``check=True`` (retried per policy)."""
 
+    code = "command_failed"
+    fix_hint = "read the command's stderr tail in the message; fix the cause, or pass check=False to handle it"
 
-class CommandTimeoutError(Exception):
+
+class CommandTimeoutError(StepFailedError):
     """A command ran past its ``timeout=``; its process group was stopped."""
 
+    code = "command_timeout"
+    fix_hint = "raise the step's timeout=, or make the command finish sooner"
 
-class AgentFailedError(Exception):
+
+class AgentFailedError(StepFailedError):
     """An agent CLI exited non-zero or reported an error."""
+
+    code = "agent_failed"
+    fix_hint = "read the agent's message; check its login, model and quota"
 
 
 class StepCancelledError(inngest.NonRetriableError):
-    """The run was cancelled while this step's command ran; the command was stopped."""
+    """The run was cancelled while this step's command ran; the command was stopped.
+
+    Outside the ``AgentcmdError`` tree on purpose: the SDK reads ``code``,
+    ``name`` and ``message`` of its own error classes (``agentcmd/errors.py``).
+    """
 
 
-class StepInterruptedError(Exception):
+class StepInterruptedError(StepFailedError):
     """The app server is shutting down and stopped this step's command; the step runs again later.
 
     The app answers the SDK call 503-interrupted (``server/shutdown.py``), so
     this never reaches the engine as a failed attempt.
     """
+
+    code = "step_interrupted"
+    fix_hint = "nothing to do: the step runs again from its start when the app server is back"
 
 
 _current_record: contextvars.ContextVar[steprecords.StepRecorder | None] = contextvars.ContextVar(

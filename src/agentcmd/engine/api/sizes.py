@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 
 
 class EventTooLargeError(AgentcmdError):
+    """An event (or a request of events) above the engine's size limit."""
+
     code = "too_large"
     http_status = 413
+    fix_hint = "send smaller events: put large data in a file or a store and send its path or URL"
 
 
 def check_event_sizes(events: Sequence[NewEvent], request_bytes: int) -> None:

@@ -47,6 +47,7 @@ class ReplayInputError(InputError):
 
     code = "invalid_replay"
     http_status = 400
+    fix_hint = "send a range of at most 31 days ('from' before 'to') and known statuses (docs/flow-control.md)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -36,6 +36,7 @@ class MemoConflictError(StoreError):
     """A step already has a different memo: the first result stands."""
 
     code = "memo_conflict"
+    fix_hint = "nothing to do: the first result is kept (a step's result is written once)"
 
 
 def load_context_txn(conn: sqlite3.Connection, item: QueueItem) -> CallContext | None:
