@@ -128,7 +128,7 @@ class Settings(BaseSettings):
     @field_validator("public_url", mode="before")
     @classmethod
     def _check_public_url(cls, v: Any) -> str | None:
-        from agentcmd.webauth.options import check_public_url
+        from agentcmd.webauth.proxy import check_public_url
 
         return check_public_url(None if v is None else str(v))
 

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from agentcmd.engine.config import EngineConfig
     from agentcmd.engine.executor import Executor
     from agentcmd.engine.flow.replay import ReplayRequest
+    from agentcmd.engine.functions import Function
     from agentcmd.engine.ingest import Dispatcher
-    from agentcmd.engine.registry import Function, RegisterResult, Registry
+    from agentcmd.engine.registry import RegisterResult, Registry
     from agentcmd.engine.store import Store
     from agentcmd.engine.store.models import NewEvent
     from agentcmd.engine.worker import Worker

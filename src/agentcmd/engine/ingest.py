@@ -27,7 +27,8 @@ from agentcmd.engine import triggers
 from agentcmd.engine.appsync import HOLD_RETRY_MS
 from agentcmd.engine.clock import Clock
 from agentcmd.engine.flow import FlowDecision, decide_flow
-from agentcmd.engine.registry import Function, Registry
+from agentcmd.engine.functions import Function
+from agentcmd.engine.registry import Registry
 from agentcmd.engine.store import Store, load_contexts, queries, queue, runs
 from agentcmd.engine.store.models import (
     CallContext,

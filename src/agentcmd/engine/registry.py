@@ -28,6 +28,7 @@ from typing import Any
 
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import validate
+from agentcmd.engine.functions import Function
 from agentcmd.engine.store import Store, apps, now_ms, queries
 from agentcmd.errors import InputError
 
@@ -35,21 +36,6 @@ log = logging.getLogger("agentcmd.engine.registry")
 DEFAULT_RETRIES = 4
 MAX_RETRIES = 20
 _NS = uuid.UUID("6f1f1b1e-5d2a-4c1e-9a57-a9e0c5b7d101")
-
-
-@dataclass(frozen=True)
-class Function:
-    """One registered function, parsed from its FunctionConfig."""
-
-    slug: str
-    uuid: str
-    app_id: str
-    name: str
-    url: str
-    config: dict[str, Any]
-    max_attempts: int
-    event_triggers: tuple[tuple[str, str | None], ...] = ()   # (event name pattern, expression)
-    crons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -13,26 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
-from agentcmd.errors import ConfigError
-from agentcmd.webauth.proxy import TrustedProxies
+from agentcmd.webauth.proxy import TrustedProxies, check_public_url
 from agentcmd.webauth.revocation import FILE_NAME
 
 if TYPE_CHECKING:
     from agentcmd.config.settings import Settings
-
-
-def check_public_url(value: str | None) -> str | None:
-    """``public_url`` must be an absolute http(s) URL; returns it without a trailing slash."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"public_url (AGENTCMD_PUBLIC_URL): {text!r} is not an http(s) URL",
-                          "give the address browsers use, e.g. https://agentcmd.example.com, or leave it unset")
-    return text.rstrip("/")
 
 
 @dataclass(frozen=True)

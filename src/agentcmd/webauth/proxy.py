@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from agentcmd.errors import ConfigError
 
@@ -121,3 +122,15 @@ class TrustedProxies:
             return False
         values = _header_values(headers, "x-forwarded-proto")
         return bool(values) and values[-1].lower() == "https"
+
+
+def check_public_url(value: str | None) -> str | None:
+    """``public_url`` must be an absolute http(s) URL; returns it without a trailing slash."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"public_url (AGENTCMD_PUBLIC_URL): {text!r} is not an http(s) URL",
+                          "give the address browsers use, e.g. https://agentcmd.example.com, or leave it unset")
+    return text.rstrip("/")

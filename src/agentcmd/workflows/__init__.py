@@ -1,6 +1,7 @@
 """The workflow DSL on the official Inngest SDK.
 
-    define.py      define_workflow -> Workflow (an inngest.Function) and its spec
+    define.py      define_workflow -> Workflow (an inngest.Function)
+    spec.py        WorkflowSpec: what define_workflow was given, checked
     context.py     ctx (WorkflowContext) and the process-wide Runtime
     steps.py       step: phase, cli, agent, git, sleep, wait_for_event, run, log, artifact
     results.py     CliResult, AgentResult, GitResult (rebuilt from memoised JSON)

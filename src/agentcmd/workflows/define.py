@@ -32,6 +32,7 @@ from agentcmd.workflows import workspace as workspace_mod
 from agentcmd.workflows.context import WorkflowContext, get_runtime
 from agentcmd.workflows.durations import parse_duration
 from agentcmd.workflows.schema import InputSchema, SchemaDefinitionError
+from agentcmd.workflows.spec import WorkflowSpec
 from agentcmd.workflows.steps import WorkflowSteps
 
 APP_ID = "agentcmd"
@@ -45,23 +46,6 @@ log = logging.getLogger("agentcmd.workflows")
 
 def default_trigger(workflow_id: str) -> str:
     return f"agentcmd/workflow.{workflow_id}"
-
-
-@dataclasses.dataclass(frozen=True)
-class WorkflowSpec:
-    """What ``define_workflow`` was given, checked."""
-
-    id: str
-    name: str
-    phases: tuple[str, ...]
-    trigger: str
-    retries: int | None = None
-    timeout: str | None = None
-    concurrency: int | None = None
-    workspace: str = "stay"
-    cancel_on: tuple[str, ...] = ()
-    description: str = ""
-    input_schema: InputSchema | None = None
 
 
 class Workflow(inngest.Function[Any]):

@@ -59,7 +59,7 @@ from agentcmd.workflows.process import OUTPUT_LIMIT, ProcessResult, run_process,
 from agentcmd.workflows.results import AgentResult, CliResult, GitResult
 
 if TYPE_CHECKING:
-    from agentcmd.workflows.define import WorkflowSpec
+    from agentcmd.workflows.spec import WorkflowSpec
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from agentcmd.engine import kinds, worker
 from agentcmd.engine.clock import system_clock
-from agentcmd.engine.store import now_ms, open_store, writes
+from agentcmd.engine.store import now_ms, open_store, queue
 from agentcmd.engine.store.models import NewItem, QueueKind
 
 
@@ -35,7 +35,7 @@ def test_the_worker_routes_without_knowing_kinds() -> None:
 async def test_a_row_of_a_kind_without_a_handler_is_dropped_not_retried(monkeypatch: Any) -> None:
     store = open_store(None)
     try:
-        item = await store.write(lambda c: writes.enqueue_txn(c, None, NewItem(QueueKind.CRON, None, now_ms())))
+        item = await store.write(lambda c: queue.enqueue_txn(c, None, NewItem(QueueKind.CRON, None, now_ms())))
         assert item is not None
         monkeypatch.delitem(kinds.HANDLERS, QueueKind.CRON)
         assert await kinds.route(kinds.KindContext(store, None, None, system_clock, lambda: None),  # type: ignore[arg-type]

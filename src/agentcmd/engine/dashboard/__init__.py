@@ -5,14 +5,15 @@
   ``DashboardActions`` Protocol.
 * ``actions.py``: ``EngineActions``, the buttons (cancel, rerun, re-sync, send, replay, pause) on the engine's
   command facade.
-* ``views.py``: ``create_router`` and the read pages; ``forms.py``: the posts; ``render.py``: the chrome
-  (mode banner, nav). Rendering, the login, the stylesheet and script are shared with the app server's
-  workflow views: ``agentcmd.web``.
+* ``router.py``: ``create_router``, every path; ``views.py``: the read pages; ``forms.py``: the posts;
+  ``render.py``: the chrome (mode banner, nav). Rendering, the login, the stylesheet and script are
+  shared with the app server's workflow views: ``agentcmd.web``.
 * ``mount.py``: ``dashboard_app(commands)``, what ``engine/app.py`` mounts at ``/``.
 
 Auth (who may see and do what) is ``agentcmd.webauth``.
 """
 
-from agentcmd.engine.dashboard.views import DashboardConfig, create_router
+from agentcmd.engine.dashboard.router import create_router
+from agentcmd.engine.dashboard.views import DashboardConfig
 
 __all__ = ["DashboardConfig", "create_router"]

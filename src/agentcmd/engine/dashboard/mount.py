@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from agentcmd.engine.dashboard.actions import EngineActions
 from agentcmd.engine.dashboard.reads import DashboardReads
-from agentcmd.engine.dashboard.views import DashboardConfig, create_router
+from agentcmd.engine.dashboard.router import create_router
+from agentcmd.engine.dashboard.views import DashboardConfig
 from agentcmd.mode import Mode
 from agentcmd.webauth.guard import WebAuth
 from agentcmd.webauth.options import WebOptions

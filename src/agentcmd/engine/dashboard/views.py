@@ -1,7 +1,7 @@
 """The engine dashboard's read pages, each with a JSON twin.
 
-``create_router(reader, chrome_config)`` returns a FastAPI router to include
-in the engine app at ``/``. Every page is one view function producing one
+``router.create_router`` maps them to paths, for the engine app to
+include at ``/``. Every page is one view function producing one
 ``data`` dict, rendered as HTML (``/runs``) or JSON (``/runs.json`` or
 ``/runs?format=json``); see ``render.py``. The pages read only through a
 ``DashboardReads`` (``reads.py``) and never import the executor.
@@ -27,20 +27,17 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from agentcmd.engine.dashboard import replayform
 from agentcmd.engine.dashboard.buttons import DashboardActions
 from agentcmd.engine.dashboard.reads import DashboardReads
-from agentcmd.engine.dashboard.render import STATIC_PREFIX, Chrome
+from agentcmd.engine.dashboard.render import Chrome
 from agentcmd.engine.store.queries.models import RUN_STATUSES, RunFilter, as_json, parse_since
 from agentcmd.errors import AgentcmdError, InputError, NotFoundError
 from agentcmd.mode import Mode
-from agentcmd.web import login, static
 from agentcmd.web.render import version_of, wants_json
-from agentcmd.web.site import provide
 from agentcmd.webauth.guard import WebAuth
 
 PAGE_SIZE = 50
@@ -79,30 +76,6 @@ class Dashboard:
 
 def dashboard_of(request: Request) -> Dashboard:
     return cast(Dashboard, request.state.dashboard)
-
-
-def create_router(reader: DashboardReads, config: DashboardConfig,
-                  actions: DashboardActions | None = None) -> APIRouter:
-    """The dashboard's routes (pages, twins, static files, forms and login)."""
-    from agentcmd.engine.dashboard import forms
-
-    chrome = Chrome.build(config.mode, config.db_description, config.auth, has_actions=actions is not None,
-                          db_problem=config.db_problem)
-    dashboard = Dashboard(reader, chrome, actions, config.page_size)
-    router = APIRouter(include_in_schema=False, dependencies=[provide(chrome, dashboard=dashboard)])
-    # Each page's JSON twin first: "/runs/{run_id}" would otherwise swallow "X.json".
-    for paths, handler in ((("/runs.json", "/", "/runs"), runs_page),
-                           (("/runs/{run_id}.json", "/runs/{run_id}"), run_page),
-                           (("/events.json", "/events"), events_page),
-                           (("/events/{event_id}.json", "/events/{event_id}"), event_page),
-                           (("/apps.json", "/apps"), apps_page),
-                           (("/functions/{slug}.json", "/functions/{slug}"), function_page)):
-        for path in paths:
-            router.add_api_route(path, handler, methods=["GET"])
-    static.add_static_route(router, STATIC_PREFIX)
-    login.add_login_routes(router)
-    forms.add_form_routes(router)
-    return router
 
 
 def deny(request: Request, as_twin: bool) -> Response:
@@ -309,4 +282,4 @@ def _url(path: str, params: dict[str, Any]) -> str:
     return f"{path}?{urlencode(clean)}" if clean else path
 
 
-__all__ = ["DashboardConfig", "as_json", "create_router"]
+__all__ = ["Dashboard", "DashboardConfig", "as_json", "dashboard_of"]

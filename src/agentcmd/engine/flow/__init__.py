@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import priority
@@ -36,8 +36,14 @@ from agentcmd.engine.store.models import NewItem, QueueKind, RunSpec, RunStatus
 from agentcmd.engine.store.runs import finish_run_txn
 
 if TYPE_CHECKING:
-    from agentcmd.engine.ingest import Dispatcher
-    from agentcmd.engine.registry import Function
+    from agentcmd.engine.functions import Function
+
+
+class Dispatcher(Protocol):
+    """What a decision needs from the event dispatcher (``ingest.Dispatcher``): a run spec for a function."""
+
+    def run_spec(self, fn: Function, events: list[dict[str, Any]], event_id: str,
+                 idem_key: str | None = None) -> RunSpec: ...
 
 
 def _key(expr: Any, body: dict[str, Any]) -> str:

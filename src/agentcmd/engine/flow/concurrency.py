@@ -40,7 +40,7 @@ import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentcmd.engine import triggers
 from agentcmd.engine.flow import pause as pausing
@@ -49,7 +49,7 @@ from agentcmd.engine.store import flow as flow_rows
 from agentcmd.engine.store import queries
 
 if TYPE_CHECKING:
-    from agentcmd.engine.registry import Registry
+    from agentcmd.engine.functions import Function
     from agentcmd.engine.store import Store
     from agentcmd.engine.store.models import CallContext
 
@@ -108,12 +108,19 @@ def run_created_ms(run_id: str) -> int:
     return ms
 
 
+
+class FunctionLookup(Protocol):
+    """Where the gate finds a function's config (the engine's ``Registry``), without importing it."""
+
+    def get(self, slug: str) -> Function | None: ...
+
+
 # -- the gate ------------------------------------------------------------------------------------
 
 class ConcurrencyGate:
     """In-flight counts per key, parking and unparking; see the module docstring."""
 
-    def __init__(self, store: Store, registry: Registry, clock: Callable[[], int],
+    def __init__(self, store: Store, registry: FunctionLookup, clock: Callable[[], int],
                  wake: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.registry = registry

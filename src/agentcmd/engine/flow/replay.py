@@ -34,8 +34,8 @@ from agentcmd.engine.store.models import RunSpec, RunStatus
 from agentcmd.errors import InputError
 
 if TYPE_CHECKING:
+    from agentcmd.engine.functions import Function
     from agentcmd.engine.ingest import Dispatcher
-    from agentcmd.engine.registry import Function
     from agentcmd.engine.store import Store
 
 MAX_RANGE = datetime.timedelta(days=31)

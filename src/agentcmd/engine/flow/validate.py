@@ -21,7 +21,7 @@ from agentcmd.engine.flow.concurrency import MAX_LIMITS, SCOPES
 from agentcmd.errors import InputError
 
 if TYPE_CHECKING:
-    from agentcmd.engine.registry import Function
+    from agentcmd.engine.functions import Function
 
 
 def expressions(cfg: dict[str, Any]) -> Iterator[tuple[str, str]]:

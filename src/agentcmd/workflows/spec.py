@@ -1,0 +1,29 @@
+"""A workflow's checked definition: what ``define_workflow`` was given, as plain data.
+
+Its own module so the step API (``steps.py``) can read a workflow's
+settings without importing ``define.py``, which builds workflows out of
+the step API: the two would otherwise import each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from agentcmd.workflows.schema import InputSchema
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowSpec:
+    """What ``define_workflow`` was given, checked."""
+
+    id: str
+    name: str
+    phases: tuple[str, ...]
+    trigger: str
+    retries: int | None = None
+    timeout: str | None = None
+    concurrency: int | None = None
+    workspace: str = "stay"
+    cancel_on: tuple[str, ...] = ()
+    description: str = ""
+    input_schema: InputSchema | None = None
