@@ -46,3 +46,13 @@ def test_readme_quick_start_has_exactly_two_commands_and_ci_runs_the_test_one() 
     assert "agentcmd dev" in run_cmd and "pip install" in run_cmd
     assert "pytest" in test_cmd and ".[test]" in test_cmd
     assert test_cmd in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_hop_of_the_run_path_in_the_architecture_doc_names_a_file_that_exists() -> None:
+    """docs/architecture.md's table of a run's hops is the map a newcomer follows: it must not point nowhere."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = text.split("## The parts, and the one path of a run", 1)[1].split("\n## ", 1)[0]
+    paths = set(re.findall(r"`((?:engine|server|workflows|web|ui|cli)/[\w/.]*)`", table))
+    assert len(paths) >= 15, paths
+    missing = sorted(p for p in paths if not (ROOT / "src" / "agentcmd" / p).exists())
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
