@@ -332,3 +332,16 @@ def step_log(tmp_path: Path) -> Callable[..., Any]:
             return self.lines().count(name)
 
     return StepLog  # type: ignore[return-value]
+
+
+def run_engine_cli(*args: str, env: dict[str, str] | None = None,
+                   timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """One ``agentcmd`` command run to completion with a clean Inngest environment (bad-input checks)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+    return subprocess.run([sys.executable, "-m", "agentcmd", *args], capture_output=True, text=True,
+                          env={**base, **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def engine_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_engine_cli

@@ -1,4 +1,4 @@
-"""The HTTP edge's fixtures: the engine subprocesses of tests/engine and the app servers of tests/appauth.
+"""The HTTP edge's fixtures: the engine subprocesses of tests/engine and the app servers of tests/server.
 
 Re-exported, not copied: ``engine_factory`` / ``module_engine`` start real
 ``agentcmd engine dev|start`` processes; ``app_server(mode, host)`` serves
@@ -8,7 +8,7 @@ dev engine (``engine_url``).
 
 from __future__ import annotations
 
-from tests.appauth.conftest import app_server, engine_url, project
 from tests.engine.conftest import engine_factory, module_engine
+from tests.server.conftest import app_server, engine_url, project
 
 __all__ = ["app_server", "engine_factory", "engine_url", "module_engine", "project"]

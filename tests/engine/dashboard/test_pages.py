@@ -7,7 +7,7 @@ from html import unescape
 
 import httpx
 import pytest
-from tests.dashboard.conftest import BASE_MS, TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import BASE_MS, TOKEN, DashboardFactory, Seeder
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import re
 
 import httpx
 import pytest
-from tests.dashboard.conftest import TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import TOKEN, DashboardFactory, Seeder
 
 from agentcmd.webauth.ratelimit import LoginLimiter
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import inngest
 import pytest
-from tests.flow.conftest import app_stack
+from tests.engine.flow.conftest import app_stack
 from tests.polling import wait_for
 
 State = dict[str, Any]

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import free_port
-from tests.dashboard.conftest import Child, Stack, clean_env, wait_for
+from tests.engine.dashboard.conftest import Child, Stack, clean_env, wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key, hash_signing_key
 

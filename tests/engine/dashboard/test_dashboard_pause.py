@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import inngest
 import pytest
-from tests.flow.conftest import app_stack
+from tests.engine.flow.conftest import app_stack
 from tests.polling import wait_for
 
 from agentcmd.webauth import Route, classify

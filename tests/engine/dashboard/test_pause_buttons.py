@@ -1,7 +1,7 @@
 """The Pause/Unpause buttons and the skipped-events query on a real store file (no engine).
 
 The end-to-end path (a real engine, the real SDK, a held run resumed by the
-button, the REST route) is ``tests/flow/integration/test_dashboard_pause.py``;
+button, the REST route) is ``tests/engine/dashboard/test_dashboard_pause.py``;
 here: which button the page shows in which state, a dashboard with no engine
 behind it refusing with the CLI as the fix, the login rules, and one query
 answering both the dashboard and ``GET /v1/functions/{id}/skips``.
@@ -13,7 +13,7 @@ import re
 
 import httpx
 import pytest
-from tests.dashboard.conftest import TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import TOKEN, DashboardFactory, Seeder
 
 from agentcmd.engine.dashboard import flowstate
 from agentcmd.engine.dashboard.reader import rfc3339

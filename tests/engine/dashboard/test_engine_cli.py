@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import free_port, run_cli
-from tests.dashboard.conftest import Child, clean_env, wait_for
+from tests.engine.dashboard.conftest import Child, clean_env, wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 

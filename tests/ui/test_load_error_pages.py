@@ -26,7 +26,7 @@ import httpx
 import pytest
 from markupsafe import escape
 from tests.conftest import free_port, run_cli
-from tests.dashboard.conftest import Child, clean_env, wait_for
+from tests.engine.dashboard.conftest import Child, clean_env, wait_for
 
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode

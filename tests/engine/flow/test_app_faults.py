@@ -12,10 +12,10 @@ counted per step, as in Inngest: the call after a step completes is attempt 0
 again, which is why faults are keyed on a run's calls, not on ``ctx.attempt``.)
 
 Covered before this module (and not repeated here): ``parse_response`` on an
-HTML 500, a truncated 206 JSON body and a non-SDK 200 (tests/engine/unit/
+HTML 500, a truncated 206 JSON body and a non-SDK 200 (tests/engine/
 test_protocol.py), the HTTP/1.1 client's timeout and refused connection
-(unit/test_http1.py), an app gone after sync failing the run after its retries
-(e2e/test_failures.py). New here: the call timeout as a setting, hung steps,
+(tests/engine/test_http1.py), an app gone after sync failing the run after its retries
+(tests/engine/test_failures.py). New here: the call timeout as a setting, hung steps,
 and garbage on the wire (non-JSON 200, HTML 500, a truncated body, a
 connection closed in the middle of the answer) end to end; interruptions
 (a connection closed mid-headers or before answering, the app's 503 with
@@ -40,8 +40,15 @@ from typing import Any
 import httpx
 import inngest
 import pytest
-from tests.engine.conftest import EngineProc, SdkApp, _make_engine, client_for, send_event, wait_for_run_status
-from tests.engine.e2e.conftest import run_engine_cli
+from tests.engine.conftest import (
+    EngineProc,
+    SdkApp,
+    _make_engine,
+    client_for,
+    run_engine_cli,
+    send_event,
+    wait_for_run_status,
+)
 from tests.polling import wait_for
 
 from agentcmd.config import load_settings

@@ -1,6 +1,6 @@
 """store/waits.py against both store modes, with a hand-ticked clock: what an interrupted call does to a run.
 
-The end-to-end behaviour (real engine, real SDK app) is tests/engine/e2e/test_interruptions.py;
+The end-to-end behaviour (real engine, real SDK app) is tests/engine/test_interruptions.py;
 here are the rules that need exact times: same attempt, one history entry per wait, retry
 every RETRY_MS, failure only past the limit, and the engine's downtime not counted.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from tests.engine.contract.test_store import _run, store  # noqa: F401  (the fixture, both modes)
+from tests.engine.store.test_store import _run, store  # noqa: F401  (the fixture, both modes)
 
 from agentcmd.engine.store import Store, queries, waits
 from agentcmd.engine.store.models import QueueItem, RunStatus

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.appauth.conftest import SIGNING_KEY, TOKEN, AppServerFactory
+from tests.server.conftest import SIGNING_KEY, TOKEN, AppServerFactory
 
 from agentcmd.config.keys import hash_signing_key
 

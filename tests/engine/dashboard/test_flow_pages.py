@@ -1,7 +1,7 @@
 """Flow-control state and the Replay form on a real store file (no engine): rows as the engine writes them.
 
 The end-to-end path (the real SDK, a real engine, the Replay button
-creating runs) is ``tests/flow/integration/test_dashboard_flow.py``; here
+creating runs) is ``tests/engine/dashboard/test_dashboard_flow.py``; here
 are the cases that need rows an engine only makes slowly or rarely: more
 runs than one replay may start, a throttled start, every parked-key shape,
 and the auth rules on the new page and form.
@@ -15,7 +15,7 @@ import time
 
 import httpx
 import pytest
-from tests.dashboard.conftest import TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import TOKEN, DashboardFactory, Seeder
 
 from agentcmd.engine.dashboard import flowstate, replayform
 from agentcmd.engine.flow import replay

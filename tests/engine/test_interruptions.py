@@ -23,9 +23,16 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.engine.conftest import EVENT_KEY, SIGNING_KEY, EngineProc, _free_port, runs_for_event, send_event
+from tests.engine.conftest import (
+    EVENT_KEY,
+    SIGNING_KEY,
+    EngineProc,
+    _free_port,
+    run_engine_cli,
+    runs_for_event,
+    send_event,
+)
 from tests.engine.conftest import wait_for_run_status as wait_status
-from tests.engine.e2e.conftest import run_engine_cli
 from tests.polling import wait_for
 
 APP_SCRIPT = Path(__file__).with_name("sdk_app_process.py")
