@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import run_cli
+from tests.harness.processes import run_cli
 
 WEB_STACK = ("fastapi", "uvicorn", "starlette", "inngest", "aiohttp", "httpx", "celpy", "graphql", "jinja2")
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.conftest import run_cli
-from tests.engine.conftest import SIGNING_KEY
+from tests.harness.engine import SIGNING_KEY
+from tests.harness.processes import run_cli
 
 from agentcmd.cli.functions import parse_when
 from agentcmd.errors import InputError

@@ -23,16 +23,16 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.engine.conftest import (
+from tests.harness.engine import (
     EVENT_KEY,
     SIGNING_KEY,
     EngineProc,
-    _free_port,
     run_engine_cli,
     runs_for_event,
     send_event,
 )
-from tests.engine.conftest import wait_for_run_status as wait_status
+from tests.harness.engine import wait_for_run_status as wait_status
+from tests.harness.processes import free_port
 from tests.polling import wait_for
 
 APP_SCRIPT = Path(__file__).with_name("sdk_app_process.py")
@@ -44,7 +44,7 @@ class AppProc:
 
     def __init__(self, engine: EngineProc, tmp: Path) -> None:
         self.engine = engine
-        self.port = _free_port()
+        self.port = free_port()
         self.step_log = tmp / "steps.log"
         self.gate = tmp / "gate"
         self.log = tmp / "app.log"

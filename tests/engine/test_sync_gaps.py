@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import inngest
-from tests.engine.conftest import EngineProc, SdkApp, runs_for_event, send_event, wait_for_run_status
+from tests.harness.engine import EngineProc, SdkApp, runs_for_event, send_event, wait_for_run_status
 
 from agentcmd.engine.registry import Registry, parse_function, register
 from agentcmd.engine.store import open_store
@@ -63,7 +63,7 @@ async def test_an_older_list_never_replaces_a_newer_one() -> None:
 def test_an_event_sent_before_the_first_sync_of_a_passive_app_runs_once_it_registers(
         engine_factory: Callable[..., EngineProc], sdk_factory: Callable[..., SdkApp],
         client_for: Callable[..., Any]) -> None:
-    from tests.engine.conftest import client_for as make_client
+    from tests.harness.engine import client_for as make_client
 
     for mode in ("dev", "production"):
         probe = engine_factory(mode, start=False)

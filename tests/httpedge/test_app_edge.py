@@ -12,8 +12,8 @@ import json
 
 import httpx
 import pytest
+from tests.harness.appserver import AppServerFactory, bearer
 from tests.httpedge.rawhttp import chunked, request
-from tests.server.conftest import AppServerFactory, bearer
 
 from agentcmd.server import SERVE_PATH
 

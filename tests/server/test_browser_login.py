@@ -7,49 +7,14 @@ tmp dir and prints the path.
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.server.conftest import SIGNING_KEY, TOKEN, AppServerFactory
+from tests.harness.appserver import SIGNING_KEY, TOKEN, AppServerFactory
 
 from agentcmd.config.keys import hash_signing_key
 
-CHROMIUM = os.environ.get("AGENTCMD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-def page(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        reason = "playwright is not installed (pip install -e '.[test]')"
-    else:
-        reason = "" if os.path.exists(CHROMIUM) else f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    if reason:
-        print(f"browser test skipped: {reason}", file=sys.stderr)
-        pytest.skip(reason)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        pg = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-        pg.set_default_timeout(15_000)
-        try:
-            yield pg
-        finally:
-            rep = getattr(request.node, "rep_call", None)
-            if rep is not None and rep.failed:
-                shot = tmp_path / f"{request.node.name}-failure.png"
-                pg.screenshot(path=str(shot), full_page=True)
-                print(f"\nscreenshot of the failing page ({pg.url}): {shot}", file=sys.stderr)
-            browser.close()
 
 
 def test_a_production_app_server_on_all_interfaces_asks_for_a_login(app_server: AppServerFactory, page: Any) -> None:

@@ -16,8 +16,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from tests.harness.appserver import EVENT_KEY, SIGNING_KEY, TOKEN, AppServerFactory
+from tests.harness.processes import Child, clean_env, free_port
 from tests.polling import wait_for
-from tests.server.conftest import EVENT_KEY, SIGNING_KEY, TOKEN, AppServerFactory, Child, clean_env, free_port
 
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode

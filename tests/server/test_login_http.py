@@ -6,7 +6,7 @@ import re
 
 import httpx
 import pytest
-from tests.server.conftest import SIGNING_KEY, TOKEN, AppServerFactory
+from tests.harness.appserver import SIGNING_KEY, TOKEN, AppServerFactory
 
 from agentcmd.errors import AuthError
 from agentcmd.server.client import AppClient

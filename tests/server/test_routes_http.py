@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.server.conftest import TOKEN, AppServerFactory, Served, bearer
+from tests.harness.appserver import TOKEN, AppServerFactory, Served, bearer
 
 # name -> (mode, bind host, --dashboard-auth, locked?)
 CONFIGS = {

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tests.server.conftest import SIGNING_KEY, AppServerFactory, bearer
+from tests.harness.appserver import SIGNING_KEY, AppServerFactory, bearer
 
 from agentcmd.server.sdkguard import MAX_SIGNATURE_AGE_SECONDS, signature_problem
 from agentcmd.signing import sign

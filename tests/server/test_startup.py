@@ -8,8 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import run_cli
-from tests.server.conftest import EVENT_KEY, SIGNING_KEY, Child, clean_env, free_port, wait_for
+from tests.harness.appserver import EVENT_KEY, SIGNING_KEY
+from tests.harness.processes import Child, clean_env, free_port, run_cli
+from tests.polling import wait_for
 
 from agentcmd.config import load_settings
 from agentcmd.config.keys import hash_signing_key

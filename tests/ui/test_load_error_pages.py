@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from markupsafe import escape
-from tests.conftest import free_port, run_cli
-from tests.engine.dashboard.conftest import Child, clean_env, wait_for
+from tests.harness.processes import Child, clean_env, free_port, run_cli
+from tests.polling import wait_for
 
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from tests.harness.doctables import DOCS, table_rows
 
 from agentcmd.mode import Mode
 from agentcmd.webauth import Need, Route, requirement
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "dashboard.md"
+DOC = DOCS / "dashboard.md"
 ROWS = {
     "dashboard pages and twins": Route.PAGE,
     "cancel, rerun, re-sync": Route.ACTION,
@@ -24,12 +23,7 @@ COLUMNS = [(Mode.DEV, True), (Mode.DEV, False), (Mode.PRODUCTION, True), (Mode.P
 
 
 def table() -> dict[str, list[str]]:
-    rows = {}
-    for line in DOC.read_text().splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells and cells[0] in ROWS:
-            rows[cells[0]] = cells[1:]
-    return rows
+    return table_rows(DOC, ROWS)
 
 
 @pytest.mark.parametrize("row", list(ROWS))

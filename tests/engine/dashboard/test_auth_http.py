@@ -10,7 +10,8 @@ import re
 
 import httpx
 import pytest
-from tests.engine.dashboard.conftest import TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import TOKEN, DashboardFactory
+from tests.engine.dashboard.seeder import Seeder
 
 from agentcmd.webauth.ratelimit import LoginLimiter
 

@@ -18,68 +18,22 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import free_port
-from tests.engine.dashboard.conftest import Child, Stack, clean_env, wait_for
+from tests.engine.dashboard.conftest import Stack
+from tests.harness.processes import Child, clean_env, free_port
+from tests.polling import wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key, hash_signing_key
 
-CHROMIUM = os.environ.get("AGENTCMD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DOCS_DIR = os.environ.get("AGENTCMD_DOCS_SCREENSHOTS")
 TOKEN = "browser-test-dashboard-token-42"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
-
-def _missing() -> str | None:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[test]')"
-    if not os.path.exists(CHROMIUM):
-        return f"no Chromium at {CHROMIUM} (apt-get install chromium, or set AGENTCMD_CHROMIUM)"
-    return None
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    reason = _missing()
-    if reason:
-        print(f"browser tests skipped: {reason}", file=sys.stderr)
-        pytest.skip(reason)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1200, "height": 900})
-    pg = context.new_page()
-    pg.set_default_timeout(15_000)
-    yield pg
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        shot = tmp_path / f"{request.node.name}-failure.png"
-        pg.screenshot(path=str(shot), full_page=True)
-        print(f"\nscreenshot of the failing page ({pg.url}): {shot}", file=sys.stderr)
-    context.close()
 
 
 def docs_shot(pg: Any, name: str) -> None:

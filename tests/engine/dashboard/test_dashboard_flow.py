@@ -13,7 +13,6 @@ import asyncio
 import datetime
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import inngest
 import pytest
-from tests.engine.flow.conftest import app_stack
+from tests.harness.engine import sdk_stack
 from tests.polling import wait_for
 
 State = dict[str, Any]
@@ -62,10 +61,7 @@ def _functions(client: Any, state: State) -> list[Any]:
     return [replayable, limited, rated]
 
 
-@pytest.fixture(scope="module")
-def stack(module_engine: Any, serve_sdk: Any, client_for: Any) -> Iterator[tuple[Any, State, str]]:
-    with app_stack(module_engine, serve_sdk, client_for, "dash", _functions) as running:
-        yield running
+stack = sdk_stack("dash", _functions)
 
 
 def _runs_of(engine: Any, event_id: str, slug: str) -> list[dict[str, Any]]:

@@ -13,15 +13,13 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import inngest
-import pytest
-from tests.engine.flow.conftest import app_stack
+from tests.harness.engine import sdk_stack
 from tests.polling import wait_for
 
 from agentcmd.webauth import Route, classify
@@ -58,10 +56,7 @@ def _functions(client: Any, state: State) -> list[Any]:
     return [holdable, bystander]
 
 
-@pytest.fixture(scope="module")
-def stack(module_engine: Any, serve_sdk: Any, client_for: Any) -> Iterator[tuple[Any, State, str]]:
-    with app_stack(module_engine, serve_sdk, client_for, "dp", _functions) as running:
-        yield running
+stack = sdk_stack("dp", _functions)
 
 
 def _runs_by_function(engine: Any, event_id: str) -> dict[str, dict[str, Any]]:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import free_port, run_cli
-from tests.engine.dashboard.conftest import Child, clean_env, wait_for
+from tests.harness.processes import Child, clean_env, free_port, run_cli
+from tests.polling import wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 

@@ -15,7 +15,8 @@ import time
 
 import httpx
 import pytest
-from tests.engine.dashboard.conftest import TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import TOKEN, DashboardFactory
+from tests.engine.dashboard.seeder import Seeder
 
 from agentcmd.engine.dashboard import flowstate, replayform
 from agentcmd.engine.flow import replay

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import Spawned, free_port
+from tests.harness.processes import Spawned, free_port
 from tests.polling import wait_for
 
 TOKEN = "dash-token-for-hardening-tests-0123456789"

@@ -7,7 +7,8 @@ from html import unescape
 
 import httpx
 import pytest
-from tests.engine.dashboard.conftest import BASE_MS, TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import TOKEN, DashboardFactory
+from tests.engine.dashboard.seeder import BASE_MS, Seeder
 
 
 @pytest.fixture

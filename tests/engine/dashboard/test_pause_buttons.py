@@ -13,7 +13,8 @@ import re
 
 import httpx
 import pytest
-from tests.engine.dashboard.conftest import TOKEN, DashboardFactory, Seeder
+from tests.engine.dashboard.conftest import TOKEN, DashboardFactory
+from tests.engine.dashboard.seeder import Seeder
 
 from agentcmd.engine.dashboard import flowstate
 from agentcmd.engine.dashboard.reader import rfc3339

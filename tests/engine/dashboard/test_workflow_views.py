@@ -9,7 +9,8 @@ import re
 
 import httpx
 import pytest
-from tests.engine.dashboard.conftest import Stack, wait_for
+from tests.engine.dashboard.conftest import Stack
+from tests.polling import wait_for
 
 pytestmark = pytest.mark.slow  # real engine (and app server) subprocesses
 

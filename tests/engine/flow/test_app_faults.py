@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 import inngest
 import pytest
-from tests.engine.conftest import (
+from tests.harness.engine import (
     EngineProc,
     SdkApp,
     _make_engine,

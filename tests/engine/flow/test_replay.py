@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import inngest
 import pytest
-from tests.engine.flow.conftest import app_stack
+from tests.harness.engine import sdk_stack
 from tests.polling import wait_for
 
 State = dict[str, Any]
@@ -35,10 +34,7 @@ def _functions(client: Any, state: State) -> list[Any]:
     return [replayable, bystander]
 
 
-@pytest.fixture(scope="module")
-def stack(module_engine: Any, serve_sdk: Any, client_for: Any) -> Iterator[tuple[Any, State, str]]:
-    with app_stack(module_engine, serve_sdk, client_for, "rp", _functions) as running:
-        yield running
+stack = sdk_stack("rp", _functions)
 
 
 def _now() -> datetime.datetime:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from tests.engine.conftest import EVENT_KEY, SIGNING_KEY, EngineProc, client_for
+from tests.harness.engine import EVENT_KEY, SIGNING_KEY, EngineProc, client_for
 from tests.polling import wait_for
 
 from agentcmd.engine.app import Engine, EngineConfig, build_app

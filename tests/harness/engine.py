@@ -1,4 +1,4 @@
-"""Reusable engine fixtures: a real engine subprocess, a real SDK app, and polling helpers.
+"""Engine fixtures for every folder: a real engine subprocess, a real SDK app, and polling helpers.
 
 * ``engine_factory(mode="dev"|"production", sqlite_dir=None, args=(), env=None)`` starts
   ``python -m agentcmd engine dev|start --port <free>`` and waits for ``/health``.
@@ -12,6 +12,8 @@
 * ``send_event(engine, name, data)`` -> internal event id; ``runs_for_event(engine, id, n)``
   -> run ids; ``wait_for_run_status(engine, run_id, status)`` -> the run dict, failing
   with the last state seen.
+* ``stack = sdk_stack(prefix, build)`` in a test module: a module-scoped SDK app on
+  ``module_engine`` (both modes); ``engine_cli(*args)`` runs one ``agentcmd`` command.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.harness.processes import free_port, run_engine_cli
 
 # inngest 0.5.19 defines a pydantic model with a class-based Config; the deprecation
 # warning fires once, at import, so import it here with that one warning silenced.
@@ -44,12 +47,6 @@ with warnings.catch_warnings():
 # Fixed strong keys: the engine refuses weak ones (config/keys.py).
 SIGNING_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
 EVENT_KEY = "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -131,7 +128,7 @@ class EngineProc:
 
 def _make_engine(base: Path, index: int, mode: str = "dev", sqlite_dir: Path | None = None,
                  args: tuple[str, ...] = (), env: dict[str, str] | None = None, port: int | None = None) -> EngineProc:
-    port = port or _free_port()
+    port = port or free_port()
     cmd = "dev" if mode == "dev" else "start"
     full = ["engine", cmd, "--port", str(port), "--retry-interval", "0.2", "--grace", "3"]
     if mode == "dev":
@@ -334,14 +331,29 @@ def step_log(tmp_path: Path) -> Callable[..., Any]:
     return StepLog  # type: ignore[return-value]
 
 
-def run_engine_cli(*args: str, env: dict[str, str] | None = None,
-                   timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """One ``agentcmd`` command run to completion with a clean Inngest environment (bad-input checks)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
-    return subprocess.run([sys.executable, "-m", "agentcmd", *args], capture_output=True, text=True,
-                          env={**base, **(env or {})}, timeout=timeout)
-
 
 @pytest.fixture(scope="session")
 def engine_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``engine_cli(*args, env=...)``: one ``agentcmd`` command run to completion (``run_engine_cli``)."""
     return run_engine_cli
+
+
+def sdk_stack(prefix: str, build: Callable[[Any, dict[str, Any]], list[Any]]) -> Any:
+    """A module-scoped ``stack`` fixture: ``(engine, state, app_id)`` once per mode (``module_engine``).
+
+    An SDK app named ``<prefix>-<mode>`` serves ``build(client, state)``; ``state`` is what the
+    functions record for the tests to read. In a test module: ``stack = sdk_stack("rp", _functions)``.
+    """
+    @pytest.fixture(scope="module", name="stack")
+    def stack(module_engine: EngineProc, serve_sdk: Callable[..., SdkApp],
+              client_for: Callable[..., Any]) -> Iterator[tuple[EngineProc, dict[str, Any], str]]:
+        state: dict[str, Any] = {}
+        app_id = f"{prefix}-{module_engine.mode}"
+        client = client_for(module_engine, app_id=app_id)
+        app = serve_sdk(module_engine, client, build(client, state))
+        try:
+            yield module_engine, state, app_id
+        finally:
+            app.stop()
+
+    return stack
