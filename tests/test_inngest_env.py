@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from tests.harness.keys import ENGINE_SIGNING_KEY
+
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 
-KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
+KEY = ENGINE_SIGNING_KEY
 
 
 def test_production_removes_inngest_dev_sets_base_url_and_exports_keys() -> None:

@@ -5,7 +5,9 @@
 ``servers``: ``LiveServer``, an ASGI app under uvicorn on an ephemeral
 loopback port. ``engine``: real ``agentcmd engine dev|start`` subprocesses
 and the official SDK served against them. ``appserver``: the app server
-under an auth policy next to a real dev engine. The fixtures themselves
-are imported by ``tests/conftest.py`` (everywhere) or by the conftest of
-the folders that use them.
+under an auth policy next to a real dev engine. ``browser``: a real
+Chromium. ``keys``: the test keys and the app API's bearer. ``doctables``:
+the docs tables tests hold against the code. The fixtures themselves are
+imported by ``tests/conftest.py`` (everywhere) or by the conftest of the
+folders that use them.
 """

@@ -27,6 +27,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import inngest.fast_api  # noqa: F401
 
+from tests.harness.keys import APP_EVENT_KEY, APP_SIGNING_KEY
 from tests.harness.processes import Child, clean_env, free_port
 from tests.harness.servers import LiveServer
 from tests.polling import wait_for
@@ -37,8 +38,7 @@ from agentcmd.mode import Mode
 from agentcmd.server.access import AppAuth
 
 TOKEN = "app-views-dashboard-token-for-tests"
-SIGNING_KEY = "signkey-prod-df95a4e9e0de15573029d2c63a3af1655d7af9b9b1b8b50ceb04cafee2f6d982"
-EVENT_KEY = "bf9d36ad3886b8700f4d4fdf47879d1c3250e4f195bc6dad92875fc357da7a98"
+SIGNING_KEY, EVENT_KEY = APP_SIGNING_KEY, APP_EVENT_KEY
 
 WORKFLOW = '''
 from agentcmd import define_workflow

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.harness.keys import ENGINE_EVENT_KEY, ENGINE_SIGNING_KEY
 from tests.harness.processes import free_port, run_engine_cli
 
 # inngest 0.5.19 defines a pydantic model with a class-based Config; the deprecation
@@ -44,9 +45,7 @@ with warnings.catch_warnings():
     import inngest
     import inngest.fast_api
 
-# Fixed strong keys: the engine refuses weak ones (config/keys.py).
-SIGNING_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
-EVENT_KEY = "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796"
+SIGNING_KEY, EVENT_KEY = ENGINE_SIGNING_KEY, ENGINE_EVENT_KEY
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.harness.keys import ENGINE_SIGNING_KEY
 
 from agentcmd.errors import ConfigError, InvalidSigningKeyError
 from agentcmd.mode import Mode
@@ -10,7 +11,7 @@ from agentcmd.server import SERVE_PATH
 from agentcmd.server.access import AppAuth, check_bind, check_secrets, classify, cross_site, requirement, sdk_mode
 from agentcmd.webauth.policy import Need, Route
 
-STRONG_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
+STRONG_KEY = ENGINE_SIGNING_KEY
 
 DEV, PROD = Mode.DEV, Mode.PRODUCTION
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.appkeys import app_headers
+from tests.harness.keys import app_headers
 from tests.harness.processes import Spawned, free_port, pid_alive
 from tests.polling import wait_for
 from tests.supervisor.conftest import child_pids, wait_exit, wait_output
