@@ -1,17 +1,37 @@
-"""Shared fixtures: a private AGENTCMD_HOME, free ports, and the CLI as a real subprocess."""
+"""Fixtures every test can use; what they are built from lives in ``tests/harness/`` (see tests/README.md).
+
+Every test gets a private AGENTCMD_HOME and no Inngest settings from this
+machine (``agentcmd_home``, autouse). ``project`` is a project directory
+holding the workflows a folder names in ``project_workflows``. ``spawn``
+starts ``python -m agentcmd`` children that are stopped at teardown (their
+output printed if the test failed). The engine fixtures (``engine_factory``,
+``module_engine``, ``sdk_factory`` ...) come from ``tests/harness/engine.py``, ``browser`` and
+``page`` (a real Chromium) from ``tests/harness/browser.py``.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.harness.browser import browser, chromium_path, page  # noqa: F401
+from tests.harness.engine import (  # noqa: F401  (pytest finds fixtures by name)
+    client_for_fixture,
+    engine_cli,
+    engine_factory,
+    module_engine,
+    runs_for_event_fixture,
+    sdk_factory,
+    send_event_fixture,
+    serve_sdk,
+    step_log,
+    wait_for_run_status_fixture,
+)
+from tests.harness.processes import Spawned, free_port, run_cli
 
 
 @pytest.fixture(autouse=True)
@@ -29,11 +49,20 @@ def agentcmd_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def free_port() -> int:
-    """A port that was free a moment ago (bind to 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def project_workflows() -> dict[str, str]:
+    """File name -> source of the workflows ``project`` holds; a folder's conftest overrides it."""
+    return {}
+
+
+@pytest.fixture
+def project(tmp_path: Path, project_workflows: dict[str, str]) -> Path:
+    """A project directory with ``.agentcmd/workflows/`` holding ``project_workflows``."""
+    root = tmp_path / "project"
+    (root / ".agentcmd" / "workflows").mkdir(parents=True)
+    for name, source in project_workflows.items():
+        (root / ".agentcmd" / "workflows" / name).write_text(textwrap.dedent(source))
+    return root
 
 
 @pytest.fixture
@@ -41,67 +70,18 @@ def port() -> int:
     return free_port()
 
 
-def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m agentcmd ARGS`` to completion; output is kept for assertions."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "agentcmd", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-        cwd=cwd,
-    )
-
-
 @pytest.fixture
 def cli() -> object:
     return run_cli
 
 
-class Spawned:
-    """A ``python -m agentcmd`` child whose output is dumped if the test fails."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
-        self.log_path = log
-        self.env = env
-        self._log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agentcmd", *args],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=cwd,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 10) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-
 @pytest.fixture
-def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[object]:
+def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Spawned]]:
     """Start ``python -m agentcmd`` subprocesses; stops them and prints their logs on failure."""
     children: list[Spawned] = []
 
     def _spawn(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Spawned:
-        log = tmp_path / f"spawn-{len(children)}.log"
-        child = Spawned(list(args), {**os.environ, **(env or {})}, log, cwd)
+        child = Spawned(list(args), {**os.environ, **(env or {})}, tmp_path / f"spawn-{len(children)}.log", cwd)
         children.append(child)
         return child
 
@@ -110,7 +90,8 @@ def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[object]:
     for child in children:
         child.stop()
         if failed is not None and failed.failed:
-            sys.stderr.write(f"--- output of agentcmd {' '.join(child.proc.args[3:])} ---\n{child.output()}\n")
+            sys.stderr.write(f"--- output of agentcmd {' '.join(map(str, child.proc.args[3:]))} ---\n"
+                             f"{child.output()}\n")
 
 
 @pytest.hookimpl(wrapper=True)

@@ -3,20 +3,22 @@
 ``wait_for(predicate, timeout, what)`` returns the first truthy value of
 ``predicate()``; an ``httpx.HTTPError`` counts as "not yet" (a server still
 starting). At the deadline it fails naming ``what`` and what was seen:
-``seen()`` if given (a log tail, say), else the last value.
+``seen()`` if given (a log tail, say), else the last value. ``children``
+(anything with ``proc`` and ``output()``, e.g. ``tests.harness.processes.Child``)
+fail it at once with that child's output if one of them exits meanwhile.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 15, what: str = "the condition",
-             seen: Callable[[], str] | None = None, interval: float = 0.02) -> Any:
+             seen: Callable[[], str] | None = None, children: Iterable[Any] = (), interval: float = 0.02) -> Any:
     deadline = time.monotonic() + timeout
     value: Any = None
     while True:
@@ -29,6 +31,10 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15, what: str = "the
             last_error = None
         if value:
             return value
+        for child in children:
+            if child.proc.poll() is not None:
+                raise AssertionError(f"{' '.join(map(str, child.proc.args[1:4]))} exited with {child.proc.returncode} "
+                                     f"while waiting for {what}:\n{child.output()[-3000:]}")
         if time.monotonic() >= deadline:
             detail = seen()[-3000:] if seen is not None else repr(last_error or value)
             raise AssertionError(f"timed out after {timeout} s waiting for {what}; seen: {detail}")

@@ -2,7 +2,7 @@
 
 The shape (docs/architecture.md): SQL only in engine/store/; the app
 server and its UI import nothing from the engine; the engine's core never
-imports its HTTP layers (also tests/engine/unit/test_layers.py); the store
+imports its HTTP layers (also tests/engine/test_layers.py); the store
 imports no policy; no import cycles; no module over 600 lines and no
 function over 80.
 """

@@ -12,7 +12,7 @@ import json
 
 import httpx
 import pytest
-from tests.appauth.conftest import AppServerFactory, bearer
+from tests.harness.appserver import AppServerFactory, bearer
 from tests.httpedge.rawhttp import chunked, request
 
 from agentcmd.server import SERVE_PATH

@@ -23,8 +23,8 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from tests.appauth.conftest import SIGNING_KEY, AppServerFactory, bearer
-from tests.engine.conftest import SdkApp, client_for, runs_for_event, send_event, wait_for_run_status
+from tests.harness.appserver import SIGNING_KEY, AppServerFactory, bearer
+from tests.harness.engine import SdkApp, client_for, runs_for_event, send_event, wait_for_run_status
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -9,17 +9,16 @@ subprocesses, the real app server, real ports, real signals.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import Spawned, free_port
+from tests.harness.processes import Spawned, free_ports, pid_alive, read_jsonl
 from tests.polling import wait_for
 
 FAKE_SCRIPT = Path(__file__).with_name("fake_inngest.py")
@@ -32,9 +31,7 @@ class FakeInngest:
     script: Path
 
     def records(self) -> list[dict[str, Any]]:
-        if not self.record.exists():
-            return []
-        return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+        return read_jsonl(self.record)
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for the supervisor: the fake first on PATH, its record file."""
@@ -73,21 +70,15 @@ async def hello(ctx, step):
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A project with one workflow, so the app has something to sync."""
-    root = tmp_path / "project"
-    (root / ".agentcmd" / "workflows").mkdir(parents=True)
-    (root / ".agentcmd" / "workflows" / "hello.py").write_text(HELLO_WORKFLOW)
-    return root
+def project_workflows() -> dict[str, str]:
+    """The ``project`` holds one workflow, so the app has something to sync."""
+    return {"hello.py": HELLO_WORKFLOW}
 
 
 @pytest.fixture
 def ports() -> tuple[int, int]:
     """(app port, engine port): two distinct ephemeral ports."""
-    app = free_port()
-    engine = free_port()
-    while engine == app:
-        engine = free_port()
+    app, engine = free_ports(2)
     return app, engine
 
 
@@ -115,48 +106,9 @@ def child_pids(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+) started \(pid (\d+)\)", output, re.M)}
 
 
-def pid_alive(pid: int) -> bool:
-    """Alive and not a zombie (an orphan's zombie may wait for a reaper that never comes)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != b"Z"
-
-
 def assert_all_gone(pids: list[int], timeout: float = 8, output: Callable[[], str] | None = None) -> None:
     wait_for(lambda: not any(pid_alive(p) for p in pids), timeout,
              f"processes {pids} to exit (alive: {[p for p in pids if pid_alive(p)]})", output)
-
-
-class Supervisor(Spawned):
-    """``Spawned`` whose output stays readable after it was stopped."""
-
-    def output(self) -> str:
-        with contextlib.suppress(ValueError):  # closed by stop(): the file on disk is complete
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture
-def spawn(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Supervisor]]:
-    """Like the root ``spawn``: ``python -m agentcmd`` children, stopped (SIGTERM) at teardown,
-    their output printed when the test failed."""
-    children: list[Supervisor] = []
-
-    def _spawn(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Supervisor:
-        child = Supervisor(list(args), {**os.environ, **(env or {})}, tmp_path / f"spawn-{len(children)}.log", cwd)
-        children.append(child)
-        return child
-
-    yield _spawn
-    report = getattr(request.node, "rep_call", None)
-    for child in children:
-        child.stop()
-        if report is not None and report.failed:
-            sys.stderr.write(f"--- output of agentcmd {' '.join(map(str, child.proc.args[3:]))} ---\n"
-                             f"{child.output()}\n")
 
 
 @pytest.fixture

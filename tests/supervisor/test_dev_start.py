@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import Spawned, free_port
+from tests.harness.processes import Spawned, free_port
+from tests.polling import wait_for
 from tests.supervisor.conftest import (
     HELLO_WORKFLOW,
     FakeInngest,
@@ -22,7 +23,6 @@ from tests.supervisor.conftest import (
     child_pids,
     install_executable,
     wait_exit,
-    wait_for,
     wait_output,
 )
 

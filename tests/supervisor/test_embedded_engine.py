@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import Spawned
+from tests.harness.processes import Spawned
 from tests.supervisor.conftest import assert_all_gone, child_pids, wait_exit, wait_output
 
 from agentcmd.config.sources import read_config_file
@@ -79,7 +79,7 @@ def test_sigkill_of_dev_leaves_no_engine_or_app(spawn: SpawnFn, ports: tuple[int
 
 def test_a_second_start_on_the_same_database_fails_with_the_engines_message(
         spawn: SpawnFn, ports: tuple[int, int], project: Path) -> None:
-    from tests.conftest import free_port
+    from tests.harness.processes import free_port
 
     first = start(spawn, "start", ports, project)
     wait_output(first, READY, timeout=30)

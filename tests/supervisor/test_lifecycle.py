@@ -28,17 +28,10 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.appkeys import app_headers
-from tests.conftest import Spawned, free_port
-from tests.supervisor.conftest import (
-    HELLO_WORKFLOW,
-    assert_all_gone,
-    child_pids,
-    pid_alive,
-    wait_exit,
-    wait_for,
-    wait_output,
-)
+from tests.harness.keys import app_headers
+from tests.harness.processes import Spawned, free_port, pid_alive
+from tests.polling import wait_for
+from tests.supervisor.conftest import HELLO_WORKFLOW, assert_all_gone, child_pids, wait_exit, wait_output
 
 SpawnFn = Callable[..., Spawned]
 READY = "ready in "

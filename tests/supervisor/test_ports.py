@@ -7,7 +7,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from tests.conftest import free_port
+from tests.harness.processes import free_port
 
 from agentcmd.errors import PortInUseError
 from agentcmd.supervisor.ports import ensure_port_free, listening_inodes, port_is_free, port_owner

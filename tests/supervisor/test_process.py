@@ -11,7 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.supervisor.conftest import assert_all_gone, pid_alive, wait_for
+from tests.harness.processes import pid_alive
+from tests.polling import wait_for
+from tests.supervisor.conftest import assert_all_gone
 
 from agentcmd.supervisor.logs import LogSink
 from agentcmd.supervisor.process import ChildSpec, ManagedProcess, describe_returncode, wait_until

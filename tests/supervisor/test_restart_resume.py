@@ -26,9 +26,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.appkeys import app_headers
-from tests.conftest import Spawned, free_port
-from tests.supervisor.conftest import child_pids, pid_alive, wait_exit, wait_for, wait_output
+from tests.harness.keys import app_headers
+from tests.harness.processes import Spawned, free_port, pid_alive
+from tests.polling import wait_for
+from tests.supervisor.conftest import child_pids, wait_exit, wait_output
 
 SpawnFn = Callable[..., Spawned]
 READY = "ready in "

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Spawned
+from tests.harness.processes import Spawned
 from tests.supervisor.conftest import child_pids, wait_output
 
 from agentcmd.config.keys import hash_signing_key

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.supervisor.conftest import assert_all_gone, pid_alive, wait_for
+from tests.harness.processes import pid_alive
+from tests.polling import wait_for
+from tests.supervisor.conftest import assert_all_gone
 
 from agentcmd.supervisor import watchdog
 

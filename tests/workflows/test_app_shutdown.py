@@ -19,9 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.conftest import free_port
+from tests.harness.processes import free_port, pid_alive
 from tests.polling import wait_for
-from tests.supervisor.conftest import pid_alive
 
 SLEEPER = '''
 from agentcmd import define_workflow
@@ -154,7 +153,7 @@ def test_a_command_ignoring_sigterm_is_killed_and_the_app_still_exits_0(
 
 def test_after_a_crash_the_step_that_was_running_shows_interrupted_with_how_long_it_ran(
         write_workflow: Any, project: Path, app_process: Any) -> None:
-    from tests.workflows.conftest import FakeEngine, ServerThread
+    from tests.workflows.fakeengine import FakeEngine, ServerThread
 
     write_workflow("sleeper.py", SLEEPER)
     engine = FakeEngine()

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.harness.processes import Child, free_ports
 from tests.polling import wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
@@ -55,48 +56,19 @@ async def three(ctx, step):
 '''
 
 
-def _free_ports(n: int) -> list[int]:
-    import socket
-
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Proc:
-    """A child in its own session, its output in a file; stopped by PID at teardown."""
+class Proc(Child):
+    """A child in its own session, its output appended to a file; stopped by PID at teardown."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
-        self.log = log
-        self._out = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                     start_new_session=True)
+        super().__init__(argv, env, log, cwd, append=True)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
         self.proc.wait(15)
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._out.close()
-
-    def output(self) -> str:
-        if not self._out.closed:
-            self._out.flush()
-        return self.log.read_text(errors="replace")
+    def stop(self, timeout: float = 15) -> int:
+        return super().stop(timeout)
 
 
 @pytest.fixture
@@ -154,7 +126,7 @@ def _runs(app_url: str, workflow: str, key: str | None = None) -> list[dict[str,
 def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
         project: Path, write_workflow: Any, fake_claude: Any, procs: Any) -> None:
     write_workflow("demo.py", DEMO)
-    app_port, engine_port = _free_ports(2)
+    app_port, engine_port = free_ports(2)
     app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
     signing = generate_signing_key()
     env = {**os.environ, "INNGEST_SIGNING_KEY": signing, "INNGEST_EVENT_KEY": generate_event_key(),
@@ -196,7 +168,7 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
 def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunning_completed_steps(
         project: Path, write_workflow: Any, procs: Any, tmp_path: Path) -> None:
     write_workflow("three.py", THREE_STEPS)
-    app_port, engine_port = _free_ports(2)
+    app_port, engine_port = free_ports(2)
     app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
     signing, event_key = generate_signing_key(), generate_event_key()
     base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
@@ -260,7 +232,7 @@ def _alive(pid: int) -> bool:
 def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_failures_exit_1(
         project: Path, write_workflow: Any, procs: Any, tmp_path: Path) -> None:
     write_workflow("cancellable.py", CANCELLABLE)
-    app_port, engine_port = _free_ports(2)
+    app_port, engine_port = free_ports(2)
     app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
     base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
     procs([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)],
@@ -305,7 +277,7 @@ def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_
 def test_stopping_the_app_mid_command_stops_the_command_and_the_engine_retries_the_step(
         project: Path, write_workflow: Any, procs: Any) -> None:
     write_workflow("three.py", THREE_STEPS)
-    app_port, engine_port = _free_ports(2)
+    app_port, engine_port = free_ports(2)
     app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
     base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
     app_argv = [sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)]

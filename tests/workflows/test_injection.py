@@ -15,21 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.workflows.conftest import git
 
 from agentcmd.workflows import gitops
 from agentcmd.workflows.agents import AgentArgumentError, get_adapter
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
-
-
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(tmp_path: Path, git_identity: None) -> Path:
     """A repository with one commit and an ``origin`` (a bare repository next to it)."""
-    for var, value in {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
-                       "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}.items():
-        monkeypatch.setenv(var, value)
     root = tmp_path / "repo"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.supervisor.conftest import pid_alive
+from tests.harness.processes import pid_alive
 
 from agentcmd.workflows.process import run_process, running_count, terminate_run
 

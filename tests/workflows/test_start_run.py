@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.polling import wait_for
-from tests.workflows.conftest import ServerThread
+from tests.workflows.fakeengine import ServerThread
 
 HELLO = '''
 from agentcmd import define_workflow

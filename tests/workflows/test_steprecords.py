@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.workflows.conftest import ServerThread
+from tests.workflows.fakeengine import ServerThread
 
 from agentcmd.cli.stepfeed import StepFeed
 

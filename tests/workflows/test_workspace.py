@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+from tests.workflows.conftest import git
 
 
 @pytest.fixture
-def repo(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def repo(project: Path, git_identity: None) -> Path:
     """The project as a git repository with one commit (workflow files ignored)."""
-    for var, value in {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "t@example.com",
-                       "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "t@example.com"}.items():
-        monkeypatch.setenv(var, value)
     git(project, "init", "-q", "-b", "main")
     (project / ".gitignore").write_text(".agentcmd/\n*.log\n")
     (project / "README").write_text("hello\n")

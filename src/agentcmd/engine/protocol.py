@@ -4,7 +4,7 @@
 the SDK into an ``SDKResponse`` the executor can act on without looking at
 HTTP again. The rules (reference: ../shared/reference/inngest-wire-protocol.md
 §5) that are easy to get wrong live here, table-tested in
-tests/engine/unit/test_protocol.py:
+tests/engine/test_protocol.py:
 
 * a response without ``x-inngest-sdk`` did not come from the SDK (a proxy,
   an HTML error page, the SDK's own 401): an *internal* error, retried;

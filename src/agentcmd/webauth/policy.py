@@ -1,7 +1,7 @@
 """The access policy: route kind x mode x bind -> what a request must carry.
 
 Pure functions with no I/O, so the whole policy is one table test
-(tests/dashboard/test_policy.py) and the prose in docs/dashboard.md can be
+(tests/webauth/test_policy.py) and the prose in docs/dashboard.md can be
 checked against it.
 
 The rules, from issue 7:

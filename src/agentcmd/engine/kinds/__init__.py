@@ -32,7 +32,7 @@ run_timeout   a run is created with ``timeouts.start`` or   ``run_timeout.fire_r
                                                             postponed to count from its start)
 ============  ============================================  =============================================
 
-``tests/engine/contract/test_kinds.py`` fails when a kind is added without
+``tests/engine/test_kinds.py`` fails when a kind is added without
 a handler here.
 """
 
