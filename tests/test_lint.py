@@ -80,6 +80,15 @@ def test_sql_is_written_only_in_the_engine_store() -> None:
     assert not offenders, f"SQL outside engine/store/ (move it to the store's module for that noun): {offenders}"
 
 
+def test_the_queue_table_is_written_only_by_the_store_queue_module() -> None:
+    """Every ``INSERT INTO queue`` / ``UPDATE queue`` / ``DELETE FROM queue`` has one home: engine/store/queue.py."""
+    writes = re.compile(r"\b(INSERT\s+(OR\s+\w+\s+)?INTO\s+queue|UPDATE\s+queue|DELETE\s+FROM\s+queue)\b")
+    offenders = [f"{rel}:{node.lineno}" for rel, tree in _modules() if rel != "engine/store/queue.py"
+                 for node in ast.walk(tree)
+                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and writes.search(node.value)]
+    assert not offenders, f"write the queue through engine/store/queue.py: {offenders}"
+
+
 def test_the_app_server_and_its_ui_import_nothing_from_the_engine() -> None:
     """The app server talks to the engine over HTTP only, so it runs against any Inngest server."""
     offenders = [f"{rel} imports {name}" for rel, tree in _modules() if rel.startswith(("server/", "ui/"))

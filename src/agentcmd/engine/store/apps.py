@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 
 from agentcmd.engine.store.models import NewItem, QueueKind
-from agentcmd.engine.store.queue import enqueue_txn
+from agentcmd.engine.store.queue import drop_crons_txn, enqueue_txn
 
 
 def upsert_app_txn(conn: sqlite3.Connection, app_id: str, url: str, sdk: str, framework: str,
@@ -26,8 +25,7 @@ def upsert_app_txn(conn: sqlite3.Connection, app_id: str, url: str, sdk: str, fr
         "SELECT slug FROM functions WHERE app_id=? AND archived=0", (app_id,)) if r[0] not in keep]
     for slug in archived:
         conn.execute("UPDATE functions SET archived=1, updated_at=? WHERE slug=?", (now, slug))
-        conn.execute("DELETE FROM queue WHERE kind=? AND payload LIKE ?",
-                      (QueueKind.CRON.value, f'%"function":{json.dumps(slug)}%'))
+        drop_crons_txn(conn, slug)
     for slug, fn_uuid, name, fn_url, config in functions:
         conn.execute(
             "INSERT INTO functions (slug, uuid, app_id, name, url, config, archived, updated_at) "
@@ -66,7 +64,7 @@ def mark_synced_txn(conn: sqlite3.Connection, app_id: str, now: int) -> None:
 
 def schedule_crons_txn(conn: sqlite3.Connection, slug: str, ticks: list[tuple[str, int]]) -> None:
     """Replace a function's cron rows: one row per (cron spec, first tick), keyed by its position."""
-    conn.execute("DELETE FROM queue WHERE kind=? AND dedupe LIKE ?", (QueueKind.CRON.value, f"cron:{slug}:%"))
+    drop_crons_txn(conn, slug)
     for i, (spec, at) in enumerate(ticks):
         key = f"cron:{slug}:{i}"
         enqueue_txn(conn, None, NewItem(QueueKind.CRON, None, at, {"function": slug, "cron": spec, "dedupe": key},

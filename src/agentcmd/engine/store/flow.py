@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from agentcmd.engine.store.queue import defer_if_present_txn, make_due_txn
+
 # -- paused functions and skipped events ----------------------------------------------------------
 
 def is_paused_txn(conn: sqlite3.Connection, slug: str) -> bool:
@@ -93,8 +95,7 @@ def park_txn(conn: sqlite3.Connection, item_id: int, key: str, limit: int, score
 
     False if the row is gone (its run ended meanwhile): nothing to wait for.
     """
-    cur = conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (until, item_id))
-    if cur.rowcount == 0:
+    if not defer_if_present_txn(conn, item_id, until):
         return False
     conn.execute(
         "INSERT INTO flow_waiting (item_id, key, lim, score, ready_at) VALUES (?,?,?,?,?) "
@@ -113,9 +114,7 @@ def unpark_txn(conn: sqlite3.Connection, key: str, count: int, now: int) -> list
             break
         for item_id, ready_at in rows:
             conn.execute("DELETE FROM flow_waiting WHERE item_id=?", (item_id,))
-            cur = conn.execute("UPDATE queue SET ready_at=? WHERE id=? AND lease_until IS NULL",
-                               (min(int(ready_at), now), item_id))
-            if cur.rowcount:
+            if make_due_txn(conn, int(item_id), min(int(ready_at), now)):
                 out.append(int(item_id))
     return out
 

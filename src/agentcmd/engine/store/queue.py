@@ -124,3 +124,43 @@ def release_held_txn(conn: sqlite3.Connection, now: int) -> None:
     """Make every held event due now (only ``Dispatcher``'s hold pushes an event row into the future)."""
     conn.execute("UPDATE queue SET ready_at=? WHERE kind=? AND lease_until IS NULL AND ready_at>?",
                  (now, QueueKind.EVENT.value, now))
+
+
+def defer_if_present_txn(conn: sqlite3.Connection, item_id: int, ready_at: int) -> bool:
+    """``defer_txn`` for a row that may be gone (its run ended meanwhile): False if it was."""
+    return conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=?", (ready_at, item_id)).rowcount == 1
+
+
+def make_due_txn(conn: sqlite3.Connection, item_id: int, ready_at: int) -> bool:
+    """Move an unleased row's due time (a parked call let go); False if it is gone or leased."""
+    return conn.execute("UPDATE queue SET ready_at=? WHERE id=? AND lease_until IS NULL",
+                        (ready_at, item_id)).rowcount == 1
+
+
+def interrupt_lease_txn(conn: sqlite3.Connection, item_id: int, now: int) -> bool:
+    """The engine stopped during this row's call: free it, due now, same attempt; False if it was not leased."""
+    return conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=? AND lease_until IS NOT NULL "
+                        "RETURNING id", (now, item_id)).fetchone() is not None
+
+
+def leased_calls_txn(conn: sqlite3.Connection) -> list[tuple[str, str | None, int]]:
+    """(run, step, attempt) of every SDK call row still leased: at startup, the calls a previous process cut."""
+    rows = conn.execute("SELECT run_id, step_id, attempt FROM queue WHERE lease_until IS NOT NULL AND kind IN (?,?) "
+                        "AND run_id IS NOT NULL", (QueueKind.START.value, QueueKind.STEP.value)).fetchall()
+    return [(str(r[0]), r[1], int(r[2])) for r in rows]
+
+
+def drop_run_items_txn(conn: sqlite3.Connection, run_id: str) -> None:
+    """A run ended: nothing of it stays queued (its next calls, sleeps, timeouts)."""
+    conn.execute("DELETE FROM queue WHERE run_id=?", (run_id,))
+
+
+def drop_step_items_txn(conn: sqlite3.Connection, run_id: str, step_id: str, kind: QueueKind) -> None:
+    """A step's row of one kind is moot (a wait resolved before its timeout)."""
+    conn.execute("DELETE FROM queue WHERE run_id=? AND step_id=? AND kind=?", (run_id, step_id, kind.value))
+
+
+def drop_crons_txn(conn: sqlite3.Connection, slug: str) -> None:
+    """Every cron row of a function (archived, or its schedules about to be replaced)."""
+    conn.execute("DELETE FROM queue WHERE kind=? AND (dedupe LIKE ? OR payload LIKE ?)",
+                 (QueueKind.CRON.value, f"cron:{slug}:%", f'%"function":{json.dumps(slug)}%'))

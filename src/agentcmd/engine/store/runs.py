@@ -28,7 +28,13 @@ from agentcmd.engine.store.models import (
     canonical,
     dumps,
 )
-from agentcmd.engine.store.queue import ack_txn, enqueue_txn
+from agentcmd.engine.store.queue import (
+    ack_txn,
+    drop_run_items_txn,
+    drop_step_items_txn,
+    enqueue_txn,
+    retry_later_txn,
+)
 from agentcmd.errors import StoreError
 
 
@@ -132,8 +138,7 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
         return []
     status = RunStatus(row[0])
     if outcome.retry_at is not None and item is not None:
-        conn.execute("UPDATE queue SET attempt=attempt+1, ready_at=?, lease_until=NULL WHERE id=?",
-                     (outcome.retry_at, item.id))
+        retry_later_txn(conn, item.id, outcome.retry_at)
         conn.execute("UPDATE runs SET status=?, started_at=COALESCE(started_at, ?), attempt=? WHERE run_id=?",
                      (RunStatus.RUNNING.value, outcome.called_at or now, item.attempt + 1, run_id))
         for type_, step, detail in outcome.history:
@@ -218,7 +223,7 @@ def finish_run_txn(conn: sqlite3.Connection, run_id: str, status: RunStatus, out
     conn.execute("UPDATE runs SET status=?, output=?, error=?, ended_at=?, pending='[]', "
                  "started_at=COALESCE(started_at, ?) WHERE run_id=?",
                  (status.value, output, error, now, started or now, run_id))
-    conn.execute("DELETE FROM queue WHERE run_id=?", (run_id,))
+    drop_run_items_txn(conn, run_id)
     conn.execute("DELETE FROM pauses WHERE run_id=?", (run_id,))
     history_txn(conn, run_id, now, f"run_{status.value.lower()}", None, None, error)
     insert_events_txn(conn, finish_events(run_id, row[1], json.loads(row[2]), row[3], status, output, error,
@@ -277,8 +282,7 @@ def claim_pause_txn(conn: sqlite3.Connection, pause_id: int) -> tuple[str, str |
                        (pause_id,)).fetchone()
     if row is None:
         return None
-    conn.execute("DELETE FROM queue WHERE run_id=? AND step_id=? AND kind=?",
-                 (row[0], row[1], QueueKind.WAIT_TIMEOUT.value))
+    drop_step_items_txn(conn, str(row[0]), row[1], QueueKind.WAIT_TIMEOUT)
     return str(row[0]), row[1], str(row[2]), json.loads(row[3])
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from agentcmd.engine.store.models import QueueItem, QueueKind, RunStatus
-from agentcmd.engine.store.queue import ack_txn, defer_txn
+from agentcmd.engine.store.models import QueueItem, RunStatus
+from agentcmd.engine.store.queue import ack_txn, defer_txn, interrupt_lease_txn, leased_calls_txn
 from agentcmd.engine.store.runs import finish_run_txn, history_txn
 
 RETRY_MS = 500           # how often a waiting run asks its app again
@@ -75,9 +75,7 @@ def app_interrupted_txn(conn: sqlite3.Connection, item: QueueItem, url: str, rea
 
 def engine_interrupted_txn(conn: sqlite3.Connection, item: QueueItem, reason: str, now: int) -> None:
     """The engine stopped during this call: due again at once, same attempt (if the row is still ours)."""
-    row = conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=? AND lease_until IS NOT NULL "
-                       "RETURNING id", (now, item.id)).fetchone()
-    if row is not None and item.run_id:
+    if interrupt_lease_txn(conn, item.id, now) and item.run_id:
         history_txn(conn, str(item.run_id), now, INTERRUPTED, item.step_id, item.attempt, reason)
 
 
@@ -95,10 +93,9 @@ def resume_txn(conn: sqlite3.Connection, now: int) -> int:
     app count their wait from now: the engine's own downtime is not the app's.
     Returns the number of interrupted calls.
     """
-    rows = conn.execute("SELECT run_id, step_id, attempt FROM queue WHERE lease_until IS NOT NULL AND kind IN (?,?) "
-                        "AND run_id IS NOT NULL", (QueueKind.START.value, QueueKind.STEP.value)).fetchall()
+    rows = leased_calls_txn(conn)
     for run_id, step_id, attempt in rows:
-        history_txn(conn, str(run_id), now, INTERRUPTED, step_id, int(attempt),
+        history_txn(conn, run_id, now, INTERRUPTED, step_id, attempt,
                     "the engine stopped during this call (killed or crashed); the call runs again now")
     conn.execute("UPDATE runs SET wait_since=? WHERE wait_since IS NOT NULL", (now,))
     return len(rows)
