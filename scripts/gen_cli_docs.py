@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import typer.main
+from docpage import write_or_check  # scripts/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "cli.md"
@@ -62,14 +63,7 @@ def render() -> str:
 
 def main() -> int:
     text = render()
-    if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is stale: run .venv/bin/python scripts/gen_cli_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, text, "gen_cli_docs.py")
 
 
 if __name__ == "__main__":

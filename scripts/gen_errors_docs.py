@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from docpage import write_or_check  # scripts/ is on sys.path when a script runs
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "errors.md"
 
@@ -160,14 +162,7 @@ def main() -> int:
         print("\n".join(clashes), file=sys.stderr)
         return 1
     text = render()
-    if "--check" in sys.argv:
-        if not TARGET.exists() or TARGET.read_text() != text:
-            print(f"{TARGET} is stale: run .venv/bin/python scripts/gen_errors_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text)
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, text, "gen_errors_docs.py")
 
 
 if __name__ == "__main__":
