@@ -19,12 +19,13 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from tests.engine.dashboard.seeder import Seeder
+from tests.engine.dashboard.storecommands import StoreCommands
 from tests.harness.processes import Child, clean_env, free_port
 from tests.harness.servers import LiveServer
 from tests.polling import wait_for
 
 from agentcmd.engine.dashboard import DashboardConfig, create_router
-from agentcmd.engine.dashboard.actions import EngineActions, StoreCommands
+from agentcmd.engine.dashboard.actions import EngineActions
 from agentcmd.engine.dashboard.reads import DashboardReads
 from agentcmd.engine.store import Store, open_store
 from agentcmd.inngest_env import inngest_env

@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agentcmd.engine.api.errors import error_response, json_body, unauthorized
+from agentcmd.engine.api.errors import error_response, json_body
+from agentcmd.engine.api.guard import guard
 from agentcmd.engine.flow.replay import ReplayInputError, parse_request
 from agentcmd.errors import InputError, NotFoundError
 
@@ -36,8 +37,6 @@ async def change_pause(commands: Commands, pause: bool, request: Request) -> Res
 
 
 async def replay(commands: Commands, request: Request) -> Response:
-    if not commands.authorized(request):
-        return error_response(unauthorized("missing or wrong bearer token"))
     ref = request.path_params["function_id"]
     fn = commands.function(ref)
     if fn is None:
@@ -57,4 +56,4 @@ async def replay(commands: Commands, request: Request) -> Response:
 def routes(commands: Commands) -> list[Route]:
     return [Route("/v1/functions/{function_id}/pause", partial(change_pause, commands, True), methods=["POST"]),
             Route("/v1/functions/{function_id}/unpause", partial(change_pause, commands, False), methods=["POST"]),
-            Route("/v1/functions/{function_id}/replay", partial(replay, commands), methods=["POST"])]
+            Route("/v1/functions/{function_id}/replay", guard(commands, replay), methods=["POST"])]

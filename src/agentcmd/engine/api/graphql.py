@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agentcmd.engine.api.errors import error_response, unauthorized
+from agentcmd.engine.api.guard import guard
 from agentcmd.engine.protocol import iso_ms
 from agentcmd.engine.store import queries
 from agentcmd.errors import AgentcmdError
@@ -124,8 +124,6 @@ def _read_request(raw: bytes) -> dict[str, Any] | None:
 async def gql(commands: Commands, request: Request) -> Response:
     from graphql import graphql
 
-    if not commands.authorized(request):
-        return error_response(unauthorized("missing or wrong bearer token"))
     body = _read_request(await request.body())
     if body is None:
         return JSONResponse({"errors": [{"message": "body must be {\"query\": ..., \"variables\": ...}"}]}, 400)
@@ -146,4 +144,4 @@ async def gql(commands: Commands, request: Request) -> Response:
 
 
 def routes(commands: Commands) -> list[Route]:
-    return [Route("/v0/gql", partial(gql, commands), methods=["POST"])]
+    return [Route("/v0/gql", guard(commands, gql), methods=["POST"])]

@@ -9,7 +9,7 @@ the bearer token: production requires it on every route here.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -18,16 +18,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from agentcmd.engine.api.errors import error_response, unauthorized
+from agentcmd.engine.api.errors import error_response
+from agentcmd.engine.api.guard import guard
 from agentcmd.engine.api.runfilter import run_filter
 from agentcmd.engine.store import queries
 from agentcmd.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from agentcmd.engine.commands import Commands, Reads
-
-Handler = Callable[[Any, Request], Awaitable[Response]]
-
 
 def _ok(data: Any, **metadata: Any) -> JSONResponse:
     meta = {"fetched_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **metadata}
@@ -126,20 +124,17 @@ async def function_skips(store: Reads, request: Request) -> Response:
     return _ok(skips)
 
 
-async def v0_actions(store: Reads, request: Request) -> Response:
+async def _v0_payload(query: Callable[[sqlite3.Connection, str], Any], store: Reads, request: Request) -> Response:
+    """The SDK's ``/v0/runs/{id}/...`` reads: the payload itself, or 410 for a run that is gone."""
     run_id = request.path_params["run_id"]
-    memos = await store.read(lambda c: queries.run_memos(c, run_id))
-    if memos is None:
+    payload = await store.read(lambda c: query(c, run_id))
+    if payload is None:
         return JSONResponse({"error": f"run {run_id} not found"}, 410)
-    return JSONResponse(memos)
+    return JSONResponse(payload)
 
 
-async def v0_batch(store: Reads, request: Request) -> Response:
-    run_id = request.path_params["run_id"]
-    events = await store.read(lambda c: queries.run_events(c, run_id))
-    if events is None:
-        return JSONResponse({"error": f"run {run_id} not found"}, 410)
-    return JSONResponse(events)
+v0_actions = partial(_v0_payload, queries.run_memos)   # the run's step memos, for an SDK that fetches them
+v0_batch = partial(_v0_payload, queries.run_events)    # the run's events, likewise
 
 
 async def v0_cancel(commands: Commands, request: Request) -> Response:
@@ -148,17 +143,6 @@ async def v0_cancel(commands: Commands, request: Request) -> Response:
     if result is None:
         return JSONResponse({"error": f"run {run_id} not found"}, 404)
     return JSONResponse({})
-
-
-async def _guarded(handler: Handler, commands: Commands, request: Request) -> Response:
-    if not commands.authorized(request):
-        return error_response(unauthorized("missing or wrong bearer token"))
-    return await handler(commands, request)
-
-
-def guard(commands: Commands, handler: Handler) -> Any:
-    """``handler`` bound to the facade, behind the bearer check (production)."""
-    return partial(_guarded, handler, commands)
 
 
 def routes(commands: Commands) -> list[Route]:

@@ -8,10 +8,6 @@ behind the REST API: a sent or rerun event takes the path of ``POST /e``
 ``POST /v1/functions/{id}/pause`` and ``/unpause``, Re-sync the app syncer's
 PUT. This module only words the answers for a person at the dashboard (which
 page to pick, what to do instead). Nothing here touches the executor.
-
-``StoreCommands`` stands in for the engine when only its database is at hand
-(no engine process to drive): events and cancels are stored and run when an
-engine next starts; replay, pause and re-sync say they need the engine.
 """
 
 from __future__ import annotations
@@ -22,20 +18,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from agentcmd.engine.dashboard.replayform import nothing_to_replay
-from agentcmd.engine.store import now_ms
 from agentcmd.engine.store import queries as store_queries
 from agentcmd.errors import InputError, NotFoundError, UnavailableError
 
 if TYPE_CHECKING:
     from agentcmd.engine.commands import PauseChange
     from agentcmd.engine.flow.replay import ReplayRequest
-    from agentcmd.engine.store import Store
 
 T = TypeVar("T")
 
 
 class ActionCommands(Protocol):
-    """The commands the buttons use (``engine.commands.Commands``, or ``StoreCommands``)."""
+    """The commands the buttons use: ``engine.commands.Commands`` (tests stand in a store-only one)."""
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
     async def cancel_run(self, run_id: str, reason: str) -> bool | None: ...
@@ -116,35 +110,3 @@ class EngineActions:
 
     async def unpause_function(self, slug: str) -> tuple[bool, int]:
         return await self._pause(slug, False)
-
-
-class StoreCommands:
-    """``ActionCommands`` on the database alone, with no engine process to drive."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._store.read(fn)
-
-    async def cancel_run(self, run_id: str, reason: str) -> bool | None:
-        return await self._store.cancel_run(run_id, reason)
-
-    async def send_events(self, events: list[dict[str, Any]]) -> list[str]:
-        """Validate and store events with their dispatch rows, in one commit."""
-        from agentcmd.engine.ingest import parse_events
-
-        return await self._store.insert_events(parse_events(events, now_ms()))
-
-    async def sync_url(self, url: str) -> str | None:
-        raise UnavailableError("this engine cannot re-sync apps from the dashboard",
-                               "restart the app, or PUT its serve URL")
-
-    async def replay_function(self, ref: str, request: ReplayRequest) -> list[tuple[str, str]] | None:
-        raise UnavailableError("this engine cannot replay runs from the dashboard",
-                               f"POST /v1/functions/{ref}/replay on the engine's REST API")
-
-    async def set_paused(self, ref: str, pause: bool) -> PauseChange | None:
-        verb = "pause" if pause else "unpause"
-        raise UnavailableError(f"this engine cannot {verb} functions from the dashboard",
-                               f"run 'agentcmd functions {verb} {ref}', or POST /v1/functions/{ref}/{verb}")

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.functions import Function
 
 
-class Dispatcher(Protocol):
+class RunSpecs(Protocol):
     """What a decision needs from the event dispatcher (``ingest.Dispatcher``): a run spec for a function."""
 
     def run_spec(self, fn: Function, events: list[dict[str, Any]], event_id: str,
@@ -73,7 +73,7 @@ class FlowDecision:
     throttle: tuple[str, int, int, int] | None = None  # key, limit, period ms, burst
     delay_ms: int = 0                                   # a negative priority factor holds the start back
 
-    def apply(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
+    def apply(self, conn: sqlite3.Connection, dispatcher: RunSpecs, fn: Function, body: dict[str, Any],
               event_id: str, now: int) -> list[RunSpec]:
         if flow_rows.is_paused_txn(conn, fn.slug):
             flow_rows.record_skip_txn(conn, fn.slug, event_id, "paused", now)
@@ -122,7 +122,7 @@ class FlowDecision:
         queue.upsert_timer_txn(conn, NewItem(QueueKind.DEBOUNCE, None, ready, {
             "function": fn.slug, "events": [body], "event_id": event_id, "first_at": first}, dedupe=dedupe))
 
-    def _batch(self, conn: sqlite3.Connection, dispatcher: Dispatcher, fn: Function, body: dict[str, Any],
+    def _batch(self, conn: sqlite3.Connection, dispatcher: RunSpecs, fn: Function, body: dict[str, Any],
                event_id: str, now: int) -> list[RunSpec]:
         """Add the event to the key's batch; a full batch starts its run now."""
         dedupe = f"batch:{fn.slug}:{self.key}"

@@ -34,8 +34,8 @@ from agentcmd.engine.store.models import RunSpec, RunStatus
 from agentcmd.errors import InputError
 
 if TYPE_CHECKING:
+    from agentcmd.engine.flow import RunSpecs
     from agentcmd.engine.functions import Function
-    from agentcmd.engine.ingest import Dispatcher
     from agentcmd.engine.store import Store
 
 MAX_RANGE = datetime.timedelta(days=31)
@@ -123,7 +123,7 @@ def count_to_replay_txn(conn: sqlite3.Connection, slug: str, req: ReplayRequest)
     return n
 
 
-async def replay_runs(store: Store, dispatcher: Dispatcher, fn: Function, req: ReplayRequest,
+async def replay_runs(store: Store, dispatcher: RunSpecs, fn: Function, req: ReplayRequest,
                       now: int) -> list[tuple[str, str]]:
     """Start the replays; (new run id, original run id) pairs, oldest original first.
 
