@@ -60,6 +60,8 @@ class ProcessResult:
     cancelled: bool = False
     interrupted: bool = False
     """The app server is shutting down and stopped the command: the step must run again, not fail."""
+    stopped: bool = False
+    """The caller asked for the stop (``run_process(stop=...)``), e.g. an agent over its budget."""
 
 
 class _Tail:
@@ -83,11 +85,58 @@ class _Tail:
         return body
 
 
-async def _pump(stream: asyncio.StreamReader | None, tail: _Tail) -> None:
+LINE_LIMIT = 1024 * 1024
+"""Longest line handed to ``on_line``; a longer one is cut there (an agent can print a whole file as one line)."""
+
+LineCallback = Callable[[str, str], None]
+"""``on_line(stream, line)``: ``stream`` is ``"stdout"`` or ``"stderr"``, ``line`` has no newline."""
+
+
+class _Lines:
+    """Split a byte stream into lines for ``on_line`` as it arrives; the last partial line at the end."""
+
+    def __init__(self, name: str, on_line: LineCallback) -> None:
+        self.name = name
+        self.on_line = on_line
+        self._buf = bytearray()
+        self._cut = False
+
+    def _emit(self, raw: bytes) -> None:
+        with contextlib.suppress(Exception):  # a broken consumer never breaks the command
+            self.on_line(self.name, raw.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def feed(self, chunk: bytes) -> None:
+        self._buf += chunk
+        while (nl := self._buf.find(b"\n")) >= 0:
+            line = bytes(self._buf[:nl])
+            del self._buf[: nl + 1]
+            if self._cut:
+                self._cut = False  # the rest of a line already cut at LINE_LIMIT
+                continue
+            self._emit(line)
+        if len(self._buf) > LINE_LIMIT:
+            if not self._cut:
+                self._emit(bytes(self._buf[:LINE_LIMIT]))
+            self._cut = True
+            self._buf.clear()
+
+    def close(self) -> None:
+        if self._buf and not self._cut:
+            self._emit(bytes(self._buf))
+        self._buf.clear()
+
+
+async def _pump(stream: asyncio.StreamReader | None, tail: _Tail, lines: _Lines | None = None) -> None:
     if stream is None:
         return
-    while chunk := await stream.read(65536):
-        tail.feed(chunk)
+    try:
+        while chunk := await stream.read(65536):
+            tail.feed(chunk)
+            if lines is not None:
+                lines.feed(chunk)
+    finally:
+        if lines is not None:
+            lines.close()
 
 
 async def _exited(proc: asyncio.subprocess.Process) -> None:
@@ -228,18 +277,38 @@ def _untrack(proc: asyncio.subprocess.Process, run_id: str | None) -> None:
                 _running.pop(run_id, None)
 
 
+async def _exited_or_stopped(proc: asyncio.subprocess.Process, stop: asyncio.Event | None) -> None:
+    """Wait for the exit, or for ``stop`` (then the caller stops the group: TimeoutError)."""
+    if stop is None:
+        await _exited(proc)
+        return
+    exited = asyncio.ensure_future(_exited(proc))
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({exited, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        exited.cancel()
+        stopped.cancel()
+    if proc.returncode is None:
+        raise TimeoutError
+
+
 async def _communicate(proc: asyncio.subprocess.Process, stdin: bytes | None, out: _Tail, err: _Tail,
-                       timeout: float | None, grace: float) -> bool:
-    """Feed stdin, read both pipes, wait for the exit (stopping the group past ``timeout``): timed out?"""
+                       timeout: float | None, grace: float, on_line: LineCallback | None = None,
+                       stop: asyncio.Event | None = None) -> bool:
+    """Feed stdin, read both pipes, wait for the exit (stopping the group past ``timeout`` or on
+    ``stop``): was it stopped by us?"""
     timed_out = False
     if stdin is not None and proc.stdin is not None:
         proc.stdin.write(stdin)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             await proc.stdin.drain()
         proc.stdin.close()
-    pumps = asyncio.gather(_pump(proc.stdout, out), _pump(proc.stderr, err))
+    out_lines = _Lines("stdout", on_line) if on_line is not None else None
+    err_lines = _Lines("stderr", on_line) if on_line is not None else None
+    pumps = asyncio.gather(_pump(proc.stdout, out, out_lines), _pump(proc.stderr, err, err_lines))
     try:
-        await asyncio.wait_for(_exited(proc), timeout)
+        await asyncio.wait_for(_exited_or_stopped(proc, stop), timeout)
     except TimeoutError:
         timed_out = True
         await stop_group(proc, grace)
@@ -266,6 +335,8 @@ async def run_process(
     limit: int = OUTPUT_LIMIT,
     grace: float = GRACE_SECONDS,
     on_spawn: Callable[[int], None] | None = None,
+    on_line: LineCallback | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ProcessResult:
     """Run ``command`` (a string goes through ``/bin/sh``, a list is exec'd).
 
@@ -273,13 +344,17 @@ async def run_process(
     shell reports that as exit code 127 instead. A timeout stops the group
     and returns ``timed_out=True`` with exit code -SIGTERM/-SIGKILL.
     ``on_spawn(pid)`` is called once the process exists (the step records its pid).
+    ``on_line(stream, line)`` is called on the loop for every line of either stream as it
+    arrives (agents' streamed events, a command's live output), before the command ends.
+    Setting ``stop`` (from ``on_line``: a budget passed) stops the group like a timeout;
+    the result then says ``stopped=True`` rather than ``timed_out``.
     """
     started = time.monotonic()
     proc = await _spawn(command, cwd, env, piped_stdin=stdin is not None)
     _track(proc, run_id, on_spawn)
     out, err = _Tail(limit), _Tail(limit)
     try:
-        timed_out = await _communicate(proc, stdin, out, err, timeout, grace)
+        timed_out = await _communicate(proc, stdin, out, err, timeout, grace, on_line, stop)
     except (asyncio.CancelledError, Exception):
         # The request itself was cancelled (server shutdown): never leave the group behind.
         # SIGTERM goes out before the first await; the supervisor's own grace is short, so is ours.
@@ -288,6 +363,7 @@ async def run_process(
     finally:
         _untrack(proc, run_id)
     code = proc.returncode if proc.returncode is not None else -1
+    stopped = stop is not None and stop.is_set() and timed_out
     return ProcessResult(
         exit_code=code,
         stdout=out.text(),
@@ -295,7 +371,8 @@ async def run_process(
         stdout_bytes=out.total,
         stderr_bytes=err.total,
         duration_s=round(time.monotonic() - started, 3),
-        timed_out=timed_out,
+        timed_out=timed_out and not stopped,
+        stopped=stopped,
         cancelled=is_cancelled(run_id),
         interrupted=_shutdown["on"] and not timed_out,
     )
