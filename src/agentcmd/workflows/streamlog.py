@@ -90,6 +90,11 @@ def step_key(step_id: str) -> str:
     return f"{plain}-{hashlib.sha256(step_id.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}"
 
 
+def segment_bytes(step_cap: int, run_cap: int) -> int:
+    """The size of a segment (a slice a cap drops at once): an eighth of the smaller cap."""
+    return max(MIN_CAP_BYTES, min(step_cap, run_cap)) // SEGMENTS_PER_CAP
+
+
 def _segment_name(first_seq: int) -> str:
     return f"{first_seq:012d}.jsonl"
 
@@ -357,7 +362,7 @@ class _Disk:
 
     def write(self, batch: list[tuple[str, int, int, float, bytes]], step_cap: int, run_cap: int) -> None:
         """Append ``batch`` (step_id, seq, attempt, ts, line) to the segments, then apply the caps."""
-        seg_max = max(MIN_CAP_BYTES // SEGMENTS_PER_CAP, step_cap // SEGMENTS_PER_CAP)
+        seg_max = segment_bytes(step_cap, run_cap)
         by_step: dict[str, list[tuple[int, int, float, bytes]]] = {}
         for step_id, seq, attempt, ts, line in batch:
             by_step.setdefault(step_id, []).append((seq, attempt, ts, line))
@@ -616,7 +621,7 @@ class StreamLog:
         full = {"seq": seq, "ts": ts if isinstance(ts, int | float) and not isinstance(ts, bool) else
                 round(time.time(), 3), "run_id": self.run_id, "step_id": step_id, "attempt": attempt}
         full.update({k: v for k, v in event.items() if k not in full})
-        limit = min(MAX_EVENT_BYTES, max(MIN_CAP_BYTES, self.step_cap_bytes) // SEGMENTS_PER_CAP)
+        limit = min(MAX_EVENT_BYTES, segment_bytes(self.step_cap_bytes, self.run_cap_bytes))
         line = _fit(full, limit)
         self._pending.append((step_id, seq, attempt, float(full["ts"]), line))
         for reader in list(_readers.get(self.run_id, ())):
@@ -743,9 +748,10 @@ async def flush_all() -> None:
 
 
 def forget_all() -> None:
-    """Drop the registry (tests: a fresh "process" that must recover from disk)."""
+    """Drop the registry and the configured caps (tests: a fresh "process" that must recover from disk)."""
     _registry.clear()
     _by_run.clear()
+    _caps.clear()
 
 
 async def events_iter(data_dir: Path, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
