@@ -310,3 +310,27 @@ class Budget:
     def error(self, live_cost_usd: float) -> BudgetExceededError | None:
         message = self.exceeded(live_cost_usd)
         return None if message is None else BudgetExceededError(message)
+
+
+class CostMeter:
+    """Prices one agent step's running usage; the price table is read once, when the step starts.
+
+    ``cost(usage)`` takes a usage dict (stream events' ``usage``, or the
+    final totals) and answers ``(cost_usd, cost_source)``: the CLI's own
+    ``cost_usd`` when it reported one (``"reported"``), else the tokens
+    priced from the table (``"price_table"``), else ``(None, None)``.
+    """
+
+    def __init__(self, agent: str, model: str | None,
+                 table: Mapping[str, Mapping[str, float]] | None = None) -> None:
+        self.agent, self.model = agent, model
+        self.table = table if table is not None else price_table()
+
+    def cost(self, usage: Mapping[str, Any]) -> tuple[float | None, str | None]:
+        reported = usage.get("cost_usd")
+        if not isinstance(reported, bool) and isinstance(reported, int | float) and math.isfinite(reported):
+            return float(reported), "reported"
+        priced = price_cost(self.agent, self.model, int(_number(usage.get("input_tokens"))),
+                            int(_number(usage.get("output_tokens"))), int(_number(usage.get("cached_tokens"))),
+                            table=self.table)
+        return (priced, "price_table") if priced is not None else (None, None)
