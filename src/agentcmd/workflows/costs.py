@@ -330,7 +330,33 @@ class CostMeter:
         reported = usage.get("cost_usd")
         if not isinstance(reported, bool) and isinstance(reported, int | float) and math.isfinite(reported):
             return float(reported), "reported"
+        if not any(_number(usage.get(k)) for k in ("input_tokens", "output_tokens", "cached_tokens")):
+            return None, None   # nothing reported: unknown, not free
         priced = price_cost(self.agent, self.model, int(_number(usage.get("input_tokens"))),
                             int(_number(usage.get("output_tokens"))), int(_number(usage.get("cached_tokens"))),
                             table=self.table)
         return (priced, "price_table") if priced is not None else (None, None)
+
+
+def usage_from_result(parsed: Any) -> dict[str, Any]:
+    """Usage totals from an agent's final JSON document (claude's ``--output-format json`` result).
+
+    ``input_tokens`` is every input token: claude reports cache reads and
+    cache writes apart from ``input_tokens``, so they are added back;
+    ``cached_tokens`` are the cache reads. An unknown shape gives zeros.
+    """
+    out: dict[str, Any] = {"input_tokens": 0, "output_tokens": 0, "cached_tokens": 0, "cost_usd": None, "turns": 0}
+    if not isinstance(parsed, dict):
+        return out
+    raw = parsed.get("usage")
+    usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    cached = int(_number(usage.get("cache_read_input_tokens")))
+    out["input_tokens"] = int(_number(usage.get("input_tokens"))) + cached + int(
+        _number(usage.get("cache_creation_input_tokens")))
+    out["output_tokens"] = int(_number(usage.get("output_tokens")))
+    out["cached_tokens"] = cached
+    out["turns"] = int(_number(parsed.get("num_turns")))
+    reported = parsed.get("total_cost_usd")
+    if not isinstance(reported, bool) and isinstance(reported, int | float) and math.isfinite(reported):
+        out["cost_usd"] = float(reported)
+    return out
