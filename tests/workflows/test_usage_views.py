@@ -68,3 +68,16 @@ def test_runs_show_prints_tokens_and_cost_per_agent_step_and_the_total(
     assert "agent steps: 1, in 24.0k (cached 4.0k) / out 6.8k tokens, $0.0575, 6 turns" in out.stdout
     shown = json.loads(cli("runs", "show", run["run_id"], "--json", env=env).stdout)
     assert shown["usage"]["cost_usd"] == 0.0575
+
+
+def test_the_run_and_workflow_pages_show_the_usage(stack: Any, write_workflow: Any, wait_until: Any) -> None:
+    s, run = _run(stack, write_workflow, wait_until)
+    page = s.app.get(f"/runs/{run['run_id']}")
+    assert page.status_code == 200, page.text
+    assert "1 agent step: in 24.0k (cached 4.0k) / out 6.8k tokens, $0.0575, 6 turns" in page.text
+    assert "in 12.0k (cached 2.0k) / out 3.4k tokens, $0.0475, 3 turns" in page.text   # the review step
+    twin = s.app.get(f"/runs/{run['run_id']}.json").json()
+    assert twin["usage"]["cost_usd"] == 0.0575
+    wf_page = s.app.get("/workflows/spend")
+    assert "Agent usage, last 30 days" in wf_page.text and "1 run: in 24.0k" in wf_page.text
+    assert "Budget per run</dt><dd>$3.00" in wf_page.text
