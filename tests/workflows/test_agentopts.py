@@ -173,3 +173,13 @@ def test_a_workflow_file_with_an_unsupported_option_fails_to_load(project: Path,
     assert "step 'check'" in error.error and f"{path}, line 7" in error.error
     assert "gemini does not support the option disallowed_tools" in error.error
     assert "agent= one of claude" in error.hint
+
+
+def test_workflows_list_reports_the_refused_option_with_its_fix(project: Path, write_workflow: Any,
+                                                                 cli: Any) -> None:
+    path = write_workflow("review.py", BAD_FILE)
+    out = cli("workflows", "list", "--project", str(project), env={"PORT": "1"})
+    assert out.returncode == 1
+    assert f"{path}:4: UnsupportedAgentOptionError: workflow 'review-bad', step 'check'" in out.stderr
+    assert "gemini does not support the option disallowed_tools" in out.stderr
+    assert "fix: remove disallowed_tools= from this step, or run it with agent= one of claude" in out.stderr
