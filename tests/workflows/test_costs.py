@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 import inngest
 import pytest
+from tests.polling import wait_for
 
 from agentcmd.errors import WorkflowDefinitionError
 from agentcmd.workflows import costs
@@ -25,6 +28,7 @@ from agentcmd.workflows.costs import (
     workflow_usage_sync,
 )
 from agentcmd.workflows.define import define_workflow
+from agentcmd.workflows.process import run_process
 
 
 def entry(run_id: str = "run1", step_id: str = "plan", **kw: Any) -> dict[str, Any]:
@@ -172,3 +176,46 @@ def test_the_meter_prefers_the_reported_cost_and_prices_tokens_otherwise() -> No
     assert meter.cost({"cost_usd": 0.42, "input_tokens": 10**6}) == (0.42, "reported")
     assert meter.cost({"input_tokens": 10**6, "output_tokens": 0, "cached_tokens": 0}) == (1.25, "price_table")
     assert costs.CostMeter("codex", "unknown-model", table=DEFAULT_PRICES).cost({"input_tokens": 5}) == (None, None)
+
+
+STREAMER = r"""
+import json, os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+with open(sys.argv[1], "w") as f:
+    f.write(str(child.pid))
+for n in range(1, 200):
+    print(json.dumps({"type": "usage", "input_tokens": n * 100_000, "output_tokens": 0, "cached_tokens": 0}),
+          flush=True)
+    time.sleep(0.05)
+"""
+
+
+async def test_a_budget_crossed_mid_stream_stops_the_process_group(tmp_path: Path) -> None:
+    # gpt-5-codex input: $1.25 per million tokens, so each line adds $0.125; the step may spend $0.30.
+    watch = costs.BudgetWatch(Budget(step_max=0.30), costs.CostMeter("codex", "gpt-5-codex", table=DEFAULT_PRICES))
+    seen: list[int] = []
+
+    def on_line(stream: str, line: str) -> None:
+        if stream == "stdout":
+            event = json.loads(line)
+            seen.append(event["input_tokens"])
+            watch.update(event)
+
+    pid_file = tmp_path / "child.pid"
+    res = await run_process([sys.executable, "-c", STREAMER, str(pid_file)], cwd=tmp_path,
+                            on_line=on_line, stop=watch.stop, grace=2)
+    assert res.stopped and not res.timed_out
+    assert seen[-1] < 1_000_000                        # stopped right after the third line, not at the end
+    err = watch.error()
+    assert err is not None and str(err).startswith("budget exceeded: this step cost $0.38, over its max_cost_usd")
+    assert watch.cost == pytest.approx(0.375) and watch.source == "price_table"
+    child = int(pid_file.read_text())
+
+    def gone() -> bool:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(gone, 10, "the agent's child process stopped with its group")

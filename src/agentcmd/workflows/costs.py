@@ -360,3 +360,36 @@ def usage_from_result(parsed: Any) -> dict[str, Any]:
     if not isinstance(reported, bool) and isinstance(reported, int | float) and math.isfinite(reported):
         out["cost_usd"] = float(reported)
     return out
+
+
+class BudgetWatch:
+    """Stops a running agent the moment its streamed usage passes the step's budget.
+
+    For the streaming agent step: ``update(usage)`` with each usage event's
+    running totals (``agentstream`` events of kind ``usage``/``result``);
+    pass ``stop`` to ``run_process(stop=...)``. Once over budget, ``stop`` is
+    set (the process group is stopped) and ``error()`` is the
+    ``BudgetExceededError`` to raise. ``cost``/``source`` are the last priced
+    values, for the step's result and the ledger.
+    """
+
+    def __init__(self, budget: Budget, meter: CostMeter, stop: asyncio.Event | None = None) -> None:
+        self.budget, self.meter = budget, meter
+        self.stop = stop if stop is not None else asyncio.Event()
+        self.cost: float | None = None
+        self.source: str | None = None
+        self.message: str | None = None
+
+    def update(self, usage: Mapping[str, Any]) -> str | None:
+        """Price ``usage`` (running totals); set ``stop`` and answer the message once over budget."""
+        cost, source = self.meter.cost(usage)
+        if cost is not None:
+            self.cost, self.source = cost, source
+            if self.message is None and self.budget.limited:
+                self.message = self.budget.exceeded(cost)
+                if self.message is not None:
+                    self.stop.set()
+        return self.message
+
+    def error(self) -> BudgetExceededError | None:
+        return None if self.message is None else BudgetExceededError(self.message)
