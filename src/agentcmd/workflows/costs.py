@@ -20,9 +20,11 @@ the event loop never waits on the disk. Lines are only ever appended.
 
 Budgets: ``define_workflow(max_cost_usd=)`` bounds a whole run (what the
 run already spent before the step counts), ``step.agent(max_cost_usd=)``
-one step. ``Budget.exceeded(live_cost)`` is checked as usage arrives; the
-step stops its agent's process group and fails with
-``BudgetExceededError``, which the SDK never retries, so the run fails.
+one step. ``Budget.exceeded(live_cost)`` is checked as usage arrives
+(``BudgetWatch`` prices each streamed usage report with a ``CostMeter``
+and sets the ``run_process`` stop event); the step stops its agent's
+process group and fails with ``BudgetExceededError``, which the SDK never
+retries, so the run fails.
 """
 
 from __future__ import annotations
