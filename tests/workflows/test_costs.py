@@ -219,3 +219,16 @@ async def test_a_budget_crossed_mid_stream_stops_the_process_group(tmp_path: Pat
         return False
 
     wait_for(gone, 10, "the agent's child process stopped with its group")
+
+
+@pytest.mark.parametrize(("value", "message"), [("nope", "prices is not valid JSON"),
+                                                ('{"m": {"input_per_mtok": 1, "bogus": 2}}', "Extra inputs")])
+def test_a_bad_prices_variable_is_a_config_error(monkeypatch: pytest.MonkeyPatch, value: str, message: str) -> None:
+    from agentcmd.config import load_settings
+    from agentcmd.errors import ConfigError
+
+    monkeypatch.setenv("AGENTCMD_PRICES", value)
+    with pytest.raises(ConfigError, match=message):
+        load_settings()
+    monkeypatch.setenv("AGENTCMD_PRICES", "")
+    assert load_settings().prices == {}
