@@ -331,6 +331,9 @@ class WorkflowSteps:
             watch = costs.BudgetWatch(budget, ledger.meter)
 
             def on_usage(usage: dict[str, Any]) -> None:
+                reported = live.parser.result.model
+                if model is None and reported and ledger.meter.model is None:   # price the model that ran
+                    ledger.meter.model = ledger.entry["model"] = reported
                 ledger.observe(usage)
                 watch.update(usage)
 
