@@ -369,7 +369,8 @@ class WorkflowSteps:
                     raise costs.BudgetExceededError(message)
             except BaseException as err:
                 await ledger.record(err)
-                await live.close()
+                if not isinstance(err, asyncio.CancelledError | StepInterruptedError):
+                    await live.close()   # an interrupted attempt runs again: its stream has not ended
                 raise
             await ledger.record(None)
             await live.close()
