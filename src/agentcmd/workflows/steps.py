@@ -45,7 +45,7 @@ import inngest
 from agentcmd.errors import AgentcmdError, StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import agentrun, costs, gitops, steprecords, streamlog
+from agentcmd.workflows import agentrun, costs, gitops, steprecords
 from agentcmd.workflows.agentopts import AgentOptions, option_flags
 from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
@@ -205,6 +205,8 @@ class WorkflowSteps:
 
     async def _output_stream(self, sid: str) -> LineCallback | None:
         """``on_line`` keeping a command's output lines in the run's stream (streamlog.py), as they come."""
+        from agentcmd.workflows import streamlog
+
         try:
             log = await streamlog.stream_log(self._runtime.data_dir, self._ctx.run_id).ready()
         except (streamlog.StreamError, OSError):
