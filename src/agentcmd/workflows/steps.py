@@ -55,6 +55,7 @@ from agentcmd.workflows.agents import (
 )
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
+from agentcmd.workflows.parallel import Branch, SdkGroup, run_parallel
 from agentcmd.workflows.process import OUTPUT_LIMIT, ProcessResult, run_process, terminate_run
 from agentcmd.workflows.results import AgentResult, CliResult, GitResult
 
@@ -135,8 +136,9 @@ class WorkflowSteps:
     """The ``step`` argument of a workflow body (wraps the SDK's ``inngest.Step``)."""
 
     def __init__(self, sdk_step: inngest.Step, ctx: WorkflowContext, spec: WorkflowSpec,
-                 runtime: Runtime) -> None:
+                 runtime: Runtime, group: SdkGroup | None = None) -> None:
         self.sdk = sdk_step
+        self.group = group
         self._ctx = ctx
         self._spec = spec
         self._runtime = runtime
@@ -251,6 +253,19 @@ class WorkflowSteps:
         """Run ``fn(*args)`` once as a memoised step; its return value must be JSON."""
         sid = self._sid(step_id)
         return await self.sdk.run(sid, self._recorded(sid, fn), *args)
+
+    # Several at once -----------------------------------------------------------
+    async def parallel(self, *branches: Branch, mode: str | inngest.ParallelMode = "wait",
+                       return_exceptions: bool = False) -> tuple[Any, ...]:
+        """Run the branches' steps at the same time (the SDK's parallel steps); their results, in order.
+
+        ``await step.parallel(lambda: step.agent("a", ...), lambda: step.agent("b", ...))``
+        (see ``parallel.py``).
+        """
+        if self.group is None:
+            raise inngest.NonRetriableError("step.parallel needs the SDK's ctx.group; this step object "
+                                            "was built without one")
+        return await run_parallel(self.group, branches, mode=mode, return_exceptions=return_exceptions)
 
     # Shell -------------------------------------------------------------------
     async def cli(self, step_id: str, command: str | Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
