@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.harness.fakeagents import FakeAgents
 from tests.harness.keys import app_headers
 from tests.harness.processes import Spawned, free_ports, pid_alive
 from tests.polling import wait_for
@@ -62,6 +63,20 @@ async def pair_fail(ctx, step):
     return {"ok": ok.stdout.strip(), "bad": type(bad).__name__, "message": str(bad)}
 '''
 
+REVIEWERS = '''
+from agentcmd import define_workflow
+
+
+@define_workflow(id="reviewers", phases=["review"], retries=0)
+async def reviewers(ctx, step):
+    with step.phase("review"):
+        claude, codex = await step.parallel(
+            lambda: step.agent("claude", agent="claude", prompt="Review the diff"),
+            lambda: step.agent("codex", agent="codex", prompt="Review the diff too"),
+        )
+    return {"claude": claude.text, "codex": codex.text, "agents": [claude.agent, codex.agent]}
+'''
+
 BAD_BRANCHES = '''
 from agentcmd import define_workflow
 
@@ -81,7 +96,7 @@ async def bad_branches(ctx, step):
 
 @pytest.fixture
 def project_workflows() -> dict[str, str]:
-    return {"pair.py": PAIR}
+    return {"pair.py": PAIR, "reviewers.py": REVIEWERS}
 
 
 def group_members(pgid: int) -> list[int]:
@@ -120,12 +135,17 @@ class App:
         return run
 
 
-@pytest.fixture
-def app(spawn: SpawnFn, project: Path) -> App:
+def start_app(spawn: SpawnFn, project: Path) -> App:
+    """``agentcmd start`` for ``project`` (its environment: this process's, fakes included)."""
     port, engine_port = free_ports(2)
     child = spawn("start", "--port", str(port), "--engine-port", str(engine_port), "--project", str(project))
     wait_for(lambda: "ready in " in child.output(), 60, "agentcmd start to be ready", child.output, [child])
     return App(child, port)
+
+
+@pytest.fixture
+def app(spawn: SpawnFn, project: Path) -> App:
+    return start_app(spawn, project)
 
 
 @pytest.mark.slow
@@ -202,3 +222,51 @@ def test_a_branch_that_is_not_a_step_call_fails_the_run_at_once_with_what_to_wri
     assert run.status == "Failed" and len(run.calls) == 1, run.calls  # not retried
     assert message in run.output["message"], run.output
     assert run.names == []
+
+
+def _agents_running(fake_agents: FakeAgents, n: int) -> list[dict[str, Any]]:
+    calls = fake_agents.calls()
+    return calls if len(calls) == n and all(pid_alive(c["pid"]) for c in calls) else []
+
+
+@pytest.mark.slow
+def test_two_fake_agents_review_at_once_each_its_own_step(fake_agents: FakeAgents, spawn: SpawnFn,
+                                                          project: Path) -> None:
+    fake_agents.hold()   # each fake waits before its answer: both running at once proves the overlap
+    app = start_app(spawn, project)
+    run_id = app.start_run("reviewers")
+    calls = wait_for(lambda: _agents_running(fake_agents, 2), 30, "both agents running", app.child.output)
+    assert sorted(c["agent"] for c in calls) == ["claude", "codex"]
+    fake_agents.release()
+    run = app.ended(run_id)
+    assert run["status"] == "Completed", run
+    assert run["output"] == {"claude": "answer to: Review the diff", "codex": "answer to: Review the diff too",
+                             "agents": ["claude", "codex"]}
+    steps = {s["step_id"]: s for s in run["steps"]}
+    assert steps["review/claude"]["output"]["text"] == "answer to: Review the diff"
+    assert steps["review/codex"]["output"]["text"] == "answer to: Review the diff too"
+
+
+@pytest.mark.slow
+def test_cancelling_stops_both_fake_agents_process_groups(fake_agents: FakeAgents, spawn: SpawnFn,
+                                                          project: Path) -> None:
+    fake_agents.hold()
+    app = start_app(spawn, project)
+    run_id = app.start_run("reviewers")
+    calls = wait_for(lambda: _agents_running(fake_agents, 2), 30, "both agents running", app.child.output)
+    groups = [int(c["pid"]) for c in calls]   # each agent leads its step's process group
+    try:
+        assert all(group_members(pgid) for pgid in groups)
+        resp = httpx.post(f"{app.url}/api/runs/{run_id}/cancel", timeout=15, headers=app_headers())
+        assert resp.status_code == 200, resp.text
+        wait_for(lambda: not any(group_members(pgid) for pgid in groups), 15,
+                 "both agents' process groups to be gone", app.child.output)
+        run = wait_for(lambda: (r := app.run(run_id))["status"] == "Cancelled" and
+                       sorted(s["status"] for s in r["steps"]) == ["Cancelled", "Cancelled"] and r,
+                       15, "the run and both agent steps cancelled", app.child.output)
+        assert {s["step_id"] for s in run["steps"]} == {"review/claude", "review/codex"}
+    finally:
+        for pgid in groups:
+            if group_members(pgid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
