@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentcmd.workflows import resumption, steprecords
+from agentcmd.workflows import resumption, steprecords, streamlog
 
 RUN, STEP = "run-1", "review/ask"
 
@@ -107,3 +107,25 @@ def test_for_step_reads_off_the_loop_and_survives_a_broken_meta_reader(tmp_path:
     assert got is not None and got.session_id == "sess-A" and seen == [(tmp_path, RUN, STEP)]
     assert asyncio.run(resumption.for_step(tmp_path, RUN, STEP, agent="claude", resume=None, boot_id="b",
                                            read_meta=broken)) is None
+
+
+def test_resume_interrupted_gives_the_call_to_make_and_leaves_a_notice_in_the_stream(tmp_path: Path) -> None:
+    record(tmp_path, "boot-old", "running")
+    streamlog.set_step_meta(tmp_path, RUN, STEP, agent="claude", session_id="sess-A", attempt=0)
+
+    async def call(resume: str | None) -> resumption.AgentCall:
+        got = await resumption.resume_interrupted(tmp_path, RUN, STEP, 0, agent="claude", resume=resume,
+                                                  prompt="Fix it", boot_id="boot-now")
+        await streamlog.stream_log(tmp_path, RUN).flush()
+        return got
+
+    got = asyncio.run(call(None))
+    assert got.resume == got.resumed_session == "sess-A"
+    assert got.prompt.startswith("[agentcmd] Your previous run of this step was interrupted")
+    assert got.prompt.endswith("\n\nFix it")
+    [notice] = streamlog.read_events(tmp_path, RUN, step_id=STEP)
+    assert notice["kind"] == "notice" and notice["text"] == "resuming interrupted session sess-A"
+    assert notice["agent"] == "claude" and notice["attempt"] == 0
+
+    assert asyncio.run(call("sess-mine")) == resumption.AgentCall("sess-mine", "Fix it", None)
+    assert len(streamlog.read_events(tmp_path, RUN, step_id=STEP)) == 1

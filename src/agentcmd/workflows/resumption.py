@@ -23,6 +23,8 @@ When (``decide``):
   earlier, failed attempt is not continued.
 
 The decision reads two small files; ``for_step`` does it off the event loop.
+``resume_interrupted`` is the one call ``step.agent`` makes: it returns the
+session and prompt to run with, and leaves a ``notice`` in the step's stream.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentcmd.workflows import steprecords
+from agentcmd.workflows import steprecords, streamlog
 
 MetaReader = Callable[[Path, str, str], Mapping[str, Any] | None]
 """``streamlog.step_meta(data_dir, run_id, step_id)``: the step's stream meta, or None."""
@@ -123,3 +125,33 @@ async def for_step(data_dir: Path, run_id: str, step_id: str, *, agent: str, res
         return decide(agent, resume, meta, step_attempts(data_dir, run_id, step_id), boot_id)
 
     return await asyncio.to_thread(read)
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    """What ``step.agent`` runs with: the session to resume, the prompt, and the continued session."""
+
+    resume: str | None
+    prompt: str
+    resumed_session: str | None = None
+
+
+async def resume_interrupted(data_dir: Path, run_id: str, step_id: str, attempt: int, *, agent: str,
+                             resume: str | None, prompt: str, boot_id: str) -> AgentCall:
+    """The call to make for this attempt of an agent step (see the module docstring).
+
+    When a session is continued, the step's stream gets a ``notice``
+    "resuming interrupted session ID" (the live views and the transcript show it).
+    """
+    found = await for_step(data_dir, run_id, step_id, agent=agent, resume=resume, boot_id=boot_id,
+                           read_meta=streamlog.step_meta)
+    if found is None:
+        return AgentCall(resume, prompt)
+    try:
+        log = await streamlog.stream_log(data_dir, run_id).ready()   # its first read off the loop
+        log.append(step_id, attempt, {
+            "agent": agent, "kind": "notice", "session_id": found.session_id,
+            "text": f"resuming interrupted session {found.session_id}"})
+    except (streamlog.StreamError, OSError):
+        pass  # the stream is a view: a disk problem never keeps the agent from its session
+    return AgentCall(found.session_id, found.prompt(prompt), found.session_id)
