@@ -45,7 +45,7 @@ import inngest
 from agentcmd.errors import AgentcmdError, StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import agentrun, costs, gitops, steprecords, streamlog
+from agentcmd.workflows import agentrun, costs, gitops, resumption, steprecords, streamlog
 from agentcmd.workflows.agentopts import AgentOptions, option_flags
 from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
@@ -350,6 +350,8 @@ class WorkflowSteps:
                 watch.update(usage)
 
             data_dir, run_id = self._runtime.data_dir, self._ctx.run_id
+            call = await resumption.resume_interrupted(data_dir, run_id, sid, self._ctx.attempt, agent=agent,
+                                                       resume=resume, prompt=prompt, boot_id=self._runtime.boot_id)
             live = agentrun.AgentStream(await agentrun.open_log(data_dir, run_id), data_dir, run_id, sid,
                                         self._ctx.attempt, agent, adapter.new_parser(), on_usage)
 
@@ -359,7 +361,7 @@ class WorkflowSteps:
                                   limit=AGENT_OUTPUT_LIMIT, on_line=on_line, stop=stop)
 
             try:
-                out = await agentrun.run_agent(adapter, exe, prompt, model=model, resume=resume,
+                out = await agentrun.run_agent(adapter, exe, call.prompt, model=model, resume=call.resume,
                                                extra=[*extra, *flags], stream=live, execute=execute, stop=watch.stop)
                 res, final = out.res, out.final
                 if out.streamed or final.has_result or final.usage.input_tokens:
@@ -389,6 +391,7 @@ class WorkflowSteps:
                                session_id=out.session_id, model=model or final.model, stderr=_tail(res.stderr),
                                duration_s=ledger.duration_s, phase=phase, cost_usd=cost, cost_source=source,
                                streamed=out.streamed, events=live.appended, tool_calls=final.tool_calls,
+                               resumed_session=call.resumed_session,
                                **{k: ledger.usage[k] for k in ("input_tokens", "output_tokens", "cached_tokens",
                                                                "turns")}).to_json()
 
