@@ -129,3 +129,72 @@ def test_resume_interrupted_gives_the_call_to_make_and_leaves_a_notice_in_the_st
 
     assert asyncio.run(call("sess-mine")) == resumption.AgentCall("sess-mine", "Fix it", None)
     assert len(streamlog.read_events(tmp_path, RUN, step_id=STEP)) == 1
+
+
+ASK = '''
+from agentcmd import define_workflow
+
+@define_workflow(id="ask", phases=["review"], retries=1)
+async def ask(ctx, step):
+    with step.phase("review"):
+        a = await step.agent("ask", agent=ctx.input["agent"], prompt="Fix it", resume=ctx.input.get("resume"))
+    return {"text": a.text, "session": a.session_id, "resumed": a.resumed_session}
+'''
+
+
+def _data_dir(server: Any) -> Path:
+    from agentcmd.workflows.context import get_runtime
+
+    return get_runtime().data_dir
+
+
+@pytest.mark.parametrize("agent", ["claude", "codex", "gemini"])
+def test_each_cli_is_called_with_its_resume_form_after_an_interruption(
+        app_server: Any, write_workflow: Any, fake_agents: Any, agent: str) -> None:
+    """The app's records say an earlier app server was running this step and the CLI had streamed its
+    session: the step's next call continues that session, in the CLI's own resume syntax."""
+    write_workflow("ask.py", ASK)
+    server = app_server()
+    run_id = "run-resumed-" + agent
+    data_dir = _data_dir(server)
+    steprecords.append_sync(data_dir, {"run_id": run_id, "step_id": STEP, "name": "ask", "phase": "review",
+                                       "status": "running", "started_at": "2026-12-04T10:00:00.000Z",
+                                       "attempt": 0, "boot": "an-earlier-app-server"})
+    streamlog.set_step_meta(data_dir, run_id, STEP, agent=agent, session_id="sess-old", attempt=0)
+    run = server.driver.run("ask", {"agent": agent}, run_id=run_id)
+    assert run.status == "Completed", run.calls[-1]
+    assert run.output["resumed"] == "sess-old" and run.output["session"] == "sess-old"
+    [call] = fake_agents.calls()
+    assert call["resume"] == "sess-old" and call["prompt"].endswith("\n\nFix it")
+    argv = call["argv"]
+    if agent == "codex":
+        assert argv[argv.index("resume") + 1] == "sess-old", argv
+    else:
+        assert argv[argv.index("--resume") + 1] == "sess-old", argv
+    kinds = [e["kind"] for e in streamlog.read_events(data_dir, run_id, step_id=STEP)]
+    assert kinds[0] == "notice" and "session" in kinds, kinds
+
+
+def test_a_step_that_failed_normally_retries_with_a_fresh_session(
+        app_server: Any, write_workflow: Any, fake_agents: Any) -> None:
+    write_workflow("ask.py", ASK)
+    fake_agents.scenario({"session_id": "sess-bad", "is_error": True, "error": "model overloaded",
+                          "exit_code": 1})
+    run = app_server().driver.run("ask", {"agent": "claude"}, max_attempts=2)
+    assert run.status == "Failed"
+    calls = fake_agents.calls()
+    assert len(calls) == 2 and [c["resume"] for c in calls] == [None, None], calls
+    assert [c["prompt"] for c in calls] == ["Fix it", "Fix it"]
+
+
+def test_an_explicit_resume_is_used_as_given(app_server: Any, write_workflow: Any, fake_agents: Any) -> None:
+    write_workflow("ask.py", ASK)
+    server = app_server()
+    data_dir = _data_dir(server)
+    steprecords.append_sync(data_dir, {"run_id": "run-explicit", "step_id": STEP, "status": "running",
+                                       "started_at": "2026-12-04T10:00:00.000Z", "attempt": 0, "boot": "old"})
+    streamlog.set_step_meta(data_dir, "run-explicit", STEP, agent="claude", session_id="sess-old", attempt=0)
+    run = server.driver.run("ask", {"agent": "claude", "resume": "sess-mine"}, run_id="run-explicit")
+    assert run.status == "Completed" and run.output["resumed"] is None
+    [call] = fake_agents.calls()
+    assert call["resume"] == "sess-mine" and call["prompt"] == "Fix it"
