@@ -23,6 +23,8 @@ from tests.harness.keys import app_headers
 from tests.harness.processes import Spawned, free_ports, pid_alive
 from tests.polling import wait_for
 
+from agentcmd.workflows import streamlog
+
 SpawnFn = Callable[..., Spawned]
 
 PAIR = '''
@@ -231,7 +233,7 @@ def _agents_running(fake_agents: FakeAgents, n: int) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_two_fake_agents_review_at_once_each_its_own_step(fake_agents: FakeAgents, spawn: SpawnFn,
-                                                          project: Path) -> None:
+                                                          project: Path, agentcmd_home: Path) -> None:
     fake_agents.hold()   # each fake waits before its answer: both running at once proves the overlap
     app = start_app(spawn, project)
     run_id = app.start_run("reviewers")
@@ -245,6 +247,14 @@ def test_two_fake_agents_review_at_once_each_its_own_step(fake_agents: FakeAgent
     steps = {s["step_id"]: s for s in run["steps"]}
     assert steps["review/claude"]["output"]["text"] == "answer to: Review the diff"
     assert steps["review/codex"]["output"]["text"] == "answer to: Review the diff too"
+    # Each branch streamed into its own step's stream, and counted its own tokens and cost.
+    data_dir = agentcmd_home / "data"
+    for sid, agent in (("review/claude", "claude"), ("review/codex", "codex")):
+        events = streamlog.read_events(data_dir, run_id, step_id=sid)
+        assert events and {e["agent"] for e in events} == {agent}, events
+        assert [e["kind"] for e in events].count("tool_call") == 2, events
+        assert steps[sid]["output"]["streamed"] is True and steps[sid]["output"]["output_tokens"] == 300
+    assert steps["review/claude"]["output"]["cost_usd"] == 0.0123
 
 
 @pytest.mark.slow
