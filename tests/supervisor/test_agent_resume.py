@@ -1,5 +1,7 @@
 """An agent step cut short by a SIGKILL of ``agentcmd start`` continues its session after the restart.
 
+(And by a graceful stop, SIGINT, where the app records the step ``interrupted``.)
+
 Real supervisor, engine, app server and SDK; the fake ``claude`` of
 ``tests/fakes/bin`` streams its session id first, then works slowly. The
 whole tree this test started (supervisor, engine, app, the fake agent) is
@@ -43,8 +45,9 @@ async def ask(ctx, step):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigkill", "sigint"])
 def test_an_agent_interrupted_by_a_sigkill_of_start_continues_its_session(
-        spawn: SpawnFn, project: Path, agentcmd_home: Path, fake_agents: FakeAgents) -> None:
+        spawn: SpawnFn, project: Path, agentcmd_home: Path, fake_agents: FakeAgents, how: str) -> None:
     (project / ".agentcmd" / "workflows" / "ask.py").write_text(ASK)
     fake_agents.hold()   # the fake streams its session id, then waits before its answer
     port, engine_port = free_port(), free_port()
@@ -60,17 +63,21 @@ def test_an_agent_interrupted_by_a_sigkill_of_start_continues_its_session(
     session = str(meta["session_id"])
     assert len(fake_agents.calls()) == 1
 
-    # SIGKILL everything this test started, by PID: the supervisor, its children (they lead their own
-    # sessions) and theirs, down to the fake agent. Nothing graceful happens.
+    # The tree this test started, by PID: the supervisor, its children (they lead their own sessions)
+    # and theirs, down to the fake agent.
     tree = [child.proc.pid, *descendants(child.proc.pid)]
     for pid in child_pids(child.output()).values():
         tree += descendants(pid)
     try:
-        for pid in sorted(set(tree)):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        child.proc.wait(10)
-        wait_for(lambda: not any(pid_alive(p) for p in tree), 10, "the killed tree to be gone")
+        if how == "sigint":   # graceful: the app stops the agent and records the step interrupted
+            os.kill(child.proc.pid, signal.SIGINT)
+            assert wait_exit(child, timeout=30) == 0, child.output()
+        else:                 # SIGKILL of all of it: nothing graceful happens
+            for pid in sorted(set(tree)):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            child.proc.wait(10)
+        wait_for(lambda: not any(pid_alive(p) for p in tree), 10, "the stopped tree to be gone")
 
         fake_agents.release()   # the next fake answers at once
         again = spawn(*args)
