@@ -65,6 +65,26 @@ async def pair_fail(ctx, step):
     return {"ok": ok.stdout.strip(), "bad": type(bad).__name__, "message": str(bad)}
 '''
 
+RACE = '''
+from agentcmd import define_workflow
+
+
+@define_workflow(id="race", retries=0)
+async def race(ctx, step):
+    done = f"{ctx.run_id}.a2.done"
+
+    async def a():
+        await step.cli("a1", "true")
+        return await step.cli("a2", f"touch {done}; echo a2")
+
+    async def b():
+        # Ends only once a2 ran: with mode="wait", a2 would wait for b1 to end first.
+        return await step.cli("b1", f"while [ ! -f {done} ]; do sleep 0.05; done; echo b1", timeout=20)
+
+    a2, b1 = await step.parallel(a, b, mode="race")
+    return [a2.stdout.strip(), b1.stdout.strip()]
+'''
+
 REVIEWERS = '''
 from agentcmd import define_workflow
 
@@ -98,7 +118,7 @@ async def bad_branches(ctx, step):
 
 @pytest.fixture
 def project_workflows() -> dict[str, str]:
-    return {"pair.py": PAIR, "reviewers.py": REVIEWERS}
+    return {"pair.py": PAIR, "reviewers.py": REVIEWERS, "race.py": RACE}
 
 
 def group_members(pgid: int) -> list[int]:
@@ -210,6 +230,14 @@ def test_a_failed_branch_fails_the_run_unless_return_exceptions_gives_its_error(
     assert run["status"] == "Completed", run
     assert run["output"]["ok"] == "fine" and run["output"]["bad"] == "StepError"
     assert "exited with code 3: broken" in run["output"]["message"]
+
+
+@pytest.mark.slow
+def test_race_mode_lets_a_branch_of_several_steps_go_on_without_waiting_for_the_others(app: App) -> None:
+    run = app.ended(app.start_run("race"))
+    assert run["status"] == "Completed", run
+    assert run["output"] == ["a2", "b1"]
+    assert [s["step_id"] for s in run["steps"] if s["status"] == "Completed"].count("b1") == 1
 
 
 @pytest.mark.parametrize(("how", "message"), [
