@@ -102,7 +102,8 @@ def test_an_agent_interrupted_by_a_sigkill_of_start_continues_its_session(
     output = httpx.get(f"http://127.0.0.1:{port}/api/runs/{run_id}", timeout=10,
                        headers=app_headers()).json()["data"]["output"]
     assert output["resumed"] == session, output
-    notices = [e for e in streamlog.read_events(data_dir, run_id, step_id="work/fix") if e["kind"] == "notice"]
-    assert any(session in (e.get("text") or "") for e in notices), notices
+    notices = wait_for(lambda: [e for e in streamlog.read_events(data_dir, run_id, step_id="work/fix")
+                                if e["kind"] == "notice"], 10, "the resume notice in the step's stream")
+    assert [e["text"] for e in notices] == [f"resuming interrupted session {session}"], notices
     os.kill(again.proc.pid, signal.SIGINT)
     assert wait_exit(again, timeout=30) == 0, again.output()

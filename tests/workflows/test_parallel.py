@@ -278,8 +278,12 @@ def test_two_fake_agents_review_at_once_each_its_own_step(fake_agents: FakeAgent
     # Each branch streamed into its own step's stream, and counted its own tokens and cost.
     data_dir = agentcmd_home / "data"
     for sid, agent in (("review/claude", "claude"), ("review/codex", "codex")):
-        events = streamlog.read_events(data_dir, run_id, step_id=sid)
-        assert events and {e["agent"] for e in events} == {agent}, events
+        def kept(sid: str = sid) -> list[dict[str, Any]]:
+            events = streamlog.read_events(data_dir, run_id, step_id=sid)
+            return events if any(e["kind"] == "tool_call" for e in events) else []
+
+        events = wait_for(kept, 10, f"{sid}'s stream (written by a flush task)")
+        assert {e["agent"] for e in events} == {agent}, events
         assert [e["kind"] for e in events].count("tool_call") == 2, events
         assert steps[sid]["output"]["streamed"] is True and steps[sid]["output"]["output_tokens"] == 300
     assert steps["review/claude"]["output"]["cost_usd"] == 0.0123

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.polling import wait_for
 
 from agentcmd.workflows import resumption, steprecords, streamlog
 
@@ -171,8 +172,10 @@ def test_each_cli_is_called_with_its_resume_form_after_an_interruption(
         assert argv[argv.index("resume") + 1] == "sess-old", argv
     else:
         assert argv[argv.index("--resume") + 1] == "sess-old", argv
-    kinds = [e["kind"] for e in streamlog.read_events(data_dir, run_id, step_id=STEP)]
-    assert kinds[0] == "notice" and "session" in kinds, kinds
+    # The stream is written by a flush task after the step answered: poll until the agent's events are there.
+    kinds = wait_for(lambda: "session" in (k := [e["kind"] for e in streamlog.read_events(
+        data_dir, run_id, step_id=STEP)]) and k, 10, "the agent's events in the stream")
+    assert kinds[0] == "notice", kinds
 
 
 def test_a_step_that_failed_normally_retries_with_a_fresh_session(
