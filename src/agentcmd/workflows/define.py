@@ -226,7 +226,7 @@ async def _run_body(workflow: Workflow, ctx: inngest.Context) -> Any:
         data_dir=runtime.data_dir, logger=ctx.logger,
     )
     wctx = await workspace_mod.prepare(spec.workspace, ctx.step, wctx)
-    steps = WorkflowSteps(ctx.step, wctx, spec, runtime)
+    steps = WorkflowSteps(ctx.step, wctx, spec, runtime, group=ctx.group)
     try:
         result = await workflow.body(wctx, steps)
     except Exception as err:

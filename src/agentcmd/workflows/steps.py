@@ -45,11 +45,12 @@ import inngest
 from agentcmd.errors import AgentcmdError, StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import agentrun, costs, gitops, steprecords
+from agentcmd.workflows import agentrun, costs, gitops, resumption, steprecords, streamlog
 from agentcmd.workflows.agentopts import AgentOptions, option_flags
 from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
+from agentcmd.workflows.parallel import Branch, SdkGroup, run_parallel
 from agentcmd.workflows.process import OUTPUT_LIMIT, LineCallback, ProcessResult, run_process, terminate_run
 from agentcmd.workflows.results import AgentResult, CliResult, GitResult
 
@@ -130,8 +131,9 @@ class WorkflowSteps:
     """The ``step`` argument of a workflow body (wraps the SDK's ``inngest.Step``)."""
 
     def __init__(self, sdk_step: inngest.Step, ctx: WorkflowContext, spec: WorkflowSpec,
-                 runtime: Runtime) -> None:
+                 runtime: Runtime, group: SdkGroup | None = None) -> None:
         self.sdk = sdk_step
+        self.group = group
         self._ctx = ctx
         self._spec = spec
         self._runtime = runtime
@@ -263,6 +265,19 @@ class WorkflowSteps:
         sid = self._sid(step_id)
         return await self.sdk.run(sid, self._recorded(sid, fn), *args)
 
+    # Several at once -----------------------------------------------------------
+    async def parallel(self, *branches: Branch, mode: str | inngest.ParallelMode = "wait",
+                       return_exceptions: bool = False) -> tuple[Any, ...]:
+        """Run the branches' steps at the same time (the SDK's parallel steps); their results, in order.
+
+        ``await step.parallel(lambda: step.agent("a", ...), lambda: step.agent("b", ...))``
+        (see ``parallel.py``).
+        """
+        if self.group is None:
+            raise inngest.NonRetriableError("step.parallel needs the SDK's ctx.group; this step object "
+                                            "was built without one")
+        return await run_parallel(self.group, branches, mode=mode, return_exceptions=return_exceptions)
+
     # Shell -------------------------------------------------------------------
     async def cli(self, step_id: str, command: str | Sequence[str], *, cwd: str | os.PathLike[str] | None = None,
                   env: Mapping[str, str] | None = None, timeout: str | float | None = None,
@@ -340,6 +355,8 @@ class WorkflowSteps:
                 watch.update(usage)
 
             data_dir, run_id = self._runtime.data_dir, self._ctx.run_id
+            call = await resumption.resume_interrupted(data_dir, run_id, sid, self._ctx.attempt, agent=agent,
+                                                       resume=resume, prompt=prompt, boot_id=self._runtime.boot_id)
             live = agentrun.AgentStream(await agentrun.open_log(data_dir, run_id), data_dir, run_id, sid,
                                         self._ctx.attempt, agent, adapter.new_parser(), on_usage)
 
@@ -349,7 +366,7 @@ class WorkflowSteps:
                                   limit=AGENT_OUTPUT_LIMIT, on_line=on_line, stop=stop)
 
             try:
-                out = await agentrun.run_agent(adapter, exe, prompt, model=model, resume=resume,
+                out = await agentrun.run_agent(adapter, exe, call.prompt, model=model, resume=call.resume,
                                                extra=[*extra, *flags], stream=live, execute=execute, stop=watch.stop)
                 res, final = out.res, out.final
                 cost, source = _check_agent_outcome(agent, seconds, out, ledger, watch)
@@ -364,6 +381,7 @@ class WorkflowSteps:
                                session_id=out.session_id, model=model or final.model, stderr=_tail(res.stderr),
                                duration_s=ledger.duration_s, phase=phase, cost_usd=cost, cost_source=source,
                                streamed=out.streamed, events=live.appended, tool_calls=final.tool_calls,
+                               resumed_session=call.resumed_session,
                                **{k: ledger.usage[k] for k in ("input_tokens", "output_tokens", "cached_tokens",
                                                                "turns")}).to_json()
 
