@@ -45,7 +45,7 @@ import inngest
 from agentcmd.errors import AgentcmdError, StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import agentrun, costs, gitops, resumption, steprecords, streamlog
+from agentcmd.workflows import agentrun, costs, gitops, resumption, steprecords
 from agentcmd.workflows.agentopts import AgentOptions, option_flags
 from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
