@@ -188,8 +188,9 @@ class RichDisplay:
 
         now, epoch = time.monotonic(), time.time()
         running = [s for s in self.state.get("steps") or [] if s.get("status") == "Running"]
+        total = usage_text(self.state.get("usage"))
         if not running:
-            return Text(f"run {self.state.get('status') or '...'}", style="dim")
+            return Text(f"run {self.state.get('status') or '...'}" + (f"  {total}" if total else ""), style="dim")
         parts: list[tuple[str, str] | str] = []
         for step in running:
             key = step_key(step)
@@ -200,6 +201,8 @@ class RichDisplay:
             if key in self.usage:
                 parts.append((f"  {usage_text(self.usage[key])}", "dim"))
             parts.append("   ")
+        if total and len(running) > 1:
+            parts.append((f"run: {total}", "dim"))  # parallel agents: their sum
         return Text.assemble(*parts)
 
     def __rich__(self) -> RenderableType:
