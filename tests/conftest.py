@@ -31,6 +31,7 @@ from tests.harness.engine import (  # noqa: F401  (pytest finds fixtures by name
     step_log,
     wait_for_run_status_fixture,
 )
+from tests.harness.fakeagents import fake_agents  # noqa: F401
 from tests.harness.processes import Spawned, free_port, run_cli
 
 
