@@ -180,7 +180,7 @@ def watch(
     from agentcmd.cli.watch import JsonDisplay, display_for, display_mode, follow_run, outcome_error
 
     mode = display_mode(as_json)
-    display = display_for(mode, sys.stdout)
+    display = display_for(mode, sys.stdout, run_table)
     try:
         with _client() as client:
             final = follow_run(client, run_id, display, timeout=timeout)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -146,10 +147,11 @@ _KIND_STYLE = {"text": "", "tool_call": "bold cyan", "tool_result": "dim", "erro
 class RichDisplay:
     """On a terminal: the step table and a status line stay at the bottom; events print above them."""
 
-    def __init__(self) -> None:
+    def __init__(self, table: Callable[[dict[str, Any]], RenderableType]) -> None:
         from rich.console import Console
         from rich.live import Live
 
+        self.table = table  # cli/runs.py run_table, handed in (this module does not import the commands)
         self.console = Console()
         self.state: dict[str, Any] = {}
         self.received = time.monotonic()
@@ -208,20 +210,18 @@ class RichDisplay:
     def __rich__(self) -> RenderableType:
         from rich.console import Group
 
-        from agentcmd.cli.runs import run_table
-
         if not self.state:
             return self.status_line()
-        return Group(run_table(self.state), self.status_line())
+        return Group(self.table(self.state), self.status_line())
 
     def close(self) -> None:
         self.live.stop()
 
 
-def display_for(mode: str, out: IO[str]) -> Display:
-    """``rich``, ``plain`` (lines on ``out``) or ``json`` (JSON lines on ``out``)."""
+def display_for(mode: str, out: IO[str], table: Callable[[dict[str, Any]], RenderableType]) -> Display:
+    """``rich`` (``table(run)`` above the status line), ``plain`` (lines on ``out``) or ``json`` (JSON lines)."""
     if mode == "rich":
-        return RichDisplay()
+        return RichDisplay(table)
     if mode == "json":
         return JsonDisplay(out)
     return PlainDisplay(out)

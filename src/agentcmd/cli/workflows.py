@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from agentcmd.cli.runs import parse_json_arg
+from agentcmd.cli.runs import parse_json_arg, run_table
 
 app = typer.Typer(help="List workflows and start runs.", no_args_is_help=True)
 
@@ -104,7 +104,7 @@ def _wait(client: Any, run_id: str, timeout: float, live: bool) -> dict[str, Any
     """Follow the run to its end (``cli/watch.py``): live on a terminal, else plain lines on stderr."""
     from agentcmd.cli.watch import display_for, follow_run
 
-    display = display_for("rich" if live else "plain", sys.stderr)
+    display = display_for("rich" if live else "plain", sys.stderr, run_table)
     try:
         return follow_run(client, run_id, display, timeout=timeout)
     finally:
