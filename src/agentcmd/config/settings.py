@@ -43,6 +43,16 @@ APP_WAIT_SOURCES = "AGENTCMD_ENGINE_APP_WAIT_TIMEOUT or engine_app_wait_timeout 
 LogFormat = Literal["auto", "plain", "rich", "json"]
 
 
+class ModelPrice(BaseModel):
+    """USD per million tokens of one model (the ``prices`` setting; agentcmd.workflows.costs)."""
+
+    model_config = {"extra": "forbid"}
+
+    input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    output_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    cached_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+
 class StreamSettings(BaseModel):
     """How much of each run's streamed output is kept (agentcmd.workflows.streamlog)."""
 
@@ -57,16 +67,6 @@ class AgentConfig(BaseModel):
 
     path: str | None = None
     args: list[str] = Field(default_factory=list)
-
-
-class ModelPrice(BaseModel):
-    """USD per million tokens of one model (the ``prices`` setting; agentcmd.workflows.costs)."""
-
-    model_config = {"extra": "forbid"}
-
-    input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
-    output_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
-    cached_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
 
 
 def _env(*names: str) -> AliasChoices:

@@ -333,6 +333,9 @@ class WorkflowSteps:
             watch = costs.BudgetWatch(budget, ledger.meter)
 
             def on_usage(usage: dict[str, Any]) -> None:
+                reported = live.parser.result.model
+                if model is None and reported and ledger.meter.model is None:   # price the model that ran
+                    ledger.meter.model = ledger.entry["model"] = reported
                 ledger.observe(usage)
                 watch.update(usage)
 
@@ -349,26 +352,11 @@ class WorkflowSteps:
                 out = await agentrun.run_agent(adapter, exe, prompt, model=model, resume=resume,
                                                extra=[*extra, *flags], stream=live, execute=execute, stop=watch.stop)
                 res, final = out.res, out.final
-                if out.streamed or final.has_result or final.usage.input_tokens:
-                    ledger.observe(out.usage)
-                else:
-                    ledger.priced(out.parsed)
-                cost, source = ledger.cost
-                if (over := watch.error()) is not None:
-                    raise over
-                if res.timed_out:
-                    raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
-                if res.exit_code != 0:
-                    said = f"{final.error}; " if final.is_error and final.error else ""
-                    raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
-                                           f"{said}{_tail(res.stderr or ('' if out.streamed else res.stdout))}")
-                if final.is_error or (isinstance(out.parsed, dict) and out.parsed.get("is_error") is True):
-                    raise AgentFailedError(f"agent {agent} reported an error: {_tail(final.error or out.text)}")
-                if cost is not None and (message := budget.exceeded(cost)) is not None:
-                    raise costs.BudgetExceededError(message)
+                cost, source = _check_agent_outcome(agent, seconds, out, ledger, watch)
             except BaseException as err:
                 await ledger.record(err)
-                await live.close()
+                if not isinstance(err, asyncio.CancelledError | StepInterruptedError):
+                    await live.close()   # an interrupted attempt runs again: its stream has not ended
                 raise
             await ledger.record(None)
             await live.close()
@@ -494,6 +482,30 @@ class WorkflowSteps:
         sid = self._sid(f"artifact:{name}")
         result: dict[str, Any] = await self.sdk.run(sid, self._recorded(sid, store))
         return result
+
+
+def _check_agent_outcome(agent: str, seconds: float | None, out: agentrun.AgentOutcome, ledger: _AgentLedger,
+                         watch: costs.BudgetWatch) -> tuple[float | None, str | None]:
+    """Price the attempt's usage, then raise what went wrong (budget, timeout, exit code, error result)."""
+    res, final = out.res, out.final
+    if out.streamed or final.has_result or final.usage.input_tokens:
+        ledger.observe(out.usage)
+    else:
+        ledger.priced(out.parsed)
+    cost, source = ledger.cost
+    if (over := watch.error()) is not None:
+        raise over
+    if res.timed_out:
+        raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
+    if res.exit_code != 0:
+        said = f"{final.error}; " if final.is_error and final.error else ""
+        raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
+                               f"{said}{_tail(res.stderr or ('' if out.streamed else res.stdout))}")
+    if final.is_error or (isinstance(out.parsed, dict) and out.parsed.get("is_error") is True):
+        raise AgentFailedError(f"agent {agent} reported an error: {_tail(final.error or out.text)}")
+    if cost is not None and (message := watch.budget.exceeded(cost)) is not None:
+        raise costs.BudgetExceededError(message)
+    return cost, source
 
 
 class _AgentLedger:
