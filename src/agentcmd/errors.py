@@ -88,10 +88,10 @@ class AgentcmdError(Exception):
                       "check that the URL points at agentcmd's app server / engine"),
         "workflow_load_errors": ("'agentcmd workflows list' found workflow files that do not load",
                                  "follow each 'fix:' line it prints (docs/workflows.md, 'Load errors')"),
-        "run_failed": ("'agentcmd workflows run --wait' saw the run end Failed or Cancelled",
-                       "see 'agentcmd runs show RUN_ID'"),
-        "wait_timeout": ("'agentcmd workflows run --wait' gave up waiting; the run keeps running",
-                         "follow it with 'agentcmd runs show RUN_ID', or wait longer"),
+        "run_failed": ("'agentcmd workflows run --wait' or 'agentcmd runs watch' saw the run end Failed or "
+                       "Cancelled", "see 'agentcmd runs show RUN_ID'"),
+        "wait_timeout": ("'agentcmd workflows run --wait' or 'runs watch --timeout' gave up waiting; the run keeps "
+                         "running", "follow it with 'agentcmd runs watch RUN_ID', or wait longer"),
     }
     """Codes some raise sites give an instance of this very class: code -> (what it means, what to do[, exit code])."""
 

@@ -1,4 +1,4 @@
-"""``agentcmd runs list|show|cancel`` and ``agentcmd send``: through the app server's API.
+"""``agentcmd runs list|show|watch|cancel`` and ``agentcmd send``: through the app server's API.
 
 Only Typer is imported at module level; the HTTP client and Rich load
 inside the commands, so ``agentcmd --help`` stays fast.
@@ -14,7 +14,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-app = typer.Typer(help="Inspect and cancel runs.", no_args_is_help=True)
+app = typer.Typer(help="Inspect, follow and cancel runs.", no_args_is_help=True)
 
 _STATUS_STYLE = {"Completed": "green", "Failed": "red", "Cancelled": "yellow", "Running": "cyan",
                  "Queued": "dim", "Interrupted": "magenta"}
@@ -156,6 +156,43 @@ def show(
         console.print(f"agent steps: {total['agent_steps']}, {usagefmt.summary(total)}", highlight=False)
     if run.get("output") is not None:
         console.print_json(json.dumps(run["output"], default=str))
+
+
+@app.command("watch")
+def watch(
+    run_id: str = typer.Argument(..., help="The run id."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line: {\"event\": \"agent\"|\"run\""
+                                 "|\"end\", \"data\": ...} (agent: one stream event; run: the run when it "
+                                 "changes; end: the final run)."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 1; the "
+                                         "run goes on). Default: until the run ends."),
+) -> None:
+    """Follow a run live until it ends: the running step and its time, the agents' messages, tool calls and
+    results, each step's start and end. Exit 0 if it completed, 1 if it failed or was cancelled.
+
+    A finished run prints what its stream kept, then its outcome. On a terminal the step table and a
+    status line stay at the bottom; otherwise one plain line per event ('agent ID text ...', 'agent ID
+    tool Bash: ls', 'step completed ID 3.2s'). A dropped connection resumes where it broke off; an app
+    server without the live stream is polled (said once on stderr).
+    """
+    import sys
+
+    from agentcmd.cli.watch import JsonDisplay, display_for, display_mode, follow_run, outcome_error
+
+    mode = display_mode(as_json)
+    display = display_for(mode, sys.stdout, run_table)
+    try:
+        with _client() as client:
+            final = follow_run(client, run_id, display, timeout=timeout)
+    finally:
+        display.close()
+    if isinstance(display, JsonDisplay):
+        display.emit("end", final)
+    elif mode == "plain":
+        typer.echo(f"run {run_id} {str(final.get('status')).lower()}")
+    err = outcome_error(final)
+    if err is not None:
+        raise err
 
 
 @app.command("cancel")

@@ -1,22 +1,24 @@
 """``agentcmd workflows list|run``: the workflows the app server serves.
 
 Only Typer is imported at module level; the rest loads inside commands.
-``run --wait`` polls the run until it ends: exit 0 when it completed (its
-output is printed), 1 when it failed or was cancelled; on a terminal it
-shows the phases and steps live, elsewhere (CI logs) it writes one plain
-line per step start and end to stderr (``cli/stepfeed.py``).
+``run --wait`` follows the run until it ends (``cli/watch.py``: the app's
+live stream, or polling on an older app server): exit 0 when it completed
+(its output is printed), 1 when it failed or was cancelled; on a terminal
+it shows the phases and steps, the running step's time and the agents'
+messages live, elsewhere (CI logs) it writes one plain line per step start
+and end and per agent message or tool call to stderr (``cli/stepfeed.py``,
+``cli/agentlines.py``).
 """
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from agentcmd.cli.runs import parse_json_arg
+from agentcmd.cli.runs import parse_json_arg, run_table
 
 app = typer.Typer(help="List workflows and start runs.", no_args_is_help=True)
 
@@ -87,58 +89,26 @@ def _load_errors(errors: list[dict[str, Any]]) -> None:
 
 def _final(run: dict[str, Any], as_json: bool) -> None:
     from agentcmd.cli._console import print_json
-    from agentcmd.errors import AgentcmdError
+    from agentcmd.cli.watch import outcome_error
 
     if as_json:
         print_json(run)
-    status = run.get("status")
-    if status == "Completed":
-        if not as_json:
-            print_json(run.get("output"))
-        return
-    message = None
-    for candidate in (run.get("output"), run.get("error")):  # engines put the SDK's error body in either
-        if isinstance(candidate, dict) and candidate.get("message"):
-            message = f"{candidate.get('name') or 'Error'}: {candidate['message']}"
-            break
-        if isinstance(candidate, str) and candidate and message is None:
-            message = candidate
-    raise AgentcmdError(f"run {run.get('run_id')} {str(status).lower()}" + (f": {message}" if message else ""),
-                        f"see 'agentcmd runs show {run.get('run_id')}'", code="run_failed", exit_code=1)
+    err = outcome_error(run)
+    if err is not None:
+        raise err
+    if not as_json:
+        print_json(run.get("output"))
 
 
 def _wait(client: Any, run_id: str, timeout: float, live: bool) -> dict[str, Any]:
-    from agentcmd.cli.stepfeed import StepFeed
-    from agentcmd.errors import AgentcmdError
+    """Follow the run to its end (``cli/watch.py``): live on a terminal, else plain lines on stderr."""
+    from agentcmd.cli.watch import display_for, follow_run
 
-    deadline = time.monotonic() + timeout
-    display = None
-    feed = None if live else StepFeed()
-    if live:
-        from rich.live import Live
-
-        from agentcmd.cli.runs import run_table
-
-        display = Live(refresh_per_second=4, transient=False)
-        display.start()
+    display = display_for("rich" if live else "plain", sys.stderr, run_table)
     try:
-        while True:
-            run: dict[str, Any] = client.get(f"/api/runs/{run_id}")["data"]
-            if display is not None:
-                display.update(run_table(run))
-            for line in feed.update(run) if feed is not None else ():
-                sys.stderr.write(line + "\n")
-                sys.stderr.flush()
-            if run.get("status") in TERMINAL:
-                return run
-            if time.monotonic() > deadline:
-                raise AgentcmdError(f"run {run_id} did not finish within {timeout:g}s (it is {run.get('status')})",
-                                    f"it keeps running; follow it with 'agentcmd runs show {run_id}'",
-                                    code="wait_timeout", exit_code=1)
-            time.sleep(0.3)
+        return follow_run(client, run_id, display, timeout=timeout)
     finally:
-        if display is not None:
-            display.stop()
+        display.close()
 
 
 @app.command("run")
@@ -146,8 +116,10 @@ def run(
     workflow_id: str = typer.Argument(..., help="The workflow id (see 'agentcmd workflows list')."),
     input_json: str = typer.Option("{}", "--input", "-i", help="The run's input as a JSON object (or @file)."),
     wait: bool = typer.Option(False, "--wait", help="Wait for the run to end; exit 0 if it completed, 1 if not. "
-                              "On a terminal the steps show live; otherwise each step's start and end is "
-                              "one plain line on stderr ('step started ID phase=P', 'step completed ID 3.2s')."),
+                              "On a terminal the steps, the running step's time and the agents' messages and "
+                              "tool calls show live; otherwise each is one plain line on stderr ('step started "
+                              "ID phase=P', 'agent ID tool Bash: ls', 'step completed ID 3.2s'), as in "
+                              "'agentcmd runs watch'."),
     timeout: float = typer.Option(3600.0, "--timeout", help="With --wait: give up waiting after this many seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:

@@ -77,6 +77,15 @@ class AppClient:
         except httpx.HTTPError as exc:
             raise UnavailableError(f"{self.name} is not reachable at {self.base_url} ({type(exc).__name__})",
                                    self.unreachable_fix, code="app_unreachable") from None
+        return self.answer(resp, method, path)
+
+    @property
+    def http(self) -> httpx.Client:
+        """The underlying client (base URL and bearer set), for streamed reads (``cli/livestream.py``)."""
+        return self._http
+
+    def answer(self, resp: httpx.Response, method: str, path: str) -> Any:
+        """The JSON body of a read response, or the ``AgentcmdError`` its error status stands for."""
         try:
             body = resp.json()
         except ValueError:
