@@ -340,8 +340,8 @@ class WorkflowSteps:
                 adapter.command(exe, prompt, model=model, resume=resume, extra=[*extra, *flags], stream=True)
             except AgentcmdError as err:   # not installed, unsupported option, bad value: retrying cannot help
                 raise inngest.NonRetriableError(f"step.agent {step_id!r}: {err}") from err
-            budget = await costs.Budget.for_step(self._runtime.data_dir, self._ctx.run_id,
-                                                 self._spec.max_cost_usd, step_max)
+            data_dir, run_id, attempt = self._runtime.data_dir, self._ctx.run_id, self._ctx.attempt
+            budget = await costs.Budget.for_step(data_dir, run_id, self._spec.max_cost_usd, step_max)
             if (message := budget.before_start()) is not None:
                 raise costs.BudgetExceededError(message)
             ledger = _AgentLedger(self, sid, agent, model)
@@ -354,11 +354,10 @@ class WorkflowSteps:
                 ledger.observe(usage)
                 watch.update(usage)
 
-            data_dir, run_id = self._runtime.data_dir, self._ctx.run_id
-            call = await resumption.resume_interrupted(data_dir, run_id, sid, self._ctx.attempt, agent=agent,
-                                                       resume=resume, prompt=prompt, boot_id=self._runtime.boot_id)
-            live = agentrun.AgentStream(await agentrun.open_log(data_dir, run_id), data_dir, run_id, sid,
-                                        self._ctx.attempt, agent, adapter.new_parser(), on_usage)
+            call = await resumption.resume_interrupted(data_dir, run_id, sid, attempt, agent=agent, resume=resume,
+                                                       prompt=prompt, boot_id=self._runtime.boot_id)
+            live = agentrun.AgentStream(await agentrun.open_log(data_dir, run_id), data_dir, run_id, sid, attempt,
+                                        agent, adapter.new_parser(), on_usage)
 
             def execute(argv: list[str], *, stdin: bytes | None, on_line: LineCallback | None,
                         stop: asyncio.Event | None) -> Awaitable[ProcessResult]:
@@ -377,13 +376,12 @@ class WorkflowSteps:
                 raise
             await ledger.record(None)
             await live.close()
+            tokens = {k: ledger.usage[k] for k in ("input_tokens", "output_tokens", "cached_tokens", "turns")}
             return AgentResult(agent=agent, text=out.text, exit_code=res.exit_code, json=out.parsed,
                                session_id=out.session_id, model=model or final.model, stderr=_tail(res.stderr),
                                duration_s=ledger.duration_s, phase=phase, cost_usd=cost, cost_source=source,
                                streamed=out.streamed, events=live.appended, tool_calls=final.tool_calls,
-                               resumed_session=call.resumed_session,
-                               **{k: ledger.usage[k] for k in ("input_tokens", "output_tokens", "cached_tokens",
-                                                               "turns")}).to_json()
+                               resumed_session=call.resumed_session, **tokens).to_json()
 
         return AgentResult.from_json(await self.sdk.run(sid, self._recorded(sid, body)))
 
