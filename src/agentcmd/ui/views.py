@@ -27,7 +27,7 @@ from agentcmd.httpedge import jsonbody
 from agentcmd.mode import Mode
 from agentcmd.safenames import path_under
 from agentcmd.server import api
-from agentcmd.ui import loaderrors, present
+from agentcmd.ui import livepages, loaderrors, present
 from agentcmd.web import login, static
 from agentcmd.web.forms import read_form
 from agentcmd.web.render import fmt_time, make_env, version_of, wants_json
@@ -72,6 +72,7 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
     router.add_api_route("/workflows/{workflow_id}/start", start_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/cancel", cancel_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/artifacts/{name}", artifact, methods=["GET"])
+    router.add_api_route("/live", livepages.live_page, methods=["GET"])  # the pages' server-sent events
     static.add_static_route(router, STATIC_PREFIX)
     login.add_login_routes(router)
     return router
@@ -99,7 +100,8 @@ async def index_page(request: Request) -> Response:
     version = _runs_version(runs)
     if wants_json(request):
         return site.twin(request, data, version=version)
-    return site.page(request, "index.html", data, title="Workflows", poll="/index.json", version=version)
+    return site.page(request, "index.html", data, title="Workflows", poll="/index.json", version=version,
+                     live="/live")
 
 
 async def workflow_page(request: Request, workflow_id: str) -> Response:
@@ -117,7 +119,8 @@ async def workflow_page(request: Request, workflow_id: str) -> Response:
         return site.twin(request, data, version=version)
     return site.page(request, "workflow.html", {**data, "input": request.query_params.get("input", "{}"),
                                                 "error": "", "problems": []},
-                     title=wf["name"], poll=f"/workflows/{quote(workflow_id)}.json", version=version)
+                     title=wf["name"], poll=f"/workflows/{quote(workflow_id)}.json", version=version,
+                     live=f"/live?workflow={quote(workflow_id, safe='')}")
 
 
 async def run_page(request: Request, run_id: str) -> Response:
@@ -132,8 +135,11 @@ async def run_page(request: Request, run_id: str) -> Response:
     if as_json:
         return site.twin(request, data, version=version)
     final = view["status"] in present.TERMINAL
-    return site.page(request, "run.html", {**data, "final": final}, title=f"Run {run_id}",
-                     poll=None if final else f"/runs/{quote(run_id)}.json", version=version)
+    stream = await livepages.transcript_of(request.app.state.runtime.data_dir, run_id)
+    return site.page(request, "run.html", {**data, "final": final, "transcript": stream,
+                                                "running": present.running_steps(view)}, title=f"Run {run_id}",
+                     poll=None if final else f"/runs/{quote(run_id)}.json", version=version,
+                     live=None if final else f"/live?run={quote(run_id, safe='')}")
 
 
 async def _csrf_form(request: Request) -> dict[str, str]:
