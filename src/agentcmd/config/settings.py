@@ -55,8 +55,8 @@ class StreamSettings(BaseModel):
 
     model_config = {"extra": "forbid"}
 
-    step_cap_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
-    run_cap_bytes: int = Field(32 * 1024 * 1024, ge=64 * 1024, le=16 * 1024 ** 3)
+    step_cap_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
+    run_cap_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024, le=16 * 1024 ** 3)
 
 
 def _env(*names: str) -> AliasChoices:
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_DATA_DIR", "data_dir"))
     sqlite_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_SQLITE_DIR", "sqlite_dir"))
     project_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_PROJECT_DIR", "project_dir"))
-    streams: StreamSettings = Field(default_factory=StreamSettings,
+    streams: StreamSettings = Field(default_factory=lambda: StreamSettings(),
                                     validation_alias=_env("AGENTCMD_STREAMS", "streams"))
 
     # Output and agents
