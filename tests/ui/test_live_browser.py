@@ -1,0 +1,186 @@
+"""In a real Chromium, against ``agentcmd dev``: the workflow views update live over server-sent events.
+
+- a run page's transcript grows while a step streams (entries counted
+  increasing before the step ends, the page never reloaded), the running
+  step shows its clock, and the page swaps to the final state when the run ends;
+- an agent step's stream (the fake ``claude``) reads as a transcript:
+  assistant messages, tool calls folded with their summary and result status;
+- with JavaScript off, the run page is complete HTML (the transcript so far,
+  the raw events link, the running step);
+- the index and workflow pages change a run's status live.
+
+Skipped with the printed reason where Playwright or Chromium is missing.
+A failing test saves a screenshot under its tmp dir.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from tests.harness.processes import Spawned, free_port
+from tests.polling import wait_for
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(180)]
+
+TALK = '''
+from agentcmd import define_workflow
+
+@define_workflow(id="talk", name="Talk", phases=["work"], retries=0)
+async def talk(ctx, step):
+    with step.phase("work"):
+        await step.cli("count", "i=0; while [ ! -f {release} ]; do i=$((i+1)); echo \\"line $i\\"; sleep 0.2; done; "
+                                "echo finished")
+    return {{"ok": True}}
+'''
+
+REVIEW = '''
+from agentcmd import define_workflow
+
+@define_workflow(id="review", name="Review", phases=["review"], retries=0)
+async def review(ctx, step):
+    with step.phase("review"):
+        result = await step.agent("look", prompt="review the diff", agent="claude")
+    return {"text": result.text}
+'''
+
+
+@dataclass
+class Stack:
+    url: str
+    release: Path
+    child: Spawned
+
+    def start(self, workflow: str) -> str:
+        resp = httpx.post(f"{self.url}/api/workflows/{workflow}/runs", json={}, timeout=15)
+        assert resp.status_code == 202, resp.text
+        run_id: str = resp.json()["data"]["run_id"]
+        return run_id
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.url}/api/runs/{run_id}", timeout=15).json()["data"]
+        return data
+
+    def wait_status(self, run_id: str, status: str) -> None:
+        wait_for(lambda: self.run(run_id)["status"] == status, 60, f"run {run_id} {status}",
+                 seen=lambda: self.run(run_id), children=[self.child])
+
+
+@pytest.fixture
+def project_workflows(tmp_path: Path) -> dict[str, str]:
+    return {"talk.py": TALK.format(release=tmp_path / "release"), "review.py": REVIEW}
+
+
+@pytest.fixture
+def stack(spawn: Callable[..., Spawned], project: Path, tmp_path: Path, fake_agents: Any) -> Iterator[Stack]:
+    fake_agents.scenario("slow")  # the fakes stream every 0.3 s and hold before their result until released
+    fake_agents.hold()
+    app_port, engine_port = free_port(), free_port()
+    child = spawn("dev", "--port", str(app_port), "--engine-port", str(engine_port), "--project", str(project),
+                  "--stop-grace", "5", env=fake_agents.env())
+    wait_for(lambda: "ready in " in child.output(), 60, "agentcmd dev ready", seen=child.output, children=[child])
+    yield Stack(f"http://127.0.0.1:{app_port}", tmp_path / "release", child)
+    (tmp_path / "release").write_text("go")  # let a step still waiting finish before the stack stops
+    fake_agents.release()
+
+
+def count(page: Any, selector: str) -> int:
+    n: int = page.locator(selector).count()
+    return n
+
+
+def test_a_run_page_transcript_grows_while_the_step_streams(stack: Stack, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    run_id = stack.start("talk")
+    page.goto(f"{stack.url}/runs/{run_id}")
+    page.evaluate("window.__notReloaded = true")
+    expect(page.get_by_test_id("running-step")).to_contain_text("count")
+    wait_for(lambda: count(page, "#transcript .tx") >= 2, 30, "first entries", children=[stack.child])
+    first = count(page, "#transcript .tx")
+    wait_for(lambda: count(page, "#transcript .tx") >= first + 3, 30, "more entries while the step runs",
+             seen=lambda: count(page, "#transcript .tx"), children=[stack.child])
+    assert stack.run(run_id)["status"] == "Running"  # the step cannot end before the release file exists
+    assert page.evaluate("window.__notReloaded") is True, "the transcript grew without a reload"
+    expect(page.locator("#transcript .tx-output").first).to_contain_text("line 1")
+    clock = page.locator(".running-step .elapsed")
+    before = clock.text_content()
+    wait_for(lambda: clock.text_content() != before, 10, "the running step's clock ticks")
+
+    stack.release.write_text("go")
+    expect(page.get_by_test_id("run-status")).to_contain_text("Completed", timeout=30_000)
+    expect(page.locator("#transcript .tx-output").last).to_contain_text("finished")
+    expect(page.get_by_test_id("running-step")).to_have_count(0)
+    assert page.evaluate("window.__notReloaded") is True
+    seqs = [int(s) for s in page.locator("#transcript [data-seq]").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-seq'))")]
+    assert seqs == sorted(set(seqs)), "every event once, in order"
+    kept = httpx.get(f"{stack.url}/runs/{run_id}/stream.json", timeout=15).json()["data"]
+    assert [e["seq"] for e in kept if e["kind"] == "output"] == seqs
+
+
+def test_an_agent_stream_reads_as_a_transcript(stack: Stack, page: Any, fake_agents: Any) -> None:
+    from playwright.sync_api import expect
+
+    run_id = stack.start("review")
+    page.goto(f"{stack.url}/runs/{run_id}")
+    page.evaluate("window.__notReloaded = true")
+    expect(page.locator("#transcript .tx-text").first).to_contain_text("failing test first", timeout=30_000)
+    grown = count(page, "#transcript .tx")
+    tool = page.locator("#transcript details.tx-tool").first
+    expect(tool.locator("summary")).to_contain_text("Bash")
+    expect(tool.locator("summary")).to_contain_text("pytest")
+    expect(tool.locator(".tx-status")).to_contain_text("ok", timeout=30_000)
+    wait_for(lambda: count(page, "#transcript .tx") > grown, 30, "more entries before the step ends",
+             children=[stack.child])
+    assert stack.run(run_id)["status"] == "Running"  # held before its result
+    assert not tool.evaluate("d => d.open"), "tool calls are folded"
+    tool.locator("summary").click()
+    expect(tool.locator(".tx-detail")).to_contain_text("1 failed, 3 passed")
+    assert page.evaluate("window.__notReloaded") is True
+    fake_agents.release()
+    expect(page.get_by_test_id("run-status")).to_contain_text("Completed", timeout=30_000)
+
+
+def test_without_javascript_the_run_page_is_complete(stack: Stack, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    run_id = stack.start("talk")
+    wait_for(lambda: len(httpx.get(f"{stack.url}/runs/{run_id}/stream.json", timeout=15).json()["data"]) >= 3,
+             30, "three lines kept", children=[stack.child])
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.goto(f"{stack.url}/runs/{run_id}")
+        expect(page.get_by_test_id("running-step")).to_contain_text("count")
+        expect(page.locator("#transcript .tx-output").first).to_contain_text("line 1")
+        assert count(page, "#transcript .tx-output") >= 3
+        raw = page.get_by_test_id("raw-events")
+        expect(raw).to_have_attribute("href", f"/runs/{run_id}/stream.json")
+        raw.click()
+        events = json.loads(page.locator("body").inner_text())["data"]
+        assert events[0]["kind"] == "output" and events[0]["text"] == "line 1"
+    finally:
+        context.close()
+    stack.release.write_text("go")
+    stack.wait_status(run_id, "Completed")
+
+
+@pytest.mark.parametrize("where", ["/", "/workflows/talk"])
+def test_run_lists_change_status_live(stack: Stack, page: Any, where: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(stack.url + where)
+    page.evaluate("window.__notReloaded = true")
+    expect(page.locator("#live")).to_have_attribute("data-live", "/live" if where == "/" else "/live?workflow=talk")
+    run_id = stack.start("talk")
+    row = page.locator(f'tr[data-run-id="{run_id}"]')
+    expect(row).to_contain_text("Running", timeout=30_000)
+    stack.release.write_text("go")
+    expect(row).to_contain_text("Completed", timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True, "the list changed without a reload"
