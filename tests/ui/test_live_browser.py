@@ -184,3 +184,25 @@ def test_run_lists_change_status_live(stack: Stack, page: Any, where: str) -> No
     stack.release.write_text("go")
     expect(row).to_contain_text("Completed", timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True, "the list changed without a reload"
+
+
+def test_a_run_stream_follows_the_run_page_twin_and_ends_with_the_run(stack: Stack) -> None:
+    run_id = stack.start("talk")
+    stack.wait_status(run_id, "Running")
+    messages: list[tuple[str, dict[str, Any]]] = []
+    with httpx.Client(base_url=stack.url, timeout=60) as client, \
+            client.stream("GET", f"/live?run={run_id}", headers={"Accept": "text/event-stream"}) as response:
+        event = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line[len("event: "):]
+            elif line.startswith("data: "):
+                messages.append((event, json.loads(line[len("data: "):])))
+                if len(messages) == 1:
+                    assert messages[0] == ("version", {"version": client.get(f"/runs/{run_id}.json").json()["version"]})
+                    stack.release.write_text("go")
+                if event == "end":
+                    break
+    assert messages[-1][0] == "end"
+    assert messages[-1][1]["version"] == httpx.get(f"{stack.url}/runs/{run_id}.json").json()["version"]
+    assert stack.run(run_id)["status"] == "Completed"
