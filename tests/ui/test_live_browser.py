@@ -98,6 +98,8 @@ def test_a_run_page_transcript_grows_while_the_step_streams(stack: Stack, page: 
     from playwright.sync_api import expect
 
     run_id = stack.start("talk")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(f"{stack.url}/runs/{run_id}")
     page.evaluate("window.__notReloaded = true")
     expect(page.get_by_test_id("running-step")).to_contain_text("count")
@@ -107,6 +109,8 @@ def test_a_run_page_transcript_grows_while_the_step_streams(stack: Stack, page: 
              seen=lambda: count(page, "#transcript .tx"), children=[stack.child])
     assert stack.run(run_id)["status"] == "Running"  # the step cannot end before the release file exists
     assert page.evaluate("window.__notReloaded") is True, "the transcript grew without a reload"
+    streams = [u.split("?")[0] for u in requested if "live" in u]
+    assert streams == [f"{stack.url}/runs/{run_id}/live"], "one stream for the whole page"
     expect(page.locator("#transcript .tx-output").first).to_contain_text("line 1")
     clock = page.locator(".running-step .elapsed")
     before = clock.text_content()
@@ -199,7 +203,8 @@ def test_a_run_stream_follows_the_run_page_twin_and_ends_with_the_run(stack: Sta
             elif line.startswith("data: "):
                 messages.append((event, json.loads(line[len("data: "):])))
                 if len(messages) == 1:
-                    assert messages[0] == ("version", {"version": client.get(f"/runs/{run_id}.json").json()["version"]})
+                    twin = client.get(f"/runs/{run_id}.json").json()
+                    assert messages[0] == ("version", {"version": twin["version"]})
                     stack.release.write_text("go")
                 if event == "end":
                     break

@@ -38,7 +38,8 @@ def first_message(client: httpx.Client, path: str) -> tuple[str, dict[str, Any]]
     raise AssertionError(f"{path} ended without an event")
 
 
-@pytest.mark.parametrize(("path", "twin"), [("/live", "/index.json"), ("/live?workflow=build", "/workflows/build.json")])
+@pytest.mark.parametrize(("path", "twin"), [("/live", "/index.json"),
+                                            ("/live?workflow=build", "/workflows/build.json")])
 def test_a_list_stream_starts_with_the_version_its_twin_has(app_server: AppServerFactory, path: str,
                                                              twin: str) -> None:
     server = app_server()

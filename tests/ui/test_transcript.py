@@ -23,7 +23,8 @@ def test_tool_results_fold_into_their_calls_and_usage_is_left_out() -> None:
     assert [e["kind"] for e in out] == ["session", "text", "tool_call", "tool_result", "error", "result"]
     assert out[0]["text"] == "session s-1"
     call = out[2]
-    assert call["summary"] == "pytest -q" and call["result"]["status"] == "error" and call["result"]["text"] == "1 failed"
+    assert call["summary"] == "pytest -q"
+    assert call["result"]["status"] == "error" and call["result"]["text"] == "1 failed"
     assert out[3]["tool"] == "Read"  # a result whose call is not kept stands alone
     assert [e["new_step"] for e in out] == [True, False, False, False, False, False]
 

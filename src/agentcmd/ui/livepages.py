@@ -8,12 +8,15 @@ page again and swaps the region, and ``end`` once nothing will change:
 
 - ``/live``                    the index page's recent runs (never ends by itself);
 - ``/live?workflow=ID``        a workflow page's runs;
-- ``/live?run=ID``             a run page (status, steps); ends when the run has.
+- ``/live?run=ID``             a run's status and steps; ends when the run has.
+
+A run page itself listens to the run's own stream (``/runs/{id}/live``,
+``server/live.py``): one connection for its transcript and its state, whose
+``run`` events carry the same version, from one shared watcher per run.
 
 It is a page route (``server/access.classify``): behind the views' login,
 like the pages it serves. Streams end at app shutdown and after
-``web.live.MAX_STREAM_S`` (the browser reconnects). A run's agent events
-are the run's own stream (``/runs/{id}/live``, ``server/live.py``).
+``web.live.MAX_STREAM_S`` (the browser reconnects).
 """
 
 from __future__ import annotations

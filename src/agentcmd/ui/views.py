@@ -142,7 +142,7 @@ async def run_page(request: Request, run_id: str) -> Response:
     return site.page(request, "run.html", {**data, "final": final, "transcript": stream,
                                                 "running": present.running_steps(view)}, title=f"Run {run_id}",
                      poll=None if final else f"/runs/{quote(run_id)}.json", version=version,
-                     live=None if final else f"/live?run={quote(run_id, safe='')}")
+                     live=None if final else f"/runs/{quote(run_id)}/live?after={stream['after']}")
 
 
 async def _csrf_form(request: Request) -> dict[str, str]:

@@ -18,6 +18,8 @@
   "use strict";
   var INTERVAL_MS = 1500;
   var STICK_PX = 40;
+  var BATCH_MS = 50;
+  var MAX_ENTRIES = 5000;
   var live = document.getElementById("live");
   var status = document.getElementById("live-status");
   var busy = false;
@@ -88,18 +90,31 @@
     }, INTERVAL_MS);
   }
 
-  function watchVersions() {
-    var source = new EventSource(live.dataset.live);
-    source.addEventListener("open", function () { say("Live: this page updates itself."); });
-    source.addEventListener("version", function (ev) {
-      var body = parse(ev.data);
-      if (body && body.version && body.version !== live.dataset.version) { refresh(); }
-    });
+  // One EventSource per URL: a run page's live region and transcript share the run's stream.
+  var sources = {};
+  function stream(url) {
+    if (sources[url]) { return sources[url]; }
+    var source = new EventSource(url);
+    sources[url] = source;
     source.addEventListener("end", function (ev) {
       source.close();
       var body = parse(ev.data);
-      if (body && body.version && body.version !== live.dataset.version) { refresh(); }
+      // A version stream's end carries the final version; a run stream's end only the status: look again.
+      if (live && (!body || !body.version || body.version !== live.dataset.version)) { refresh(); }
     });
+    return source;
+  }
+
+  function onVersion(ev) {
+    var body = parse(ev.data);
+    if (body && body.version && body.version !== live.dataset.version) { refresh(); }
+  }
+
+  function watchVersions() {
+    var source = stream(live.dataset.live);
+    source.addEventListener("open", function () { say("Live: this page updates itself."); });
+    source.addEventListener("version", onVersion);
+    source.addEventListener("run", onVersion);  // a run's stream: its "run" events carry the run page's version
     source.addEventListener("error", function () {
       if (source.readyState === EventSource.CLOSED) {  // refused (logged out, gone): poll the twin instead
         say("Live updates: the stream was refused; checking every few seconds instead.");
@@ -245,7 +260,6 @@
     function append(ev) {
       if (typeof ev.seq === "number" && ev.seq <= lastSeq) { return; }  // already shown (a reconnect)
       if (typeof ev.seq === "number") { lastSeq = ev.seq; }
-      var stick = box.scrollHeight - box.scrollTop - box.clientHeight <= STICK_PX;
       if (ev.kind === "tool_result" && ev.tool_id && calls[ev.tool_id]) {
         resultDetail(calls[ev.tool_id], ev);
       } else {
@@ -263,25 +277,41 @@
         box.appendChild(node);
         if (ev.kind === "tool_call" && ev.tool_id) { calls[ev.tool_id] = node; }
       }
+    }
+
+    // Events are put on the page in batches: at 200 events a second, one layout per batch, not per event.
+    var pending = [];
+    function flush() {
+      var batch = pending;
+      pending = [];
+      var stick = box.scrollHeight - box.scrollTop - box.clientHeight <= STICK_PX;
+      batch.forEach(append);
+      var entries = box.querySelectorAll(".tx");
+      if (entries.length > MAX_ENTRIES) {  // a long run: the oldest entries leave this view (raw events keep them)
+        for (var i = 0; i < entries.length - MAX_ENTRIES; i++) { entries[i].parentNode.removeChild(entries[i]); }
+        if (!box.querySelector(".tx-trimmed")) {
+          box.insertBefore(el("p", "tx-trimmed tx-notice", "Older entries were removed from this view; the raw events have them."),
+                           box.firstChild);
+        }
+      }
       if (stick) { box.scrollTop = box.scrollHeight; }
     }
 
-    var source = new EventSource(box.dataset.stream);
-    source.addEventListener("agent", function (ev) { var body = parse(ev.data); if (body) { append(body); } });
-    source.addEventListener("run", function (ev) { var body = parse(ev.data); if (body) { onRun(body); } });
-    source.addEventListener("end", function () {
-      source.close();
-      delete box.dataset.stream;
-      if (live && !live.dataset.live) { return; }
-      refresh();  // the run's last state (the version stream says so too; refresh() runs once at a time)
+    var source = stream(box.dataset.stream);
+    source.addEventListener("agent", function (ev) {
+      var body = parse(ev.data);
+      if (!body) { return; }
+      if (!pending.length) { window.setTimeout(flush, BATCH_MS); }
+      pending.push(body);
     });
+    source.addEventListener("run", function (ev) { var body = parse(ev.data); if (body) { onRun(body); } });
+    source.addEventListener("end", function () { delete box.dataset.stream; });
     box.scrollTop = box.scrollHeight;
   }
 
   startClocks();
   window.setInterval(tickClocks, 1000);
+  if (live && live.dataset.live && window.EventSource) { watchVersions(); } else { poll(); }
   var transcript = document.getElementById("transcript");
   if (transcript && transcript.dataset.stream && window.EventSource) { watchTranscript(transcript); }
-  if (!live) { return; }
-  if (live.dataset.live && window.EventSource) { watchVersions(); } else { poll(); }
 })();
