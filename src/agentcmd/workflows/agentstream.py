@@ -318,7 +318,10 @@ class CodexParser(StreamParser):
             total.cached_tokens += _int(usage.get("cached_input_tokens"))
             total.output_tokens += _int(usage.get("output_tokens"))
             total.turns += 1
-            return [self._usage()]
+            self.result.has_result = True
+            self.result.text = self._last_message.strip()   # codex's answer is its last agent message
+            return [self.event("result", text=_cut(self.result.text), status="ok", session_id=self.result.session_id,
+                               usage=total.to_json())]
         if kind == "turn.failed":
             error = data.get("error")
             message = error.get("message") if isinstance(error, dict) else error
@@ -369,8 +372,9 @@ class CodexParser(StreamParser):
         if itype == "mcp_tool_call":
             name = f"{item.get('server', 'mcp')}.{item.get('tool', 'tool')}"
             result = item.get("result") if item.get("result") is not None else item.get("error")
-            return name, item.get("arguments"), "" if result is None else _content_text(
-                result.get("content") if isinstance(result, dict) and "content" in result else result)
+            if isinstance(result, dict):
+                result = result.get("content", result.get("message", result))
+            return name, item.get("arguments"), "" if result is None else _content_text(result)
         if itype == "web_search":
             return "web_search", item.get("query"), ""
         if itype == "todo_list":

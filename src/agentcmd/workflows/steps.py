@@ -331,6 +331,9 @@ class WorkflowSteps:
             watch = costs.BudgetWatch(budget, ledger.meter)
 
             def on_usage(usage: dict[str, Any]) -> None:
+                reported = live.parser.result.model
+                if model is None and reported and ledger.meter.model is None:   # price the model that ran
+                    ledger.meter.model = ledger.entry["model"] = reported
                 ledger.observe(usage)
                 watch.update(usage)
 
@@ -366,7 +369,8 @@ class WorkflowSteps:
                     raise costs.BudgetExceededError(message)
             except BaseException as err:
                 await ledger.record(err)
-                await live.close()
+                if not isinstance(err, asyncio.CancelledError | StepInterruptedError):
+                    await live.close()   # an interrupted attempt runs again: its stream has not ended
                 raise
             await ledger.record(None)
             await live.close()
