@@ -50,11 +50,26 @@ async def review(ctx, step):
 '''
 
 
+SLOW = {"steps": [{"text": "I'll look at the failing test first."},
+                  {"tool": "Bash", "input": {"command": "pytest -q tests/test_x.py"}, "output": "1 failed, 3 passed",
+                   "is_error": False},
+                  {"text": "The assertion compares against the old value; fixing it."},
+                  {"tool": "Edit", "input": {"file_path": "src/x.py", "old_string": "a = 1", "new_string": "a = 2"},
+                   "output": "The file src/x.py has been updated.", "is_error": False}],
+        "usage": {"input_tokens": 1200, "output_tokens": 300, "cached_tokens": 800, "cost_usd": 0.0123}}
+HOSTILE = {"steps": [{"text": '<img src=x onerror="window.__xss=1"> <b>bold</b>'},
+                     {"tool": "Bash", "input": {"command": "echo '<script>window.__xss=2</script>'"},
+                      "output": '<i onmouseover="window.__xss=3">out</i>', "is_error": True},
+                     {"error": '<svg onload="window.__xss=4"></svg>'}]}
+
+
 @dataclass
 class Stack:
     url: str
     release: Path
     child: Spawned
+
+    scenario: Path
 
     def start(self, workflow: str) -> str:
         resp = httpx.post(f"{self.url}/api/workflows/{workflow}/runs", json={}, timeout=15)
@@ -78,13 +93,15 @@ def project_workflows(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def stack(spawn: Callable[..., Spawned], project: Path, tmp_path: Path, fake_agents: Any) -> Iterator[Stack]:
-    fake_agents.scenario("slow")  # the fakes stream every 0.3 s and hold before their result until released
+    scenario = tmp_path / "scenario.json"  # a test may write its own before it starts a run
+    scenario.write_text(json.dumps({**SLOW, "delay": 0.3}))
+    fake_agents.set(FAKE_AGENT_SCENARIO=str(scenario))  # the fakes stream every 0.3 s and hold before their result
     fake_agents.hold()
     app_port, engine_port = free_port(), free_port()
     child = spawn("dev", "--port", str(app_port), "--engine-port", str(engine_port), "--project", str(project),
                   "--stop-grace", "5", env=fake_agents.env())
     wait_for(lambda: "ready in " in child.output(), 60, "agentcmd dev ready", seen=child.output, children=[child])
-    yield Stack(f"http://127.0.0.1:{app_port}", tmp_path / "release", child)
+    yield Stack(f"http://127.0.0.1:{app_port}", tmp_path / "release", child, scenario)
     (tmp_path / "release").write_text("go")  # let a step still waiting finish before the stack stops
     fake_agents.release()
 
@@ -211,3 +228,39 @@ def test_a_run_stream_follows_the_run_page_twin_and_ends_with_the_run(stack: Sta
     assert messages[-1][0] == "end"
     assert messages[-1][1]["version"] == httpx.get(f"{stack.url}/runs/{run_id}.json").json()["version"]
     assert stack.run(run_id)["status"] == "Completed"
+
+
+def test_event_text_is_shown_as_text_never_as_html(stack: Stack, page: Any, fake_agents: Any) -> None:
+    from playwright.sync_api import expect
+
+    stack.scenario.write_text(json.dumps({**HOSTILE, "delay": 0.3}))
+    run_id = stack.start("review")
+    page.goto(f"{stack.url}/runs/{run_id}")
+    box = page.locator("#transcript")
+    expect(box.locator(".tx-error")).to_contain_text("<svg onload=", timeout=30_000)  # appended live
+    for _ in ("live", "rendered on load"):
+        expect(box.locator(".tx-text").first).to_contain_text('<img src=x onerror="window.__xss=1"> <b>bold</b>')
+        expect(box.locator("details.tx-tool summary")).to_contain_text("<script>window.__xss=2</script>")
+        expect(box.locator("details.tx-tool .tx-status")).to_contain_text("error")
+        box.locator("details.tx-tool summary").click()
+        expect(box.locator("details.tx-tool .tx-detail")).to_contain_text("<i onmouseover=")
+        box.locator("details.tx-tool .tx-detail").hover()
+        assert box.locator("img, b, i, script, svg").count() == 0
+        assert page.evaluate("window.__xss") is None
+        page.reload()
+    fake_agents.release()
+    stack.wait_status(run_id, "Completed")
+
+
+def test_without_event_source_a_list_polls_its_twin(stack: Stack, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.add_init_script("delete window.EventSource")
+    page.goto(f"{stack.url}/workflows/talk")
+    page.evaluate("window.__notReloaded = true")
+    run_id = stack.start("talk")
+    row = page.locator(f'tr[data-run-id="{run_id}"]')
+    expect(row).to_contain_text("Running", timeout=30_000)
+    stack.release.write_text("go")
+    expect(row).to_contain_text("Completed", timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True
