@@ -11,11 +11,14 @@ route is a page: behind the views' login when they are locked (an
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 
 import httpx
 import pytest
 from tests.harness.appserver import TOKEN, AppServerFactory, app_server, engine_url, project_workflows
+from tests.polling import wait_for
 
 __all__ = ["app_server", "engine_url", "project_workflows"]
 
@@ -72,3 +75,39 @@ def test_the_live_route_needs_the_views_login_when_they_are_locked(app_server: A
         assert event == "version" and data["version"]
         html = anonymous.get("/workflows/build").text
         assert 'data-live="/live?workflow=build"' in html
+
+
+def test_many_pages_following_a_list_cost_one_engine_query_a_second(app_server: AppServerFactory,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentcmd.server import api
+
+    asked: list[float] = []
+    real = api.list_runs
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        asked.append(time.monotonic())
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "list_runs", counting)
+    server = app_server()
+    opened = threading.Barrier(6)
+    stop = threading.Event()
+
+    def follow() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client, \
+                client.stream("GET", "/live", headers=EVENT_STREAM) as response:
+            assert response.status_code == 200
+            opened.wait()
+            for _ in response.iter_lines():
+                if stop.is_set():
+                    return
+
+    threads = [threading.Thread(target=follow, daemon=True) for _ in range(5)]
+    for t in threads:
+        t.start()
+    opened.wait()
+    start = len(asked)
+    wait_for(lambda: len(asked) >= start + 3, 20, "three more looks at the runs list", seen=lambda: asked)
+    stop.set()
+    gaps = [b - a for a, b in zip(asked[start:], asked[start + 1:], strict=False)]
+    assert min(gaps) >= 0.8, f"5 pages, yet the engine was asked {len(gaps) + 1} times in {sum(gaps):.2f} s"

@@ -22,6 +22,7 @@ like the pages it serves. Streams end at app shutdown and after
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,37 @@ def run_version(view: dict[str, Any]) -> str:
     return version_of(view["status"], [(s["name"], s["status"]) for s in view["steps"]])
 
 
+_lists: dict[tuple[int, str | None], tuple[float, asyncio.Future[str]]] = {}
+"""(app, workflow or None for the index) -> (when asked, the answer): one engine query a second per list."""
+
+
+async def _list_version(request: Request, workflow_id: str | None) -> str:
+    """The runs list's version, asked of the engine at most once per ``INTERVAL_S`` however many pages follow it."""
+    from agentcmd.ui import views
+
+    key = (id(request.app), workflow_id)
+    now = time.monotonic()
+    hit = _lists.get(key)
+    if hit is None or now - hit[0] >= INTERVAL_S * 0.9 or _failed(hit[1]):
+        async def ask() -> str:
+            runs, _ = await views._recent_runs(request, workflow_id)
+            return views._runs_version(runs)
+
+        hit = (now, asyncio.ensure_future(ask()))
+        _lists[key] = hit
+    return await asyncio.shield(hit[1])
+
+
+def _failed(answer: asyncio.Future[str]) -> bool:
+    return answer.done() and (answer.cancelled() or answer.exception() is not None)
+
+
 def _closing() -> bool:
     return app_shutdown.current.started
 
 
 async def live_page(request: Request) -> Response:
     """The version stream of the page named by ``?run=`` or ``?workflow=`` (or the index)."""
-    from agentcmd.ui import views  # the pages' own version functions; views imports this module
-
     site = site_of(request)
     run_id = request.query_params.get("run")
     workflow_id = request.query_params.get("workflow")
@@ -83,8 +107,7 @@ async def live_page(request: Request) -> Response:
                 return site.error(request, exc, True)
 
         async def compute() -> tuple[str, bool]:
-            runs, _ = await views._recent_runs(request, workflow_id)
-            return views._runs_version(runs), False
+            return await _list_version(request, workflow_id), False
 
     return sse_response(version_messages(compute, interval_s=INTERVAL_S), closing=_closing)
 
