@@ -252,6 +252,25 @@ def test_a_failure_that_is_not_about_the_flag_is_no_fallback(fake_agents: FakeAg
     assert out.res.exit_code == 3 and len(fake_agents.calls()) == 1 and not agents.no_streaming(str(BIN / "claude"))
 
 
+def test_an_answer_longer_than_a_streamed_line_is_read_whole(fake_agents: FakeAgents, tmp_path: Path) -> None:
+    fake_agents.scenario({"steps": [{"text": "writing"}], "result": "y" * 1_500_000})
+    data = tmp_path / "data"
+
+    async def main() -> agentrun.AgentOutcome:
+        async def execute(argv: list[str], *, stdin: bytes | None, on_line: Any, stop: Any) -> Any:
+            return await run_process(argv, cwd=tmp_path, on_line=on_line, stop=stop, limit=4 * 1024 * 1024)
+        stream = _stream(data, "claude")
+        out = await agentrun.run_agent(get_adapter("claude"), str(BIN / "claude"), "hi", model=None, resume=None,
+                                       extra=[], stream=stream, execute=execute)
+        await stream.log.flush()  # type: ignore[union-attr]
+        return out
+
+    out = asyncio.run(main())
+    assert out.text == "y" * 1_500_000 and not out.final.is_error
+    [result] = [e for e in streamlog.read_events(data, "run-1") if e["kind"] == "result"]
+    assert result["status"] == "ok" and result["text"].startswith("yyy")
+
+
 @pytest.mark.parametrize("agent", ["claude", "codex", "gemini"])
 @pytest.mark.parametrize("prompt", ["-rf /", "--help", "--model=evil do this"])
 def test_a_dash_prompt_is_the_prompt_in_streaming_mode(fake_agents: FakeAgents, agent: str, prompt: str) -> None:

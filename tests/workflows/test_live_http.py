@@ -77,12 +77,12 @@ def test_cli_output_streams_live_while_the_command_runs_and_resumes_after_last_e
         run = [m for m in seen if m.get("event") == "run"][-1]["data"]
         assert run["run_id"] == run_id and run["status"] == "Running" and run["version"]
         assert [(x["step_id"], x["phase"], x["status"]) for x in run["steps"]] == [("work/talk", "work", "Running")]
-        first = [m for m in seen if m.get("event") == "agent"][0]
+        first = next(m for m in seen if m.get("event") == "agent")
         assert first["data"]["stream"] == "stdout" and first["data"]["step_id"] == "work/talk"
         assert first["data"]["agent"] is None and int(first["id"]) == first["data"]["seq"]
         (project / "go").write_text("")
         rest = read_until(messages, lambda ms: ms[-1].get("event") == "end")
-    assert outputs(rest) == ["after-go"] and [m for m in rest if m.get("event") == "agent"][0]["data"]["stream"] \
+    assert outputs(rest) == ["after-go"] and next(m for m in rest if m.get("event") == "agent")["data"]["stream"] \
         == "stderr"
     assert rest[-1]["data"] == {"status": "Completed"}
     events = [m for m in seen + rest if m.get("event") == "agent"]

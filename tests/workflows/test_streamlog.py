@@ -170,13 +170,13 @@ def test_hostile_run_ids_never_name_a_path(tmp_path: Path) -> None:
 
 def test_append_never_writes_on_the_loop_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writers: list[str] = []
-    real = streamlog._Disk.write
+    real = streamlog.RunFiles.write
 
     def spy(self: Any, *args: Any) -> None:
         writers.append(threading.current_thread().name)
         real(self, *args)
 
-    monkeypatch.setattr(streamlog._Disk, "write", spy)
+    monkeypatch.setattr(streamlog.RunFiles, "write", spy)
     opened: list[str] = []
     real_open = os.open
 
@@ -254,3 +254,17 @@ def test_a_live_reader_gets_new_events_and_a_slow_one_rereads_from_disk(tmp_path
     assert got_fast == list(range(2, 32))
     assert got_slow == list(range(1, 401))   # stored, missed, then live: each once, in order
     assert streamlog._readers == {}
+
+
+def test_the_caps_come_from_the_streams_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AGENTCMD_STREAMS__STEP_CAP_BYTES", str(128 * KIB))
+    log = stream_log(tmp_path, "run-s")
+    assert (log.step_cap_bytes, log.run_cap_bytes) == (128 * KIB, streamlog.RUN_CAP_BYTES)
+    streamlog.forget_all()
+    monkeypatch.setenv("AGENTCMD_STREAMS__RUN_CAP_BYTES", "1000")
+    from agentcmd.config import load_settings
+    from agentcmd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"AGENTCMD_STREAMS__RUN_CAP_BYTES.*greater than or equal to 65536"):
+        load_settings()
+    assert stream_log(tmp_path, "run-s2").run_cap_bytes == streamlog.RUN_CAP_BYTES   # a broken setting: defaults

@@ -43,13 +43,6 @@ APP_WAIT_SOURCES = "AGENTCMD_ENGINE_APP_WAIT_TIMEOUT or engine_app_wait_timeout 
 LogFormat = Literal["auto", "plain", "rich", "json"]
 
 
-class AgentConfig(BaseModel):
-    """Where to find one agent CLI (claude, codex, gemini) and extra arguments."""
-
-    path: str | None = None
-    args: list[str] = Field(default_factory=list)
-
-
 class ModelPrice(BaseModel):
     """USD per million tokens of one model (the ``prices`` setting; agentcmd.workflows.costs)."""
 
@@ -67,6 +60,13 @@ class StreamSettings(BaseModel):
 
     step_cap_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
     run_cap_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024, le=16 * 1024 ** 3)
+
+
+class AgentConfig(BaseModel):
+    """Where to find one agent CLI (claude, codex, gemini) and extra arguments."""
+
+    path: str | None = None
+    args: list[str] = Field(default_factory=list)
 
 
 def _env(*names: str) -> AliasChoices:

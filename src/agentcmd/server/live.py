@@ -117,7 +117,8 @@ async def run_message(app: FastAPI, run_id: str) -> tuple[dict[str, Any], bool]:
     run = await app.state.engine.get_run(run_id)
     view = await api._view(_app_request(app), run)
     steps = [{"step_id": s.get("step_id") or s.get("name"), "name": s.get("id"), "phase": s.get("phase"),
-              "status": s.get("status"), "elapsed_ms": s.get("elapsed_ms"), "started_at": s.get("started_at")}
+              "status": s.get("status"), "elapsed_ms": s.get("elapsed_ms"), "started_at": s.get("started_at"),
+              "usage": s.get("usage")}
              for s in view["steps"]]
     version = version_of(view["status"], [(s["name"], s["status"]) for s in view["steps"]])  # the run page's
     data = {"run_id": run_id, "status": view["status"], "phase": view["phase"], "version": version,

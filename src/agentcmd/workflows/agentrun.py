@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from agentcmd.workflows import agents, streamlog
 from agentcmd.workflows.agents import STREAM_FLAGS, AgentAdapter
 from agentcmd.workflows.agentstream import FinalResult, StreamParser
-from agentcmd.workflows.process import LineCallback, ProcessResult
+from agentcmd.workflows.process import LINE_LIMIT, LineCallback, ProcessResult
 
 OUTPUT_TEXT_LIMIT = 16_000
 """Characters of one plain output line kept in the stream."""
@@ -133,6 +133,7 @@ async def run_agent(adapter: AgentAdapter, exe: str, prompt: str, *, model: str 
         argv, stdin = adapter.command(exe, prompt, model=model, resume=resume, extra=extra, stream=True)
         res = await execute(argv, stdin=stdin, on_line=stream.on_line, stop=stop)
         if not adapter.rejected_streaming(res.exit_code, res.stderr, stream.parser.result.events):
+            _read_cut_last_line(stream, res.stdout)
             final = stream.parser.final()
             return AgentOutcome(res, final.text, final.json, final.session_id or resume, True, final)
         agents.mark_no_streaming(adapter.name, exe, res.stderr)
@@ -153,3 +154,16 @@ async def run_agent(adapter: AgentAdapter, exe: str, prompt: str, *, model: str 
         final.is_error = parsed.get("is_error") is True
         final.model = stream.parser.result.model
     return AgentOutcome(res, text, parsed, session or resume, False, final)
+
+
+def _read_cut_last_line(stream: AgentStream, stdout: str) -> None:
+    """A final line longer than ``run_process`` hands to ``on_line`` (1 MiB: a huge answer) was cut
+    there; the stdout kept whole (up to 4 MiB) still has it, so the result is read from that."""
+    last = stdout.rstrip("\n").rsplit("\n", 1)[-1]
+    if stream.parser.result.has_result or len(last.encode()) < LINE_LIMIT:
+        return
+    ts = round(time.time(), 3)
+    for event in stream.parser.feed(last):
+        if event["kind"] in ("usage", "result") and event.get("usage") and stream.on_usage is not None:
+            stream.on_usage(event["usage"])
+        stream.append(event, ts)

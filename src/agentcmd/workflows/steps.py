@@ -45,7 +45,7 @@ import inngest
 from agentcmd.errors import AgentcmdError, StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import agentrun, costs, gitops, steprecords, streamlog
+from agentcmd.workflows import agentrun, costs, gitops, steprecords
 from agentcmd.workflows.agentopts import AgentOptions, option_flags
 from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
@@ -205,6 +205,8 @@ class WorkflowSteps:
 
     async def _output_stream(self, sid: str) -> LineCallback | None:
         """``on_line`` keeping a command's output lines in the run's stream (streamlog.py), as they come."""
+        from agentcmd.workflows import streamlog
+
         try:
             log = await streamlog.stream_log(self._runtime.data_dir, self._ctx.run_id).ready()
         except (streamlog.StreamError, OSError):
@@ -350,23 +352,7 @@ class WorkflowSteps:
                 out = await agentrun.run_agent(adapter, exe, prompt, model=model, resume=resume,
                                                extra=[*extra, *flags], stream=live, execute=execute, stop=watch.stop)
                 res, final = out.res, out.final
-                if out.streamed or final.has_result or final.usage.input_tokens:
-                    ledger.observe(out.usage)
-                else:
-                    ledger.priced(out.parsed)
-                cost, source = ledger.cost
-                if (over := watch.error()) is not None:
-                    raise over
-                if res.timed_out:
-                    raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
-                if res.exit_code != 0:
-                    said = f"{final.error}; " if final.is_error and final.error else ""
-                    raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
-                                           f"{said}{_tail(res.stderr or ('' if out.streamed else res.stdout))}")
-                if final.is_error or (isinstance(out.parsed, dict) and out.parsed.get("is_error") is True):
-                    raise AgentFailedError(f"agent {agent} reported an error: {_tail(final.error or out.text)}")
-                if cost is not None and (message := budget.exceeded(cost)) is not None:
-                    raise costs.BudgetExceededError(message)
+                cost, source = _check_agent_outcome(agent, seconds, out, ledger, watch)
             except BaseException as err:
                 await ledger.record(err)
                 if not isinstance(err, asyncio.CancelledError | StepInterruptedError):
@@ -496,6 +482,30 @@ class WorkflowSteps:
         sid = self._sid(f"artifact:{name}")
         result: dict[str, Any] = await self.sdk.run(sid, self._recorded(sid, store))
         return result
+
+
+def _check_agent_outcome(agent: str, seconds: float | None, out: agentrun.AgentOutcome, ledger: _AgentLedger,
+                         watch: costs.BudgetWatch) -> tuple[float | None, str | None]:
+    """Price the attempt's usage, then raise what went wrong (budget, timeout, exit code, error result)."""
+    res, final = out.res, out.final
+    if out.streamed or final.has_result or final.usage.input_tokens:
+        ledger.observe(out.usage)
+    else:
+        ledger.priced(out.parsed)
+    cost, source = ledger.cost
+    if (over := watch.error()) is not None:
+        raise over
+    if res.timed_out:
+        raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
+    if res.exit_code != 0:
+        said = f"{final.error}; " if final.is_error and final.error else ""
+        raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
+                               f"{said}{_tail(res.stderr or ('' if out.streamed else res.stdout))}")
+    if final.is_error or (isinstance(out.parsed, dict) and out.parsed.get("is_error") is True):
+        raise AgentFailedError(f"agent {agent} reported an error: {_tail(final.error or out.text)}")
+    if cost is not None and (message := watch.budget.exceeded(cost)) is not None:
+        raise costs.BudgetExceededError(message)
+    return cost, source
 
 
 class _AgentLedger:
