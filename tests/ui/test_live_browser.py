@@ -16,6 +16,7 @@ A failing test saves a screenshot under its tmp dir.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.harness.keys import app_headers
 from tests.harness.processes import Spawned, free_port
 from tests.polling import wait_for
 
@@ -264,3 +266,42 @@ def test_without_event_source_a_list_polls_its_twin(stack: Stack, page: Any) -> 
     stack.release.write_text("go")
     expect(row).to_contain_text("Completed", timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True
+
+
+def test_an_open_run_page_carries_on_after_agentcmd_start_restarts(spawn: Callable[..., Spawned], project: Path,
+                                                                   tmp_path: Path, page: Any) -> None:
+    """The page's stream drops with the app server and resumes (Last-Event-ID) from the restarted one."""
+    from playwright.sync_api import expect
+
+    ports = (str(free_port()), str(free_port()))
+
+    def start() -> Spawned:
+        child = spawn("start", "--port", ports[0], "--engine-port", ports[1], "--project", str(project),
+                      "--stop-grace", "5")
+        wait_for(lambda: "ready in " in child.output(), 60, "agentcmd start ready", seen=child.output,
+                 children=[child])
+        return child
+
+    url = f"http://127.0.0.1:{ports[0]}"
+    first = start()
+    resp = httpx.post(f"{url}/api/workflows/talk/runs", json={}, headers=app_headers(), timeout=15)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["data"]["run_id"]
+    page.goto(f"{url}/runs/{run_id}")
+    page.evaluate("window.__notReloaded = true")
+    wait_for(lambda: count(page, "#transcript .tx") >= 3, 30, "entries before the restart", children=[first])
+    first.proc.send_signal(signal.SIGINT)
+    assert first.proc.wait(30) == 0
+    before = count(page, "#transcript .tx")
+    expect(page.locator("#live-status")).to_contain_text("reconnecting")
+    second = start()
+    wait_for(lambda: count(page, "#transcript .tx") >= before + 3, 60, "entries after the restart",
+             seen=lambda: count(page, "#transcript .tx"), children=[second])
+    (tmp_path / "release").write_text("go")
+    expect(page.get_by_test_id("run-status")).to_contain_text("Completed", timeout=60_000)
+    assert page.evaluate("window.__notReloaded") is True
+    seqs = [int(s) for s in page.locator("#transcript [data-seq]").evaluate_all(
+        "els => els.map(e => e.getAttribute('data-seq'))")]
+    assert seqs == sorted(set(seqs)), "every event once, in order, across the restart"
+    kept = httpx.get(f"{url}/api/runs/{run_id}/stream", headers=app_headers(), timeout=15).json()["data"]
+    assert [e["seq"] for e in kept if e["kind"] == "output"] == seqs
