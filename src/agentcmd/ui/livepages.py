@@ -32,7 +32,7 @@ from starlette.responses import Response
 from agentcmd.errors import AgentcmdError, InputError
 from agentcmd.server import api
 from agentcmd.server import shutdown as app_shutdown
-from agentcmd.ui import present, transcript
+from agentcmd.ui import present, runlists, transcript
 from agentcmd.web.live import sse_response, version_messages
 from agentcmd.web.render import version_of
 from agentcmd.web.site import site_of
@@ -53,15 +53,13 @@ _lists: dict[tuple[int, str | None], tuple[float, asyncio.Future[str]]] = {}
 
 async def _list_version(request: Request, workflow_id: str | None) -> str:
     """The runs list's version, asked of the engine at most once per ``INTERVAL_S`` however many pages follow it."""
-    from agentcmd.ui import views
-
     key = (id(request.app), workflow_id)
     now = time.monotonic()
     hit = _lists.get(key)
     if hit is None or now - hit[0] >= INTERVAL_S * 0.9 or _failed(hit[1]):
         async def ask() -> str:
-            runs, _ = await views._recent_runs(request, workflow_id)
-            return views._runs_version(runs)
+            runs, _ = await runlists.recent_runs(request, workflow_id)
+            return runlists.runs_version(runs)
 
         hit = (now, asyncio.ensure_future(ask()))
         _lists[key] = hit

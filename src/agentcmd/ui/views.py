@@ -29,6 +29,8 @@ from agentcmd.mode import Mode
 from agentcmd.safenames import path_under
 from agentcmd.server import api
 from agentcmd.ui import livepages, loaderrors, present
+from agentcmd.ui.runlists import recent_runs as _recent_runs
+from agentcmd.ui.runlists import runs_version as _runs_version
 from agentcmd.web import login, static
 from agentcmd.web.forms import read_form
 from agentcmd.web.render import fmt_time, make_env, version_of, wants_json
@@ -38,7 +40,6 @@ from agentcmd.webauth.session import CSRF_FIELD
 
 HERE = Path(__file__).parent
 STATIC_PREFIX = "/_ui/static/"
-RECENT_RUNS = 20
 
 
 def _iso_time(value: Any) -> str:
@@ -78,19 +79,6 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
     static.add_static_route(router, STATIC_PREFIX)
     login.add_login_routes(router)
     return router
-
-
-async def _recent_runs(request: Request, workflow_id: str | None) -> tuple[list[Any], str]:
-    """The latest runs, or none and why: the engine being down still leaves the workflows to show."""
-    try:
-        runs = (await api.list_runs(request, workflow=workflow_id, status=None, limit=RECENT_RUNS, cursor=None))
-    except AgentcmdError as exc:
-        return [], exc.what
-    return list(runs["data"]), ""
-
-
-def _runs_version(runs: list[Any]) -> str:
-    return version_of([(r["run_id"], r["status"], r.get("phase")) for r in runs])
 
 
 async def index_page(request: Request) -> Response:
