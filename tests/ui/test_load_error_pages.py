@@ -225,7 +225,8 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
     app_gets = ["/", "/index.json", "/?format=json", "/health", "/login", "/_ui/static/dashboard.css",
                 "/_ui/static/nope",
                 "/api/workflows", "/api/runs", "/api/runs?workflow=twin", "/api/runs?workflow=victim",
-                "/api/runs?workflow=bad", "/api/runs/01NOPE"]
+                "/api/runs?workflow=bad", "/api/runs/01NOPE",
+                "/live?run=01NOPE", "/live?workflow=nope"]  # a live stream that would never end is not asked for
     for wf in ("good", "twin", "victim", "bad", "nope"):
         app_gets += [f"/workflows/{wf}", f"/workflows/{wf}.json", f"/workflows/{wf}?format=json",
                      f"/api/workflows/{wf}"]

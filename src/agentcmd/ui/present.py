@@ -99,3 +99,16 @@ def artifacts(view: dict[str, Any]) -> list[dict[str, Any]]:
         if isinstance(out, dict) and isinstance(out.get("artifact"), str):
             found.append({"name": out["artifact"], "bytes": out.get("bytes"), "phase": out.get("phase")})
     return found
+
+
+def running_steps(view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The steps running now, each with its time so far (the page's clock counts on from it)."""
+    out: list[dict[str, Any]] = []
+    for step in view.get("steps") or []:
+        if step.get("status") != "Running":
+            continue
+        elapsed = step.get("elapsed_ms")
+        if not isinstance(elapsed, int) or isinstance(elapsed, bool):
+            elapsed = None
+        out.append({"id": step.get("id"), "name": step.get("name"), "elapsed_ms": elapsed})
+    return out

@@ -28,7 +28,9 @@ from agentcmd.httpedge import jsonbody
 from agentcmd.mode import Mode
 from agentcmd.safenames import path_under
 from agentcmd.server import api
-from agentcmd.ui import loaderrors, present
+from agentcmd.ui import livepages, loaderrors, present
+from agentcmd.ui.runlists import recent_runs as _recent_runs
+from agentcmd.ui.runlists import runs_version as _runs_version
 from agentcmd.web import login, static
 from agentcmd.web.forms import read_form
 from agentcmd.web.render import fmt_time, make_env, version_of, wants_json
@@ -38,7 +40,6 @@ from agentcmd.webauth.session import CSRF_FIELD
 
 HERE = Path(__file__).parent
 STATIC_PREFIX = "/_ui/static/"
-RECENT_RUNS = 20
 
 
 def _iso_time(value: Any) -> str:
@@ -74,22 +75,10 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
     router.add_api_route("/workflows/{workflow_id}/start", start_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/cancel", cancel_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/artifacts/{name}", artifact, methods=["GET"])
+    router.add_api_route("/live", livepages.live_page, methods=["GET"])  # the pages' server-sent events
     static.add_static_route(router, STATIC_PREFIX)
     login.add_login_routes(router)
     return router
-
-
-async def _recent_runs(request: Request, workflow_id: str | None) -> tuple[list[Any], str]:
-    """The latest runs, or none and why: the engine being down still leaves the workflows to show."""
-    try:
-        runs = (await api.list_runs(request, workflow=workflow_id, status=None, limit=RECENT_RUNS, cursor=None))
-    except AgentcmdError as exc:
-        return [], exc.what
-    return list(runs["data"]), ""
-
-
-def _runs_version(runs: list[Any]) -> str:
-    return version_of([(r["run_id"], r["status"], r.get("phase")) for r in runs])
 
 
 async def index_page(request: Request) -> Response:
@@ -101,7 +90,8 @@ async def index_page(request: Request) -> Response:
     version = _runs_version(runs)
     if wants_json(request):
         return site.twin(request, data, version=version)
-    return site.page(request, "index.html", data, title="Workflows", poll="/index.json", version=version)
+    return site.page(request, "index.html", data, title="Workflows", poll="/index.json", version=version,
+                     live="/live")
 
 
 async def workflow_page(request: Request, workflow_id: str) -> Response:
@@ -119,7 +109,8 @@ async def workflow_page(request: Request, workflow_id: str) -> Response:
         return site.twin(request, data, version=version)
     return site.page(request, "workflow.html", {**data, "input": request.query_params.get("input", "{}"),
                                                 "error": "", "problems": []},
-                     title=wf["name"], poll=f"/workflows/{quote(workflow_id)}.json", version=version)
+                     title=wf["name"], poll=f"/workflows/{quote(workflow_id)}.json", version=version,
+                     live=f"/live?workflow={quote(workflow_id, safe='')}")
 
 
 async def run_page(request: Request, run_id: str) -> Response:
@@ -135,8 +126,11 @@ async def run_page(request: Request, run_id: str) -> Response:
     if as_json:
         return site.twin(request, data, version=version)
     final = view["status"] in present.TERMINAL
-    return site.page(request, "run.html", {**data, "final": final}, title=f"Run {run_id}",
-                     poll=None if final else f"/runs/{quote(run_id)}.json", version=version)
+    stream = await livepages.transcript_of(request.app.state.runtime.data_dir, run_id)
+    return site.page(request, "run.html", {**data, "final": final, "transcript": stream,
+                                                "running": present.running_steps(view)}, title=f"Run {run_id}",
+                     poll=None if final else f"/runs/{quote(run_id)}.json", version=version,
+                     live=None if final else f"/runs/{quote(run_id)}/live?after={stream['after']}")
 
 
 async def _csrf_form(request: Request) -> dict[str, str]:

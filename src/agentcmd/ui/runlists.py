@@ -1,0 +1,31 @@
+"""The runs lists of the index and workflow pages: the latest runs and their fingerprint.
+
+Shared by the pages (``views.py``) and their live streams (``livepages.py``),
+so a stream's ``version`` is the one the page's JSON twin carries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from agentcmd.errors import AgentcmdError
+from agentcmd.server import api
+from agentcmd.web.render import version_of
+
+RECENT_RUNS = 20
+
+
+async def recent_runs(request: Request, workflow_id: str | None) -> tuple[list[Any], str]:
+    """The latest runs, or none and why: the engine being down still leaves the workflows to show."""
+    try:
+        runs = (await api.list_runs(request, workflow=workflow_id, status=None, limit=RECENT_RUNS, cursor=None))
+    except AgentcmdError as exc:
+        return [], exc.what
+    return list(runs["data"]), ""
+
+
+def runs_version(runs: list[Any]) -> str:
+    """What a runs list shows, as a fingerprint: each run's id, status and phase."""
+    return version_of([(r["run_id"], r["status"], r.get("phase")) for r in runs])
