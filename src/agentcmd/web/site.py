@@ -50,11 +50,12 @@ class Site:
 
     def page(self, request: Request, template: str, data: dict[str, Any], *, title: str, nav: str = "",
              poll: str | None = None, version: str = "", status_code: int = 200,
-             started: float | None = None) -> Response:
+             started: float | None = None, live: str | None = None) -> Response:
+        """Render ``template``; ``poll`` (the JSON twin) and ``live`` (its server-sent events) make ``#live`` update."""
         cookies: dict[str, str] = {}
         csrf = self.auth.csrf_token(request, cookies)
         html = self.env.get_template(template).render(
-            **data, title=title, nav=nav, csrf=csrf, poll=poll, version=version, site_name=self.name,
+            **data, title=title, nav=nav, csrf=csrf, poll=poll, live=live, version=version, site_name=self.name,
             static=self.static, home_url=self.home[0], home_label=self.home[1], login_intro=self.login_intro,
             login_host=self.login_host, logged_in=self.auth.logged_in(request), locked=self.auth.locked,
             notice=request.query_params.get("notice", ""), path=request.url.path, **self.chrome(request))
