@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.harness.browser import browser, chromium_path, page  # noqa: F401
+from tests.harness.fakeagents import fake_agents  # noqa: F401
 from tests.harness.engine import (  # noqa: F401  (pytest finds fixtures by name)
     client_for_fixture,
     engine_cli,

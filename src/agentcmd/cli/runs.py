@@ -77,14 +77,28 @@ def run_table(run: dict[str, Any]) -> RenderableType:
     table.add_column("status")
     table.add_column("time")
     table.add_column("started")
+    with_usage = any(step.get("usage") for step in run.get("steps") or [])
+    if with_usage:   # agent steps: tokens and cost (docs/workflows.md "Tokens, cost and budgets")
+        table.add_column("tokens in/out")
+        table.add_column("cost", justify="right")
     for step in run.get("steps") or []:
         st = str(step.get("status") or "")
         shown = f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]"
         if st == "Running" and step.get("pid"):
             shown += f" (pid {step['pid']})"
-        table.add_row(step.get("phase") or "", str(step.get("id")), shown, step_time(step),
-                      str(step.get("started_at") or ""))
+        cells = [step.get("phase") or "", str(step.get("id")), shown, step_time(step),
+                 str(step.get("started_at") or "")]
+        table.add_row(*cells, *(usage_cells(step.get("usage")) if with_usage else ()))
     return table
+
+
+def usage_cells(usage: dict[str, Any] | None) -> tuple[str, str]:
+    from agentcmd import usagefmt
+
+    if not usage:
+        return "", ""
+    return f"{usagefmt.tokens(usage.get('input_tokens'))}/{usagefmt.tokens(usage.get('output_tokens'))}", \
+        usagefmt.cost(usage.get("cost_usd"))
 
 
 def describe_run_line(run: dict[str, Any]) -> str:
@@ -124,7 +138,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one run with its steps: the running one with its time so far, one cut short by an
-    app restart as Interrupted (it runs again from its start)."""
+    app restart as Interrupted (it runs again from its start); agent steps with their tokens and
+    cost, and the run's total."""
     with _client() as client:
         run = client.get(f"/api/runs/{run_id}")["data"]
     if as_json:
@@ -134,6 +149,11 @@ def show(
 
     console = Console()
     console.print(run_table(run))
+    total = run.get("usage") or {}
+    if total.get("agent_steps"):
+        from agentcmd import usagefmt
+
+        console.print(f"agent steps: {total['agent_steps']}, {usagefmt.summary(total)}", highlight=False)
     if run.get("output") is not None:
         console.print_json(json.dumps(run["output"], default=str))
 

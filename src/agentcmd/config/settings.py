@@ -50,6 +50,16 @@ class AgentConfig(BaseModel):
     args: list[str] = Field(default_factory=list)
 
 
+class ModelPrice(BaseModel):
+    """USD per million tokens of one model (the ``prices`` setting; agentcmd.workflows.costs)."""
+
+    model_config = {"extra": "forbid"}
+
+    input_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    output_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+    cached_per_mtok: float | None = Field(None, ge=0, allow_inf_nan=False)
+
+
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
 
@@ -109,6 +119,8 @@ class Settings(BaseSettings):
     )
     agents: dict[str, AgentConfig] = Field(default_factory=dict, validation_alias=_env("AGENTCMD_AGENTS", "agents"))
     step_sandbox: bool = Field(True, validation_alias=_env("AGENTCMD_STEP_SANDBOX", "step_sandbox"))
+    prices: Annotated[dict[str, ModelPrice], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("AGENTCMD_PRICES", "prices"))
 
     # Web logins behind a reverse proxy (agentcmd.webauth.options)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
@@ -124,6 +136,23 @@ class Settings(BaseSettings):
         items = v.split(",") if isinstance(v, str) else list(v or [])
         parse_networks([str(item) for item in items])  # raises ConfigError naming the bad entry
         return [str(item).strip() for item in items if str(item).strip()]
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _parse_prices(cls, v: Any) -> Any:
+        """The environment gives JSON text (empty means none); a bad one is a ConfigError, not a traceback."""
+        if not isinstance(v, str):
+            return v
+        if not v.strip():
+            return {}
+        import json
+
+        try:
+            return json.loads(v)
+        except ValueError as exc:
+            raise ConfigError(f"prices is not valid JSON: {exc}",
+                              'e.g. AGENTCMD_PRICES=\'{"gpt-5-codex": {"input_per_mtok": 1.25, '
+                              '"output_per_mtok": 10}}\'') from None
 
     @field_validator("public_url", mode="before")
     @classmethod
@@ -287,6 +316,7 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "trusted_proxies": (("AGENTCMD_TRUSTED_PROXIES",), "reverse proxies whose X-Forwarded-For/-Proto are believed"),
     "public_url": (("AGENTCMD_PUBLIC_URL",), "the https URL browsers use: session cookies are Secure"),
     "step_sandbox": (("AGENTCMD_STEP_SANDBOX",), "Landlock: step processes cannot read the config file"),
+    "prices": (("AGENTCMD_PRICES",), "USD per million tokens per model, over the built-in price table"),
 }
 
 

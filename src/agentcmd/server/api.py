@@ -23,7 +23,7 @@ import inngest
 from fastapi import APIRouter, Body, Request
 
 from agentcmd.errors import InputError, NotFoundError, UnavailableError
-from agentcmd.server import startrun
+from agentcmd.server import startrun, usage
 from agentcmd.server.engine import EngineRestClient
 from agentcmd.server.runs import TERMINAL, run_view
 from agentcmd.workflows import steprecords
@@ -62,7 +62,9 @@ async def list_workflows(request: Request) -> dict[str, Any]:
 
 @router.get("/workflows/{workflow_id}")
 async def get_workflow(request: Request, workflow_id: str) -> dict[str, Any]:
-    return {"data": _workflow(request, workflow_id).describe()}
+    wf = _workflow(request, workflow_id)
+    return {"data": {**wf.describe(), "usage": await usage.workflow_usage(request.app.state.runtime.data_dir,
+                                                                          wf.spec.id)}}
 
 
 async def _send(client: inngest.Inngest, name: str, data: dict[str, Any]) -> list[str]:
@@ -100,7 +102,7 @@ async def _view(request: Request, run: dict[str, Any]) -> dict[str, Any]:
     data_dir = runtime.data_dir
     records = [steprecords.effective(r, runtime.boot_id)
                for r in (await steprecords.read(data_dir, run_id) if run_id else [])]
-    return run_view(run, steps, discovered.workflows, data_dir, records)
+    return await usage.add_run_usage(run_view(run, steps, discovered.workflows, data_dir, records), data_dir)
 
 
 @router.get("/runs")

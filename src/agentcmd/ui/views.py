@@ -22,6 +22,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from agentcmd import usagefmt
 from agentcmd.errors import AgentcmdError, AuthError, InputError, NotFoundError
 from agentcmd.httpedge import jsonbody
 from agentcmd.mode import Mode
@@ -54,7 +55,8 @@ class WorkflowSite(Site):
 
 
 def build_site(auth: WebAuth) -> WorkflowSite:
-    env = make_env(HERE / "templates", {"isotime": _iso_time}, {"step_detail": present.step_detail})
+    env = make_env(HERE / "templates", {"isotime": _iso_time, "usage": usagefmt.summary},
+                   {"step_detail": present.step_detail})
     return WorkflowSite(auth, env, "agentcmd", STATIC_PREFIX, ("/", "Back to workflows"),
                         "The workflow views need the dashboard token.", "app server's machine")
 
@@ -110,7 +112,7 @@ async def workflow_page(request: Request, workflow_id: str) -> Response:
     except AgentcmdError as exc:
         return site.error(request, exc, as_json)
     runs, runs_error = await _recent_runs(request, workflow_id)
-    data = {"workflow": wf, "runs": runs, "runs_error": runs_error,
+    data = {"workflow": wf, "runs": runs, "runs_error": runs_error, "usage": wf.get("usage"),
             "load_errors": loaderrors.for_workflow((await api.list_workflows(request))["errors"], workflow_id)}
     version = _runs_version(runs)
     if as_json:
@@ -127,7 +129,8 @@ async def run_page(request: Request, run_id: str) -> Response:
         view = (await api.get_run(request, run_id))["data"]
     except AgentcmdError as exc:
         return site.error(request, exc, as_json)
-    data = {"run": view, "phases": present.phase_progress(view), "artifacts": present.artifacts(view)}
+    data = {"run": view, "phases": present.phase_progress(view), "artifacts": present.artifacts(view),
+            "usage": view.get("usage")}
     version = version_of(view["status"], [(s["name"], s["status"]) for s in view["steps"]])
     if as_json:
         return site.twin(request, data, version=version)

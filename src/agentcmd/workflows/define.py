@@ -29,7 +29,9 @@ from pydantic import BaseModel
 from agentcmd.errors import AgentcmdError
 from agentcmd.errors import WorkflowDefinitionError as WorkflowDefinitionError  # its home before the tree
 from agentcmd.workflows import workspace as workspace_mod
+from agentcmd.workflows.agentopts import check_workflow_source
 from agentcmd.workflows.context import WorkflowContext, get_runtime
+from agentcmd.workflows.costs import check_max_cost
 from agentcmd.workflows.durations import parse_duration
 from agentcmd.workflows.schema import InputSchema, SchemaDefinitionError
 from agentcmd.workflows.spec import WorkflowSpec
@@ -60,7 +62,7 @@ class Workflow(inngest.Function[Any]):
         s = self.spec
         return {"id": s.id, "name": s.name, "phases": list(s.phases), "trigger": s.trigger,
                 "function_id": self.id, "description": s.description, "workspace": s.workspace,
-                "retries": s.retries, "timeout": s.timeout,
+                "retries": s.retries, "timeout": s.timeout, "max_cost_usd": s.max_cost_usd,
                 "input_schema": s.input_schema.schema if s.input_schema else None, "source": self.source}
 
     def validate_input(self, data: Any) -> dict[str, Any]:
@@ -143,15 +145,22 @@ def define_workflow(
     workspace: str = "stay",
     cancel_on: Sequence[str] | None = None,
     description: str | None = None,
+    max_cost_usd: float | None = None,
 ) -> Callable[[WorkflowBody], Workflow]:
     """Decorate ``async def body(ctx, step)`` to make it a workflow.
 
     ``trigger`` defaults to ``agentcmd/workflow.<id>``; ``timeout`` bounds
     the whole run (Inngest ``timeouts.finish``); ``concurrency`` limits
     parallel runs; ``cancel_on`` lists events whose arrival cancels every
-    running run of this workflow (the running command is stopped).
+    running run of this workflow (the running command is stopped);
+    ``max_cost_usd`` bounds what one run's agent steps may cost together
+    (docs/workflows.md, "Tokens, cost and budgets").
     """
     _check(id, phases, trigger, retries, timeout, concurrency, workspace, cancel_on)
+    try:
+        max_cost = check_max_cost(max_cost_usd, "")
+    except ValueError as err:
+        raise WorkflowDefinitionError(f"workflow {id!r}: {str(err).strip()}", "e.g. max_cost_usd=5.0") from None
     try:
         schema = InputSchema(args_schema) if args_schema is not None else None
     except SchemaDefinitionError as err:
@@ -161,7 +170,7 @@ def define_workflow(
         id=id, name=name or id, phases=tuple(phases), trigger=trigger or default_trigger(id),
         retries=retries, timeout=None if timeout is None else str(timeout), concurrency=concurrency,
         workspace=workspace, cancel_on=tuple(cancel_on or ()), description=description or "",
-        input_schema=schema,
+        input_schema=schema, max_cost_usd=max_cost,
     )
 
     def decorate(body: WorkflowBody) -> Workflow:
@@ -171,6 +180,7 @@ def define_workflow(
         if len(inspect.signature(body).parameters) != 2:
             raise WorkflowDefinitionError(f"workflow {id!r}: the body must take exactly (ctx, step)",
                                           f"write 'async def {body.__name__}(ctx, step):'")
+        check_workflow_source(id, body)   # step.agent options the chosen CLI lacks fail the import
         return _build(spec, body)
 
     return decorate

@@ -57,6 +57,16 @@ class AgentResult(_Result):
     stderr: str = ""
     duration_s: float = 0.0
     phase: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+    cost_source: str | None = None
+    turns: int = 0
+    streamed: bool = False
+    events: int = 0
+    tool_calls: int = 0
+    resumed_session: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

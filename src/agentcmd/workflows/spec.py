@@ -27,3 +27,4 @@ class WorkflowSpec:
     cancel_on: tuple[str, ...] = ()
     description: str = ""
     input_schema: InputSchema | None = None
+    max_cost_usd: float | None = None

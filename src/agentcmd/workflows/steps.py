@@ -42,17 +42,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import inngest
 
-from agentcmd.errors import StepFailedError
+from agentcmd.errors import AgentcmdError, StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import gitops, steprecords
-from agentcmd.workflows.agents import (
-    AgentArgumentError,
-    AgentNotFoundError,
-    PromptTooLongError,
-    get_adapter,
-    resolve_executable,
-)
+from agentcmd.workflows import costs, gitops, steprecords
+from agentcmd.workflows.agentopts import AgentOptions, option_flags
+from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
 from agentcmd.workflows.process import OUTPUT_LIMIT, ProcessResult, run_process, terminate_run
@@ -280,13 +275,27 @@ class WorkflowSteps:
     # Agents ------------------------------------------------------------------
     async def agent(self, step_id: str, *, prompt: str, agent: str = "claude", model: str | None = None,
                     cwd: str | os.PathLike[str] | None = None, timeout: str | float | None = None,
-                    resume: str | None = None, env: Mapping[str, str] | None = None) -> AgentResult:
-        """Ask an agent CLI once, non-interactively; memoised, so a completed call never reruns."""
+                    resume: str | None = None, env: Mapping[str, str] | None = None,
+                    permission_mode: str | None = None, allowed_tools: Sequence[str] | None = None,
+                    disallowed_tools: Sequence[str] | None = None, mcp_config: str | os.PathLike[str] | None = None,
+                    append_system_prompt: str | None = None, max_turns: int | None = None,
+                    extra_args: Sequence[str] | None = None, max_cost_usd: float | None = None) -> AgentResult:
+        """Ask an agent CLI once, non-interactively; memoised, so a completed call never reruns.
+
+        The typed options become the CLI's own flags (``agentopts.py``); an
+        option the CLI lacks fails the step without retry. ``max_cost_usd``
+        and the workflow's ``max_cost_usd`` bound its cost (``costs.py``).
+        """
         sid = self._sid(step_id)
         try:
             adapter = get_adapter(agent)
-        except Exception as err:
-            raise inngest.NonRetriableError(str(err)) from err
+            opts = AgentOptions.build(permission_mode=permission_mode, allowed_tools=allowed_tools,
+                                      disallowed_tools=disallowed_tools, mcp_config=mcp_config,
+                                      append_system_prompt=append_system_prompt, max_turns=max_turns,
+                                      extra_args=extra_args)
+            step_max = costs.check_max_cost(max_cost_usd, "step.agent")
+        except (AgentcmdError, ValueError) as err:
+            raise inngest.NonRetriableError(f"step.agent {step_id!r}: {err}") from err
         if not isinstance(prompt, str) or not prompt.strip():
             raise inngest.NonRetriableError(f"step.agent {step_id!r}: prompt must be a non-empty string")
         where = self._cwd(cwd)
@@ -296,26 +305,38 @@ class WorkflowSteps:
         async def body() -> dict[str, Any]:
             try:
                 exe, extra = resolve_executable(agent)
-            except AgentNotFoundError as err:
-                raise inngest.NonRetriableError(str(err)) from err
+                flags = option_flags(agent, opts, cwd=where)
+                argv, stdin = adapter.command(exe, prompt, model=model, resume=resume, extra=[*extra, *flags])
+            except AgentcmdError as err:   # not installed, unsupported option, bad value: retrying cannot help
+                raise inngest.NonRetriableError(f"step.agent {step_id!r}: {err}") from err
+            budget = await costs.Budget.for_step(self._runtime.data_dir, self._ctx.run_id,
+                                                 self._spec.max_cost_usd, step_max)
+            if (message := budget.before_start()) is not None:
+                raise costs.BudgetExceededError(message)
+            ledger = _AgentLedger(self, sid, agent, model)
             try:
-                argv, stdin = adapter.command(exe, prompt, model=model, resume=resume, extra=extra)
-            except (PromptTooLongError, AgentArgumentError) as err:
-                raise inngest.NonRetriableError(str(err)) from err
-            started = time.monotonic()
-            res = await self._exec(argv, cwd=where, env=env, timeout=seconds, step_id=sid, stdin=stdin,
-                                   limit=AGENT_OUTPUT_LIMIT)
-            if res.timed_out:
-                raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
-            text, parsed, session = adapter.parse(res.stdout)
-            if res.exit_code != 0:
-                raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
-                                       f"{_tail(res.stderr or res.stdout)}")
-            if isinstance(parsed, dict) and parsed.get("is_error") is True:
-                raise AgentFailedError(f"agent {agent} reported an error: {_tail(text)}")
+                res = await self._exec(argv, cwd=where, env=env, timeout=seconds, step_id=sid, stdin=stdin,
+                                       limit=AGENT_OUTPUT_LIMIT)
+                text, parsed, session = adapter.parse(res.stdout)
+                cost, source = ledger.priced(parsed)
+                if res.timed_out:
+                    raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
+                if res.exit_code != 0:
+                    raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
+                                           f"{_tail(res.stderr or res.stdout)}")
+                if isinstance(parsed, dict) and parsed.get("is_error") is True:
+                    raise AgentFailedError(f"agent {agent} reported an error: {_tail(text)}")
+                if cost is not None and (message := budget.exceeded(cost)) is not None:
+                    raise costs.BudgetExceededError(message)
+            except BaseException as err:
+                await ledger.record(err)
+                raise
+            await ledger.record(None)
             return AgentResult(agent=agent, text=text, exit_code=res.exit_code, json=parsed,
                                session_id=session or resume, model=model, stderr=_tail(res.stderr),
-                               duration_s=round(time.monotonic() - started, 3), phase=phase).to_json()
+                               duration_s=ledger.duration_s, phase=phase, cost_usd=cost, cost_source=source,
+                               **{k: ledger.usage[k] for k in ("input_tokens", "output_tokens", "cached_tokens",
+                                                               "turns")}).to_json()
 
         return AgentResult.from_json(await self.sdk.run(sid, self._recorded(sid, body)))
 
@@ -432,6 +453,39 @@ class WorkflowSteps:
         sid = self._sid(f"artifact:{name}")
         result: dict[str, Any] = await self.sdk.run(sid, self._recorded(sid, store))
         return result
+
+
+class _AgentLedger:
+    """One agent attempt's usage, recorded in the ledger however the attempt ends (costs.py)."""
+
+    def __init__(self, steps: WorkflowSteps, step_id: str, agent: str, model: str | None) -> None:
+        self.entry: dict[str, Any] = {"run_id": steps._ctx.run_id, "workflow": steps._spec.id, "step_id": step_id,
+                                      "attempt": steps._ctx.attempt, "agent": agent, "model": model}
+        self.data_dir = steps._runtime.data_dir
+        self.meter = costs.CostMeter(agent, model)
+        self.usage: dict[str, Any] = costs.usage_from_result(None)
+        self.cost: tuple[float | None, str | None] = (None, None)
+        self.started = time.monotonic()
+
+    @property
+    def duration_s(self) -> float:
+        return round(time.monotonic() - self.started, 3)
+
+    def priced(self, parsed: Any) -> tuple[float | None, str | None]:
+        self.usage = costs.usage_from_result(parsed)
+        self.cost = self.meter.cost(self.usage)
+        return self.cost
+
+    async def record(self, err: BaseException | None) -> None:
+        status = ("completed" if err is None else "budget_exceeded" if isinstance(err, costs.BudgetExceededError)
+                  else "cancelled" if isinstance(err, StepCancelledError | asyncio.CancelledError)
+                  else "interrupted" if isinstance(err, StepInterruptedError) else "failed")
+        entry = {**self.entry, **self.usage, "cost_usd": self.cost[0], "duration_s": self.duration_s,
+                 "status": status}
+        if isinstance(err, asyncio.CancelledError):   # the loop is stopping: write now, no thread
+            costs.record_usage_sync(self.data_dir, entry)
+        else:
+            await costs.record_usage(self.data_dir, entry)
 
 
 def _infer_git_action(step_id: str, commit_message: str | None, branch: str | None,
