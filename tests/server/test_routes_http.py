@@ -39,12 +39,15 @@ API = [
     ("GET", "/api/runs", None, 200),
     ("GET", "/api/runs/01NOSUCHRUN", None, 404),
     ("POST", "/api/runs/01NOSUCHRUN/cancel", None, 404),
+    ("GET", "/api/runs/01NOSUCHRUN/stream", None, 404),
+    ("GET", "/api/runs/01NOSUCHRUN/live", None, 404),
     ("POST", "/api/events", {"name": ""}, 422),
 ]
 PAGES = [("/", 200), ("/workflows/build", 200), ("/runs/01NOSUCHRUN", 404), ("/runs/01NOSUCHRUN/artifacts/x", 404),
-         ("/no/such/page", 404)]
+         ("/runs/01NOSUCHRUN/live", 404), ("/no/such/page", 404)]
 TWINS = [("/index.json", 200), ("/?format=json", 200), ("/workflows/build.json", 200),
-         ("/workflows/build?format=json", 200), ("/runs/01NOSUCHRUN.json", 404), ("/openapi.json", 200)]
+         ("/workflows/build?format=json", 200), ("/runs/01NOSUCHRUN.json", 404), ("/openapi.json", 200),
+         ("/runs/01NOSUCHRUN/stream.json", 404)]
 # (path, form, status when served with a valid CSRF token)
 ACTIONS = [("/workflows/build/start", {"input": "{}"}, 422), ("/runs/01NOSUCHRUN/cancel", {}, 404)]
 ALWAYS_OPEN = [("/health", 200), ("/_ui/static/dashboard.css", 200), ("/_ui/static/dashboard.js", 200)]

@@ -43,6 +43,15 @@ APP_WAIT_SOURCES = "AGENTCMD_ENGINE_APP_WAIT_TIMEOUT or engine_app_wait_timeout 
 LogFormat = Literal["auto", "plain", "rich", "json"]
 
 
+class StreamSettings(BaseModel):
+    """How much of each run's streamed output is kept (agentcmd.workflows.streamlog)."""
+
+    model_config = {"extra": "forbid"}
+
+    step_cap_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024, le=1024 ** 3)
+    run_cap_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024, le=16 * 1024 ** 3)
+
+
 class AgentConfig(BaseModel):
     """Where to find one agent CLI (claude, codex, gemini) and extra arguments."""
 
@@ -108,6 +117,8 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_DATA_DIR", "data_dir"))
     sqlite_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_SQLITE_DIR", "sqlite_dir"))
     project_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_PROJECT_DIR", "project_dir"))
+    streams: StreamSettings = Field(default_factory=lambda: StreamSettings(),
+                                    validation_alias=_env("AGENTCMD_STREAMS", "streams"))
 
     # Output and agents
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -309,6 +320,8 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "data_dir": (("AGENTCMD_DATA_DIR",), "data directory"),
     "sqlite_dir": (("AGENTCMD_SQLITE_DIR",), "engine database directory"),
     "project_dir": (("AGENTCMD_PROJECT_DIR",), "project holding .agentcmd/workflows"),
+    "streams": (("AGENTCMD_STREAMS__STEP_CAP_BYTES", "AGENTCMD_STREAMS__RUN_CAP_BYTES"),
+                "bytes of streamed output kept per step and per run"),
     "log_level": (("AGENTCMD_LOG_LEVEL",), "log level"),
     "log_format": (("AGENTCMD_LOG_FORMAT",), "log format"),
     "dashboard_token": (("AGENTCMD_DASHBOARD_TOKEN",), "dashboard login token"),

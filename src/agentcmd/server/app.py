@@ -34,9 +34,11 @@ from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
 from agentcmd.server.edge import app_edge_policy
 from agentcmd.server.engine import EngineRestClient
+from agentcmd.server.live import router as live_router
 from agentcmd.server.protect import ProtectMiddleware
 from agentcmd.server.sdkguard import SdkGuardMiddleware
 from agentcmd.server.shutdown import InterruptMiddleware
+from agentcmd.workflows import streamlog
 from agentcmd.workflows.context import Runtime, set_runtime
 from agentcmd.workflows.define import APP_ID
 from agentcmd.workflows.served import discover_served
@@ -84,6 +86,9 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     """The app server for a bind to ``host`` (the auth policy depends on it, not on clients' addresses)."""
     auth = auth or app_auth(host, dashboard_auth)
     runtime = Runtime.from_settings(project_dir)
+    from agentcmd.config import load_settings
+
+    streamlog.configure(**load_settings().streams.model_dump())  # the kept-output caps
     engine = EngineRestClient.from_env()
     runtime.run_status = engine.run_status
     set_runtime(runtime)
@@ -94,6 +99,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await streamlog.flush_all()  # the last streamed events reach the disk before the process ends
         await engine.aclose()
 
     app = FastAPI(title="agentcmd app server", docs_url=None, redoc_url=None, lifespan=lifespan)
@@ -132,6 +138,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
 
     attach_reload(app, functions, runtime.project_dir, entry_points=entry_points, host=host)  # POST /api/reload
     app.include_router(router)
+    app.include_router(live_router)  # a run's kept stream and live feed (server/live.py)
     from agentcmd.ui.views import create_router as ui_router
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)

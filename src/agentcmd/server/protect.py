@@ -36,7 +36,7 @@ def unauthorized(what: str, hint: str, *, bearer: bool = False) -> Response:
 
 
 def _login_needed(request: Request) -> Response:
-    if wants_json(request):
+    if wants_json(request) or "text/event-stream" in request.headers.get("accept", ""):  # an EventSource: no redirect
         return unauthorized("log in to the workflow views first",
                             "POST the dashboard token to /login, or open /login in a browser")
     if request.method in ("GET", "HEAD"):

@@ -50,7 +50,7 @@ from agentcmd.workflows.agentopts import AgentOptions, option_flags
 from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
 from agentcmd.workflows.durations import parse_duration
-from agentcmd.workflows.process import OUTPUT_LIMIT, ProcessResult, run_process, terminate_run
+from agentcmd.workflows.process import OUTPUT_LIMIT, LineCallback, ProcessResult, run_process, terminate_run
 from agentcmd.workflows.results import AgentResult, CliResult, GitResult
 
 if TYPE_CHECKING:
@@ -185,12 +185,12 @@ class WorkflowSteps:
 
     async def _exec(self, command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str] | None,
                     timeout: float | None, step_id: str, stdin: bytes | None = None,
-                    limit: int = OUTPUT_LIMIT) -> ProcessResult:
+                    limit: int = OUTPUT_LIMIT, on_line: LineCallback | None = None) -> ProcessResult:
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel())
         record = _current_record.get()
         try:
             res = await run_process(command, cwd=cwd, env=env, timeout=timeout, run_id=self._ctx.run_id,
-                                    stdin=stdin, limit=limit,
+                                    stdin=stdin, limit=limit, on_line=on_line,
                                     on_spawn=record.process_started if record is not None else None)
         finally:
             watcher.cancel()
@@ -201,6 +201,21 @@ class WorkflowSteps:
             raise StepInterruptedError(f"step {step_id!r} was interrupted: the app server is shutting down; "
                                        "it runs again from its start when the app is back")
         return res
+
+    async def _output_stream(self, sid: str) -> LineCallback | None:
+        """``on_line`` keeping a command's output lines in the run's stream (streamlog.py), as they come."""
+        from agentcmd.workflows import streamlog
+
+        try:
+            log = await streamlog.stream_log(self._runtime.data_dir, self._ctx.run_id).ready()
+        except (streamlog.StreamError, OSError):
+            return None   # a run id that names no directory, an unreadable data dir: run without keeping output
+        attempt = self._ctx.attempt
+
+        def on_line(stream: str, line: str) -> None:
+            log.append(sid, attempt, {"agent": None, "kind": "output", "text": line, "stream": stream})
+
+        return on_line
 
     def _recorded(self, sid: str, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """``fn`` as a step body that records its start, its command's pid and its end."""
@@ -260,7 +275,7 @@ class WorkflowSteps:
 
         async def body() -> dict[str, Any]:
             res = await self._exec(command if isinstance(command, str) else list(command), cwd=where,
-                                   env=env, timeout=seconds, step_id=sid)
+                                   env=env, timeout=seconds, step_id=sid, on_line=await self._output_stream(sid))
             if res.timed_out:
                 raise CommandTimeoutError(f"`{shown}` timed out after {seconds}s; its process group was stopped")
             if check and res.exit_code != 0:
