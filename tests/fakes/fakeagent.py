@@ -84,6 +84,8 @@ BUILTIN["slow"] = {**BUILTIN["normal"], "delay": 0.3}
 BUILTIN["many"] = {**BUILTIN["normal"], "many": 200}
 
 CLAUDE_MODEL = "claude-sonnet-4-5-20250929"
+SEND_TS = "@SEND_TS@"
+"""In any text of a scenario, replaced by the epoch time the line is written (benchmarks/stream_bench.py)."""
 
 
 def _load_scenario() -> dict[str, Any]:
@@ -161,6 +163,7 @@ class Emitter:
             time.sleep(self.delay)
         self.first = False
         line = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+        line = line.replace(SEND_TS, f"{time.time():.6f}")   # benchmarks: when the line left the agent
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
