@@ -42,6 +42,9 @@ A scenario (JSON object; every key optional)::
      "turns": 2, "exit_code": 0, "stderr": "text written to stderr",
      "raw": ["line", ...]}               # exact stdout lines instead of the rendered stream
 
+``@SEND_TS@`` anywhere in a line is replaced by the epoch time the line is written (the streaming
+benchmark measures the delay from there to a reader).
+
 Usage numbers are totals; the fake spreads them over its assistant messages so running totals
 grow while it streams. Cached tokens are part of the input tokens (as codex and gemini count
 them; claude reports them apart and the fake splits them the same way).
