@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 from tests.harness.browser import browser, chromium_path, page  # noqa: F401
-from tests.harness.fakeagents import fake_agents  # noqa: F401
 from tests.harness.engine import (  # noqa: F401  (pytest finds fixtures by name)
     client_for_fixture,
     engine_cli,
@@ -32,6 +31,7 @@ from tests.harness.engine import (  # noqa: F401  (pytest finds fixtures by name
     step_log,
     wait_for_run_status_fixture,
 )
+from tests.harness.fakeagents import fake_agents  # noqa: F401
 from tests.harness.processes import Spawned, free_port, run_cli
 
 

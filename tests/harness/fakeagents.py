@@ -31,6 +31,8 @@ from typing import Any
 import pytest
 
 BIN = Path(__file__).resolve().parent.parent / "fakes" / "bin"
+FAKES_BIN = BIN
+"""The fake CLIs' directory (put it first on PATH of a child started with its own environment)."""
 
 
 class FakeAgents:

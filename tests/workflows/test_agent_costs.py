@@ -64,11 +64,12 @@ async def body(ctx, step):
 @pytest.mark.parametrize(("agent", "options", "expected"), [
     ("claude", {"permission_mode": "plan", "allowed_tools": ["Read", "Grep"], "max_turns": 3},
      ["--permission-mode", "plan", "--allowedTools", "Read,Grep", "--max-turns", "3",
-      "-p", "--output-format", "json", "--", "-hi"]),
+      "-p", "--output-format", "stream-json", "--verbose", "--", "-hi"]),
     ("codex", {"permission_mode": "read-only", "extra_args": ["--skip-git-repo-check"]},
-     ["exec", "--sandbox", "read-only", "--skip-git-repo-check", "--", "-hi"]),
+     ["exec", "--sandbox", "read-only", "--skip-git-repo-check", "--json", "--", "-hi"]),
     ("gemini", {"permission_mode": "yolo", "allowed_tools": ["ReadFileTool"]},
-     ["--approval-mode", "yolo", "--allowed-tools", "ReadFileTool", "--prompt=-hi"]),
+     ["--approval-mode", "yolo", "--allowed-tools", "ReadFileTool", "--output-format", "stream-json",
+      "--prompt=-hi"]),
 ])
 def test_options_reach_each_cli_as_its_flags(app_server: Any, write_workflow: Any, agents: Path,
                                              agent: str, options: dict[str, Any], expected: list[str]) -> None:
@@ -146,4 +147,4 @@ def test_a_spent_workflow_budget_stops_the_next_agent_before_it_starts(app_serve
     assert run.status == "Failed"
     assert "budget exceeded: the run already spent $0.0500 of its workflow's max_cost_usd $0.0500" in \
         run.output["message"]
-    assert calls(agents, "claude") == [["-p", "--output-format", "json", "--", "one"]]
+    assert calls(agents, "claude") == [["-p", "--output-format", "stream-json", "--verbose", "--", "one"]]

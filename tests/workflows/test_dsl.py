@@ -32,7 +32,8 @@ def test_a_workflow_runs_to_completion_and_its_agent_ran_exactly_once(
     assert len(run.calls) >= 4
     assert len(fake_claude.calls()) == 1
     assert (project / "tests.log").read_text() == "ran\n"
-    assert fake_claude.calls()[0]["argv"] == ["-p", "--output-format", "json", "--", "Plan a fix for: test_x fails"]
+    assert fake_claude.calls()[0]["argv"] == ["-p", "--output-format", "stream-json", "--verbose", "--",
+                                              "Plan a fix for: test_x fails"]
 
 
 def test_steps_are_recorded_with_their_phase(app_server: Any, write_workflow: Any, fake_claude: Any) -> None:
@@ -197,4 +198,4 @@ def test_a_prompt_too_long_for_argv_goes_to_claude_through_stdin(app_server: Any
     run = app_server().driver.run("long")
     assert run.output == [len("answer to: ") + 300_003, "END"]
     [call] = fake_claude.calls()
-    assert call["argv"] == ["-p", "--output-format", "json"]
+    assert call["argv"] == ["-p", "--output-format", "stream-json", "--verbose"]

@@ -107,6 +107,7 @@ import argparse, json, sys
 p = argparse.ArgumentParser()
 p.add_argument("-p", "--print", action="store_true")
 p.add_argument("--output-format")
+p.add_argument("--verbose", action="store_true")
 p.add_argument("--model")
 p.add_argument("--resume")
 p.add_argument("prompt", nargs="?")

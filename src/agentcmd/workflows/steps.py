@@ -45,7 +45,7 @@ import inngest
 from agentcmd.errors import AgentcmdError, StepFailedError
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
-from agentcmd.workflows import costs, gitops, steprecords
+from agentcmd.workflows import agentrun, costs, gitops, steprecords
 from agentcmd.workflows.agentopts import AgentOptions, option_flags
 from agentcmd.workflows.agents import get_adapter, resolve_executable
 from agentcmd.workflows.context import Runtime, WorkflowContext
@@ -185,12 +185,13 @@ class WorkflowSteps:
 
     async def _exec(self, command: str | Sequence[str], *, cwd: Path, env: Mapping[str, str] | None,
                     timeout: float | None, step_id: str, stdin: bytes | None = None,
-                    limit: int = OUTPUT_LIMIT, on_line: LineCallback | None = None) -> ProcessResult:
+                    limit: int = OUTPUT_LIMIT, on_line: LineCallback | None = None,
+                    stop: asyncio.Event | None = None) -> ProcessResult:
         watcher = asyncio.get_running_loop().create_task(self._watch_cancel())
         record = _current_record.get()
         try:
             res = await run_process(command, cwd=cwd, env=env, timeout=timeout, run_id=self._ctx.run_id,
-                                    stdin=stdin, limit=limit, on_line=on_line,
+                                    stdin=stdin, limit=limit, on_line=on_line, stop=stop,
                                     on_spawn=record.process_started if record is not None else None)
         finally:
             watcher.cancel()
@@ -321,7 +322,7 @@ class WorkflowSteps:
             try:
                 exe, extra = resolve_executable(agent)
                 flags = option_flags(agent, opts, cwd=where)
-                argv, stdin = adapter.command(exe, prompt, model=model, resume=resume, extra=[*extra, *flags])
+                adapter.command(exe, prompt, model=model, resume=resume, extra=[*extra, *flags], stream=True)
             except AgentcmdError as err:   # not installed, unsupported option, bad value: retrying cannot help
                 raise inngest.NonRetriableError(f"step.agent {step_id!r}: {err}") from err
             budget = await costs.Budget.for_step(self._runtime.data_dir, self._ctx.run_id,
@@ -329,27 +330,56 @@ class WorkflowSteps:
             if (message := budget.before_start()) is not None:
                 raise costs.BudgetExceededError(message)
             ledger = _AgentLedger(self, sid, agent, model)
+            watch = costs.BudgetWatch(budget, ledger.meter)
+
+            def on_usage(usage: dict[str, Any]) -> None:
+                reported = live.parser.result.model
+                if model is None and reported and ledger.meter.model is None:   # price the model that ran
+                    ledger.meter.model = ledger.entry["model"] = reported
+                ledger.observe(usage)
+                watch.update(usage)
+
+            data_dir, run_id = self._runtime.data_dir, self._ctx.run_id
+            live = agentrun.AgentStream(await agentrun.open_log(data_dir, run_id), data_dir, run_id, sid,
+                                        self._ctx.attempt, agent, adapter.new_parser(), on_usage)
+
+            def execute(argv: list[str], *, stdin: bytes | None, on_line: LineCallback | None,
+                        stop: asyncio.Event | None) -> Awaitable[ProcessResult]:
+                return self._exec(argv, cwd=where, env=env, timeout=seconds, step_id=sid, stdin=stdin,
+                                  limit=AGENT_OUTPUT_LIMIT, on_line=on_line, stop=stop)
+
             try:
-                res = await self._exec(argv, cwd=where, env=env, timeout=seconds, step_id=sid, stdin=stdin,
-                                       limit=AGENT_OUTPUT_LIMIT)
-                text, parsed, session = adapter.parse(res.stdout)
-                cost, source = ledger.priced(parsed)
+                out = await agentrun.run_agent(adapter, exe, prompt, model=model, resume=resume,
+                                               extra=[*extra, *flags], stream=live, execute=execute, stop=watch.stop)
+                res, final = out.res, out.final
+                if out.streamed or final.has_result or final.usage.input_tokens:
+                    ledger.observe(out.usage)
+                else:
+                    ledger.priced(out.parsed)
+                cost, source = ledger.cost
+                if (over := watch.error()) is not None:
+                    raise over
                 if res.timed_out:
                     raise CommandTimeoutError(f"agent {agent} timed out after {seconds}s; it was stopped")
                 if res.exit_code != 0:
+                    said = f"{final.error}; " if final.is_error and final.error else ""
                     raise AgentFailedError(f"agent {agent} exited with code {res.exit_code}: "
-                                           f"{_tail(res.stderr or res.stdout)}")
-                if isinstance(parsed, dict) and parsed.get("is_error") is True:
-                    raise AgentFailedError(f"agent {agent} reported an error: {_tail(text)}")
+                                           f"{said}{_tail(res.stderr or ('' if out.streamed else res.stdout))}")
+                if final.is_error or (isinstance(out.parsed, dict) and out.parsed.get("is_error") is True):
+                    raise AgentFailedError(f"agent {agent} reported an error: {_tail(final.error or out.text)}")
                 if cost is not None and (message := budget.exceeded(cost)) is not None:
                     raise costs.BudgetExceededError(message)
             except BaseException as err:
                 await ledger.record(err)
+                if not isinstance(err, asyncio.CancelledError | StepInterruptedError):
+                    await live.close()   # an interrupted attempt runs again: its stream has not ended
                 raise
             await ledger.record(None)
-            return AgentResult(agent=agent, text=text, exit_code=res.exit_code, json=parsed,
-                               session_id=session or resume, model=model, stderr=_tail(res.stderr),
+            await live.close()
+            return AgentResult(agent=agent, text=out.text, exit_code=res.exit_code, json=out.parsed,
+                               session_id=out.session_id, model=model or final.model, stderr=_tail(res.stderr),
                                duration_s=ledger.duration_s, phase=phase, cost_usd=cost, cost_source=source,
+                               streamed=out.streamed, events=live.appended, tool_calls=final.tool_calls,
                                **{k: ledger.usage[k] for k in ("input_tokens", "output_tokens", "cached_tokens",
                                                                "turns")}).to_json()
 
@@ -485,6 +515,12 @@ class _AgentLedger:
     @property
     def duration_s(self) -> float:
         return round(time.monotonic() - self.started, 3)
+
+    def observe(self, usage: Mapping[str, Any]) -> None:
+        """Running (or final) usage totals from the stream: kept for the ledger and the result."""
+        self.usage = {**self.usage, **{k: usage.get(k) or 0 for k in ("input_tokens", "output_tokens",
+                                                                       "cached_tokens", "turns")}}
+        self.cost = self.meter.cost(usage)
 
     def priced(self, parsed: Any) -> tuple[float | None, str | None]:
         self.usage = costs.usage_from_result(parsed)
