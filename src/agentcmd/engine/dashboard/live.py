@@ -11,7 +11,8 @@ fingerprint it does not show. The fingerprint is exactly the JSON twin's
 Cost: a stream does not poll the store. It recomputes its version when the
 engine's ``Changes`` notifier says a commit changed something (at most
 every ``Changes.min_gap_s`` under load), and otherwise every
-``FALLBACK_S`` in case a change was missed. A dashboard built on a bare
+``FALLBACK_S`` in case a change was missed; readers of the same page share
+one look per change (``SharedLooks``). A dashboard built on a bare
 store (tests, no engine) has no notifier and looks every ``NO_NOTIFIER_S``.
 
 Auth is the pages': a locked dashboard answers 401 without a login, and a
@@ -25,7 +26,7 @@ until the page's data differs from it.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -62,18 +63,51 @@ def _refused(request: Request) -> tuple[Dashboard, Response | None]:
                             status_code=401)
 
 
-def _stream(request: Request, d: Dashboard, compute: Compute) -> Response:
+class SharedLooks:
+    """The last version computed per page and notifier generation: twenty readers of one page cost one look.
+
+    Readers of the same page wake on the same change; the first computes,
+    the others find its answer for that generation (nothing committed
+    since, so it is what they would compute).
+    """
+
+    MAX = 512
+
+    def __init__(self) -> None:
+        self._last: dict[Hashable, tuple[int, tuple[str, bool]]] = {}
+
+    async def look(self, key: Hashable, generation: int, compute: Compute) -> tuple[str, bool]:
+        cached = self._last.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        answer = await compute()
+        if len(self._last) >= self.MAX:
+            self._last.clear()
+        self._last[key] = (generation, answer)
+        return answer
+
+
+_looks: dict[int, SharedLooks] = {}
+
+
+def _shared(d: Dashboard) -> SharedLooks:
+    return _looks.setdefault(id(d), SharedLooks())
+
+
+def _stream(request: Request, d: Dashboard, key: Hashable, compute: Compute) -> Response:
     """The ``version``/``end`` stream of ``compute``, waiting on the engine's notifier between looks."""
     changes = d.changes
     auth = d.chrome.auth
     seen, at = [0], [0.0]     # the notifier's generation and the time of the last look
 
     async def guarded() -> tuple[str, bool]:
-        if changes is not None:   # before computing: a change made while we compute is not missed
-            seen[0], at[0] = changes.generation, time.monotonic()
         if not auth.page_allowed(request):
             raise _LoggedOut
-        return await compute()
+        if changes is None:
+            return await compute()
+        # Noted before computing: a change made while we compute is not missed.
+        seen[0], at[0] = changes.generation, time.monotonic()
+        return await _shared(d).look(key, seen[0], compute)
 
     async def changed() -> None:
         assert changes is not None
@@ -107,7 +141,7 @@ async def runs_live(request: Request) -> Response:
         _data, version, _page, _functions = await runs_data(d, filt, since_raw, limit, before)
         return version, False
 
-    return _stream(request, d, compute)
+    return _stream(request, d, ("runs", filt, since_raw, limit, before), compute)
 
 
 async def run_live(request: Request, run_id: str) -> Response:
@@ -126,7 +160,7 @@ async def run_live(request: Request, run_id: str) -> Response:
         data, version = state
         return version, bool(data["run"].summary.final)
 
-    return _stream(request, d, compute)
+    return _stream(request, d, ("run", run_id), compute)
 
 
 async def function_live(request: Request, slug: str) -> Response:
@@ -144,7 +178,7 @@ async def function_live(request: Request, slug: str) -> Response:
             return "", True
         return function_version(detail), False
 
-    return _stream(request, d, compute)
+    return _stream(request, d, ("function", slug), compute)
 
 
 ROUTES: tuple[tuple[str, Callable[..., Awaitable[Response]]], ...] = (
