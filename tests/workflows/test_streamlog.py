@@ -170,13 +170,13 @@ def test_hostile_run_ids_never_name_a_path(tmp_path: Path) -> None:
 
 def test_append_never_writes_on_the_loop_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     writers: list[str] = []
-    real = streamlog._Disk.write
+    real = streamlog.RunFiles.write
 
     def spy(self: Any, *args: Any) -> None:
         writers.append(threading.current_thread().name)
         real(self, *args)
 
-    monkeypatch.setattr(streamlog._Disk, "write", spy)
+    monkeypatch.setattr(streamlog.RunFiles, "write", spy)
     opened: list[str] = []
     real_open = os.open
 
