@@ -20,7 +20,8 @@ ephemeral ports, a temporary ``AGENTCMD_HOME``):
   ``GET /api/runs/{id}/live``: the app server's CPU (``/proc/<pid>/stat``,
   user + system, its own, not the fake's) over the streaming window, as a
   share of one core; for the first reader, the delay from a line leaving the
-  agent to the reader having parsed its ``agent`` event (median, p99, max).
+  agent to the reader having parsed its ``agent`` event (median, p99, max);
+  the other 19 read in a process of their own (their delays are shown too).
 * ``steps``: a gate step (held until the readers are connected), then
   ``--steps`` short ``step.cli`` steps (``echo``: one output line each, kept
   in the run's stream and sent to its readers). The steps' time (measured by
@@ -263,10 +264,11 @@ class Crowd:
         if not line.startswith(b"connected"):
             raise RuntimeError(f"the readers did not connect: {line!r}")
 
-    async def received(self, timeout: float = 60) -> list[int]:
-        """Wait for every reader's stream to end; the ``agent`` events each got."""
+    async def received(self, timeout: float = 60) -> tuple[list[int], list[float]]:
+        """Wait for every reader's stream to end: the ``agent`` events each got, and all their delays."""
         out, _ = await asyncio.to_thread(self.proc.communicate, timeout=timeout)
-        return [int(x) for x in out.split()]
+        lines = [*out.decode().splitlines(), "", ""]
+        return [int(x) for x in lines[0].split()], [float(x) for x in lines[1].split()]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -277,13 +279,14 @@ class Crowd:
 async def serve_readers(url: str, n: int) -> None:
     """``--readers URL N``: N readers of URL; print "connected" once all are, then each one's count at the end."""
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        readers = [Reader(session, url) for _ in range(n)]
+        readers = [Reader(session, url, timing=True) for _ in range(n)]
         for reader in readers:
             await reader.connected.wait()
         print("connected", flush=True)
         for reader in readers:
             await reader.ended.wait()
         print(" ".join(str(r.agent_events) for r in readers), flush=True)
+        print(" ".join(f"{d:.6f}" for r in readers for d in r.delays), flush=True)
 
 
 async def stream_round(stack: Stack, session: aiohttp.ClientSession, hold: Path, via: str,
@@ -304,7 +307,7 @@ async def stream_round(stack: Stack, session: aiohttp.ClientSession, hold: Path,
         hold.touch()
         await stack.wait_final(session, run_id)
         cpu1, t1 = cpu_seconds(pid), time.monotonic()
-        received = await crowd.received() if crowd is not None else []
+        received, others = await crowd.received() if crowd is not None else ([], [])
         if timed is not None:
             await asyncio.wait_for(timed.ended.wait(), 30)
             received.append(timed.agent_events)
@@ -314,7 +317,8 @@ async def stream_round(stack: Stack, session: aiohttp.ClientSession, hold: Path,
         if crowd is not None:
             crowd.stop()
     return {"readers": readers_n, "cpu": (cpu1 - cpu0) / (t1 - t0), "wall": t1 - t0,
-            "delays": timed.delays if timed else [], "sent": timed.sent if timed else [], "received": received}
+            "delays": timed.delays if timed else [], "sent": timed.sent if timed else [], "received": received,
+            "others": others}
 
 
 async def steps_round(stack: Stack, session: aiohttp.ClientSession, n: int, streams: str) -> float:
@@ -375,15 +379,18 @@ def report(args: argparse.Namespace, via: str, streaming: list[dict[str, Any]], 
         sent = [s["sent"] for s in got if len(s["sent"]) > 1]
         rate = median([(len(x) - 1) / (x[-1] - x[0]) for x in sent]) if sent else float("nan")
         received = [min(s["received"]) for s in got if s["received"]]
+        others = [d * 1000 for s in got for d in s["others"]]
         rows.append([readers_n, f"{median([s['cpu'] for s in got]) * 100:.0f} %",
                      f"{median([s['wall'] for s in got]):.1f} s",
                      f"{rate:.0f}/s" if sent else "–",
                      f"{min(received)}/{args.events}" if received else "–",
                      f"{percentile(delays, 50):.1f} ms" if delays else "–",
                      f"{percentile(delays, 99):.1f} ms" if delays else "–",
-                     f"{max(delays):.1f} ms" if delays else "–"])
+                     f"{max(delays):.1f} ms" if delays else "–",
+                     f"{percentile(others, 50):.1f} / {percentile(others, 99):.1f} ms" if others else "–"])
     print(table(["SSE readers", "app CPU (one core)", "stream window", "agent rate (measured)",
-                 "events per reader (min)", "delay median", "delay p99", "delay max"], rows))
+                 "events per reader (min)", "delay median", "delay p99", "delay max",
+                 "other readers' delay median / p99"], rows))
     print()
     base = median(steps["none"])
     rows = [[label, f"{median(steps[k]):.2f} s", " / ".join(f"{v:.2f}" for v in steps[k]),
