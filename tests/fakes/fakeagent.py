@@ -42,6 +42,9 @@ A scenario (JSON object; every key optional)::
      "turns": 2, "exit_code": 0, "stderr": "text written to stderr",
      "raw": ["line", ...]}               # exact stdout lines instead of the rendered stream
 
+``@SEND_TS@`` anywhere in a line is replaced by the epoch time the line is written (the streaming
+benchmark measures the delay from there to a reader).
+
 Usage numbers are totals; the fake spreads them over its assistant messages so running totals
 grow while it streams. Cached tokens are part of the input tokens (as codex and gemini count
 them; claude reports them apart and the fake splits them the same way).
@@ -84,6 +87,8 @@ BUILTIN["slow"] = {**BUILTIN["normal"], "delay": 0.3}
 BUILTIN["many"] = {**BUILTIN["normal"], "many": 200}
 
 CLAUDE_MODEL = "claude-sonnet-4-5-20250929"
+SEND_TS = "@SEND_TS@"
+"""In any text of a scenario, replaced by the epoch time the line is written (benchmarks/stream_bench.py)."""
 
 
 def _load_scenario() -> dict[str, Any]:
@@ -161,6 +166,7 @@ class Emitter:
             time.sleep(self.delay)
         self.first = False
         line = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+        line = line.replace(SEND_TS, f"{time.time():.6f}")   # benchmarks: when the line left the agent
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 

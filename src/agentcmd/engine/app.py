@@ -29,6 +29,7 @@ from starlette.applications import Starlette
 
 from agentcmd.engine.appsync import Syncer
 from agentcmd.engine.backoff import Backoff
+from agentcmd.engine.changes import Changes
 from agentcmd.engine.clock import Clock, system_clock
 from agentcmd.engine.commands import Commands
 from agentcmd.engine.config import EngineConfig as EngineConfig  # where callers have always found it
@@ -59,6 +60,8 @@ class Engine:
         self.executor: Executor = None  # type: ignore[assignment]
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]
         self._tasks: list[asyncio.Task[Any]] = []
+        self.changes = Changes()          # bumped after each commit that changed a row: live pages wait on it
+        self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)
         self.commands = Commands(self)     # what the HTTP routes and the dashboard may ask of the engine
         self.dashboard = LazyDashboard(self.commands)
         self._stop = asyncio.Event()
@@ -66,6 +69,7 @@ class Engine:
     def open(self) -> None:
         """Open the store (raises StoreError subclasses) and build the components."""
         self.store = open_store(self.config.db_path)
+        self.store.db.on_change = self.changes.bump
         lease_ms = int((self.config.call_timeout_s + 60) * 1000)
         backoff = Backoff(flat_ms=int(self.config.retry_interval_s * 1000)
                           if self.config.retry_interval_s is not None else None)
@@ -139,9 +143,14 @@ class Engine:
         self.ready = True
         await syncer.run(self._stop)
 
+    def begin_closing(self) -> None:
+        """The server starts shutting down: open live streams end now (``closing``), before the drain."""
+        self.closing = True
+
     async def stop(self) -> None:
         """Stop leasing, give in-flight calls ``grace_s``, close the driver and the database."""
         self.ready = False
+        self.closing = True
         self._stop.set()
         cut = await self.worker.stop(self.config.grace_s) if self.worker is not None else 0
         if cut:

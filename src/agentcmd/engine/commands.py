@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
     from agentcmd.engine.appsync import Syncer
+    from agentcmd.engine.changes import Changes
     from agentcmd.engine.clock import Clock
     from agentcmd.engine.config import EngineConfig
     from agentcmd.engine.executor import Executor
@@ -46,6 +47,8 @@ class EngineParts(Protocol):
     """The parts of ``engine.app.Engine`` the commands drive (store and co. exist once it is opened)."""
 
     config: EngineConfig
+    changes: Changes
+    closing: bool
     clock: Clock
     server_kind: str
     ready: bool
@@ -115,6 +118,15 @@ class Commands:
         store = self._engine.store
         err = store.db.write_error if store is not None else None
         return f"{err.what} ({err.fix})" if err is not None else None
+
+    @property
+    def changes(self) -> Changes:
+        """Bumped after every commit that changed a row: live pages wait on it instead of polling."""
+        return self._engine.changes
+
+    def closing(self) -> bool:
+        """The engine is shutting down: live streams end."""
+        return self._engine.closing
 
     def store_description(self) -> str:
         return "in memory" if self._engine.config.db_path is None else str(self._engine.config.db_path)

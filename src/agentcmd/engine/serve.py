@@ -38,13 +38,24 @@ def _server_class() -> type:
     import contextlib
     import signal
     import threading
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     import uvicorn
 
     class Server(uvicorn.Server):
         """uvicorn re-raises SIGTERM/SIGINT after a graceful shutdown (exit 143/130);
-        the engine's contract is exit 0 after a clean stop, so it only sets the flags."""
+        the engine's contract is exit 0 after a clean stop, so it only sets the flags.
+
+        ``before_shutdown`` runs as the shutdown starts, before uvicorn waits for
+        open connections: the live dashboard streams see ``engine.closing`` and end,
+        so they never hold the shutdown up."""
+
+        before_shutdown: Callable[[], None] | None = None
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if self.before_shutdown is not None:
+                self.before_shutdown()
+            await super().shutdown(sockets)
 
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
@@ -98,6 +109,7 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
     uv_config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, lifespan="on",
                                proxy_headers=False, timeout_graceful_shutdown=max(1, int(config.grace_s) + 5))
     server = _server_class()(uv_config)
+    server.before_shutdown = engine.begin_closing
     try:
         server.run(sockets=[sock])
     finally:

@@ -8,6 +8,8 @@
 * ``router.py``: ``create_router``, every path; ``views.py``: the read pages; ``forms.py``: the posts;
   ``render.py``: the chrome (mode banner, nav). Rendering, the login, the stylesheet and script are
   shared with the app server's workflow views: ``agentcmd.web``.
+* ``live.py``: the pages' server-sent event streams (``version``/``end``), woken by the engine's change
+  notifier (``engine/changes.py``) instead of polling.
 * ``mount.py``: ``dashboard_app(commands)``, what ``engine/app.py`` mounts at ``/``.
 
 Auth (who may see and do what) is ``agentcmd.webauth``.

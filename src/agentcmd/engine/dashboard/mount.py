@@ -43,6 +43,7 @@ def dashboard_app(commands: Commands) -> FastAPI:
     app.include_router(create_router(
         DashboardReads(commands),
         DashboardConfig(Mode(config.mode), auth, db_description=commands.store_description(),
-                        db_problem=commands.database_problem),
+                        db_problem=commands.database_problem, changes=commands.changes,
+                        closing=commands.closing),
         EngineActions(commands)))
     return app

@@ -129,3 +129,8 @@ class DashboardReads:
 
     async def list_apps(self) -> list[AppRow]:
         return await self._db.read(queries.app_rows)
+
+    async def app_url(self, app_id: str) -> str | None:
+        """The URL the app registered (its SDK endpoint), or None for an unknown app."""
+        apps = await self._db.read(queries.list_apps)
+        return next((str(a["url"]) for a in apps if a["id"] == app_id and a["url"]), None)

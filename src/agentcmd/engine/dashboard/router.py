@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from agentcmd.engine.dashboard import forms
+from agentcmd.engine.dashboard import forms, live
 from agentcmd.engine.dashboard.buttons import DashboardActions
 from agentcmd.engine.dashboard.reads import DashboardReads
 from agentcmd.engine.dashboard.render import STATIC_PREFIX, Chrome
@@ -32,8 +32,10 @@ def create_router(reader: DashboardReads, config: DashboardConfig,
     """The dashboard's routes (pages, twins, static files, forms and login)."""
     chrome = Chrome.build(config.mode, config.db_description, config.auth, has_actions=actions is not None,
                           db_problem=config.db_problem)
-    dashboard = Dashboard(reader, chrome, actions, config.page_size)
+    dashboard = Dashboard(reader, chrome, actions, config.page_size, config.changes, config.closing)
     router = APIRouter(include_in_schema=False, dependencies=[provide(chrome, dashboard=dashboard)])
+    for path, stream in live.ROUTES:     # before the pages: "/runs/{run_id}" would take "/runs/live"
+        router.add_api_route(path, stream, methods=["GET"])
     # Each page's JSON twin first: "/runs/{run_id}" would otherwise swallow "X.json".
     for paths, handler in ((("/runs.json", "/", "/runs"), runs_page),
                            (("/runs/{run_id}.json", "/runs/{run_id}"), run_page),

@@ -25,22 +25,34 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from agentcmd.engine.changes import Changes
 from agentcmd.engine.dashboard import replayform
 from agentcmd.engine.dashboard.buttons import DashboardActions
 from agentcmd.engine.dashboard.reads import DashboardReads
 from agentcmd.engine.dashboard.render import Chrome
-from agentcmd.engine.store.queries.models import RUN_STATUSES, RunFilter, as_json, parse_since
+from agentcmd.engine.store.queries.models import (
+    RUN_STATUSES,
+    FunctionDetail,
+    FunctionRow,
+    Page,
+    RunFilter,
+    RunSummary,
+    as_json,
+    parse_since,
+)
 from agentcmd.errors import AgentcmdError, InputError, NotFoundError
 from agentcmd.mode import Mode
 from agentcmd.web.render import version_of, wants_json
 from agentcmd.webauth.guard import WebAuth
 
 PAGE_SIZE = 50
+APP_SERVE_PATH = "/api/workflows/inngest"
+"""Where an agentcmd app server serves the SDK (``agentcmd.server.SERVE_PATH``; not imported: no app code here)."""
 SINCE_CHOICES = (("", "any time"), ("15m", "last 15 minutes"), ("1h", "last hour"), ("24h", "last 24 hours"),
                  ("7d", "last 7 days"))
 
@@ -54,6 +66,8 @@ class DashboardConfig:
     db_description: str | None = None  # the SQLite path in production
     page_size: int = PAGE_SIZE
     db_problem: Callable[[], str | None] = lambda: None   # why the database cannot be written now, if so
+    changes: Changes | None = None        # the engine's change notifier: live streams wait on it (live.py)
+    closing: Callable[[], bool] = lambda: False   # the engine is shutting down: live streams end
 
 
 def parse_limit(value: str | None, default: int) -> int:
@@ -72,6 +86,8 @@ class Dashboard:
     chrome: Chrome
     actions: DashboardActions | None
     page_size: int
+    changes: Changes | None = None
+    closing: Callable[[], bool] = lambda: False
 
 
 def dashboard_of(request: Request) -> Dashboard:
@@ -95,7 +111,7 @@ def _open(request: Request) -> tuple[Dashboard, bool, Response | None]:
     return d, as_twin, None if d.chrome.auth.page_allowed(request) else deny(request, as_twin)
 
 
-def _run_filter(request: Request, page_size: int) -> tuple[RunFilter, str, int]:
+def run_filter(request: Request, page_size: int) -> tuple[RunFilter, str, int]:
     """The runs page's filters from its query; an ``InputError`` names the bad one."""
     q = request.query_params
     status = q.get("status") or None
@@ -113,10 +129,26 @@ async def runs_page(request: Request) -> Response:
     if refused is not None:
         return refused
     try:
-        filt, since_raw, limit = _run_filter(request, d.page_size)
+        filt, since_raw, limit = run_filter(request, d.page_size)
     except AgentcmdError as exc:
         return d.chrome.error(request, exc, as_twin)
     before = request.query_params.get("before") or None
+    data, version, page, functions = await runs_data(d, filt, since_raw, limit, before)
+    if as_twin:
+        return d.chrome.twin(request, data, version=version, started=started)
+    base = {k: v for k, v in (("status", filt.status), ("function", filt.function), ("since", since_raw)) if v}
+    here = {**base, **({"before": before} if before else {})}
+    return d.chrome.page(request, "runs.html", {
+        **data, "statuses": RUN_STATUSES, "functions": functions, "since_choices": SINCE_CHOICES,
+        "base_query": base, "next_url": _url("/runs", {**base, "before": page.next_cursor})
+        if page.next_cursor else None, "first_url": _url("/runs", base) if before else None,
+    }, title="Runs", nav="runs", poll=_url("/runs.json", here), live=_url("/runs/live", {**here, "v": version}),
+        version=version, started=started)
+
+
+async def runs_data(d: Dashboard, filt: RunFilter, since_raw: str, limit: int, before: str | None
+                    ) -> tuple[dict[str, Any], str, Page[RunSummary], list[FunctionRow]]:
+    """The runs page's data (its twin's) and version (the live stream's too), the page of runs, the functions."""
     page = await d.reader.list_runs(filt, before, limit)
     counts = await d.reader.count_runs(filt)
     functions = await d.reader.list_functions()
@@ -130,15 +162,7 @@ async def runs_page(request: Request) -> Response:
     }
     version = version_of([(r.run_id, r.status, r.ended_at, r.waiting) for r in page.items], counts,
                          shown.paused_at if shown else None)
-    if as_twin:
-        return d.chrome.twin(request, data, version=version, started=started)
-    base = {k: v for k, v in (("status", filt.status), ("function", filt.function), ("since", since_raw)) if v}
-    return d.chrome.page(request, "runs.html", {
-        **data, "statuses": RUN_STATUSES, "functions": functions, "since_choices": SINCE_CHOICES,
-        "base_query": base, "next_url": _url("/runs", {**base, "before": page.next_cursor})
-        if page.next_cursor else None, "first_url": _url("/runs", base) if before else None,
-    }, title="Runs", nav="runs", poll=_url("/runs.json", {**base, **({"before": before} if before else {})}),
-        version=version, started=started)
+    return data, version, page, functions
 
 
 async def run_page(request: Request, run_id: str) -> Response:
@@ -146,28 +170,58 @@ async def run_page(request: Request, run_id: str) -> Response:
     d, as_twin, refused = _open(request)
     if refused is not None:
         return refused
-    run = await d.reader.get_run(run_id)
-    if run is None:
+    state = await run_data(d, run_id)
+    if state is None:
         return d.chrome.error(request, NotFoundError(f"no run with id {run_id!r}", "pick a run from the runs page"),
                               as_twin)
-    steps = await d.reader.run_steps(run_id)
-    waits = await d.reader.run_waits(run_id)
-    history = await d.reader.run_history(run_id)
-    data = {"run": run, "steps": steps, "waits": waits, "history": history}
-    version = version_of(run.summary.status, run.summary.waiting, len(steps), len(history),
-                         [(w.kind, w.reason) for w in waits], run.replays, run.function_paused_at)
+    data, version = state
     if as_twin:
         return d.chrome.twin(request, data, version=version, started=started)
+    run, steps = data["run"], data["steps"]
+    now = int(time.time() * 1000)
     # A bar per step on one time axis: from (end - duration) to end, as a share of the run's span.
     first = min([s.ended_at - s.duration_ms for s in steps] + [run.summary.started_at or run.summary.created_at])
-    last = max([s.ended_at for s in steps] + [run.summary.ended_at or int(time.time() * 1000)])
+    last = max([s.ended_at for s in steps] + [run.summary.ended_at or now])
     span = max(1, last - first)
     bars = {s.step_id: (100 * (s.ended_at - s.duration_ms - first) / span, max(0.5, 100 * s.duration_ms / span))
             for s in steps}
-    return d.chrome.page(request, "run.html", {**data, "bars": bars, "final": run.summary.final},
+    final = run.summary.final
+    return d.chrome.page(request, "run.html", {**data, "bars": bars, "final": final, "now": now,
+                                              "app_run_url": await _app_run_url(d, run.summary)},
                          title=f"Run {run_id}", nav="runs",
-                         poll=None if run.summary.final else f"/runs/{run_id}.json", version=version,
+                         poll=None if final else f"/runs/{run_id}.json",
+                         live=None if final else _url(f"/runs/{run_id}/live", {"v": version}), version=version,
                          started=started)
+
+
+async def run_data(d: Dashboard, run_id: str) -> tuple[dict[str, Any], str] | None:
+    """A run page's data (its twin's) and version (its live stream's too); None if there is no such run."""
+    run = await d.reader.get_run(run_id)
+    if run is None:
+        return None
+    steps = await d.reader.run_steps(run_id)
+    waits = await d.reader.run_waits(run_id)
+    history = await d.reader.run_history(run_id)
+    version = version_of(run.summary.status, run.summary.waiting, len(steps), len(history),
+                         [(w.kind, w.reason) for w in waits], run.replays, run.function_paused_at)
+    return {"run": run, "steps": steps, "waits": waits, "history": history}, version
+
+
+async def _app_run_url(d: Dashboard, run: RunSummary) -> str | None:
+    """The agentcmd app's own page of this run (the agent's transcript), when the run's app is one.
+
+    The app registered its SDK endpoint, ``<app>/api/workflows/inngest``; its
+    run pages are ``<app>/runs/<run id>``. An app served elsewhere (any other
+    SDK app) has no such page: no link.
+    """
+    url = await d.reader.app_url(run.app_id)
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.path.rstrip("/").endswith(APP_SERVE_PATH):
+        return None
+    base = parts.path.rstrip("/")[:-len(APP_SERVE_PATH)]
+    return urlunsplit((parts.scheme, parts.netloc, f"{base}/runs/{_quote(run.run_id)}", "", ""))
 
 
 async def events_page(request: Request) -> Response:
@@ -250,8 +304,7 @@ async def show_function(request: Request, slug: str, posted: replayform.ReplayFo
               "error": (f"{problem.what} ({problem.fix})" if problem.fix else problem.what) if problem else None}
     data = {"function": detail.function, "flow": detail.flow, "waiting": detail.waiting, "skips": detail.skips,
             "runs": detail.runs, "replay": replay}
-    version = version_of(detail.function.paused_at, [(w.key, w.calls) for w in detail.waiting],
-                         [s.at for s in detail.skips[:1]], [(r.run_id, r.status, r.waiting) for r in detail.runs])
+    version = function_version(detail)
     status_code = problem.http_status if problem is not None and error is not None else 200
     if as_twin:
         return d.chrome.twin(request, data, version=version, started=started, status_code=status_code)
@@ -259,7 +312,15 @@ async def show_function(request: Request, slug: str, posted: replayform.ReplayFo
                                                     "status_choices": replayform.STATUS_CHOICES},
                          title=f"Function {detail.function.name}", nav="apps", version=version, started=started,
                          # After a refused post the address is the post's: a reload there would not be the page.
-                         poll=None if posted else f"/functions/{_quote(slug)}.json", status_code=status_code)
+                         poll=None if posted else f"/functions/{_quote(slug)}.json",
+                         live=None if posted else _url(f"/functions/{_quote(slug)}/live", {"v": version}),
+                         status_code=status_code)
+
+
+def function_version(detail: FunctionDetail) -> str:
+    """A function page's version (its twin's and its live stream's)."""
+    return version_of(detail.function.paused_at, [(w.key, w.calls) for w in detail.waiting],
+                      [s.at for s in detail.skips[:1]], [(r.run_id, r.status, r.waiting) for r in detail.runs])
 
 
 async def _preview(reader: DashboardReads, slug: str, form: replayform.ReplayForm

@@ -98,6 +98,8 @@ class Database:
         held by another process); cleared by the next commit that writes."""
         self.commits = 0
         self.writes = 0
+        self.on_change: Callable[[], None] | None = None
+        """Called on the loop after each commit that changed a row (the engine's ``Changes.bump``)."""
 
     # -- lifecycle -----------------------------------------------------------
     def describe(self) -> str:
@@ -332,6 +334,8 @@ class Database:
         if self.write_error is not None and changed:    # a commit that wrote nothing proves nothing
             log.warning("the engine database %s can be written again", self.describe())
             self.write_error = None
+        if changed and self.on_change is not None:
+            self.on_change()
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
         """Run ``fn(conn)`` in a write transaction shared with this loop turn's other writes.
