@@ -207,27 +207,27 @@ def watching(app: FastAPI, run_id: str) -> Any:
                 del watches[run_id]
 
 
-async def live_messages(app: FastAPI, run_id: str, after: int) -> AsyncIterator[SseMessage]:
+async def live_messages(app: FastAPI, run_id: str, after: int) -> AsyncIterator[SseMessage | list[SseMessage]]:
     """Kept events after ``after``, live ones, ``run`` changes, and ``end`` after the last event."""
     def agent(event: dict[str, Any]) -> SseMessage:
         return SseMessage(event, event="agent", id=event["seq"])
 
     sub = streamlog.subscribe(run_id, data_dir=_data_dir(app), after=after)
-    agent_task: asyncio.Future[dict[str, Any]] | None = None
+    agent_task: asyncio.Future[list[dict[str, Any]]] | None = None
     run_task: asyncio.Future[tuple[int, dict[str, Any], bool]] | None = None
     try:
         with watching(app, run_id) as watch:
             seen = 0
             while True:
                 if agent_task is None:
-                    agent_task = asyncio.ensure_future(sub.__anext__())
+                    agent_task = asyncio.ensure_future(sub.next_batch())
                 if run_task is None:
                     run_task = asyncio.ensure_future(watch.next(seen))
                 done, _ = await asyncio.wait({agent_task, run_task}, return_when=asyncio.FIRST_COMPLETED)
                 if agent_task in done:
-                    event = agent_task.result()
+                    batch = agent_task.result()
                     agent_task = None
-                    yield agent(event)
+                    yield [agent(event) for event in batch]   # one write for what is waiting
                 if run_task in done:
                     seen, data, final = run_task.result()
                     run_task = None
@@ -237,10 +237,9 @@ async def live_messages(app: FastAPI, run_id: str, after: int) -> AsyncIterator[
                             agent_task.cancel()
                             await asyncio.wait({agent_task})
                             if not agent_task.cancelled() and agent_task.exception() is None:
-                                yield agent(agent_task.result())   # it had one just before the cancel
+                                yield [agent(e) for e in agent_task.result()]   # taken just before the cancel
                             agent_task = None
-                        for event in await sub.drain():
-                            yield agent(event)
+                        yield [agent(event) for event in await sub.drain()]
                         yield SseMessage({"status": data.get("status")}, event="end")
                         return
     finally:

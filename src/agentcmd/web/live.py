@@ -71,14 +71,20 @@ def last_event_id(request: Request) -> int:
     return 0
 
 
-async def sse_stream(messages: AsyncIterator[SseMessage], *, closing: Callable[[], bool] = lambda: False,
+Outgoing = SseMessage | list[SseMessage]
+"""What a message source yields: one message, or several already waiting (sent in one write)."""
+
+
+async def sse_stream(messages: AsyncIterator[Outgoing], *, closing: Callable[[], bool] = lambda: False,
                      keepalive_s: float = KEEPALIVE_S, max_s: float = MAX_STREAM_S,
                      retry_ms: int = RETRY_MS) -> AsyncIterator[bytes]:
     """The bytes of an event stream: ``messages`` as they come, keepalives, and an end (see module doc).
 
     An ``end`` message is sent on, then the stream stops: the reader knows nothing more will come.
+    Whatever is already waiting when one write goes out goes with it: a busy stream costs a
+    write per burst, not per event.
     """
-    queue: asyncio.Queue[SseMessage | None] = asyncio.Queue(maxsize=1000)
+    queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=1000)
 
     async def pump() -> None:
         try:
@@ -96,17 +102,17 @@ async def sse_stream(messages: AsyncIterator[SseMessage], *, closing: Callable[[
             if now - started >= max_s:
                 break
             try:
-                message = await asyncio.wait_for(queue.get(), CHECK_S)
+                item = await asyncio.wait_for(queue.get(), CHECK_S)
             except TimeoutError:
                 if time.monotonic() - last_sent >= keepalive_s:
                     last_sent = time.monotonic()
                     yield b": keepalive\n\n"
                 continue
-            if message is None:
-                break
-            last_sent = time.monotonic()
-            yield message.encode()
-            if message.event == "end":
+            chunk, ended = _coalesce(item, queue)
+            if chunk:
+                last_sent = time.monotonic()
+                yield chunk
+            if ended:
                 break
     finally:
         task.cancel()
@@ -114,7 +120,22 @@ async def sse_stream(messages: AsyncIterator[SseMessage], *, closing: Callable[[
             await task
 
 
-def sse_response(messages: AsyncIterator[SseMessage], *, closing: Callable[[], bool] = lambda: False,
+def _coalesce(item: Outgoing | None, queue: asyncio.Queue[Outgoing | None]) -> tuple[bytes, bool]:
+    """``item`` and everything already queued behind it, encoded; and whether the stream ends there."""
+    out = bytearray()
+    while True:
+        if item is None:
+            return bytes(out), True
+        for message in item if isinstance(item, list) else (item,):
+            out += message.encode()
+            if message.event == "end":
+                return bytes(out), True
+        if queue.empty() or len(out) >= 256 * 1024:
+            return bytes(out), False
+        item = queue.get_nowait()
+
+
+def sse_response(messages: AsyncIterator[Outgoing], *, closing: Callable[[], bool] = lambda: False,
                  keepalive_s: float = KEEPALIVE_S, max_s: float = MAX_STREAM_S) -> StreamingResponse:
     """A ``text/event-stream`` response for ``messages`` (see ``sse_stream``)."""
     return StreamingResponse(sse_stream(messages, closing=closing, keepalive_s=keepalive_s, max_s=max_s),

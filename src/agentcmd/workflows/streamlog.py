@@ -179,6 +179,25 @@ class Subscription:
             self._wake.clear()
             await self._wake.wait()
 
+    async def next_batch(self, limit: int = 500) -> list[dict[str, Any]]:
+        """The next event and every one already waiting behind it (up to ``limit``), in one list.
+
+        A busy stream is sent in one write per batch rather than one per event (cancel-safe
+        like ``__anext__``: the first event is taken only when it is returned, the rest without awaiting).
+        """
+        batch = [await self.__anext__()]
+        while len(batch) < limit:
+            if self._ready:
+                event = self._ready.pop(0)
+            elif self._queue and not self._catch_up:
+                event = self._queue.popleft()
+            else:
+                break
+            if int(event["seq"]) > self.last_seq:
+                self.last_seq = int(event["seq"])
+                batch.append(event)
+        return batch
+
     async def drain(self) -> list[dict[str, Any]]:
         """Everything appended so far that this reader has not had yet (flushed and read back)."""
         out: list[dict[str, Any]] = [e for e in self._ready if int(e["seq"]) > self.last_seq]
