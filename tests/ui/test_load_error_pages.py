@@ -235,7 +235,9 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
                      f"/runs/{run_id}/artifacts/report.txt"]
     engine_gets = ["/", "/runs", "/runs.json", "/runs?status=Completed", "/events", "/events.json", "/apps",
                    "/apps.json", "/send", "/login", "/_dashboard/static/dashboard.js", "/_dashboard/static/nope",
-                   f"/events/{event_id}", f"/events/{event_id}.json", "/events/01NOPE"]
+                   f"/events/{event_id}", f"/events/{event_id}.json", "/events/01NOPE",
+                   # live streams that would never end are not asked for: one that is refused at once
+                   "/runs/live?since=not-a-time", "/runs/01NOPE/live", "/functions/nope/live"]
     for slug in (*slugs, "agentcmd-victim", "agentcmd-bad", "nope"):
         engine_gets += [f"/functions/{slug}", f"/functions/{slug}.json"]
     for run_id in (*runs.values(), "01NOPE"):
