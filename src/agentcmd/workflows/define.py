@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from agentcmd.errors import AgentcmdError
 from agentcmd.errors import WorkflowDefinitionError as WorkflowDefinitionError  # its home before the tree
+from agentcmd.workflows import schedules
 from agentcmd.workflows import workspace as workspace_mod
 from agentcmd.workflows.agentopts import check_workflow_source
 from agentcmd.workflows.context import WorkflowContext, get_runtime
@@ -63,7 +64,8 @@ class Workflow(inngest.Function[Any]):
         return {"id": s.id, "name": s.name, "phases": list(s.phases), "trigger": s.trigger,
                 "function_id": self.id, "description": s.description, "workspace": s.workspace,
                 "retries": s.retries, "timeout": s.timeout, "max_cost_usd": s.max_cost_usd,
-                "input_schema": s.input_schema.schema if s.input_schema else None, "source": self.source}
+                "input_schema": s.input_schema.schema if s.input_schema else None, "source": self.source,
+                "cron": list(s.cron), "timezone": s.timezone, "next_runs": schedules.next_runs(s.cron, s.timezone)}
 
     def validate_input(self, data: Any) -> dict[str, Any]:
         """Check a run's input against ``args_schema`` (``InputError`` lists every problem)."""
@@ -146,6 +148,8 @@ def define_workflow(
     cancel_on: Sequence[str] | None = None,
     description: str | None = None,
     max_cost_usd: float | None = None,
+    cron: str | Sequence[str] | None = None,
+    timezone: str | None = None,
 ) -> Callable[[WorkflowBody], Workflow]:
     """Decorate ``async def body(ctx, step)`` to make it a workflow.
 
@@ -154,9 +158,13 @@ def define_workflow(
     parallel runs; ``cancel_on`` lists events whose arrival cancels every
     running run of this workflow (the running command is stopped);
     ``max_cost_usd`` bounds what one run's agent steps may cost together
-    (docs/workflows.md, "Tokens, cost and budgets").
+    (docs/workflows.md, "Tokens, cost and budgets"); ``cron`` (one
+    expression or a list) also starts runs on a schedule, read in
+    ``timezone`` (an IANA name; UTC when unset), while the event trigger
+    still starts runs by hand.
     """
     _check(id, phases, trigger, retries, timeout, concurrency, workspace, cancel_on)
+    crons, zone = schedules.check(id, cron, timezone)
     try:
         max_cost = check_max_cost(max_cost_usd, "")
     except ValueError as err:
@@ -170,7 +178,7 @@ def define_workflow(
         id=id, name=name or id, phases=tuple(phases), trigger=trigger or default_trigger(id),
         retries=retries, timeout=None if timeout is None else str(timeout), concurrency=concurrency,
         workspace=workspace, cancel_on=tuple(cancel_on or ()), description=description or "",
-        input_schema=schema, max_cost_usd=max_cost,
+        input_schema=schema, max_cost_usd=max_cost, cron=crons, timezone=zone,
     )
 
     def decorate(body: WorkflowBody) -> Workflow:
@@ -201,7 +209,8 @@ def _build(spec: WorkflowSpec, body: WorkflowBody) -> Workflow:
             name=spec.name, on_failure=None, priority=None, rate_limit=None, retries=spec.retries,
             throttle=None, timeouts=timeouts, singleton=None,
         ),
-        inngest.TriggerEvent(event=spec.trigger),
+        [inngest.TriggerEvent(event=spec.trigger),
+         *(inngest.TriggerCron(cron=c) for c in schedules.trigger_specs(spec.cron, spec.timezone))],
         handler,
     )
     workflow.spec = spec

@@ -28,3 +28,5 @@ class WorkflowSpec:
     description: str = ""
     input_schema: InputSchema | None = None
     max_cost_usd: float | None = None
+    cron: tuple[str, ...] = ()
+    timezone: str | None = None
