@@ -4,6 +4,7 @@ next to the event trigger, and shown (schedules, zone, next runs) by the API and
 from __future__ import annotations
 
 import html
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,9 @@ async def body(ctx: Any, step: Any) -> None:
     ({"cron": "0 9 * * 1-5", "timezone": "../etc/passwd"}, "unknown timezone '../etc/passwd'", "IANA"),
     ({"cron": "0 9 * * 1-5", "timezone": "Europe/Paris 0"}, "timezone must be a time zone name", "IANA"),
     ({"timezone": "Europe/Paris"}, "timezone='Europe/Paris' is given without a cron", "add cron="),
+    ({"cron": "0 9 * * *", "args_schema": {"type": "object", "required": ["who"],
+                                          "properties": {"who": {"type": "string"}}}},
+     "a scheduled run has an empty input, which args_schema refuses", "optional"),
 ])
 def test_bad_schedules_are_refused_at_import_naming_the_workflow_and_the_value(
         kwargs: dict[str, Any], value: str, fix: str) -> None:
@@ -163,3 +167,33 @@ def test_the_engine_gets_the_cron_triggers_with_the_zone_and_agrees_on_the_next_
     assert len(twin["workflow"]["next_runs"]) == 3
     manual = httpx.get(f"{app_url}/workflows/manual", timeout=30)
     assert manual.status_code == 200 and "workflow-schedule" not in manual.text
+
+
+def test_a_due_tick_runs_the_workflow_with_an_empty_input_and_the_timer_event(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, wait_for_run_status: Any, project: Any) -> None:
+    """Production engine (a SQLite queue): make the cron row due now; the run's input is not the timer data."""
+    from agentcmd.workflows.context import Runtime, set_runtime
+
+    set_runtime(Runtime.from_settings(project))
+    engine = engine_factory("production")
+
+    @define_workflow("tick", cron="0 9 * * 1-5", timezone="Europe/Paris", retries=0,
+                     args_schema={"type": "object", "additionalProperties": False,
+                                  "properties": {"who": {"type": "string", "default": "team"}}})
+    async def tick(ctx: Any, step: Any) -> dict[str, Any]:
+        return {"input": ctx.input, "event": ctx.event["name"], "cron": ctx.event["data"]["cron"]}
+
+    try:
+        sdk_factory(engine, client_for(engine, "agentcmd"), [tick])
+        assert engine.sqlite_dir is not None
+        with sqlite3.connect(engine.sqlite_dir / "engine.db", timeout=5) as conn:
+            [(ready_at,)] = conn.execute("SELECT ready_at FROM queue WHERE kind='cron'").fetchall()
+            assert datetime.fromtimestamp(ready_at / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") == \
+                tick.describe()["next_runs"][0]           # the engine's first tick is describe()'s
+            conn.execute("UPDATE queue SET ready_at=0 WHERE kind='cron'")
+        runs = wait_for(lambda: engine.get("/v1/runs").json()["data"], 15, "the tick to start a run")
+        run = wait_for_run_status(engine, runs[0]["run_id"], "Completed")
+        assert run["output"] == {"input": {}, "event": "inngest/scheduled.timer",
+                                 "cron": "TZ=Europe/Paris 0 9 * * 1-5"}
+    finally:
+        set_runtime(None)

@@ -174,6 +174,12 @@ def define_workflow(
     except SchemaDefinitionError as err:
         raise WorkflowDefinitionError(f"workflow {id!r}: {err}",
                                       "fix args_schema (a JSON Schema dict or a pydantic model)") from None
+    if crons and schema is not None:
+        try:
+            schema.validate({}, id)
+        except AgentcmdError as err:
+            raise WorkflowDefinitionError(f"workflow {id!r}: a scheduled run has an empty input, which args_schema "
+                                          f"refuses ({err.what})", "make every input field optional") from None
     spec = WorkflowSpec(
         id=id, name=name or id, phases=tuple(phases), trigger=trigger or default_trigger(id),
         retries=retries, timeout=None if timeout is None else str(timeout), concurrency=concurrency,
@@ -223,7 +229,8 @@ def _build(spec: WorkflowSpec, body: WorkflowBody) -> Workflow:
 async def _run_body(workflow: Workflow, ctx: inngest.Context) -> Any:
     spec = workflow.spec
     runtime = get_runtime()
-    data = dict(ctx.event.data or {})
+    # A cron tick's event carries the engine's timing ({"cron", "scheduledAt", ...}), not the user's input.
+    data = {} if ctx.event.name == schedules.TIMER_EVENT else dict(ctx.event.data or {})
     if spec.input_schema is not None:
         try:
             data = spec.input_schema.validate(data, spec.id)

@@ -20,6 +20,9 @@ from croniter import croniter
 
 from agentcmd.errors import WorkflowDefinitionError
 
+TIMER_EVENT = "inngest/scheduled.timer"
+"""The event a cron tick starts a run with; its data is timing, so a scheduled run's input is empty."""
+
 EXAMPLE = 'e.g. cron="0 9 * * 1-5" (minute hour day-of-month month day-of-week)'
 
 
