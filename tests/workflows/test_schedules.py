@@ -197,3 +197,34 @@ def test_a_due_tick_runs_the_workflow_with_an_empty_input_and_the_timer_event(
                                  "cron": "TZ=Europe/Paris 0 9 * * 1-5"}
     finally:
         set_runtime(None)
+
+
+def test_a_tick_due_while_the_engine_was_down_fires_once_after_restart(
+        engine_factory: Any, sdk_factory: Any, client_for: Any, wait_for_run_status: Any, project: Any) -> None:
+    """Docs' promise ("Schedules"): missed ticks collapse into one run, then the schedule carries on."""
+    from agentcmd.workflows.context import Runtime, set_runtime
+
+    set_runtime(Runtime.from_settings(project))
+    engine = engine_factory("production")
+
+    @define_workflow("hourly", cron="0 * * * *", timezone="Europe/Paris", retries=0)
+    async def hourly(ctx: Any, step: Any) -> str:
+        return "ticked"
+
+    try:
+        sdk_factory(engine, client_for(engine, "agentcmd"), [hourly])
+        assert engine.sqlite_dir is not None
+        db = engine.sqlite_dir / "engine.db"
+        engine.stop()
+        three_days_ago = int(datetime.now(UTC).timestamp() * 1000) - 3 * 86_400_000   # ~72 missed ticks
+        with sqlite3.connect(db, timeout=5) as conn:
+            conn.execute("UPDATE queue SET ready_at=? WHERE kind='cron'", (three_days_ago,))
+        engine.start()
+        runs = wait_for(lambda: engine.get("/v1/runs").json()["data"], 15, "the missed tick to start a run")
+        assert wait_for_run_status(engine, runs[0]["run_id"], "Completed")["output"] == "ticked"
+        with sqlite3.connect(db, timeout=5) as conn:
+            rows = conn.execute("SELECT ready_at FROM queue WHERE kind='cron'").fetchall()
+        assert len(rows) == 1 and rows[0][0] > datetime.now(UTC).timestamp() * 1000   # next one is ahead
+        assert len(engine.get("/v1/runs").json()["data"]) == 1
+    finally:
+        set_runtime(None)
