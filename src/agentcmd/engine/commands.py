@@ -200,6 +200,11 @@ class Commands:
             self._engine.worker.wake()
         return cancelled
 
+    async def cancel_runs_of(self, ref: str, request: CancelRequest, reason: str) -> list[str] | None:
+        """``cancel_function_runs`` of the function named by ``ref``; None if there is no such active function."""
+        fn = self.function(ref)
+        return None if fn is None else await self.cancel_function_runs(fn, request, reason)
+
     async def replay(self, fn: Function, request: ReplayRequest) -> list[tuple[str, str]]:
         """Start the function's runs in ``request`` again -> (new run id, replayed run id) pairs."""
         from agentcmd.engine.flow.replay import replay_runs

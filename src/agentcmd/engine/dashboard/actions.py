@@ -23,6 +23,7 @@ from agentcmd.errors import InputError, NotFoundError, UnavailableError
 
 if TYPE_CHECKING:
     from agentcmd.engine.commands import PauseChange
+    from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
 
 T = TypeVar("T")
@@ -37,6 +38,7 @@ class ActionCommands(Protocol):
     async def sync_url(self, url: str) -> str | None: ...
     async def replay_function(self, ref: str, request: ReplayRequest) -> list[tuple[str, str]] | None: ...
     async def set_paused(self, ref: str, pause: bool) -> PauseChange | None: ...
+    async def cancel_runs_of(self, ref: str, request: CancelRequest, reason: str) -> list[str] | None: ...
 
 
 def rerun_event(original: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +98,13 @@ class EngineActions:
         if not pairs:
             raise nothing_to_replay(slug, request)
         return pairs
+
+    async def cancel_function_runs(self, slug: str, request: CancelRequest) -> int:
+        cancelled = await self._commands.cancel_runs_of(slug, request, "cancelled in bulk from the dashboard")
+        if cancelled is None:
+            raise NotFoundError(f"no active function {slug!r}",
+                                "pick a function from the apps page (an archived function has no runs to cancel)")
+        return len(cancelled)
 
     async def _pause(self, slug: str, pause: bool) -> tuple[bool, int]:
         change = await self._commands.set_paused(slug, pause)
