@@ -5,7 +5,8 @@ behind the REST API: a sent or rerun event takes the path of ``POST /e``
 (stored, the worker woken), cancelling is the command behind
 ``DELETE /v1/runs/{id}``, Replay the one behind
 ``POST /v1/functions/{id}/replay``, Pause/Unpause the one behind
-``POST /v1/functions/{id}/pause`` and ``/unpause``, Re-sync the app syncer's
+``POST /v1/functions/{id}/pause`` and ``/unpause``, Cancel running runs the
+one behind ``POST /v1/cancellations``, Re-sync the app syncer's
 PUT. This module only words the answers for a person at the dashboard (which
 page to pick, what to do instead). Nothing here touches the executor.
 """
