@@ -1,4 +1,4 @@
-"""``agentcmd functions list|pause|unpause|replay``: function-level controls, on the engine's REST API.
+"""``agentcmd functions list|pause|unpause|replay|cancel``: function-level controls, on the engine's REST API.
 
 The engine is found at ``AGENTCMD_ENGINE_URL`` (default
 ``http://127.0.0.1:<engine_port>``); with a signing key configured, calls
@@ -16,7 +16,7 @@ import typer
 
 from agentcmd.errors import InputError
 
-app = typer.Typer(help="Pause, unpause and replay functions (on the engine).", no_args_is_help=True)
+app = typer.Typer(help="Pause, unpause, replay and bulk-cancel functions (on the engine).", no_args_is_help=True)
 
 _AGO = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -106,5 +106,42 @@ def replay(
         print_json(data)
         return
     typer.echo(f"{function}: {data['replayed']} run(s) replayed")
+    for run_id in data["run_ids"]:
+        typer.echo(run_id)
+
+
+@app.command("cancel")
+def cancel(
+    function: str = typer.Argument(..., help=FUNCTION_HELP),
+    since: str | None = typer.Option(None, "--from",
+                                     help="Only runs created at or after this: 2h (ago), now or an ISO time (UTC). "
+                                          "Default: no lower bound."),
+    until: str | None = typer.Option(None, "--to", help="Only runs created at or before this, same forms. "
+                                                         "Default: no upper bound."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Cancel every Queued or Running run of the function (optionally only those created in a time range).
+
+    All in one transaction, each exactly as 'agentcmd runs cancel' would; a
+    step command still running in the app is stopped. Completed, failed and
+    already cancelled runs are left alone. Prints how many were cancelled.
+    """
+    now = dt.datetime.now(dt.UTC)
+    with _client() as client:
+        functions = client.get("/v1/functions")["data"]
+        fn = next((f for f in functions if function in (f.get("slug"), f.get("id"))), None)
+        if fn is None:
+            raise InputError(f"no function {function!r} on the engine",
+                             "list them with 'agentcmd functions list' (use the slug)")
+        body = {"app_id": fn["app_id"], "function_id": fn["slug"],
+                "started_after": parse_when(since, "--from", now) if since else None,
+                "started_before": parse_when(until, "--to", now) if until else None}
+        data = client.post("/v1/cancellations", json=body)["data"]
+    if as_json:
+        from agentcmd.cli._console import print_json
+
+        print_json(data)
+        return
+    typer.echo(f"{fn['slug']}: {data['cancelled']} run(s) cancelled")
     for run_id in data["run_ids"]:
         typer.echo(run_id)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.clock import Clock
     from agentcmd.engine.config import EngineConfig
     from agentcmd.engine.executor import Executor
+    from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
     from agentcmd.engine.functions import Function
     from agentcmd.engine.ingest import Dispatcher
@@ -189,6 +190,20 @@ class Commands:
         if result is not None:
             self._engine.worker.wake()
         return result
+
+    async def cancel_function_runs(self, fn: Function, request: CancelRequest, reason: str) -> list[str]:
+        """Cancel every Queued/Running run of ``fn`` in ``request``'s range, in one transaction; their ids."""
+        from agentcmd.engine.flow.bulkcancel import cancel_runs
+
+        cancelled = await cancel_runs(self._engine.store, fn.slug, request, now_ms(), reason)
+        if cancelled:
+            self._engine.worker.wake()
+        return cancelled
+
+    async def cancel_runs_of(self, ref: str, request: CancelRequest, reason: str) -> list[str] | None:
+        """``cancel_function_runs`` of the function named by ``ref``; None if there is no such active function."""
+        fn = self.function(ref)
+        return None if fn is None else await self.cancel_function_runs(fn, request, reason)
 
     async def replay(self, fn: Function, request: ReplayRequest) -> list[tuple[str, str]]:
         """Start the function's runs in ``request`` again -> (new run id, replayed run id) pairs."""

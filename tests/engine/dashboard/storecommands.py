@@ -16,6 +16,7 @@ from agentcmd.errors import UnavailableError
 
 if TYPE_CHECKING:
     from agentcmd.engine.commands import PauseChange
+    from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
 
 T = TypeVar("T")
@@ -49,3 +50,9 @@ class StoreCommands:
         verb = "pause" if pause else "unpause"
         raise UnavailableError(f"this engine cannot {verb} functions from the dashboard",
                                f"run 'agentcmd functions {verb} {ref}', or POST /v1/functions/{ref}/{verb}")
+
+    async def cancel_runs_of(self, ref: str, request: CancelRequest, reason: str) -> list[str] | None:
+        """Stored at once, as a single cancel is (an app watching the run sees it Cancelled)."""
+        from agentcmd.engine.flow.bulkcancel import cancel_runs
+
+        return await cancel_runs(self._store, ref, request, now_ms(), reason)

@@ -5,7 +5,8 @@ behind the REST API: a sent or rerun event takes the path of ``POST /e``
 (stored, the worker woken), cancelling is the command behind
 ``DELETE /v1/runs/{id}``, Replay the one behind
 ``POST /v1/functions/{id}/replay``, Pause/Unpause the one behind
-``POST /v1/functions/{id}/pause`` and ``/unpause``, Re-sync the app syncer's
+``POST /v1/functions/{id}/pause`` and ``/unpause``, Cancel running runs the
+one behind ``POST /v1/cancellations``, Re-sync the app syncer's
 PUT. This module only words the answers for a person at the dashboard (which
 page to pick, what to do instead). Nothing here touches the executor.
 """
@@ -23,6 +24,7 @@ from agentcmd.errors import InputError, NotFoundError, UnavailableError
 
 if TYPE_CHECKING:
     from agentcmd.engine.commands import PauseChange
+    from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
 
 T = TypeVar("T")
@@ -37,6 +39,7 @@ class ActionCommands(Protocol):
     async def sync_url(self, url: str) -> str | None: ...
     async def replay_function(self, ref: str, request: ReplayRequest) -> list[tuple[str, str]] | None: ...
     async def set_paused(self, ref: str, pause: bool) -> PauseChange | None: ...
+    async def cancel_runs_of(self, ref: str, request: CancelRequest, reason: str) -> list[str] | None: ...
 
 
 def rerun_event(original: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +99,13 @@ class EngineActions:
         if not pairs:
             raise nothing_to_replay(slug, request)
         return pairs
+
+    async def cancel_function_runs(self, slug: str, request: CancelRequest) -> int:
+        cancelled = await self._commands.cancel_runs_of(slug, request, "cancelled in bulk from the dashboard")
+        if cancelled is None:
+            raise NotFoundError(f"no active function {slug!r}",
+                                "pick a function from the apps page (an archived function has no runs to cancel)")
+        return len(cancelled)
 
     async def _pause(self, slug: str, pause: bool) -> tuple[bool, int]:
         change = await self._commands.set_paused(slug, pause)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
 
 
@@ -24,6 +25,9 @@ class DashboardActions(Protocol):
     async def send_event(self, name: str, data: dict[str, Any]) -> list[str]: ...
     async def replay(self, slug: str, request: ReplayRequest) -> list[tuple[str, str]]:
         """Replay the function's runs matching ``request``; (new run id, original run id) pairs."""
+        ...
+    async def cancel_function_runs(self, slug: str, request: CancelRequest) -> int:
+        """Cancel the function's Queued/Running runs in ``request``'s range, in one go; how many."""
         ...
     async def pause_function(self, slug: str) -> bool:
         """Pause the function; False if it already was."""

@@ -1,4 +1,4 @@
-"""The dashboard's state-changing routes: cancel, rerun, re-sync, send event, replay, pause, unpause.
+"""The dashboard's state-changing routes: cancel, rerun, re-sync, send event, replay, pause, unpause, bulk cancel.
 
 Every post is a plain HTML form (works without JavaScript) carrying a CSRF
 token; the check is ``WebAuth.action_allowed`` (policy in
@@ -20,7 +20,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from agentcmd.engine.dashboard import replayform
+from agentcmd.engine.dashboard import cancelform, replayform
 from agentcmd.engine.dashboard.buttons import DashboardActions
 from agentcmd.engine.dashboard.views import Dashboard, dashboard_of, show_function
 from agentcmd.engine.store import now_ms
@@ -43,6 +43,7 @@ def add_form_routes(router: APIRouter) -> None:
     router.add_api_route("/functions/{slug}/replay", replay, methods=["POST"])
     router.add_api_route("/functions/{slug}/pause", pause, methods=["POST"])
     router.add_api_route("/functions/{slug}/unpause", unpause, methods=["POST"])
+    router.add_api_route("/functions/{slug}/cancel-runs", cancel_runs, methods=["POST"])
 
 
 async def _checked_form(request: Request, d: Dashboard, route: Route) -> dict[str, str] | Response:
@@ -171,5 +172,13 @@ async def unpause(request: Request, slug: str) -> Response:
         changed, resumed = await actions.unpause_function(slug)
         return f"/functions/{quote(slug)}?notice=unpaused&n={resumed}", {
             "function_id": slug, "paused": False, "changed": changed, "resumed_calls": resumed}
+
+    return await act(request, Route.ACTION, do)
+
+
+async def cancel_runs(request: Request, slug: str) -> Response:
+    async def do(actions: DashboardActions, form: dict[str, str]) -> tuple[str, Any]:
+        n = await actions.cancel_function_runs(slug, cancelform.to_request(form))
+        return f"/functions/{quote(slug)}?notice=bulk-cancelled&n={n}", {"function_id": slug, "cancelled": n}
 
     return await act(request, Route.ACTION, do)
