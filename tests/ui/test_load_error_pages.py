@@ -248,7 +248,7 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
                  "/api/workflows/nope/runs", "/api/runs/01NOPE/cancel", "/api/events"]
     engine_posts = [f"/runs/{runs['good']}/cancel", f"/runs/{runs['good']}/rerun", "/apps/agentcmd/resync", "/send",
                     "/functions/agentcmd-twin/replay", "/functions/agentcmd-twin/pause",
-                    "/functions/agentcmd-twin/unpause", "/login", "/logout"]
+                    "/functions/agentcmd-twin/unpause", "/functions/agentcmd-twin/cancel-runs", "/login", "/logout"]
     seen: set[tuple[str, str]] = set()
     answers: list[str] = []
     for side, base, method, paths in (("app", broken.app, "GET", app_gets),
