@@ -17,6 +17,7 @@ import warnings
 import typer
 
 from agentcmd import __version__
+from agentcmd.cli import backup as backup_cmd
 from agentcmd.cli import config as config_cmd
 from agentcmd.cli import engine as engine_cmd
 from agentcmd.cli import functions as functions_cmd
@@ -73,6 +74,7 @@ app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(functions_cmd.app, name="functions")
 runs_cmd.register_send(app)
+backup_cmd.register(app)
 
 
 def main() -> None:
