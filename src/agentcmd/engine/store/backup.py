@@ -36,7 +36,7 @@ import secrets
 import shutil
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +57,8 @@ STEP_PAGES = 256
 BUSY_TIMEOUT_MS = 5000
 SQLITE_HEADER = b"SQLite format 3\x00"
 _IN_FLIGHT = ("Queued", "Running")
+Progress = Callable[[int, int], None]
+"""Called after each backup step with (pages copied, pages in all)."""
 
 
 class BackupError(StoreError):
@@ -221,14 +223,15 @@ def _temp_beside(target: Path, tag: str) -> Path:
     return tmp
 
 
-def _copy(source: sqlite3.Connection, tmp: Path, where: str) -> DatabaseFacts:
+def _copy(source: sqlite3.Connection, tmp: Path, where: str, progress: Progress | None = None) -> DatabaseFacts:
     """Copy ``source`` (one snapshot, in steps) into ``tmp``, make it self-contained, check it."""
     dest = sqlite3.connect(str(tmp), isolation_level=None)
     try:
         source.execute("BEGIN")
         source.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()    # the read snapshot starts here
         try:
-            source.backup(dest, pages=STEP_PAGES)
+            source.backup(dest, pages=STEP_PAGES,
+                          progress=None if progress is None else lambda _s, left, total: progress(total - left, total))
         finally:
             source.execute("COMMIT")
         dest.execute("PRAGMA journal_mode = DELETE")     # one file: readable without a -wal beside it
@@ -287,7 +290,7 @@ def _unwritable(target: Path, exc: OSError, what: str) -> BackupError:
                        code="backup_unwritable")
 
 
-def backup(db_path: Path, target: Path, *, force: bool = False) -> BackupResult:
+def backup(db_path: Path, target: Path, *, force: bool = False, progress: Progress | None = None) -> BackupResult:
     """Copy the engine database ``db_path`` to ``target`` (running engine or not); see the module docstring."""
     started = time.monotonic()
     if not db_path.exists():
@@ -313,7 +316,7 @@ def backup(db_path: Path, target: Path, *, force: bool = False) -> BackupResult:
         except sqlite3.Error as exc:
             raise _corrupt(str(db_path), str(exc)) from None
         try:
-            facts = _copy(source, tmp, f"the copy of {db_path}")
+            facts = _copy(source, tmp, f"the copy of {db_path}", progress)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                 raise DatabaseLockedError(f"the engine database {db_path} stayed locked ({exc})",
