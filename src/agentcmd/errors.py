@@ -22,6 +22,7 @@ a test fails when the page is stale or a code appears twice.
     │   ├── DatabaseCorruptError
     │   ├── DatabaseVersionError      written by a newer agentcmd
     │   ├── DatabaseUnwritableError   disk full, read-only, I/O errors
+    │   ├── BackupError               engine/store/backup.py: a refused backup or restore
     │   └── MemoConflictError         engine/store/writes.py: a step memo written twice
     ├── ProtocolError                 an SDK answered something we cannot parse
     ├── AuthError                     wrong event key, bad signature, missing bearer

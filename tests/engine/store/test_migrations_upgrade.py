@@ -42,6 +42,9 @@ pytestmark = pytest.mark.slow
 VERSIONS = [number for number, _sql in migration_files()]
 APP_ID = "upg"
 BOOKKEEPING = {"schema_version", "sqlite_sequence"}
+SYNTHETIC: dict[str, list[dict[str, Any]]] = {}
+"""Rows for a table that running the engine in ``_scenario`` cannot fill (table -> rows, column -> value),
+added to the dataset after the engine stopped. Prefer a scenario: real rows are what an upgrade meets."""
 
 
 def _functions(client: Any) -> list[Any]:
@@ -132,7 +135,15 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, di
             app.stop()
         engine.stop()
     assert engine.sqlite_dir is not None
-    yield engine.sqlite_dir / DB_FILE_NAME, runs
+    path = engine.sqlite_dir / DB_FILE_NAME
+    conn = sqlite3.connect(path)
+    for table, rows in SYNTHETIC.items():
+        for row in rows:
+            conn.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                         tuple(row.values()))
+    conn.commit()
+    conn.close()
+    yield path, runs
 
 
 def _columns(conn: sqlite3.Connection, table: str, schema: str = "main") -> list[str]:
@@ -168,7 +179,7 @@ def _build_at(path: Path, version: int, source: Path) -> Snapshot:
         conn.execute(f"INSERT INTO main.{table} ({names}) SELECT {names} FROM src.{table}")
         rows[table] = (columns, sorted(conn.execute(f"SELECT {names} FROM main.{table}").fetchall(), key=repr))
         assert rows[table][1], (f"version {version}: the scenario left table {table} empty; add runs to _scenario() "
-                             "that write it, so its upgrade is tested with data")
+                                "that write it (or rows to SYNTHETIC), so its upgrade is tested with data")
     conn.execute("DETACH DATABASE src")
     conn.close()
     return rows
