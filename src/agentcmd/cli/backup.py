@@ -50,9 +50,10 @@ def register(app: typer.Typer) -> None:
         from agentcmd.engine.store.backup import backup, default_backup_path
 
         settings = load_settings(sqlite_dir=sqlite_dir)
-        db_path = settings.resolved_sqlite_dir / DB_FILE_NAME
-        target = file if file is not None else default_backup_path(settings.resolved_data_dir / "backups")
-        result = backup(db_path, target.absolute(), force=force)
+        db_path = settings.resolved_sqlite_dir.expanduser().absolute() / DB_FILE_NAME
+        backups = settings.resolved_data_dir.expanduser().absolute() / "backups"
+        target = file if file is not None else default_backup_path(backups)
+        result = backup(db_path, target.expanduser().absolute(), force=force)
         facts = result.facts
         state = "while an engine was running" if result.engine_running else "(no engine was running)"
         info(f"backed up {db_path} {state} to {result.path} (mode 0600): {_size(result.size)}, "
@@ -77,8 +78,8 @@ def register(app: typer.Typer) -> None:
         from agentcmd.engine.store.backup import restore
 
         settings = load_settings(sqlite_dir=sqlite_dir)
-        db_path = settings.resolved_sqlite_dir / DB_FILE_NAME
-        result = restore(file.absolute(), db_path)
+        db_path = settings.resolved_sqlite_dir.expanduser().absolute() / DB_FILE_NAME
+        result = restore(file.expanduser().absolute(), db_path)
         facts = result.facts
         info(f"restored {result.source} to {result.path}: {_runs(facts.runs, facts.in_flight)}, "
              f"schema version {facts.schema_version}, integrity ok")

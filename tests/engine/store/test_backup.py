@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -210,6 +211,20 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, type[Exception], str]]:
         "other": (other, backup.BackupError, "not an agentcmd engine database"),
         "newer": (newer, DatabaseVersionError, f"newer than this agentcmd knows ({latest_version()})"),
     }
+
+
+def test_a_damaged_engine_database_gives_no_backup(tmp_path: Path) -> None:
+    bad = _bad_files(tmp_path / "bad")
+    engine_dir = tmp_path / "engine"
+    engine_dir.mkdir()
+    shutil.copy(bad["corrupt"][0], engine_dir / DB_FILE_NAME)
+    with pytest.raises(DatabaseCorruptError) as err:
+        backup.backup(engine_dir / DB_FILE_NAME, tmp_path / "out" / "copy.db")
+    assert "no backup was written" in (err.value.fix or "")
+    assert list((tmp_path / "out").iterdir()) == []         # no partial file left behind
+    first = backup.default_backup_path(tmp_path / "out")
+    first.write_bytes(b"")
+    assert backup.default_backup_path(tmp_path / "out") != first      # two backups in one second: both kept
 
 
 def test_every_bad_file_is_refused_with_its_own_error_and_nothing_changes(tmp_path: Path) -> None:

@@ -111,8 +111,13 @@ class RestoreResult:
 
 
 def default_backup_path(backups_dir: Path, now: datetime | None = None) -> Path:
+    """``engine-<UTC time>.db`` in ``backups_dir``; ``-2``, ``-3``... when a backup of that second exists."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return backups_dir / f"engine-{stamp}.db"
+    path, n = backups_dir / f"engine-{stamp}.db", 1
+    while path.exists():
+        n += 1
+        path = backups_dir / f"engine-{stamp}-{n}.db"
+    return path
 
 
 # -- locking ---------------------------------------------------------------------
@@ -129,7 +134,7 @@ def engine_running(db_path: Path) -> bool:
             return False
     except DatabaseLockedError:
         return True
-    except FileNotFoundError:
+    except OSError:          # no lock file (no engine ever ran here), or one we may not open: none of ours runs
         return False
 
 
@@ -153,16 +158,16 @@ def _engine_lock(db_path: Path, create: bool = True) -> Iterator[None]:
 
 # -- checks ----------------------------------------------------------------------
 
-def check_database(conn: sqlite3.Connection, where: str) -> DatabaseFacts:
+def check_database(conn: sqlite3.Connection, where: str, fix: str = "") -> DatabaseFacts:
     """Integrity, an engine schema this agentcmd knows, and the run counts; raise naming ``where``."""
     try:
         rows = conn.execute("PRAGMA integrity_check").fetchall()
     except sqlite3.DatabaseError as exc:
-        raise _corrupt(where, str(exc)) from None
+        raise _corrupt(where, str(exc), fix) from None
     problems = [str(r[0]) for r in rows]
     if problems != ["ok"]:
         raise _corrupt(where, "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5
-                                                           else ""))
+                                                           else ""), fix)
     tables = {str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if not {"schema_version", "runs"} <= tables:
         raise BackupError(f"{where} is a SQLite database but not an agentcmd engine database "
@@ -180,9 +185,13 @@ def check_database(conn: sqlite3.Connection, where: str) -> DatabaseFacts:
     return DatabaseFacts(version, runs, in_flight)
 
 
-def _corrupt(where: str, detail: str) -> DatabaseCorruptError:
-    return DatabaseCorruptError(f"{where} is corrupt: the integrity check failed ({detail})",
-                                "use another backup; nothing was changed")
+_RESTORE_FIX = "use another backup; nothing was changed"
+_BACKUP_FIX = ("the engine database itself is damaged: stop the engine, keep the file for inspection, and "
+               "restore an earlier backup ('agentcmd restore FILE'); no backup was written")
+
+
+def _corrupt(where: str, detail: str, fix: str = "") -> DatabaseCorruptError:
+    return DatabaseCorruptError(f"{where} is corrupt: the integrity check failed ({detail})", fix or _RESTORE_FIX)
 
 
 def _check_sqlite_file(path: Path, role: str) -> None:
@@ -223,7 +232,8 @@ def _temp_beside(target: Path, tag: str) -> Path:
     return tmp
 
 
-def _copy(source: sqlite3.Connection, tmp: Path, where: str, progress: Progress | None = None) -> DatabaseFacts:
+def _copy(source: sqlite3.Connection, tmp: Path, where: str, progress: Progress | None = None,
+          fix: str = "") -> DatabaseFacts:
     """Copy ``source`` (one snapshot, in steps) into ``tmp``, make it self-contained, check it."""
     dest = sqlite3.connect(str(tmp), isolation_level=None)
     try:
@@ -235,7 +245,7 @@ def _copy(source: sqlite3.Connection, tmp: Path, where: str, progress: Progress 
         finally:
             source.execute("COMMIT")
         dest.execute("PRAGMA journal_mode = DELETE")     # one file: readable without a -wal beside it
-        facts = check_database(dest, where)
+        facts = check_database(dest, where, fix)
     finally:
         dest.close()
     _fsync(tmp)
@@ -314,16 +324,16 @@ def backup(db_path: Path, target: Path, *, force: bool = False, progress: Progre
         try:
             source = _connect_source(db_path, live=True)
         except sqlite3.Error as exc:
-            raise _corrupt(str(db_path), str(exc)) from None
+            raise _corrupt(str(db_path), str(exc), _BACKUP_FIX) from None
         try:
-            facts = _copy(source, tmp, f"the copy of {db_path}", progress)
+            facts = _copy(source, tmp, f"the engine database {db_path}", progress, _BACKUP_FIX)
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc).lower() or "busy" in str(exc).lower():
                 raise DatabaseLockedError(f"the engine database {db_path} stayed locked ({exc})",
                                           "run the backup again; nothing was written") from None
             raise _unwritable(target, OSError(str(exc)), "the backup") from None
         except sqlite3.DatabaseError as exc:
-            raise _corrupt(str(db_path), str(exc)) from None
+            raise _corrupt(str(db_path), str(exc), _BACKUP_FIX) from None
         finally:
             source.close()
         os.chmod(tmp, FILE_MODE)
@@ -348,15 +358,13 @@ def restore(source: Path, db_path: Path, now: datetime | None = None) -> Restore
         ensure_private_dir(db_path.parent)
     except OSError as exc:
         raise _unwritable(db_path.parent, exc, "the database directory") from None
-    try:
-        lock = _engine_lock(db_path)
-        lock.__enter__()
-    except OSError as exc:
-        raise _unwritable(db_path.parent, exc, "the database directory") from None
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(_engine_lock(db_path))
+        except OSError as exc:
+            raise _unwritable(db_path.parent, exc, "the database directory") from None
         return _restore_locked(source, db_path, now)
-    finally:
-        lock.__exit__(None, None, None)
+    raise AssertionError("unreachable")
 
 
 def _restore_locked(source: Path, db_path: Path, now: datetime | None) -> RestoreResult:
