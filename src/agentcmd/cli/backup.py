@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
     @app.command("backup")
     def backup_cmd(
         file: Path | None = typer.Argument(
-            None, help="Where to write the backup (default: $AGENTCMD_DATA_DIR/backups/engine-<UTC time>.db)."),
+            None, help="Where to write the backup: a file, or a directory to put engine-<UTC time>.db in "
+                       "(default: $AGENTCMD_DATA_DIR/backups/engine-<UTC time>.db)."),
         sqlite_dir: Path | None = _SQLITE_DIR,
         force: bool = typer.Option(False, "--force", help="Replace FILE if it exists."),
     ) -> None:
@@ -52,7 +53,12 @@ def register(app: typer.Typer) -> None:
         settings = load_settings(sqlite_dir=sqlite_dir)
         db_path = settings.resolved_sqlite_dir.expanduser().absolute() / DB_FILE_NAME
         backups = settings.resolved_data_dir.expanduser().absolute() / "backups"
-        target = file if file is not None else default_backup_path(backups)
+        if file is None:
+            target = default_backup_path(backups)
+        elif file.is_dir():                         # a folder of backups: a timestamped file in it
+            target = default_backup_path(file)
+        else:
+            target = file
         result = backup(db_path, target.expanduser().absolute(), force=force)
         facts = result.facts
         state = "while an engine was running" if result.engine_running else "(no engine was running)"

@@ -278,6 +278,9 @@ def test_the_cli_says_where_and_exits_with_the_error_codes(tmp_path: Path) -> No
         live.close()
     missing = run_cli("restore", str(tmp_path / "nope.db"), env=env)
     assert missing.returncode == 2 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr
+    into_dir = run_cli("backup", str(tmp_path), env=env)       # a directory: a timestamped file in it
+    assert into_dir.returncode == 0, into_dir.stderr
+    assert f"to {tmp_path}/engine-" in into_dir.stdout
     done = run_cli("restore", str(copy), env=env)
     assert done.returncode == 0, done.stderr
     assert "kept as " + str(engine_dir / DB_FILE_NAME) + ".before-restore-" in done.stdout
