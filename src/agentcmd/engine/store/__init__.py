@@ -21,6 +21,7 @@ run inside a caller's write transaction and never commit:
   these; the store never imports it.
 * ``waits.py``: interrupted calls and runs waiting for their app.
 * ``sqlite.py`` / ``walsync.py`` / ``checkpoint.py``: the database itself.
+* ``backup.py``: online backups and checked restores of the file (``agentcmd backup`` / ``restore``).
 
 ``open_store(path)``: ``None`` = in memory (dev, gone on exit), a path = a
 WAL file (production, survives restarts and crashes). Same code otherwise.
