@@ -213,6 +213,25 @@ def _bad_files(tmp: Path) -> dict[str, tuple[Path, type[Exception], str]]:
     }
 
 
+def test_a_database_another_process_keeps_locked_is_reported_and_nothing_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = _engine_db(tmp_path / "engine")
+    db.close()
+    holder = sqlite3.connect(str(db.path), isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")          # e.g. a sqlite3 shell that took the file for itself
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("DELETE FROM runs WHERE run_id = 'nothing'")
+    monkeypatch.setattr(backup, "BUSY_TIMEOUT_MS", 100)
+    try:
+        with pytest.raises(DatabaseLockedError, match="stayed locked") as err:
+            backup.backup(db.path, tmp_path / "out" / "copy.db")        # type: ignore[arg-type]
+        assert "run the backup again" in (err.value.fix or "")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def test_a_damaged_engine_database_gives_no_backup(tmp_path: Path) -> None:
     bad = _bad_files(tmp_path / "bad")
     engine_dir = tmp_path / "engine"
