@@ -237,8 +237,8 @@ async def _linear(request: Request) -> JSONResponse:
                                    f"{webhooksig.LINEAR_MAX_AGE_MS // 1000} s from now (a replay?)", "unauthorized",
                               "Linear sends it in milliseconds with every delivery; check this machine's clock"))
     delivery = _header(request, "linear-delivery", "the delivery's id")
-    kind = payload.get("type") if isinstance(payload.get("type"), str) else request.headers.get("linear-event", "")
-    kind = kind.strip().lower()
+    given = payload.get("type")
+    kind = (given if isinstance(given, str) else request.headers.get("linear-event", "")).strip().lower()
     if not _EVENT.match(kind):
         raise Refused(_refuse(400, "the payload has no usable 'type' (and no Linear-Event header)", "invalid_input",
                               "Linear sends e.g. \"type\": \"Issue\" with every delivery"))
@@ -255,7 +255,7 @@ async def _generic(request: Request, name: str) -> JSONResponse:
     config = hooks.settings.generic.get(name)
     if config is None:
         raise Refused(_refuse(404, f"no generic webhook named {name[:100]!r} is configured on this app server",
-                              "not_found", f"add webhooks.generic.{{name}}.secret to the config file or "
+                              "not_found", "add webhooks.generic.{name}.secret to the config file or "
                               "AGENTCMD_WEBHOOKS__GENERIC__<NAME>__SECRET (docs/workflows.md, 'Webhooks'), "
                               "then restart the app server"))
     body = await _body(request, hooks.settings.max_body_bytes)

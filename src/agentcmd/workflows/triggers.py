@@ -75,7 +75,7 @@ class EventTrigger:
         return out
 
 
-def on_event(name: str, filter: str | None = None, input: Mapping[str, str] | None = None) -> EventTrigger:  # noqa: A002
+def on_event(name: str, filter: str | None = None, input: Mapping[str, str] | None = None) -> EventTrigger:
     """A trigger for ``define_workflow(on=...)``: start a run for each ``name`` event ``filter`` accepts.
 
     ``filter`` is CEL over ``event`` (``event.data.action == 'labeled'``);
@@ -171,7 +171,7 @@ def _evaluate(expression: str, event: Mapping[str, Any]) -> Any:
     import celpy
 
     try:
-        result = _program(expression).evaluate({"event": celpy.json_to_cel(dict(event))})
+        result = _program(expression).evaluate({"event": celpy.json_to_cel(dict(event))})  # type: ignore[attr-defined]
     except Exception as exc:  # celpy raises many unrelated types
         raise TriggerInputError(_cel_message(exc)) from None
     if isinstance(result, Exception):
