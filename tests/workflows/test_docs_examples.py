@@ -238,3 +238,5 @@ def test_github_issue_example(examples: Examples) -> None:
 
     [run] = wait_for(finished, 60, "the github-issue run")
     assert run["output"] == {"issue": 2, "title": "Issue 2", "plan": "ok: Plan a fix for issue #2: Issue 2\n\n"}
+    page = httpx.get(f"{examples.app_url}/workflows/github-issue", timeout=10).text
+    assert "Started by" in page and "event.data.label.name == &#39;agent&#39;" in page

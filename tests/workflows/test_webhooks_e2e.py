@@ -18,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -176,6 +177,10 @@ def test_an_issue_labelled_agent_starts_the_example_once_and_nothing_else_does(
 
     # Another label, then another issue labelled agent (with a null body): only the second starts a run.
     assert _github(stack, github_issue_labeled("bug", 7, "Not for the agent"))[0].status_code == 202
+    form = urlencode({"payload": encode(github_issue_labeled("bug", 9, "Form-encoded"))}).encode()
+    resp = stack.post("github", form, {**github_headers(GITHUB_SECRET, form),
+                                       "Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status_code == 202 and resp.json()["event"] == "github/issues", resp.text
     assert _github(stack, github_issue_labeled("agent", 8, "No description", None))[0].status_code == 202
     runs = stack.finished("github-issue", 2)
     assert sorted(r["output"]["title"] for r in runs) == ["Found a bug", "No description"]
