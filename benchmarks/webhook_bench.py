@@ -37,7 +37,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks._common import (  # noqa: E402
+from benchmarks._common import (
     EVENT_KEY,
     SIGNING_KEY,
     _children,
@@ -47,7 +47,7 @@ from benchmarks._common import (  # noqa: E402
     stop_children_on_exit,
     table,
 )
-from tests.harness.webhookpayloads import encode, github_headers, github_issue_labeled  # noqa: E402
+from tests.harness.webhookpayloads import encode, github_headers, github_issue_labeled
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-" + uuid.uuid4().hex
