@@ -17,7 +17,9 @@ SQLite claim and mark, the event sent to the engine and stored there). Each
 delivery must answer 202. Then the same count with a wrong signature (401:
 the cost of a refusal), and the first round's deliveries again (200
 duplicate: the record's answer). Prints the median over rounds, and each
-round, as a Markdown table (docs/benchmarks.md quotes it).
+round, as a Markdown table (docs/benchmarks.md quotes it), and the CPU time
+the app server and the engine spent per accepted delivery (``/proc``; on a
+shared machine a steadier figure than the rate).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from benchmarks._common import (
     EVENT_KEY,
     SIGNING_KEY,
     _children,
+    cpu_seconds,
     free_port,
     machine,
     median,
@@ -156,6 +159,8 @@ async def main(args: argparse.Namespace) -> None:
     stack = Stack(root, args.mode)
     url = f"{stack.app}/api/webhooks/github"
     accepted: list[float] = []
+    app_cpu: list[float] = []      # CPU ms per accepted delivery: comparable on a busy machine, unlike rates
+    engine_cpu: list[float] = []
     refused: list[float] = []
     duplicates: list[float] = []
     try:
@@ -168,7 +173,11 @@ async def main(args: argparse.Namespace) -> None:
             for n in range(args.rounds):
                 batch = deliveries(args.deliveries, SECRET)
                 first = first or batch
+                before = [cpu_seconds(p.pid) for p in stack.procs]
                 accepted.append(await post_all(session, url, batch, args.concurrency, 202))
+                after = [cpu_seconds(p.pid) for p in stack.procs]
+                app_cpu.append((after[0] - before[0]) * 1000 / len(batch))
+                engine_cpu.append((after[1] - before[1]) * 1000 / len(batch))
                 forged = [(b, {**h, "X-Hub-Signature-256": "sha256=" + "0" * 64}) for b, h in
                           deliveries(args.deliveries, SECRET)]
                 refused.append(await post_all(session, url, forged, args.concurrency, 401))
@@ -194,6 +203,12 @@ async def main(args: argparse.Namespace) -> None:
         ("refused (401: wrong signature)", f"{median(refused):.0f}", ", ".join(f"{x:.0f}" for x in refused)),
         ("duplicates (200: delivery id seen before)", f"{median(duplicates):.0f}",
          ", ".join(f"{x:.0f}" for x in duplicates)),
+    ]))
+    print()
+    print(table(["CPU per accepted delivery", "median ms", "rounds"], [
+        ("app server", f"{median(app_cpu):.2f}", ", ".join(f"{x:.2f}" for x in app_cpu)),
+        ("engine (store, match; dispatch may trail)", f"{median(engine_cpu):.2f}",
+         ", ".join(f"{x:.2f}" for x in engine_cpu)),
     ]))
 
 

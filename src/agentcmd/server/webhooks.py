@@ -43,6 +43,7 @@ from urllib.parse import parse_qs
 import inngest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from agentcmd.config.webhooks import WebhookSettings
 from agentcmd.errors import InputError
@@ -159,7 +160,7 @@ def _header(request: Request, name: str, what: str) -> str:
 
 async def _dispatch(request: Request, source: str, delivery: str, name: str, event_id: str,
                     payload: dict[str, Any]) -> JSONResponse:
-    store = _state(request).store()
+    store = await asyncio.to_thread(_state(request).store)   # the first call opens the SQLite file
     claim = await asyncio.to_thread(store.claim, source, delivery, name)
     if claim is Claim.SENT:
         log.info("webhook %s delivery %s is a duplicate: nothing started", source, delivery)
@@ -187,6 +188,8 @@ async def _guarded(handler: Any) -> JSONResponse:
         response: JSONResponse = await handler
     except Refused as refused:
         return refused.response
+    except ClientDisconnect:   # the sender gave up mid-body: nothing was read whole, nothing is stored
+        return _refuse(400, "the sender disconnected before the whole body arrived", "bad_request", "send again")
     return response
 
 
