@@ -30,6 +30,13 @@ DEV, PROD = Mode.DEV, Mode.PRODUCTION
     ("POST", "/api/runs/01X/cancel", Route.API_WRITE),
     ("POST", "/api/events", Route.API_WRITE),
     ("GET", "/api/workflows/inngestx", Route.API_READ),  # only the exact SDK path is the SDK's
+    ("POST", "/api/webhooks/github", Route.WEBHOOK),
+    ("POST", "/api/webhooks/linear", Route.WEBHOOK),
+    ("POST", "/api/webhooks/generic/deploy", Route.WEBHOOK),
+    ("GET", "/api/webhooks/github", Route.API_READ),  # only the signed POSTs are exempt from the bearer
+    ("POST", "/api/webhooks/gitlab", Route.API_WRITE),
+    ("POST", "/api/webhooks/generic/a/b", Route.API_WRITE),
+    ("POST", "/api/webhooks/github/x", Route.API_WRITE),
     ("GET", "/", Route.PAGE),
     ("GET", "/index.json", Route.PAGE),
     ("GET", "/runs/01X/artifacts/report.txt", Route.PAGE),
@@ -54,6 +61,7 @@ TABLE = [
     (Route.ACTION, "csrf", "csrf", "csrf", "session+csrf", "session+csrf", "session+csrf"),
     (Route.API_READ, "open", "open", "bearer", "bearer", "bearer", "bearer"),
     (Route.API_WRITE, "open", "open", "bearer", "bearer", "bearer", "bearer"),
+    (Route.WEBHOOK, "signature", "signature", "signature", "signature", "signature", "signature"),
 ]
 
 

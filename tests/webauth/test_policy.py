@@ -25,6 +25,7 @@ TABLE: dict[Route, tuple[Need, ...]] = {
     Route.API_WRITE:    (OP, OP, B, B, OP, OP, B, B),
     Route.EVENT_INGEST: (OP, OP, EK, EK, OP, OP, EK, EK),
     Route.SDK:          (OP, OP, SIG, SIG, OP, OP, SIG, SIG),
+    Route.WEBHOOK:      (SIG, SIG, SIG, SIG, SIG, SIG, SIG, SIG),
 }
 COLUMNS = [(mode, loopback, auth) for auth in (False, True) for mode in (DEV, PROD) for loopback in (True, False)]
 

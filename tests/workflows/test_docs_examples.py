@@ -26,6 +26,7 @@ from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_GITHUB_SECRET = "example-github-webhook-secret-0123456789"
 EXAMPLES = ROOT / "docs" / "examples"
 GUIDE = ROOT / "docs" / "workflows.md"
 
@@ -89,6 +90,7 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
     claude.write_text(FAKE_CLAUDE.format(python=sys.executable, log=str(claude_log)))
     claude.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "AGENTCMD_"))}
+    env["AGENTCMD_WEBHOOKS__GITHUB__SECRET"] = EXAMPLE_GITHUB_SECRET   # docs/examples/github_issue.py
     env.update({"AGENTCMD_HOME": str(home), "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
                 "GIT_COMMITTER_NAME": "T", "GIT_COMMITTER_EMAIL": "t@example.com",
                 "PATH": os.pathsep.join([str(bindir), str(Path(sys.executable).parent), env.get("PATH", "")])})
@@ -143,7 +145,7 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
 def test_every_example_loads_and_is_in_the_guide(examples: Examples) -> None:
     body = httpx.get(f"{examples.app_url}/api/workflows", timeout=10).json()
     assert body["errors"] == []
-    assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor"}
+    assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor", "github-issue"}
     guide = GUIDE.read_text()
     for example in EXAMPLES.glob("*.py"):
         assert f"examples/{example.name}" in guide, f"{example.name} is not referenced in docs/workflows.md"
@@ -214,3 +216,27 @@ def test_typed_input_example_does_not_run_input_as_shell(examples: Examples, tmp
     edit = next(s for s in run["steps"] if s["id"] == "edit")
     assert edit["status"] in ("completed", "failed", "Completed", "Failed"), edit
     assert not marker.exists(), "workflow input ran as a shell command"
+
+
+def test_github_issue_example(examples: Examples) -> None:
+    """A signed GitHub delivery: the label ``agent`` starts a run with the issue as input, another label none."""
+    from tests.harness.webhookpayloads import encode, github_headers, github_issue_labeled
+
+    def deliver(label: str, number: int) -> httpx.Response:
+        body = encode(github_issue_labeled(label, number, f"Issue {number}", None))
+        return httpx.post(f"{examples.app_url}/api/webhooks/github", content=body,
+                          headers=github_headers(EXAMPLE_GITHUB_SECRET, body), timeout=30)
+
+    assert deliver("bug", 1).status_code == 202
+    assert deliver("agent", 2).status_code == 202
+
+    def finished() -> list[dict[str, Any]] | None:
+        runs = httpx.get(f"{examples.app_url}/api/runs", params={"workflow": "github-issue"}, timeout=10).json()["data"]
+        return runs if runs and all(r["status"] == "Completed" for r in runs) else None
+
+    from tests.polling import wait_for
+
+    [run] = wait_for(finished, 60, "the github-issue run")
+    assert run["output"] == {"issue": 2, "title": "Issue 2", "plan": "ok: Plan a fix for issue #2: Issue 2\n\n"}
+    page = httpx.get(f"{examples.app_url}/workflows/github-issue", timeout=10).text
+    assert "Started by" in page and "event.data.label.name == &#39;agent&#39;" in page

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from agentcmd.config.keys import mask, validate_event_key, validate_signing_key
 from agentcmd.config.paths import config_path, home_dir
 from agentcmd.config.sources import read_config_file
+from agentcmd.config.webhooks import WebhookSettings
 from agentcmd.errors import AgentcmdError, ConfigError
 
 EngineKind = Literal["embedded", "inngest-cli", "external"]
@@ -138,6 +139,8 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("AGENTCMD_TRUSTED_PROXIES", "trusted_proxies")
     )
     public_url: str | None = Field(None, validation_alias=_env("AGENTCMD_PUBLIC_URL", "public_url"))
+    webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings(),
+                                      validation_alias=_env("AGENTCMD_WEBHOOKS", "webhooks"))
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -239,6 +242,8 @@ class Settings(BaseSettings):
                 out[name] = mask(None)
             elif isinstance(value, Path):
                 out[name] = str(value)
+            elif isinstance(value, WebhookSettings):
+                out[name] = value.model_dump(mode="json")   # SecretStr dumps as '**********'
             elif isinstance(value, dict):
                 out[name] = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in value.items()}
             else:
@@ -330,6 +335,9 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "public_url": (("AGENTCMD_PUBLIC_URL",), "the https URL browsers use: session cookies are Secure"),
     "step_sandbox": (("AGENTCMD_STEP_SANDBOX",), "Landlock: step processes cannot read the config file"),
     "prices": (("AGENTCMD_PRICES",), "USD per million tokens per model, over the built-in price table"),
+    "webhooks": (("AGENTCMD_WEBHOOKS__GITHUB__SECRET", "AGENTCMD_WEBHOOKS__LINEAR__SECRET",
+                  "AGENTCMD_WEBHOOKS__GENERIC__<NAME>__SECRET", "AGENTCMD_WEBHOOKS__MAX_BODY_BYTES"),
+                 "webhook routes of the app server and their HMAC secrets"),
 }
 
 

@@ -42,6 +42,7 @@ class RouteRule:
     strict_json: bool = False    # the body must be strict JSON (checked here, for routes whose parser is not ours)
     # with strict_json: (method, query string, parsed body) -> raise InputError (400) for input the route cannot use
     check: Callable[[str, str, Any], None] | None = None
+    any_site: bool = False       # no cross-site refusal: a webhook sender's own signature is the credential
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class EdgeMiddleware:
                            "host_not_allowed",
                            "open it at http://127.0.0.1:<port> (or its bind address), or add the name with "
                            f"--allowed-host / {ALLOWED_HOSTS_ENV} if it is meant to be reached that way")
-        if method in SAFE_METHODS:
+        if method in SAFE_METHODS or rule.any_site:
             return None
         why = cross_site_reason(headers, self.policy.hosts) if "origin" in headers or "sec-fetch-site" in headers \
             else None

@@ -28,6 +28,7 @@ supervisor can run the checks before it starts anything.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from agentcmd.webauth.options import WebOptions
 
 STATIC_PREFIX = "/_ui/static/"
+WEBHOOK_PATHS = re.compile(r"^/api/webhooks/(?:github|linear|generic/[^/]+)$")   # exactly server/webhooks.py's
 API_PREFIX = "/api"
 FIX_TOKEN = ("run 'agentcmd install' to generate one (shown by 'agentcmd config dashboard-token'), "
              "or set AGENTCMD_DASHBOARD_TOKEN")
@@ -77,6 +79,8 @@ def classify(method: str, path: str) -> Route:
         return Route.STATIC
     if path in ("/login", "/logout"):
         return Route.LOGIN
+    if method == "POST" and WEBHOOK_PATHS.match(path):
+        return Route.WEBHOOK   # the sender's HMAC is the credential (server/webhooks.py)
     if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
         return Route.API_READ if method in ("GET", "HEAD") else Route.API_WRITE
     return Route.PAGE if method in ("GET", "HEAD") else Route.ACTION

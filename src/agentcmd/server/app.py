@@ -137,6 +137,9 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     from agentcmd.server.reload import attach_reload
 
     attach_reload(app, functions, runtime.project_dir, entry_points=entry_points, host=host)  # POST /api/reload
+    from agentcmd.server.webhooks import attach_webhooks
+
+    attach_webhooks(app, runtime.data_dir, load_settings().webhooks)  # POST /api/webhooks/... (server/webhooks.py)
     app.include_router(router)
     app.include_router(live_router)  # a run's kept stream and live feed (server/live.py)
     from agentcmd.ui.views import create_router as ui_router

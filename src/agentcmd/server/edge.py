@@ -42,6 +42,7 @@ def configured_hosts(extra: Sequence[str] = ()) -> list[str]:
 def app_edge_policy(auth: AppAuth, host: str, allowed_hosts: Sequence[str] = (),
                     functions: Sequence[inngest.Function[Any]] = ()) -> EdgePolicy:
     """``functions`` are the ones the SDK serves: a dev SDK call must name one of them (``sdkinput``)."""
+    from agentcmd.config import load_settings
     from agentcmd.server.access import classify
     from agentcmd.server.sdkinput import sdk_call_check
     from agentcmd.workflows.define import APP_ID
@@ -56,11 +57,15 @@ def app_edge_policy(auth: AppAuth, host: str, allowed_hosts: Sequence[str] = (),
     open_api = RouteRule(APP_API_MAX, json_only=True, strict_json=True)
     keyed_api = RouteRule(APP_API_MAX, strict_json=True)
     form = RouteRule(FORM_MAX)
+    # Webhooks come from other sites by nature (their HMAC is the credential): any site, their own body limit.
+    webhook = RouteRule(load_settings().webhooks.max_body_bytes, any_site=True)
 
     def rule(method: str, path: str) -> RouteRule:
         route = classify(method, path)
         if route is Route.SDK:
             return sdk
+        if route is Route.WEBHOOK:
+            return webhook
         if route in (Route.API_READ, Route.API_WRITE):
             return keyed_api if auth.need_for(route) is Need.BEARER else open_api
         return form

@@ -41,6 +41,7 @@ class Route(enum.StrEnum):
     API_WRITE = "api_write"  # DELETE /v1/runs/{id} and other non-GET /v1
     EVENT_INGEST = "event_ingest"  # POST /e/{event_key}
     SDK = "sdk"  # /fn/register and other SDK-facing routes
+    WEBHOOK = "webhook"  # the app server's POST /api/webhooks/...: the sender's HMAC, checked by the route
 
 
 class Need(enum.StrEnum):
@@ -81,6 +82,8 @@ def requirement(route: Route, mode: Mode, loopback: bool, dashboard_auth: bool =
         return Need.EVENT_KEY if production else Need.OPEN
     if route is Route.SDK:
         return Need.SIGNATURE if production else Need.OPEN
+    if route is Route.WEBHOOK:
+        return Need.SIGNATURE   # in every mode: a webhook route without its secret answers 404
     raise ValueError(f"unknown route kind {route!r}")  # pragma: no cover - enum is closed
 
 

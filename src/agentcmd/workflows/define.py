@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from agentcmd.errors import AgentcmdError
 from agentcmd.errors import WorkflowDefinitionError as WorkflowDefinitionError  # its home before the tree
-from agentcmd.workflows import schedules
+from agentcmd.workflows import schedules, triggers
 from agentcmd.workflows import workspace as workspace_mod
 from agentcmd.workflows.agentopts import check_workflow_source
 from agentcmd.workflows.context import WorkflowContext, get_runtime
@@ -65,7 +65,8 @@ class Workflow(inngest.Function[Any]):
                 "function_id": self.id, "description": s.description, "workspace": s.workspace,
                 "retries": s.retries, "timeout": s.timeout, "max_cost_usd": s.max_cost_usd,
                 "input_schema": s.input_schema.schema if s.input_schema else None, "source": self.source,
-                "cron": list(s.cron), "timezone": s.timezone, "next_runs": schedules.next_runs(s.cron, s.timezone)}
+                "cron": list(s.cron), "timezone": s.timezone, "next_runs": schedules.next_runs(s.cron, s.timezone),
+                "triggers": [t.describe() for t in s.triggers]}
 
     def validate_input(self, data: Any) -> dict[str, Any]:
         """Check a run's input against ``args_schema`` (``InputError`` lists every problem)."""
@@ -150,6 +151,7 @@ def define_workflow(
     max_cost_usd: float | None = None,
     cron: str | Sequence[str] | None = None,
     timezone: str | None = None,
+    on: triggers.EventTrigger | Sequence[triggers.EventTrigger] | None = None,
 ) -> Callable[[WorkflowBody], Workflow]:
     """Decorate ``async def body(ctx, step)`` to make it a workflow.
 
@@ -161,7 +163,9 @@ def define_workflow(
     (docs/workflows.md, "Tokens, cost and budgets"); ``cron`` (one
     expression or a list) also starts runs on a schedule, read in
     ``timezone`` (an IANA name; UTC when unset), while the event trigger
-    still starts runs by hand.
+    still starts runs by hand; ``on`` (``on_event(...)`` or a list) starts
+    runs for other events, e.g. webhooks', filtered and mapped to the input
+    with CEL (``workflows/triggers.py``).
     """
     _check(id, phases, trigger, retries, timeout, concurrency, workspace, cancel_on)
     crons, zone = schedules.check(id, cron, timezone)
@@ -180,11 +184,13 @@ def define_workflow(
         except AgentcmdError as err:
             raise WorkflowDefinitionError(f"workflow {id!r}: a scheduled run has an empty input, which args_schema "
                                           f"refuses ({err.what})", "make every input field optional") from None
+    required = schema.schema.get("required", []) if schema is not None else []
+    event_triggers = triggers.check(id, on, [f for f in required if isinstance(f, str)])
     spec = WorkflowSpec(
         id=id, name=name or id, phases=tuple(phases), trigger=trigger or default_trigger(id),
         retries=retries, timeout=None if timeout is None else str(timeout), concurrency=concurrency,
         workspace=workspace, cancel_on=tuple(cancel_on or ()), description=description or "",
-        input_schema=schema, max_cost_usd=max_cost, cron=crons, timezone=zone,
+        input_schema=schema, max_cost_usd=max_cost, cron=crons, timezone=zone, triggers=event_triggers,
     )
 
     def decorate(body: WorkflowBody) -> Workflow:
@@ -216,6 +222,7 @@ def _build(spec: WorkflowSpec, body: WorkflowBody) -> Workflow:
             throttle=None, timeouts=timeouts, singleton=None,
         ),
         [inngest.TriggerEvent(event=spec.trigger),
+         *(inngest.TriggerEvent(event=t.event, expression=t.filter) for t in spec.triggers),
          *(inngest.TriggerCron(cron=c) for c in schedules.trigger_specs(spec.cron, spec.timezone))],
         handler,
     )
@@ -231,6 +238,12 @@ async def _run_body(workflow: Workflow, ctx: inngest.Context) -> Any:
     runtime = get_runtime()
     # A cron tick's event carries the engine's timing ({"cron", "scheduledAt", ...}), not the user's input.
     data = {} if ctx.event.name == schedules.TIMER_EVENT else dict(ctx.event.data or {})
+    if spec.triggers and ctx.event.name != spec.trigger:   # started by on_event(...): its input mapping
+        try:
+            mapped = triggers.input_for(spec.triggers, ctx.event.model_dump(mode="json"))
+        except triggers.TriggerInputError as err:
+            raise inngest.NonRetriableError(str(err)) from None
+        data = data if mapped is None else mapped
     if spec.input_schema is not None:
         try:
             data = spec.input_schema.validate(data, spec.id)

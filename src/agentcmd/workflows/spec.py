@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from agentcmd.workflows.schema import InputSchema
+from agentcmd.workflows.triggers import EventTrigger
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,3 +31,4 @@ class WorkflowSpec:
     max_cost_usd: float | None = None
     cron: tuple[str, ...] = ()
     timezone: str | None = None
+    triggers: tuple[EventTrigger, ...] = ()   # on_event(...): more events that start runs (workflows/triggers.py)
