@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "define_workflow"]
+__all__ = ["Approval", "QuestionTimedOut", "__version__", "define_workflow"]
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +18,8 @@ def __getattr__(name: str) -> Any:
         from agentcmd.workflows.define import define_workflow
 
         return define_workflow
+    if name in ("Approval", "QuestionTimedOut"):
+        from agentcmd.workflows import questions
+
+        return getattr(questions, name)
     raise AttributeError(f"module 'agentcmd' has no attribute {name!r}")

@@ -17,6 +17,7 @@ import warnings
 import typer
 
 from agentcmd import __version__
+from agentcmd.cli import approvals as approvals_cmd
 from agentcmd.cli import config as config_cmd
 from agentcmd.cli import engine as engine_cmd
 from agentcmd.cli import functions as functions_cmd
@@ -73,6 +74,7 @@ app.add_typer(workflows_cmd.app, name="workflows")
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(functions_cmd.app, name="functions")
 runs_cmd.register_send(app)
+approvals_cmd.register(runs_cmd.app)   # agentcmd runs approve / answer
 
 
 def main() -> None:
