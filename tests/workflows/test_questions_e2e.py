@@ -89,6 +89,7 @@ class Stack:
     env: dict[str, str]
     data_dir: Path
     children: list[Child]
+    app_env: dict[str, str]
 
     def start(self, workflow: str, data: dict[str, Any] | None = None) -> str:
         resp = httpx.post(f"{self.app_url}/api/workflows/{workflow}/runs", json={"input": data or {}}, timeout=30)
@@ -143,9 +144,10 @@ def start_dev_stack(base: Path, workflows: dict[str, str]) -> Stack:
     engine = Child([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
                     str(engine_port), "--no-discovery", "--poll-interval", "0.2", "-u",
                     f"{app_url}/api/workflows/inngest"], env, base / "engine.log")
+    app_env = inngest_env(Mode.DEV, engine_url, base=env)
     app = Child([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)],
-                inngest_env(Mode.DEV, engine_url, base=env), base / "app.log")
-    stack = Stack(app_url, engine_url, env, home / "data", [engine, app])
+                app_env, base / "app.log")
+    stack = Stack(app_url, engine_url, env, home / "data", [engine, app], app_env)
     wait_for(lambda: httpx.get(f"{app_url}/health", timeout=5).status_code == 200
              and len(httpx.get(f"{engine_url}/v1/functions", timeout=5).json()["data"]) >= len(workflows),
              60, "the engine to sync the app", stack.logs, children=stack.children)

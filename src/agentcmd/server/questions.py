@@ -77,7 +77,7 @@ async def run_questions(request: Request, run_id: str, status: str | None = None
         with contextlib.suppress(Exception):
             status = await _run_status(request.app.state.engine, run_id)
     now = questions.utc_now()
-    return [{**q, "waiting": status not in TERMINAL and questions.is_open(q, now)} for q in found]
+    return [{**q, "waiting": status not in (*TERMINAL, "Unknown") and questions.is_open(q, now)} for q in found]
 
 
 def _not_waiting(run_id: str, question: str, why: str) -> QuestionConflictError:
@@ -146,7 +146,11 @@ async def answer_question(request: Request, run_id: str, question: str | None, *
         raise InputError(f"question {qid!r} asks for an answer, not an approval",
                          "answer it (POST /api/runs/RUN_ID/answer, 'agentcmd runs answer --input JSON')",
                          details=[{"path": "question", "message": "is a question with a schema"}])
-    status = await _run_status(engine, run_id)
+    try:
+        status = await _run_status(engine, run_id)
+    except NotFoundError:
+        raise _not_waiting(run_id, qid, "the engine does not know the run (a dev engine keeps its runs in "
+                                        "memory: restarting 'agentcmd dev' forgets them)") from None
     if status in TERMINAL:
         raise _not_waiting(run_id, qid, f"the run is {status}")
     if not questions.is_open(record):
@@ -209,7 +213,12 @@ async def _deliver(engine: EngineRestClient, client: inngest.Inngest, data: dict
 
 @router.get("/runs/{run_id}/questions")
 async def list_questions(request: Request, run_id: str) -> dict[str, Any]:
-    status = await _run_status(request.app.state.engine, run_id)
+    try:
+        status = await _run_status(request.app.state.engine, run_id)
+    except NotFoundError:
+        if not await asyncio.to_thread(questions.list_for, run_id, request.app.state.runtime.data_dir):
+            raise
+        status = "Unknown"   # asked, but the engine forgot the run (a restarted dev engine): nothing waits
     return {"data": await run_questions(request, run_id, status)}
 
 
