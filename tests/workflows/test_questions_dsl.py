@@ -93,6 +93,17 @@ def test_a_record_written_again_keeps_the_first_and_tells_nobody(tmp_path: Path)
     assert questions.questions_dir(tmp_path, "../etc") is None
 
 
+def test_the_dsl_names_are_exported_where_define_workflow_is() -> None:
+    import inngest
+
+    import agentcmd
+    import agentcmd.workflows
+
+    assert agentcmd.Approval is agentcmd.workflows.Approval is questions.Approval
+    assert issubclass(agentcmd.QuestionTimedOut, inngest.NonRetriableError)
+    assert {"Approval", "QuestionTimedOut"} <= set(agentcmd.__all__)
+
+
 def test_a_pydantic_schema_is_kept_with_its_references_written_out() -> None:
     from pydantic import BaseModel
 

@@ -124,8 +124,8 @@ def _settled_error(run_id: str, record: dict[str, Any]) -> QuestionConflictError
     return QuestionConflictError(
         f"question {question!r} of run {run_id} was already answered{by} at {answer.get('answered_at')} "
         f"({answer.get('decision')}); the first answer stands",
-        "nothing to do: see the answer on the run page or in GET /api/runs/RUN_ID/questions", details=[{"path": "question", "message": question,
-                                                                           "answer": answer}])
+        "nothing to do: see the answer on the run page or in GET /api/runs/RUN_ID/questions",
+        details=[{"path": "question", "message": question, "answer": answer}])
 
 
 async def answer_question(request: Request, run_id: str, question: str | None, *, decision: str, answer: Any,

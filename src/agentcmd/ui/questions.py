@@ -27,10 +27,11 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from agentcmd.errors import AgentcmdError, InputError
+from agentcmd.errors import AgentcmdError, AuthError, InputError
 from agentcmd.server import questions as answering
-from agentcmd.web.forms import safe_next
+from agentcmd.web.forms import read_form, safe_next
 from agentcmd.web.site import site_of
+from agentcmd.webauth.session import CSRF_FIELD
 
 SCALARS = ("string", "number", "integer", "boolean")
 JSON_FIELD = "answer_json"
@@ -150,9 +151,13 @@ async def for_runs(request: Request, runs: list[dict[str, Any]], workflow_id: st
 
 
 async def _posted(request: Request) -> dict[str, str]:
-    from agentcmd.ui.views import _csrf_form
-
-    return await _csrf_form(request)
+    """The posted form, once its CSRF token checks out (403 if not), as the views' other forms."""
+    fields = await read_form(request)
+    if not site_of(request).auth.csrf_ok(request, fields.get(CSRF_FIELD)):
+        err = AuthError("the form's CSRF token is missing or stale", "reload the page and try again")
+        err.http_status = 403
+        raise err
+    return fields
 
 
 def _back(fields: dict[str, str], run_id: str, notice: str) -> Response:

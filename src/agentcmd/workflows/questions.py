@@ -40,7 +40,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from urllib.parse import quote
 
 import inngest
@@ -53,7 +53,26 @@ from agentcmd.workflows import runevents
 from agentcmd.workflows.durations import parse_duration
 
 if TYPE_CHECKING:
-    from agentcmd.workflows.steps import WorkflowSteps
+    from collections.abc import Awaitable, Callable
+
+    from agentcmd.workflows.context import Runtime, WorkflowContext
+    from agentcmd.workflows.spec import WorkflowSpec
+
+
+class WorkflowSteps(Protocol):
+    """What the questions need of ``steps.WorkflowSteps`` (a Protocol: steps.py imports this module)."""
+
+    sdk: inngest.Step
+    _ctx: WorkflowContext
+    _runtime: Runtime
+    _spec: WorkflowSpec
+
+    @property
+    def current_phase(self) -> str | None: ...
+
+    def _sid(self, step_id: str) -> str: ...
+
+    def _recorded(self, sid: str, fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]: ...
 
 ANSWER_EVENT = "agentcmd/question.answered"
 """The event an answer is sent as; its data: run_id, question, decision, answer, comment, by, answered_at."""
