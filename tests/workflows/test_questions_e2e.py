@@ -131,7 +131,8 @@ class Stack:
         return "\n".join(c.output()[-3000:] for c in self.children)
 
 
-def start_dev_stack(base: Path, workflows: dict[str, str]) -> Stack:
+def start_dev_stack(base: Path, workflows: dict[str, str], app_args: tuple[str, ...] = (),
+                    app_extra_env: dict[str, str] | None = None) -> Stack:
     """``agentcmd engine dev`` (in memory) and the app server (dev mode) over a project holding ``workflows``."""
     project, home = base / "project", base / "home"
     (project / ".agentcmd" / "workflows").mkdir(parents=True)
@@ -144,12 +145,12 @@ def start_dev_stack(base: Path, workflows: dict[str, str]) -> Stack:
     engine = Child([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
                     str(engine_port), "--no-discovery", "--poll-interval", "0.2", "-u",
                     f"{app_url}/api/workflows/inngest"], env, base / "engine.log")
-    app_env = inngest_env(Mode.DEV, engine_url, base=env)
-    app = Child([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)],
-                app_env, base / "app.log")
+    app_env = {**inngest_env(Mode.DEV, engine_url, base=env), **(app_extra_env or {})}
+    app = Child([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project),
+                 *app_args], app_env, base / "app.log")
     stack = Stack(app_url, engine_url, env, home / "data", [engine, app], app_env)
     wait_for(lambda: httpx.get(f"{app_url}/health", timeout=5).status_code == 200
-             and len(httpx.get(f"{engine_url}/v1/functions", timeout=5).json()["data"]) >= len(workflows),
+             and len(httpx.get(f"{engine_url}/v1/functions", timeout=5).json().get("data") or []) >= len(workflows),
              60, "the engine to sync the app", stack.logs, children=stack.children)
     return stack
 
@@ -391,3 +392,54 @@ def test_an_answer_sent_as_soon_as_the_question_is_recorded_still_reaches_the_ru
     started = time.monotonic()
     assert stack.end(run_id, timeout=30)["output"]["decision"] == "approved"
     assert time.monotonic() - started < 15
+
+
+def test_behind_the_views_login_the_form_needs_a_session_and_the_answer_is_by_token(tmp_path: Path) -> None:
+    from tests.harness.keys import APP_SIGNING_KEY
+
+    token = "dashboard-token-for-the-questions-test-0123456789"
+    locked = start_dev_stack(tmp_path, {"gate.py": GATE}, ("--dashboard-auth",),
+                             {"AGENTCMD_DASHBOARD_TOKEN": token, "INNGEST_SIGNING_KEY": APP_SIGNING_KEY})
+    bearer = {"Authorization": f"Bearer {APP_SIGNING_KEY}"}
+    try:
+        started = httpx.post(f"{locked.app_url}/api/workflows/gate/runs", json={}, headers=bearer, timeout=30)
+        run_id = started.json()["data"]["run_id"]
+        wait_for(lambda: any(q["waiting"] for q in httpx.get(f"{locked.app_url}/api/runs/{run_id}/questions",
+                                                             headers=bearer, timeout=10).json()["data"]),
+                 60, "the run to ask", locked.logs)
+        assert httpx.post(f"{locked.app_url}/api/runs/{run_id}/approve", json={}, timeout=10).status_code == 401
+        action = f"/runs/{run_id}/questions/check/deploy/approve"
+        with httpx.Client(base_url=locked.app_url, timeout=30) as browser:
+            anonymous = browser.post(action, data={"decision": "approve"})
+            assert anonymous.status_code == 401, anonymous.text
+            assert browser.post("/login", data={"token": token, "next": "/"}).status_code == 303
+            page = browser.get(f"/runs/{run_id}")
+            hidden, found = hidden_fields(page.text, "/approve")
+            assert found == action
+            assert browser.post(action, data={"decision": "approve"}).status_code == 403   # logged in, no token
+            sent = browser.post(action, data={**hidden, "decision": "approve", "comment": "logged in"})
+            assert sent.status_code == 303, sent.text
+        run = wait_for(lambda: (r := httpx.get(f"{locked.app_url}/api/runs/{run_id}", headers=bearer,
+                                               timeout=10).json()["data"])["status"] in TERMINAL and r, 60,
+                       "the run to end", locked.logs)
+        assert (run["output"]["decision"], run["output"]["by"], run["output"]["comment"]) == (
+            "approved", "token", "logged in")
+    finally:
+        for child in reversed(locked.children):
+            child.stop()
+
+
+def test_in_a_real_browser_the_ask_form_answers_and_the_page_shows_the_answer(stack: Stack, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    run_id = stack.start("ask-model")
+    stack.waiting(run_id)
+    page.goto(f"{stack.app_url}/runs/{run_id}")
+    form = page.get_by_test_id("ask-form")
+    form.get_by_label("priority").select_option("high")
+    form.get_by_label("hours").fill("5")
+    form.get_by_label("urgent").check()
+    form.get_by_role("button", name="Answer").click()
+    expect(page.get_by_test_id("question-answer")).to_contain_text("Answered by local", timeout=30_000)
+    assert "notice=answered" in page.url
+    assert stack.end(run_id)["output"] == {"type": "Plan", "priority": "high", "hours": 5, "urgent": True}
