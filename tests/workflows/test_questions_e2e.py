@@ -197,6 +197,9 @@ def test_an_approval_from_the_api_says_who_when_and_why_and_the_run_goes_on(stac
     assert run["status"] == "Completed", run
     out = run["output"]
     assert out["type"] == "Approval" and out["after"] == "went on"
+    # the wait's result is stored under the question's id: what the app's answer watcher looks for
+    assert [(s["name"], s["status"]) for s in run["steps"]][:2] == [("check/question:deploy", "Completed"),
+                                                                   ("check/deploy", "Completed")]
     assert (out["approved"], out["decision"], out["by"], out["comment"]) == (True, "approved", "local", "looks good")
     assert out["at"].endswith("Z") and out["at"] >= q["asked_at"]
 
