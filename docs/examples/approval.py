@@ -1,7 +1,7 @@
-"""Ask an agent for a review, keep it as an artifact, and wait for a human to approve it.
+"""Ask an agent for a review, keep it as an artifact, and wait for a human to approve shipping it.
 
     agentcmd workflows run review --input '{"path": "src/"}'
-    agentcmd send agentcmd/review.approved --data '{"approved": true}'
+    agentcmd runs approve RUN_ID --comment "ship it"      # or --reject; or the run page's buttons
 """
 
 from agentcmd import define_workflow
@@ -14,7 +14,7 @@ async def review(ctx, step):
         await step.artifact("review.md", answer.text)
         await step.log(f"review ready (agent session {answer.session_id})")
     with step.phase("approve"):
-        approval = await step.wait_for_event("approval", event="agentcmd/review.approved", timeout="1h")
-    if approval is None:
-        return {"approved": False, "reason": "nobody answered within the hour"}
-    return {"approved": bool(approval["data"].get("approved")), "session": answer.session_id}
+        decision = await step.approval("ship", f"Ship the review of {ctx.input['path']}?", timeout="1h")
+    if not decision.approved:   # rejected, or "timed_out" when nobody answered within the hour
+        return {"approved": False, "decision": decision.decision, "comment": decision.comment}
+    return {"approved": True, "by": decision.by, "comment": decision.comment, "session": answer.session_id}

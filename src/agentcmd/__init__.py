@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "define_workflow", "on_event"]
+__all__ = ["Approval", "QuestionTimedOut", "__version__", "define_workflow", "on_event"]
 
 
 def __getattr__(name: str) -> Any:
@@ -22,4 +22,8 @@ def __getattr__(name: str) -> Any:
         from agentcmd.workflows.triggers import on_event
 
         return on_event
+    if name in ("Approval", "QuestionTimedOut"):
+        from agentcmd.workflows import questions
+
+        return getattr(questions, name)
     raise AttributeError(f"module 'agentcmd' has no attribute {name!r}")

@@ -33,6 +33,7 @@ a test fails when the page is stale or a code appears twice.
     ├── UnavailableError              a feature or a server that is not there
     ├── RunNotStartedError            server/startrun.py: the engine made no run
     ├── WorkflowPausedError           server/startrun.py: the workflow is paused
+    ├── QuestionConflictError         workflows/questions.py: a second answer, or a run that no longer waits
     ├── SupervisorError               running the engine and app processes
     │   ├── PortInUseError
     │   └── ChildExitedError

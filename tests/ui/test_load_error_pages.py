@@ -232,7 +232,7 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
                      f"/api/workflows/{wf}"]
     for run_id in (*runs.values(), "01NOPE"):
         app_gets += [f"/runs/{run_id}", f"/runs/{run_id}.json", f"/api/runs/{run_id}",
-                     f"/runs/{run_id}/artifacts/report.txt"]
+                     f"/runs/{run_id}/artifacts/report.txt", f"/api/runs/{run_id}/questions"]
     engine_gets = ["/", "/runs", "/runs.json", "/runs?status=Completed", "/events", "/events.json", "/apps",
                    "/apps.json", "/send", "/login", "/_dashboard/static/dashboard.js", "/_dashboard/static/nope",
                    f"/events/{event_id}", f"/events/{event_id}.json", "/events/01NOPE",
@@ -246,7 +246,10 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
     app_posts = ["/workflows/twin/start", "/workflows/victim/start", "/workflows/nope/start",
                  f"/runs/{runs['good']}/cancel", "/login", "/logout", "/api/workflows/victim/runs",
                  "/api/workflows/nope/runs", "/api/runs/01NOPE/cancel", "/api/events",
-                 "/api/webhooks/github", "/api/webhooks/linear", "/api/webhooks/generic/nope"]  # unsigned: 404/401
+                 "/api/webhooks/github", "/api/webhooks/linear", "/api/webhooks/generic/nope",  # unsigned: 404/401
+                 # approvals and questions: a run that asked none, an unknown run, a question id with a phase
+                 f"/runs/{runs['good']}/questions/check/deploy/approve", f"/runs/{runs['good']}/questions/x/answer",
+                 "/runs/01NOPE/questions/x/approve", f"/api/runs/{runs['good']}/approve", "/api/runs/01NOPE/answer"]
     engine_posts = [f"/runs/{runs['good']}/cancel", f"/runs/{runs['good']}/rerun", "/apps/agentcmd/resync", "/send",
                     "/functions/agentcmd-twin/replay", "/functions/agentcmd-twin/pause",
                     "/functions/agentcmd-twin/unpause", "/functions/agentcmd-twin/cancel-runs", "/login", "/logout"]

@@ -145,7 +145,7 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
 def test_every_example_loads_and_is_in_the_guide(examples: Examples) -> None:
     body = httpx.get(f"{examples.app_url}/api/workflows", timeout=10).json()
     assert body["errors"] == []
-    assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor", "github-issue"}
+    assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor", "github-issue", "triage"}
     guide = GUIDE.read_text()
     for example in EXAMPLES.glob("*.py"):
         assert f"examples/{example.name}" in guide, f"{example.name} is not referenced in docs/workflows.md"
@@ -163,18 +163,44 @@ def test_fix_tests_example(examples: Examples) -> None:
     assert _git(examples.project, "log", "-1", "--format=%s") == "fix: failing tests"
 
 
+def _asked(examples: Examples, run_id: str, question: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = httpx.get(f"{examples.app_url}/api/runs/{run_id}/questions", timeout=10).json()["data"]
+        if any(q["question"] == question and q["waiting"] for q in found):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} did not ask {question}: {examples.run(run_id)}")
+
+
 def test_approval_example(examples: Examples) -> None:
     run_id = examples.start("review", {"path": "src/"}).json()["data"]["run_id"]
-
-    def approve() -> None:  # resent until the run ends: an event sent before the wait began is not seen
-        httpx.post(f"{examples.app_url}/api/events", json={"name": "agentcmd/review.approved",
-                                                            "data": {"approved": True}}, timeout=10)
-
-    run = examples.wait(run_id, poke=approve)
-    assert run["output"] == {"approved": True, "session": "sess-123"}
+    _asked(examples, run_id, "approve/ship")
+    env = {**os.environ, "AGENTCMD_HOME": str(examples.home), "PORT": examples.app_url.rsplit(":", 1)[1]}
+    out = subprocess.run([sys.executable, "-m", "agentcmd", "runs", "approve", run_id, "--comment", "ship it"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    run = examples.wait(run_id)
+    assert run["output"] == {"approved": True, "by": "cli", "comment": "ship it", "session": "sess-123"}
     artifact = next(s for s in run["steps"] if s["id"] == "artifact:review.md")
     assert Path(artifact["output"]["path"]).read_text() == "ok: Review the code in src/"
     assert any(s["id"] == "log" and s["output"]["log"].startswith("review ready") for s in run["steps"])
+
+
+def test_ask_example(examples: Examples) -> None:
+    run_id = examples.start("triage", {"issue": "the login page is slow"}).json()["data"]["run_id"]
+    _asked(examples, run_id, "plan")
+    answer = f"{examples.app_url}/api/runs/{run_id}/answer"
+    bad = httpx.post(answer, json={"answer": {"priority": "urgent"}}, timeout=30)
+    assert bad.status_code == 422 and {d["path"] for d in bad.json()["details"]} == {"priority", "owner"}
+    ok = httpx.post(answer, json={"answer": {"priority": "high", "owner": "ana"}}, timeout=30)
+    assert ok.status_code == 200, ok.text
+    _asked(examples, run_id, "hours")
+    assert httpx.post(answer, json={"answer": 3}, timeout=30).status_code == 200
+    run = examples.wait(run_id)
+    assert run["status"] == "Completed", run
+    assert run["output"] == {"priority": "high", "owner": "ana", "hours": 3,
+                             "fix": "ok: Fix within 3 hour(s): the login page is slow"}
 
 
 def test_typed_input_example(examples: Examples) -> None:

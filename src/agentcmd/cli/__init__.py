@@ -18,6 +18,7 @@ import typer
 
 from agentcmd import __version__
 from agentcmd.cli import backup as backup_cmd
+from agentcmd.cli import approvals as approvals_cmd
 from agentcmd.cli import config as config_cmd
 from agentcmd.cli import engine as engine_cmd
 from agentcmd.cli import functions as functions_cmd
@@ -75,6 +76,7 @@ app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(functions_cmd.app, name="functions")
 runs_cmd.register_send(app)
 backup_cmd.register(app)
+approvals_cmd.register(runs_cmd.app)   # agentcmd runs approve / answer
 
 
 def main() -> None:

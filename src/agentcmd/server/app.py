@@ -141,6 +141,9 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
 
     attach_webhooks(app, runtime.data_dir, load_settings().webhooks)  # POST /api/webhooks/... (server/webhooks.py)
     app.include_router(router)
+    from agentcmd.server.questions import router as questions_router
+
+    app.include_router(questions_router)  # approvals and questions (server/questions.py)
     app.include_router(live_router)  # a run's kept stream and live feed (server/live.py)
     from agentcmd.ui.views import create_router as ui_router
 

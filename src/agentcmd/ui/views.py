@@ -29,6 +29,7 @@ from agentcmd.mode import Mode
 from agentcmd.safenames import path_under
 from agentcmd.server import api
 from agentcmd.ui import livepages, loaderrors, present
+from agentcmd.ui import questions as ui_questions
 from agentcmd.ui.runlists import recent_runs as _recent_runs
 from agentcmd.ui.runlists import runs_version as _runs_version
 from agentcmd.web import login, static
@@ -75,6 +76,11 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
     router.add_api_route("/workflows/{workflow_id}/start", start_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/cancel", cancel_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/artifacts/{name}", artifact, methods=["GET"])
+    # Approve / Reject and answer forms (ui/questions.py)
+    router.add_api_route("/runs/{run_id}/questions/{question:path}/approve", ui_questions.approve_form,
+                         methods=["POST"])
+    router.add_api_route("/runs/{run_id}/questions/{question:path}/answer", ui_questions.answer_form,
+                         methods=["POST"])
     router.add_api_route("/live", livepages.live_page, methods=["GET"])  # the pages' server-sent events
     static.add_static_route(router, STATIC_PREFIX)
     login.add_login_routes(router)
@@ -103,6 +109,7 @@ async def workflow_page(request: Request, workflow_id: str) -> Response:
         return site.error(request, exc, as_json)
     runs, runs_error = await _recent_runs(request, workflow_id)
     data = {"workflow": wf, "runs": runs, "runs_error": runs_error, "usage": wf.get("usage"),
+            "questions": await ui_questions.for_runs(request, runs, workflow_id),
             "load_errors": loaderrors.for_workflow((await api.list_workflows(request))["errors"], workflow_id)}
     version = _runs_version(runs)
     if as_json:
@@ -121,7 +128,7 @@ async def run_page(request: Request, run_id: str) -> Response:
     except AgentcmdError as exc:
         return site.error(request, exc, as_json)
     data = {"run": view, "phases": present.phase_progress(view), "artifacts": present.artifacts(view),
-            "usage": view.get("usage")}
+            "usage": view.get("usage"), "questions": await ui_questions.for_run(request, view)}
     version = version_of(view["status"], [(s["name"], s["status"]) for s in view["steps"]])
     if as_json:
         return site.twin(request, data, version=version)

@@ -4,6 +4,7 @@
     spec.py        WorkflowSpec: what define_workflow was given, checked
     context.py     ctx (WorkflowContext) and the process-wide Runtime
     steps.py       step: phase, cli, agent, git, sleep, wait_for_event, run, log, artifact
+    questions.py   step.approval / step.ask: durable questions to a human, their records
     results.py     CliResult, AgentResult, GitResult (rebuilt from memoised JSON)
     agents.py      claude / codex / gemini CLI adapters
     process.py     subprocess groups: tail-truncated output, timeout, cancel
@@ -15,5 +16,6 @@
 """
 
 from agentcmd.workflows.define import Workflow, define_workflow
+from agentcmd.workflows.questions import Approval, QuestionTimedOut
 
-__all__ = ["Workflow", "define_workflow"]
+__all__ = ["Approval", "QuestionTimedOut", "Workflow", "define_workflow"]

@@ -107,6 +107,9 @@ _current_record: contextvars.ContextVar[steprecords.StepRecorder | None] = conte
     "agentcmd_step_record", default=None)
 
 
+_NO_DEFAULT: Any = object()
+
+
 def _tail(text: str, limit: int = 2000) -> str:
     text = text.strip()
     return text if len(text) <= limit else "..." + text[-limit:]
@@ -461,6 +464,24 @@ class WorkflowSteps:
             return got
         dumped: dict[str, Any] = got.model_dump(mode="json")
         return dumped
+
+    # Humans in the loop (questions.py) -------------------------------------
+    async def approval(self, step_id: str, message: str, *,
+                       timeout: str | float | datetime.timedelta = "24h") -> Any:
+        """Wait durably for a human to approve or reject; an ``Approval`` (``decision="timed_out"`` on timeout)."""
+        from agentcmd.workflows import questions
+
+        return await questions.approval(self, step_id, message, timeout=timeout)
+
+    async def ask(self, step_id: str, question: str, *, schema: Any = None,
+                  timeout: str | float | datetime.timedelta = "24h", default: Any = _NO_DEFAULT) -> Any:
+        """Wait durably for a typed answer checked against ``schema`` (JSON Schema dict or pydantic model);
+        ``default`` on timeout, else ``QuestionTimedOut``."""
+        from agentcmd.workflows import questions
+
+        if default is _NO_DEFAULT:
+            return await questions.ask(self, step_id, question, schema=schema, timeout=timeout)
+        return await questions.ask(self, step_id, question, schema=schema, timeout=timeout, default=default)
 
     # Annotations -----------------------------------------------------------
     async def log(self, message: str) -> None:
