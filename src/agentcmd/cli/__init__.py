@@ -17,8 +17,8 @@ import warnings
 import typer
 
 from agentcmd import __version__
-from agentcmd.cli import backup as backup_cmd
 from agentcmd.cli import approvals as approvals_cmd
+from agentcmd.cli import backup as backup_cmd
 from agentcmd.cli import config as config_cmd
 from agentcmd.cli import engine as engine_cmd
 from agentcmd.cli import functions as functions_cmd
