@@ -245,10 +245,12 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
     # Forms posted without a CSRF token (nothing is changed): refused, never a server error.
     app_posts = ["/workflows/twin/start", "/workflows/victim/start", "/workflows/nope/start",
                  f"/runs/{runs['good']}/cancel", "/login", "/logout", "/api/workflows/victim/runs",
-                 "/api/workflows/nope/runs", "/api/runs/01NOPE/cancel", "/api/events"]
+                 "/api/workflows/nope/runs", "/api/runs/01NOPE/cancel", "/api/events",
+                 f"/runs/{runs['good']}/resume", "/api/runs/01NOPE/resume"]
     engine_posts = [f"/runs/{runs['good']}/cancel", f"/runs/{runs['good']}/rerun", "/apps/agentcmd/resync", "/send",
                     "/functions/agentcmd-twin/replay", "/functions/agentcmd-twin/pause",
-                    "/functions/agentcmd-twin/unpause", "/functions/agentcmd-twin/cancel-runs", "/login", "/logout"]
+                    "/functions/agentcmd-twin/unpause", "/functions/agentcmd-twin/cancel-runs", "/login", "/logout",
+                    f"/runs/{runs['good']}/resume"]
     seen: set[tuple[str, str]] = set()
     answers: list[str] = []
     for side, base, method, paths in (("app", broken.app, "GET", app_gets),

@@ -10,6 +10,11 @@
   When the body fails, the worktree is kept for inspection and the error
   says where it is. A cancelled run runs no more code, so its worktree
   stays too (``git worktree prune`` after deleting it).
+
+A resumed run (``agentcmd runs resume``) has a new run id but keeps the
+failed run's ``workspace`` step: the branch and worktree are the ones its
+memo names, i.e. the failed run's ``agentcmd/<old run id>`` and its kept
+worktree (added again on that branch if it was deleted meanwhile).
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
         async def make_branch() -> dict[str, Any]:
             return (await gitops.create_branch(ctx.project_dir, branch, run_id=ctx.run_id)).to_json()
 
-        await sdk_step.run("workspace", make_branch)
-        return dataclasses.replace(ctx, branch=branch)
+        made = await sdk_step.run("workspace", make_branch)
+        return dataclasses.replace(ctx, branch=_memo_branch(made, branch))
     path = worktree_path(ctx.data_dir, ctx.run_id)
 
     async def add_worktree() -> dict[str, Any]:
@@ -53,7 +58,19 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
 
     result = await sdk_step.run("workspace", add_worktree)
     where = Path(result["path"]) if isinstance(result, dict) and result.get("path") else path
+    branch = _memo_branch(result, branch)
+    if not where.exists():
+        # A resumed run keeps the failed run's worktree (the memo above); if it was removed since,
+        # add it again on the same branch, so the run goes on with that branch's commits.
+        await gitops.worktree_add(ctx.project_dir, where, branch, run_id=ctx.run_id)
     return dataclasses.replace(ctx, workdir=where, branch=branch)
+
+
+def _memo_branch(result: Any, default: str) -> str:
+    """The branch the memoised workspace step made: the first run's, when this run resumes it."""
+    if isinstance(result, dict) and isinstance(result.get("branch"), str) and result["branch"]:
+        return str(result["branch"])
+    return default
 
 
 async def finish(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> None:

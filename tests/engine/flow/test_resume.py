@@ -73,7 +73,7 @@ def _history(engine: Any, run_id: str) -> list[dict[str, Any]]:
 
 def test_a_failed_run_resumes_from_the_failed_step_without_calling_completed_steps_again(
         stack: Any, send_event: Any, runs_for_event: Any, wait_for_run_status: Any, step_log: Any) -> None:
-    engine, state, app_id = stack
+    engine, state, _ = stack
     state["log"] = log = step_log()
     state["fixed"] = False
     eid = send_event(engine, "rs/go", {"tag": "t1"})
@@ -140,7 +140,7 @@ def test_a_cancelled_run_resumes_and_a_running_one_is_refused(
 
 def test_resume_with_edited_data_uses_a_new_event_with_the_same_name(
         stack: Any, send_event: Any, runs_for_event: Any, wait_for_run_status: Any, step_log: Any) -> None:
-    engine, state, app_id = stack
+    engine, state, _ = stack
     state["log"] = step_log()
     state["fixed"] = False
     eid = send_event(engine, "rs/go", {"tag": "before"})
