@@ -52,7 +52,20 @@ def _functions(client: Any, state: State) -> list[Any]:
                                             timeout=datetime.timedelta(hours=1))
         return {"first": first, "reply": None if got is None else got.data.get("v")}
 
-    return [child, flaky, waiter]
+    @client.create_function(fn_id="evolving", trigger=inngest.TriggerEvent(event="rs/evolve"), retries=0)
+    async def evolving(ctx: inngest.Context) -> Any:
+        async def step(name: str) -> str:
+            count(name)
+            if name == "c" and not state.get("v2"):
+                raise inngest.NonRetriableError("c is broken in v1")
+            return name
+
+        if not state.get("v2"):          # the code at the time of the failure
+            return [await ctx.step.run(n, step, n) for n in ("a", "b", "c")]
+        # v2: a new step "z" before the failure, "b" renamed "b2", "c" fixed, "d" new
+        return [await ctx.step.run(n, step, n) for n in ("z", "a", "b2", "c", "d")]
+
+    return [child, flaky, waiter, evolving]
 
 
 stack = sdk_stack("rs", _functions)
@@ -158,6 +171,24 @@ def test_resume_with_edited_data_uses_a_new_event_with_the_same_name(
     assert event["name"] == "rs/go" and event["data"] == {"tag": "after"}
     # The new event started no other run: only the resume uses it.
     assert [x["run_id"] for x in engine.get(f"/v1/events/{done['event_id']}/runs").json()["data"]] == [new]
+
+
+def test_resume_after_the_code_changed_runs_new_and_renamed_steps_and_ignores_vanished_ones(
+        stack: Any, send_event: Any, runs_for_event: Any, wait_for_run_status: Any, step_log: Any) -> None:
+    engine, state, _ = stack
+    state["log"] = log = step_log()
+    state["v2"] = False
+    eid = send_event(engine, "rs/evolve", {})
+    old = runs_for_event(engine, eid)[0]
+    wait_for_run_status(engine, old, "Failed")
+    assert log.lines() == ["a", "b", "c"]
+    state["v2"] = True
+    r = _resume(engine, old)
+    assert r.status_code == 201 and r.json()["data"]["kept_steps"] == 2, r.text
+    done = wait_for_run_status(engine, r.json()["data"]["run_id"], "Completed")
+    assert done["output"] == ["z", "a", "b2", "c", "d"]
+    # "a" kept its result; "z" (new, before the failure) and "b2" (renamed) ran; "b"'s kept result is unused.
+    assert log.lines() == ["a", "b", "c", "z", "b2", "c", "d"]
 
 
 @pytest.mark.parametrize(("body", "status"), [(b"[1]", 400), (b'{"data": 3}', 400), (b'{"inputs": {}}', 400),
