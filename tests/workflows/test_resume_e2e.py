@@ -249,3 +249,35 @@ def test_a_failed_run_resumes_from_the_failed_step_and_a_cancelled_one_from_its_
     wait_for(through, 30, "the resumed gate run to get its event", stack.output)
     assert (project / "first.log").read_text() == "run\n"
     assert stack.run(resumed_gate)["resume_of"] == gate
+
+
+FLIP = '''
+from agentcmd import define_workflow
+
+
+@define_workflow(id="flip", retries=0)
+async def flip(ctx, step):
+    await step.cli("count", f"echo run >> {ctx.project_dir}/count.log")
+    done = await step.cli("check", "test ! -e BROKEN && echo fine")
+    return done.stdout.strip()
+'''
+
+
+def test_the_cli_resumes_and_waits_and_refuses_a_completed_run(
+        project: Path, write_workflow: Any, procs: Any, tmp_path: Path) -> None:
+    write_workflow("flip.py", FLIP)
+    (project / "BROKEN").touch()
+    stack = Stack("dev", project, procs, tmp_path, {})
+    out = _cli("workflows", "run", "flip", "--wait", env=stack.cli_env)
+    assert out.returncode == 1, out.stderr
+    old = next(r["run_id"] for r in stack.api("GET", "/api/runs?workflow=flip").json()["data"])
+    (project / "BROKEN").unlink()
+    out = _cli("runs", "resume", old, "--wait", "--json", env=stack.cli_env)
+    assert out.returncode == 0, out.stderr + stack.output()
+    final = json.loads(out.stdout)
+    assert final["status"] == "Completed" and final["output"] == "fine" and final["resume_of"] == old
+    assert (project / "count.log").read_text() == "run\n"
+    refused = _cli("runs", "resume", final["run_id"], env=stack.cli_env)
+    assert refused.returncode == 1 and "only a Failed or Cancelled run can be resumed" in refused.stderr
+    bad = _cli("runs", "resume", old, "--input", "[1", env=stack.cli_env)
+    assert bad.returncode == 2 and "--input" in bad.stderr
