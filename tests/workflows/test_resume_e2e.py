@@ -182,7 +182,14 @@ def test_a_failed_run_resumes_from_the_failed_step_and_a_cancelled_one_from_its_
     hold.unlink()
     if mode == "dev":
         with httpx.Client(base_url=stack.app_url, timeout=30) as browser:
-            assert 'data-testid="resume-button"' in browser.get(f"/runs/{old}").text
+            page = browser.get(f"/runs/{old}").text
+            assert 'data-testid="resume-button"' in page and "T-1" in page   # the edit form holds the input
+            token = CSRF.findall(page)[-1]
+            for typed in ('{"ticket": 5}', '{"ticket": '):   # refused by the schema / not JSON: shown on the page
+                again = browser.post(f"/runs/{old}/resume", data={"edit": "1", "input": typed, "csrf_token": token})
+                assert again.status_code in (400, 422) and 'data-testid="resume-error"' in again.text, again.text
+                assert typed in again.text.replace("&#34;", '"').replace("&quot;", '"')
+            assert stack.run(old)["resumed_as"] == []
             posted = _ui_resume(browser, f"/runs/{old}", {"edit": "1", "input": '{"ticket": "T-2"}'})
         assert posted.status_code == 303, posted.text
         new = posted.headers["location"].split("/runs/")[1].split("?")[0]

@@ -7,6 +7,7 @@ file, so "not called again" is what the SDK really did.
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 import httpx
@@ -120,6 +121,17 @@ def test_a_failed_run_resumes_from_the_failed_step_without_calling_completed_ste
         assert refused.status_code == 409, refused.text
         assert refused.json()["code"] == "not_resumable" and words in refused.json()["error"]
     assert len(engine.get(f"/v1/events/{eid}/runs").json()["data"]) == 2
+
+    # The dashboard: the JSON twins link both ways; its Resume button refuses an ended run the same way.
+    with httpx.Client(base_url=engine.url, timeout=10) as browser:
+        assert browser.get(f"/runs/{old}.json").json()["run"]["resumed_as"] == [new]
+        assert browser.get(f"/runs/{new}.json").json()["run"]["resume_of"] == old
+        page = browser.get(f"/runs/{old}").text
+        assert 'data-testid="resumed-as"' in page and 'data-testid="resume-form"' not in page
+        token = re.findall(r'name="csrf_token" value="([0-9a-f]+)"', page)[-1]
+        refused = browser.post(f"/runs/{new}/resume", data={"csrf_token": token},
+                               headers={"Accept": "application/json"})
+        assert refused.status_code == 409 and refused.json()["code"] == "not_resumable", refused.text
 
 
 def test_a_cancelled_run_resumes_and_a_running_one_is_refused(
