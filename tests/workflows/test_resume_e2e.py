@@ -262,27 +262,35 @@ FLIP = '''
 from agentcmd import define_workflow
 
 
-@define_workflow(id="flip", retries=0)
+@define_workflow(id="flip", retries=0, workspace="branch")
 async def flip(ctx, step):
     await step.cli("count", f"echo run >> {ctx.project_dir}/count.log")
-    done = await step.cli("check", "test ! -e BROKEN && echo fine")
+    done = await step.cli("check", "test ! -e BROKEN && git branch --show-current")
     return done.stdout.strip()
 '''
 
 
 def test_the_cli_resumes_and_waits_and_refuses_a_completed_run(
-        project: Path, write_workflow: Any, procs: Any, tmp_path: Path) -> None:
+        project: Path, write_workflow: Any, procs: Any, tmp_path: Path, git_identity: None) -> None:
     write_workflow("flip.py", FLIP)
+    git(project, "init", "-q", "-b", "main")
+    (project / ".gitignore").write_text(".agentcmd/\nBROKEN\ncount.log\n")
+    git(project, "add", ".gitignore")
+    git(project, "commit", "-q", "-m", "init")
     (project / "BROKEN").touch()
     stack = Stack("dev", project, procs, tmp_path, {})
     out = _cli("workflows", "run", "flip", "--wait", env=stack.cli_env)
     assert out.returncode == 1, out.stderr
     old = next(r["run_id"] for r in stack.api("GET", "/api/runs?workflow=flip").json()["data"])
+    assert git(project, "branch", "--show-current") == f"agentcmd/{old.lower()}"
+    git(project, "switch", "-q", "main")     # to fix what was wrong
     (project / "BROKEN").unlink()
     out = _cli("runs", "resume", old, "--wait", "--json", env=stack.cli_env)
     assert out.returncode == 0, out.stderr + stack.output()
     final = json.loads(out.stdout)
-    assert final["status"] == "Completed" and final["output"] == "fine" and final["resume_of"] == old
+    # The resumed run went back to the failed run's branch (its kept workspace step names it).
+    assert final["status"] == "Completed" and final["output"] == f"agentcmd/{old.lower()}"
+    assert final["resume_of"] == old
     assert (project / "count.log").read_text() == "run\n"
     refused = _cli("runs", "resume", final["run_id"], env=stack.cli_env)
     assert refused.returncode == 1 and "only a Failed or Cancelled run can be resumed" in refused.stderr

@@ -14,7 +14,8 @@
 A resumed run (``agentcmd runs resume``) has a new run id but keeps the
 failed run's ``workspace`` step: the branch and worktree are the ones its
 memo names, i.e. the failed run's ``agentcmd/<old run id>`` and its kept
-worktree (added again on that branch if it was deleted meanwhile).
+worktree (added again on that branch if it was deleted meanwhile); a
+``branch`` run switches the project back to the failed run's branch.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
             return (await gitops.create_branch(ctx.project_dir, branch, run_id=ctx.run_id)).to_json()
 
         made = await sdk_step.run("workspace", make_branch)
-        return dataclasses.replace(ctx, branch=_memo_branch(made, branch))
+        kept = _memo_branch(made, branch)
+        if kept != branch:
+            # A resumed run: its branch is the failed run's. Switch the project back to it (a no-op when
+            # it is checked out), so the steps that run now commit where the kept steps did.
+            await gitops.create_branch(ctx.project_dir, kept, run_id=ctx.run_id)
+        return dataclasses.replace(ctx, branch=kept)
     path = worktree_path(ctx.data_dir, ctx.run_id)
 
     async def add_worktree() -> dict[str, Any]:
