@@ -14,8 +14,9 @@
 A resumed run (``agentcmd runs resume``) has a new run id but keeps the
 failed run's ``workspace`` step: the branch and worktree are the ones its
 memo names, i.e. the failed run's ``agentcmd/<old run id>`` and its kept
-worktree (added again on that branch if it was deleted meanwhile); a
-``branch`` run switches the project back to the failed run's branch.
+worktree; a ``branch`` run switches the project back to the failed run's
+branch. (The worktree is not added again here if it was deleted: this
+code runs on every call, also after ``finish`` removed it.)
 """
 
 from __future__ import annotations
@@ -53,9 +54,13 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
         made = await sdk_step.run("workspace", make_branch)
         kept = _memo_branch(made, branch)
         if kept != branch:
-            # A resumed run: its branch is the failed run's. Switch the project back to it (a no-op when
-            # it is checked out), so the steps that run now commit where the kept steps did.
-            await gitops.create_branch(ctx.project_dir, kept, run_id=ctx.run_id)
+            # A resumed run: its branch is the failed run's. Switch the project back to it once, in a
+            # step of this run (memoised, so a later step's own branch switch is not undone on the next
+            # call), so the steps that run now commit where the kept steps did.
+            async def back_to_branch() -> dict[str, Any]:
+                return (await gitops.create_branch(ctx.project_dir, kept, run_id=ctx.run_id)).to_json()
+
+            await sdk_step.run(f"workspace-resume-{ctx.run_id.lower()}", back_to_branch)
         return dataclasses.replace(ctx, branch=kept)
     path = worktree_path(ctx.data_dir, ctx.run_id)
 
@@ -64,12 +69,8 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
 
     result = await sdk_step.run("workspace", add_worktree)
     where = Path(result["path"]) if isinstance(result, dict) and result.get("path") else path
-    branch = _memo_branch(result, branch)
-    if not where.exists():
-        # A resumed run keeps the failed run's worktree (the memo above); if it was removed since,
-        # add it again on the same branch, so the run goes on with that branch's commits.
-        await gitops.worktree_add(ctx.project_dir, where, branch, run_id=ctx.run_id)
-    return dataclasses.replace(ctx, workdir=where, branch=branch)
+    # A resumed run keeps the failed run's worktree and branch: the memo above names them.
+    return dataclasses.replace(ctx, workdir=where, branch=_memo_branch(result, branch))
 
 
 def _memo_branch(result: Any, default: str) -> str:
