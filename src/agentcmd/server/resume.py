@@ -37,6 +37,7 @@ from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import path_under
 from agentcmd.server.engine import EngineRestClient
 from agentcmd.server.runs import workflow_id_of
+from agentcmd.workflows import schedules
 from agentcmd.workflows.define import Workflow
 
 router = APIRouter(prefix="/api")
@@ -110,6 +111,10 @@ async def resume(request: Request, run_id: str, body: dict[str, Any] | None) -> 
         if wf is None:
             raise NotFoundError(f"run {run_id} is not a run of a workflow this app serves, so its input "
                                 "cannot be checked", "resume it without an edited input")
+        event = await engine.get_event(str(run.get("event_id") or ""))
+        if event.get("name") == schedules.TIMER_EVENT:
+            raise InputError(f"run {run_id} was started by a cron schedule: it has no input to edit",
+                             "resume it without an input, or start a new run with that input")
         data = wf.validate_input(raw)
     resumed = await engine.resume_run(run_id, data)
     new = str(resumed.get("run_id") or "")
