@@ -249,10 +249,12 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
                  "/api/webhooks/github", "/api/webhooks/linear", "/api/webhooks/generic/nope",  # unsigned: 404/401
                  # approvals and questions: a run that asked none, an unknown run, a question id with a phase
                  f"/runs/{runs['good']}/questions/check/deploy/approve", f"/runs/{runs['good']}/questions/x/answer",
-                 "/runs/01NOPE/questions/x/approve", f"/api/runs/{runs['good']}/approve", "/api/runs/01NOPE/answer"]
+                 "/runs/01NOPE/questions/x/approve", f"/api/runs/{runs['good']}/approve", "/api/runs/01NOPE/answer",
+                 f"/runs/{runs['good']}/resume", "/api/runs/01NOPE/resume"]
     engine_posts = [f"/runs/{runs['good']}/cancel", f"/runs/{runs['good']}/rerun", "/apps/agentcmd/resync", "/send",
                     "/functions/agentcmd-twin/replay", "/functions/agentcmd-twin/pause",
-                    "/functions/agentcmd-twin/unpause", "/functions/agentcmd-twin/cancel-runs", "/login", "/logout"]
+                    "/functions/agentcmd-twin/unpause", "/functions/agentcmd-twin/cancel-runs", "/login", "/logout",
+                    f"/runs/{runs['good']}/resume"]
     seen: set[tuple[str, str]] = set()
     answers: list[str] = []
     for side, base, method, paths in (("app", broken.app, "GET", app_gets),

@@ -145,7 +145,8 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
 def test_every_example_loads_and_is_in_the_guide(examples: Examples) -> None:
     body = httpx.get(f"{examples.app_url}/api/workflows", timeout=10).json()
     assert body["errors"] == []
-    assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor", "github-issue", "triage"}
+    assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor", "github-issue", "triage",
+                                               "plan-build"}
     guide = GUIDE.read_text()
     for example in EXAMPLES.glob("*.py"):
         assert f"examples/{example.name}" in guide, f"{example.name} is not referenced in docs/workflows.md"
@@ -217,6 +218,31 @@ def test_typed_input_example(examples: Examples) -> None:
     assert len(calls) == 2 and calls[1][-4:-2] == ["--resume", "sess-123"]
     assert _git(examples.project, "show", f"{out['branch']}:utils.py") == "X = 1\n# refactored"
     assert (examples.project / "utils.py").read_text() == "X = 1\n"  # the worktree kept the checkout clean
+
+
+def test_resume_example(examples: Examples) -> None:
+    """docs/examples/resume.py as the guide tells it: fail, fix, resume; the agent's plan is not asked again."""
+    broken = examples.project / "BROKEN"
+    headers = {"Content-Type": "application/json"}
+    outputs = []
+    for edited in (None, {"target": "site"}):
+        broken.touch()
+        before = len(examples.claude_calls())
+        old = examples.start("plan-build", {"target": "docs"}).json()["data"]["run_id"]
+        assert examples.wait(old)["status"] == "Failed"
+        assert len(examples.claude_calls()) == before + 1
+        broken.unlink()
+        body = {} if edited is None else {"input": edited}
+        resp = httpx.post(f"{examples.app_url}/api/runs/{old}/resume", json=body, headers=headers, timeout=30)
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["data"]["resumed_from"] == old and resp.json()["data"]["kept_steps"] >= 1
+        run = examples.wait(resp.json()["data"]["run_id"])
+        assert run["status"] == "Completed", run
+        assert len(examples.claude_calls()) == before + 1, "the plan step was kept, not asked again"
+        assert run["resume_of"] == old and examples.run(old)["resumed_as"] == [run["run_id"]]
+        outputs.append(run["output"])
+    assert outputs == [{"plan": "ok: Plan the build of docs", "build": "built", "target": "docs"},
+                       {"plan": "ok: Plan the build of docs", "build": "built", "target": "site"}]
 
 
 def test_the_guide_documents_every_step_method_and_define_workflow_option() -> None:

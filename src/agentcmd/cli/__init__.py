@@ -23,6 +23,7 @@ from agentcmd.cli import config as config_cmd
 from agentcmd.cli import engine as engine_cmd
 from agentcmd.cli import functions as functions_cmd
 from agentcmd.cli import install as install_cmd
+from agentcmd.cli import resume as resume_cmd
 from agentcmd.cli import run as run_cmd
 from agentcmd.cli import runs as runs_cmd
 from agentcmd.cli import workflows as workflows_cmd
@@ -72,6 +73,7 @@ app.add_typer(engine_cmd.app, name="engine")
 install_cmd.register(app)
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(workflows_cmd.app, name="workflows")
+resume_cmd.register(runs_cmd.app)  # agentcmd runs resume
 app.add_typer(runs_cmd.app, name="runs")
 app.add_typer(functions_cmd.app, name="functions")
 runs_cmd.register_send(app)

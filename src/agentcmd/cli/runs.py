@@ -14,7 +14,7 @@ import typer
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-app = typer.Typer(help="Inspect, follow, cancel and answer runs.", no_args_is_help=True)
+app = typer.Typer(help="Inspect, follow, cancel, answer and resume runs.", no_args_is_help=True)
 
 _STATUS_STYLE = {"Completed": "green", "Failed": "red", "Cancelled": "yellow", "Running": "cyan",
                  "Queued": "dim", "Interrupted": "magenta"}

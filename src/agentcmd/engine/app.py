@@ -201,7 +201,7 @@ def build_app(engine: Engine) -> Starlette:
 
     The routes get the engine's command facade (``engine.commands``), never the engine itself.
     """
-    from agentcmd.engine.api import cancellations, events, functions, graphql, health, register, rest
+    from agentcmd.engine.api import cancellations, events, functions, graphql, health, register, rest, resume
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
 
     @contextlib.asynccontextmanager
@@ -217,7 +217,7 @@ def build_app(engine: Engine) -> Starlette:
     commands = engine.commands
     routes = [*health.routes(commands), *events.routes(commands), *register.routes(commands),
               *rest.routes(commands), *functions.routes(commands), *graphql.routes(commands),
-              *cancellations.routes(commands),
+              *cancellations.routes(commands), *resume.routes(commands),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
     from starlette.middleware import Middleware
 

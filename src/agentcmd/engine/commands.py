@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.executor import Executor
     from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
+    from agentcmd.engine.flow.resume import Resumed
     from agentcmd.engine.functions import Function
     from agentcmd.engine.ingest import Dispatcher
     from agentcmd.engine.registry import RegisterResult, Registry
@@ -219,6 +220,20 @@ class Commands:
         """``replay`` of the function named by ``ref``; None if there is no such active function."""
         fn = self.function(ref)
         return None if fn is None else await self.replay(fn, request)
+
+    async def resume_run(self, run_id: str, data: dict[str, Any] | None = None) -> Resumed:
+        """Resume a Failed/Cancelled run from its first step that did not complete (``flow/resume.py``).
+
+        ``data`` replaces the event data. Raises ``NotFoundError`` (no such run) or
+        ``NotResumableError`` (409: not Failed/Cancelled, already resumed, function gone).
+        """
+        from agentcmd.engine.flow.resume import resume_run
+
+        engine = self._engine
+        resumed = await resume_run(engine.store, engine.dispatcher, engine.registry.functions, run_id, data,
+                                   engine.clock())
+        engine.worker.wake()
+        return resumed
 
     # -- functions and apps --------------------------------------------------------------------------
 

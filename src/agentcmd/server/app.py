@@ -36,6 +36,7 @@ from agentcmd.server.edge import app_edge_policy
 from agentcmd.server.engine import EngineRestClient
 from agentcmd.server.live import router as live_router
 from agentcmd.server.protect import ProtectMiddleware
+from agentcmd.server.resume import router as resume_router
 from agentcmd.server.sdkguard import SdkGuardMiddleware
 from agentcmd.server.shutdown import InterruptMiddleware
 from agentcmd.workflows import streamlog
@@ -144,6 +145,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     from agentcmd.server.questions import router as questions_router
 
     app.include_router(questions_router)  # approvals and questions (server/questions.py)
+    app.include_router(resume_router)  # POST /api/runs/{id}/resume (server/resume.py)
     app.include_router(live_router)  # a run's kept stream and live feed (server/live.py)
     from agentcmd.ui.views import create_router as ui_router
 

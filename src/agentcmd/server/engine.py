@@ -16,6 +16,25 @@ from agentcmd.endpoint import EngineEndpoint, engine_url, resolve_engine_endpoin
 from agentcmd.errors import AgentcmdError, AuthError, NotFoundError, ProtocolError, UnavailableError
 
 
+class EngineConflictError(AgentcmdError):
+    """The engine refused a command in the run's current state (409), e.g. resuming a run that did not fail."""
+
+    code = "engine_conflict"
+    exit_code = 1
+    http_status = 409
+    fix_hint = "read the engine's message: the run is not in a state that allows this command"
+
+    @classmethod
+    def from_response(cls, resp: httpx.Response, method: str, path: str) -> EngineConflictError:
+        try:
+            body = resp.json()
+        except ValueError:
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        return cls(str(body.get("error") or f"the engine refused {method} {path} (409)"),
+                   str(body.get("hint") or "") or None)
+
+
 class EngineRestClient:
     """The app server's async client of the engine's ``/v1`` routes; errors become ``AgentcmdError``s."""
 
@@ -55,6 +74,8 @@ class EngineRestClient:
                             "give the app server the engine's signing key (INNGEST_SIGNING_KEY)")
         if resp.status_code == 404:
             raise NotFoundError(f"not found on the engine: {path}", "check the id ('agentcmd runs list')")
+        if resp.status_code == 409:
+            raise EngineConflictError.from_response(resp, method, path)
         if resp.status_code >= 400:
             raise ProtocolError(f"the engine answered {resp.status_code} to {method} {path}: {resp.text[:300]}",
                                 "see the engine's log")
@@ -104,6 +125,16 @@ class EngineRestClient:
         body = await self._request("DELETE", f"/v1/runs/{run_id}")
         run: dict[str, Any] = body.get("data") or {}
         return run
+
+    async def resume_run(self, run_id: str, data: dict[str, Any] | None) -> dict[str, Any]:
+        """``POST /v1/runs/{id}/resume`` -> ``{"run_id", "resumed_from", "kept_steps"}`` (409: EngineConflictError)."""
+        body = await self._request("POST", f"/v1/runs/{run_id}/resume", json={} if data is None else {"data": data})
+        return dict(body.get("data") or {})
+
+    async def get_event(self, event_id: str) -> dict[str, Any]:
+        body = await self._request("GET", f"/v1/events/{event_id}")
+        event: dict[str, Any] = body.get("data") or {}
+        return event
 
     async def run_status(self, run_id: str) -> str | None:
         """For the cancel watcher of running commands; None when the engine cannot say."""

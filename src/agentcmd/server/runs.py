@@ -120,4 +120,5 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]], workflows: dict[s
         "event_id": run.get("event_id"), "started_at": run.get("run_started_at"),
         "ended_at": run.get("ended_at"), "output": _maybe_json(run.get("output")),
         "error": _maybe_json(run.get("error")), "attempt": run.get("attempt"), "steps": views,
+        "resume_of": run.get("resume_of"), "resumed_as": list(run.get("resumed_as") or []),
     }

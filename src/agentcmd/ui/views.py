@@ -2,7 +2,7 @@
 
 Each page calls the app API's handler for the same data (``agentcmd.server.api``)
 and renders it, or returns it as its JSON twin (``.json`` or ``?format=json``);
-one handler serves both. Forms (start a run with JSON input, cancel) post
+one handler serves both. Forms (start a run with JSON input, cancel, resume) post
 with a CSRF token bound to the browser's session (or a cookie when there is
 no login); they work without JavaScript. Who may see a page at all is
 decided before it gets here (``agentcmd.server.protect``). Rendering, the
@@ -28,7 +28,7 @@ from agentcmd.httpedge import jsonbody
 from agentcmd.mode import Mode
 from agentcmd.safenames import path_under
 from agentcmd.server import api
-from agentcmd.ui import livepages, loaderrors, present
+from agentcmd.ui import livepages, loaderrors, present, resumeform
 from agentcmd.ui import questions as ui_questions
 from agentcmd.ui.runlists import recent_runs as _recent_runs
 from agentcmd.ui.runlists import runs_version as _runs_version
@@ -75,6 +75,7 @@ def create_router(auth: WebAuth | None = None) -> APIRouter:
             router.add_api_route(path, handler, methods=["GET"])
     router.add_api_route("/workflows/{workflow_id}/start", start_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/cancel", cancel_run, methods=["POST"])
+    router.add_api_route("/runs/{run_id}/resume", resume_run, methods=["POST"])
     router.add_api_route("/runs/{run_id}/artifacts/{name}", artifact, methods=["GET"])
     # Approve / Reject and answer forms (ui/questions.py)
     router.add_api_route("/runs/{run_id}/questions/{question:path}/approve", ui_questions.approve_form,
@@ -121,6 +122,12 @@ async def workflow_page(request: Request, workflow_id: str) -> Response:
 
 
 async def run_page(request: Request, run_id: str) -> Response:
+    return await show_run(request, run_id)
+
+
+async def show_run(request: Request, run_id: str, resume_form: dict[str, Any] | None = None,
+                   status_code: int = 200) -> Response:
+    """The run page; ``resume_form`` is a resume form posted back with what was wrong (resumeform.py)."""
     site = site_of(request)
     as_json = wants_json(request)
     try:
@@ -134,10 +141,12 @@ async def run_page(request: Request, run_id: str) -> Response:
         return site.twin(request, data, version=version)
     final = view["status"] in present.TERMINAL
     stream = await livepages.transcript_of(request.app.state.runtime.data_dir, run_id)
-    return site.page(request, "run.html", {**data, "final": final, "transcript": stream,
+    resume = (resume_form or await resumeform.form_state(request, view)) if final else None
+    return site.page(request, "run.html", {**data, "final": final, "transcript": stream, "resume": resume,
                                                 "running": present.running_steps(view)}, title=f"Run {run_id}",
                      poll=None if final else f"/runs/{quote(run_id)}.json", version=version,
-                     live=None if final else f"/runs/{quote(run_id)}/live?after={stream['after']}")
+                     live=None if final else f"/runs/{quote(run_id)}/live?after={stream['after']}",
+                     status_code=status_code)
 
 
 async def _csrf_form(request: Request) -> dict[str, str]:
@@ -186,6 +195,11 @@ async def cancel_run(request: Request, run_id: str) -> Response:
     except AgentcmdError as exc:
         return site_of(request).error(request, exc, False)
     return RedirectResponse(f"/runs/{quote(run_id)}?notice=cancelled", status_code=303)
+
+
+async def resume_run(request: Request, run_id: str) -> Response:
+    return await resumeform.resume_run(request, run_id, _csrf_form, show_run,
+                                       lambda req, exc: site_of(req).error(req, exc, False))
 
 
 async def artifact(request: Request, run_id: str, name: str) -> Response:

@@ -10,6 +10,13 @@
   When the body fails, the worktree is kept for inspection and the error
   says where it is. A cancelled run runs no more code, so its worktree
   stays too (``git worktree prune`` after deleting it).
+
+A resumed run (``agentcmd runs resume``) has a new run id but keeps the
+failed run's ``workspace`` step: the branch and worktree are the ones its
+memo names, i.e. the failed run's ``agentcmd/<old run id>`` and its kept
+worktree; a ``branch`` run switches the project back to the failed run's
+branch. (The worktree is not added again here if it was deleted: this
+code runs on every call, also after ``finish`` removed it.)
 """
 
 from __future__ import annotations
@@ -44,8 +51,17 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
         async def make_branch() -> dict[str, Any]:
             return (await gitops.create_branch(ctx.project_dir, branch, run_id=ctx.run_id)).to_json()
 
-        await sdk_step.run("workspace", make_branch)
-        return dataclasses.replace(ctx, branch=branch)
+        made = await sdk_step.run("workspace", make_branch)
+        kept = _memo_branch(made, branch)
+        if kept != branch:
+            # A resumed run: its branch is the failed run's. Switch the project back to it once, in a
+            # step of this run (memoised, so a later step's own branch switch is not undone on the next
+            # call), so the steps that run now commit where the kept steps did.
+            async def back_to_branch() -> dict[str, Any]:
+                return (await gitops.create_branch(ctx.project_dir, kept, run_id=ctx.run_id)).to_json()
+
+            await sdk_step.run(f"workspace-resume-{ctx.run_id.lower()}", back_to_branch)
+        return dataclasses.replace(ctx, branch=kept)
     path = worktree_path(ctx.data_dir, ctx.run_id)
 
     async def add_worktree() -> dict[str, Any]:
@@ -53,7 +69,15 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
 
     result = await sdk_step.run("workspace", add_worktree)
     where = Path(result["path"]) if isinstance(result, dict) and result.get("path") else path
-    return dataclasses.replace(ctx, workdir=where, branch=branch)
+    # A resumed run keeps the failed run's worktree and branch: the memo above names them.
+    return dataclasses.replace(ctx, workdir=where, branch=_memo_branch(result, branch))
+
+
+def _memo_branch(result: Any, default: str) -> str:
+    """The branch the memoised workspace step made: the first run's, when this run resumes it."""
+    if isinstance(result, dict) and isinstance(result.get("branch"), str) and result["branch"]:
+        return str(result["branch"])
+    return default
 
 
 async def finish(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> None:

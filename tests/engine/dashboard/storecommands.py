@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.commands import PauseChange
     from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
+    from agentcmd.engine.flow.resume import Resumed
 
 T = TypeVar("T")
 
@@ -56,3 +57,7 @@ class StoreCommands:
         from agentcmd.engine.flow.bulkcancel import cancel_runs
 
         return await cancel_runs(self._store, ref, request, now_ms(), reason)
+
+    async def resume_run(self, run_id: str, data: dict[str, Any] | None = None) -> Resumed:
+        raise UnavailableError("this engine cannot resume runs from the dashboard",
+                               f"POST /v1/runs/{run_id}/resume on the engine's REST API")

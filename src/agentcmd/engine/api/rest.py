@@ -22,6 +22,7 @@ from agentcmd.engine.api.errors import error_response
 from agentcmd.engine.api.guard import guard
 from agentcmd.engine.api.runfilter import run_filter
 from agentcmd.engine.store import queries
+from agentcmd.engine.store import resume as resume_store
 from agentcmd.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
@@ -43,9 +44,12 @@ def _int(request: Request, name: str, default: int) -> int:
 
 
 def _with_replay_of(conn: sqlite3.Connection, run: dict[str, Any] | None) -> dict[str, Any] | None:
-    """One run as ``GET /v1/runs/{id}`` answers it: plus ``replay_of``, the run it replays (or null)."""
+    """One run as ``GET /v1/runs/{id}`` answers it: plus ``replay_of``, the run it replays (or null),
+    ``resume_of``, the run it resumes (or null), and ``resumed_as``, the runs resuming it (flow/resume.py)."""
     if run is not None:
         run["replay_of"] = queries.replay_of(conn, run["run_id"])
+        run["resume_of"] = resume_store.resume_of(conn, run["run_id"])
+        run["resumed_as"] = resume_store.run_resumes(conn, run["run_id"])
     return run
 
 

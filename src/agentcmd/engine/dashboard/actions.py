@@ -6,7 +6,8 @@ behind the REST API: a sent or rerun event takes the path of ``POST /e``
 ``DELETE /v1/runs/{id}``, Replay the one behind
 ``POST /v1/functions/{id}/replay``, Pause/Unpause the one behind
 ``POST /v1/functions/{id}/pause`` and ``/unpause``, Cancel running runs the
-one behind ``POST /v1/cancellations``, Re-sync the app syncer's
+one behind ``POST /v1/cancellations``, Resume the one behind
+``POST /v1/runs/{id}/resume``, Re-sync the app syncer's
 PUT. This module only words the answers for a person at the dashboard (which
 page to pick, what to do instead). Nothing here touches the executor.
 """
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.commands import PauseChange
     from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
+    from agentcmd.engine.flow.resume import Resumed
 
 T = TypeVar("T")
 
@@ -40,6 +42,7 @@ class ActionCommands(Protocol):
     async def replay_function(self, ref: str, request: ReplayRequest) -> list[tuple[str, str]] | None: ...
     async def set_paused(self, ref: str, pause: bool) -> PauseChange | None: ...
     async def cancel_runs_of(self, ref: str, request: CancelRequest, reason: str) -> list[str] | None: ...
+    async def resume_run(self, run_id: str, data: dict[str, Any] | None = None) -> Resumed: ...
 
 
 def rerun_event(original: dict[str, Any]) -> dict[str, Any]:
@@ -76,6 +79,10 @@ class EngineActions:
                              "runs started by a cron schedule or an invoke cannot be rerun this way")
         ids = await self._commands.send_events([rerun_event(events[0])])
         return ids[0]
+
+    async def resume_run(self, run_id: str) -> str:
+        resumed = await self._commands.resume_run(run_id)
+        return resumed.run_id
 
     async def resync_app(self, app_id: str) -> None:
         apps = await self._commands.read(store_queries.list_apps)

@@ -1,4 +1,4 @@
-"""The dashboard's state-changing routes: cancel, rerun, re-sync, send event, replay, pause, unpause, bulk cancel.
+"""The dashboard's state-changing routes: cancel, rerun, resume, re-sync, send, replay, pause, unpause, bulk cancel.
 
 Every post is a plain HTML form (works without JavaScript) carrying a CSRF
 token; the check is ``WebAuth.action_allowed`` (policy in
@@ -37,6 +37,7 @@ Redo = Callable[[Request, dict[str, str], InputError], Awaitable[Response]]
 def add_form_routes(router: APIRouter) -> None:
     router.add_api_route("/runs/{run_id}/cancel", cancel, methods=["POST"])
     router.add_api_route("/runs/{run_id}/rerun", rerun, methods=["POST"])
+    router.add_api_route("/runs/{run_id}/resume", resume, methods=["POST"])
     router.add_api_route("/apps/{app_id}/resync", resync, methods=["POST"])
     router.add_api_route("/send", send_form, methods=["GET"])
     router.add_api_route("/send", send, methods=["POST"])
@@ -95,6 +96,14 @@ async def rerun(request: Request, run_id: str) -> Response:
     async def do(actions: DashboardActions, form: dict[str, str]) -> tuple[str, Any]:
         event_id = await actions.rerun(run_id)
         return f"/events/{quote(event_id)}?notice=rerun", {"run_id": run_id, "event_id": event_id}
+
+    return await act(request, Route.ACTION, do)
+
+
+async def resume(request: Request, run_id: str) -> Response:
+    async def do(actions: DashboardActions, form: dict[str, str]) -> tuple[str, Any]:
+        new = await actions.resume_run(run_id)
+        return f"/runs/{quote(new)}?notice=resumed", {"run_id": new, "resumed_from": run_id}
 
     return await act(request, Route.ACTION, do)
 

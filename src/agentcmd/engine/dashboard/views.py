@@ -203,7 +203,7 @@ async def run_data(d: Dashboard, run_id: str) -> tuple[dict[str, Any], str] | No
     waits = await d.reader.run_waits(run_id)
     history = await d.reader.run_history(run_id)
     version = version_of(run.summary.status, run.summary.waiting, len(steps), len(history),
-                         [(w.kind, w.reason) for w in waits], run.replays, run.function_paused_at)
+                         [(w.kind, w.reason) for w in waits], [*run.replays, *run.resumed_as], run.function_paused_at)
     return {"run": run, "steps": steps, "waits": waits, "history": history}, version
 
 

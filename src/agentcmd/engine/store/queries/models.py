@@ -70,6 +70,8 @@ class RunDetail:
     parent: str | None
     replays: list[str] = field(default_factory=list)  # runs that replay this one, oldest first
     function_paused_at: int | None = None
+    resume_of: str | None = None  # the run this one resumes (flow/resume.py)
+    resumed_as: list[str] = field(default_factory=list)  # runs that resume this one
 
 
 

@@ -30,6 +30,7 @@ from agentcmd.engine.store.queries.models import (
     parse_rfc3339,
 )
 from agentcmd.engine.store.queries.paging import keyset, where_sql
+from agentcmd.engine.store.resume import resume_of, run_resumes
 from agentcmd.engine.store.waits import waiting_for_app
 
 MAX_LIMIT = 200  # the dashboard's pages
@@ -228,7 +229,7 @@ def run_detail(conn: sqlite3.Connection, run_id: str) -> RunDetail | None:
     output, error = _outcome(record.status, loads(record.output), record.error)
     return RunDetail(record.summary(started_or_created=True), record.function_id, run_events(conn, run_id) or [],
                      output, error, int(record.max_attempts), record.parent, run_replays(conn, run_id),
-                     paused_at(conn, record.function_slug))
+                     paused_at(conn, record.function_slug), resume_of(conn, run_id), run_resumes(conn, run_id))
 
 
 def event_records(conn: sqlite3.Connection, internal_id: str) -> list[RunRecord]:
