@@ -22,6 +22,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError,
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentcmd.config.keys import mask, validate_event_key, validate_signing_key
+from agentcmd.config.notifications import NotificationSettings, parse_notifications
 from agentcmd.config.paths import config_path, home_dir
 from agentcmd.config.sources import read_config_file
 from agentcmd.errors import AgentcmdError, ConfigError
@@ -139,6 +140,11 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(None, validation_alias=_env("AGENTCMD_PUBLIC_URL", "public_url"))
 
+    # Who hears of run ends and waits (agentcmd.config.notifications, agentcmd.server.notify)
+    notifications: Annotated[NotificationSettings, NoDecode] = Field(
+        default_factory=lambda: NotificationSettings(),
+        validation_alias=_env("AGENTCMD_NOTIFICATIONS", "notifications"))
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _check_trusted_proxies(cls, v: Any) -> list[str]:
@@ -164,6 +170,11 @@ class Settings(BaseSettings):
             raise ConfigError(f"prices is not valid JSON: {exc}",
                               'e.g. AGENTCMD_PRICES=\'{"gpt-5-codex": {"input_per_mtok": 1.25, '
                               '"output_per_mtok": 10}}\'') from None
+
+    @field_validator("notifications", mode="before")
+    @classmethod
+    def _parse_notifications(cls, v: Any) -> Any:
+        return parse_notifications(v)
 
     @field_validator("public_url", mode="before")
     @classmethod
@@ -239,6 +250,8 @@ class Settings(BaseSettings):
                 out[name] = mask(None)
             elif isinstance(value, Path):
                 out[name] = str(value)
+            elif isinstance(value, NotificationSettings):
+                out[name] = value.public_view()   # target URLs are secrets: hosts only
             elif isinstance(value, dict):
                 out[name] = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in value.items()}
             else:
@@ -330,6 +343,7 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "public_url": (("AGENTCMD_PUBLIC_URL",), "the https URL browsers use: session cookies are Secure"),
     "step_sandbox": (("AGENTCMD_STEP_SANDBOX",), "Landlock: step processes cannot read the config file"),
     "prices": (("AGENTCMD_PRICES",), "USD per million tokens per model, over the built-in price table"),
+    "notifications": (("AGENTCMD_NOTIFICATIONS",), "webhook, Slack and desktop notifications of run ends and waits"),
 }
 
 

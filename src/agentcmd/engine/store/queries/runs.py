@@ -134,6 +134,9 @@ def _filter(filt: RunFilter, with_status: bool = True) -> tuple[list[str], list[
     if filt.until is not None:
         where.append("r.created_at < ?")
         args.append(filt.until)
+    if filt.ended_after is not None:
+        where.append("r.ended_at > ?")
+        args.append(filt.ended_after)
     return where, args
 
 
