@@ -42,12 +42,15 @@ EVENT_OF_STATUS = {"Completed": "finished", "Failed": "failed", "Cancelled": "ca
 
 
 def _error_text(error: Any) -> str | None:
+    if isinstance(error, str):
+        with contextlib.suppress(ValueError):
+            error = json.loads(error)
     if error in (None, ""):
         return None
     if isinstance(error, dict):
         text = error.get("message") or error.get("error") or error.get("name")
-        return str(text)[:500] if text else None
-    return str(error)[:500]
+        return str(text) if text else None
+    return str(error)
 
 
 def notice_of_run(run: dict[str, Any], link: Callable[[str], str]) -> Notice | None:
@@ -59,12 +62,18 @@ def notice_of_run(run: dict[str, Any], link: Callable[[str], str]) -> Notice | N
         return None
     detail: dict[str, Any] = {}
     if event == "failed":
-        error = run.get("error")
-        if isinstance(error, str):
+        # The engine keeps a failure's message in the run's output ({"name", "message", ...}), its class in error.
+        output, error = run.get("output"), run.get("error")
+        if isinstance(output, str):
             with contextlib.suppress(ValueError):
-                error = json.loads(error)
-        if (text := _error_text(error)) is not None:
-            detail["error"] = text
+                output = json.loads(output)
+        if isinstance(output, dict) and output.get("message"):
+            name = output.get("name")
+            text = f"{name}: {output['message']}" if name else str(output["message"])
+        else:
+            text = _error_text(error)
+        if text:
+            detail["error"] = text[:500]
     return Notice(event, run_id, workflow_id, str(run.get("status")), link(run_id),
                   str(run.get("ended_at") or now_iso()), detail)
 
