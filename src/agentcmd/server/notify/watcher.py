@@ -67,6 +67,7 @@ def notice_of_run(run: dict[str, Any], link: Callable[[str], str]) -> Notice | N
         if isinstance(output, str):
             with contextlib.suppress(ValueError):
                 output = json.loads(output)
+        text: str | None
         if isinstance(output, dict) and output.get("message"):
             name = output.get("name")
             text = f"{name}: {output['message']}" if name else str(output["message"])
