@@ -16,17 +16,15 @@ import json
 import os
 import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.harness.processes import free_ports
+from tests.harness.receiver import Receiver
 from tests.polling import wait_for
 from tests.workflows.test_e2e import _synced, procs
 
@@ -84,53 +82,6 @@ import json, sys
 with open({log!r}, "a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\\n")
 """
-
-
-@dataclass
-class Receiver:
-    """A real HTTP server the notifications go to; records every POST; answers ``status``."""
-
-    status: int = 200
-    posts: list[dict[str, Any]] = field(default_factory=list)
-    server: HTTPServer | None = None
-
-    def start(self, sock: socket.socket | None = None) -> Receiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.posts.append({"path": self.path, "body": json.loads(body or b"null"), "at": time.monotonic()})
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        if sock is None:
-            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        else:   # a socket bound earlier (it refused connections until now)
-            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler, bind_and_activate=False)
-            self.server.socket.close()
-            self.server.socket = sock
-            self.server.server_address = sock.getsockname()
-            self.server.server_activate()
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.server_address[1])
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-
-    def bodies(self, prefix: str) -> list[dict[str, Any]]:
-        return [p["body"] for p in list(self.posts) if p["path"].startswith(prefix)]
 
 
 @dataclass

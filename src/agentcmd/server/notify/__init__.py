@@ -79,4 +79,5 @@ async def start(app: FastAPI) -> Notifier | None:
 
 async def run_notifications(data_dir: Path, run_id: str) -> list[dict[str, Any]]:
     """The run's last delivery status per event and target (no URLs: they are secrets)."""
-    return await asyncio.to_thread(store.deliveries, data_dir, run_id)
+    found = await asyncio.to_thread(store.deliveries, data_dir, run_id)
+    return [{k: v for k, v in entry.items() if k != "notice"} for entry in found]

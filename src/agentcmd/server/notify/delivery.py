@@ -78,6 +78,19 @@ class Deliveries:
     def start(self) -> None:
         for _ in range(WORKERS):
             self._spawn(self._worker())
+        self._spawn(self._resume())
+
+    async def _resume(self) -> None:
+        """Take up the deliveries a stop cut off (``pending.json``), with the notices they kept."""
+        for entry in await asyncio.to_thread(store.unfinished, self.data_dir):
+            notice = Notice.from_json(entry.get("notice"))
+            name = str(entry.get("target"))
+            if notice is None or name not in self.settings.targets:
+                continue   # a target since removed from the settings: left as it was
+            key: Key = (notice.run_id, notice.event, notice.question, name)
+            if key not in self.active:
+                self.active.add(key)
+                self._spawn(self._admit(notice, name, key))
 
     async def stop(self) -> None:
         for task in list(self.tasks):
@@ -179,7 +192,8 @@ class Deliveries:
         target = self.settings.targets[name]
         entry: dict[str, Any] = {"event": notice.event, "question": notice.question or None, "target": name,
                                  "type": target.type, "destination": target.destination, "status": status,
-                                 "attempts": attempts, "error": None, "at": notice.at, "updated_at": now_iso()}
+                                 "attempts": attempts, "error": None, "at": notice.at, "updated_at": now_iso(),
+                                 "notice": notice.to_json()}
         return entry
 
     async def _record(self, run_id: str, entry: dict[str, Any]) -> None:

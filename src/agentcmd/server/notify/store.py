@@ -7,8 +7,11 @@ host (never its URL: it is a secret), the status (``pending``,
 attempts, the last error and times. It is what the run page and
 ``GET /api/runs/{id}`` show, and what makes a delivery happen once, also
 across an app server restart: an entry in a final status is never sent
-again. ``<data dir>/notifications/cursor.json`` is the ``ended_at`` (epoch
-ms) up to which the watcher has seen run ends.
+again. Each entry also keeps the notice it is about (``notice``: the JSON
+body minus nothing secret), so that ``<data dir>/notifications/pending.json``
+(the ids of runs with an entry not yet final) lets a restarted app server
+finish what a stop cut off, however old. ``<data dir>/notifications/cursor.json``
+is the ``ended_at`` (epoch ms) up to which the watcher has seen run ends.
 
 Writes replace the file atomically (a temporary file renamed over it) and
 are serialised by one lock: several deliveries of one run finish at once.
@@ -72,7 +75,7 @@ def find(data_dir: Path, run_id: str, key: tuple[str, str, str]) -> dict[str, An
 
 
 def record(data_dir: Path, run_id: str, entry: dict[str, Any]) -> None:
-    """Put ``entry`` in place of the run's entry with the same key (or append it)."""
+    """Put ``entry`` in place of the run's entry with the same key (or append it); keep ``pending.json`` true."""
     path = status_path(data_dir, run_id)
     with _lock:
         found = _read(path)
@@ -81,6 +84,36 @@ def record(data_dir: Path, run_id: str, entry: dict[str, Any]) -> None:
         if not any(key_of(d) == key for d in found):
             found.append(entry)
         _write(path, run_id, found)
+        pending = set(_pending(data_dir))
+        open_ = any(d.get("status") not in FINAL for d in found)
+        if open_ != (run_id in pending):
+            pending = pending | {run_id} if open_ else pending - {run_id}
+            _write_json(pending_path(data_dir), {"runs": sorted(pending)})
+
+
+def pending_path(data_dir: Path) -> Path:
+    return data_dir / "notifications" / "pending.json"
+
+
+def _pending(data_dir: Path) -> list[str]:
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        runs = json.loads(pending_path(data_dir).read_text()).get("runs")
+        return [r for r in runs or [] if isinstance(r, str) and is_plain_name(r)]
+    return []
+
+
+def unfinished(data_dir: Path) -> list[dict[str, Any]]:
+    """Every entry not yet final, of every run in ``pending.json``: what a restart takes up again."""
+    with _lock:
+        runs = _pending(data_dir)
+    return [d for run_id in runs for d in deliveries(data_dir, run_id) if d.get("status") not in FINAL]
+
+
+def _write_json(path: Path, doc: dict[str, Any]) -> None:
+    ensure_private_dir(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write_private_file(tmp, json.dumps(doc).encode())
+    os.replace(tmp, path)
 
 
 def cursor_path(data_dir: Path) -> Path:
@@ -95,9 +128,5 @@ def read_cursor(data_dir: Path) -> int | None:
 
 
 def write_cursor(data_dir: Path, ended_after: int) -> None:
-    path = cursor_path(data_dir)
     with _lock:
-        ensure_private_dir(path.parent)
-        tmp = path.with_name(f".cursor.{os.getpid()}.tmp")
-        write_private_file(tmp, json.dumps({"ended_after": ended_after}).encode())
-        os.replace(tmp, path)
+        _write_json(cursor_path(data_dir), {"ended_after": ended_after})

@@ -62,6 +62,19 @@ class Notice:
             text += f": {' '.join(str(extra).split())[:240]}"
         return text
 
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Notice | None:
+        """The notice an entry kept; None for anything else (an older or hand-edited file)."""
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        except (KeyError, TypeError):
+            return None
+
     def body(self) -> dict[str, Any]:
         return {"event": self.event, "run_id": self.run_id, "workflow_id": self.workflow_id, "status": self.status,
                 "url": self.url, "at": self.at, "detail": self.detail, "text": self.summary()}
