@@ -25,7 +25,8 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.posts.append({"path": self.path, "body": json.loads(body or b"null"), "at": time.monotonic()})
+                receiver.posts.append({"path": self.path, "body": json.loads(body or b"null"), "at": time.monotonic(),
+                                       "wall": time.time()})
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

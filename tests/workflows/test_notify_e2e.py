@@ -18,6 +18,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,11 @@ def test_runs_notify_their_targets_once_with_the_link_and_never_show_a_secret(st
     assert body == {"event": "finished", "run_id": ok, "workflow_id": "ok", "status": "Completed",
                     "url": link + ok, "at": body["at"], "detail": {}, "text": f"ok run {ok} finished"}
     assert body["at"] == run["ended_at"]
+    # Told promptly: within a few polls (poll_seconds 0.2 here) of the run's end.
+    received = next(p["wall"] for p in stack.receiver.posts if p["body"] == body)
+    latency = received - datetime.fromisoformat(body["at"].replace("Z", "+00:00")).timestamp()
+    assert 0 <= latency < 5, latency
+    print(f"notification latency after the run's end: {latency * 1000:.0f} ms")
     down = wait_for(lambda: stack.status_of(ok, "down", "finished"), 10, "the down target's first attempt")
     assert down["status"] == "retrying" and down["attempts"] == 1 and "ConnectError" in down["error"], down
     # The down target now answers 500: tried again after 1 s, then 2 s, then given up.

@@ -145,8 +145,11 @@ class Watcher:
                 return runs
 
     async def _poll(self, cursor: int) -> int:
-        runs = await self._ended_since(max(0, cursor - OVERLAP_MS))
-        ended = sorted(((parse_rfc3339(r.get("ended_at")) or 0, r) for r in runs), key=lambda pair: pair[0])
+        after = max(0, cursor - OVERLAP_MS)
+        runs = await self._ended_since(after)
+        # Checked here too: an engine that ignores ended_after must not make old runs look new.
+        ended = sorted(((at, r) for r in runs if (at := parse_rfc3339(r.get("ended_at")) or 0) > after),
+                       key=lambda pair: pair[0])
         for ended_at, run in ended:
             run_id = str(run.get("run_id") or "")
             if not run_id or run_id in self.seen:
