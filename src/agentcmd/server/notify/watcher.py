@@ -23,9 +23,9 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from agentcmd.engine.store.queries.models import parse_rfc3339, rfc3339
 from agentcmd.errors import AgentcmdError
 from agentcmd.server.engine import EngineRestClient
 from agentcmd.server.notify import store
@@ -39,6 +39,24 @@ log = logging.getLogger("agentcmd.notify")
 OVERLAP_MS = 60_000
 PAGE = 200
 EVENT_OF_STATUS = {"Completed": "finished", "Failed": "failed", "Cancelled": "cancelled"}
+
+
+def rfc3339(ms: int) -> str:
+    """Epoch ms as the engine's REST API writes times (``2026-01-31T12:00:00.000Z``)."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def parse_rfc3339(value: Any) -> int | None:
+    """The engine's RFC 3339 time as epoch ms; None for anything else."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return round(when.timestamp() * 1000)
 
 
 def _error_text(error: Any) -> str | None:
