@@ -127,7 +127,7 @@ async def test_a_delivery_cut_off_by_a_stop_is_taken_up_again_after_a_restart(
         [done] = await _until(lambda: [d for d in store.deliveries(tmp_path, "01OLDRUN")
                                        if d["status"] == "delivered"])
         assert done["attempts"] == 2
-        assert json.loads(store.pending_path(tmp_path).read_text()) == {"runs": []}
+        await _until(lambda: json.loads(store.pending_path(tmp_path).read_text()) == {"runs": []})
         assert (store.status_path(tmp_path, "01OLDRUN").stat().st_mode & 0o777) == 0o600
     finally:
         await deliveries.stop()

@@ -124,14 +124,16 @@ class Deliveries:
                 self.active.discard(key)
                 return
             entry = self._entry(notice, name, "pending", attempts=int((found or {}).get("attempts") or 0))
-            try:
-                self.queue.put_nowait((notice, name, entry["attempts"]))
-            except asyncio.QueueFull:
+            if self.queue.full():
                 log.warning("notification queue full (%d): %s of run %s to %s dropped", QUEUE_MAX, notice.event,
                             notice.run_id, name)
                 entry.update(status="dropped", error="the notification queue was full")
+                await self._record(notice.run_id, entry)
                 self.active.discard(key)
+                return
+            # Recorded before it is queued: a worker's later "delivered" must never be overwritten by "pending".
             await self._record(notice.run_id, entry)
+            self.queue.put_nowait((notice, name, entry["attempts"]))
         except Exception:
             self.active.discard(key)
             log.exception("could not queue the %s notification of run %s to %s", notice.event, notice.run_id, name)
