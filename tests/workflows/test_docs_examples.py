@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.polling import wait_for
 
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
@@ -38,6 +39,14 @@ prompt = sys.argv[sys.argv.index("--") + 1]
 session = sys.argv[sys.argv.index("--resume") + 1] if "--resume" in sys.argv else "sess-123"
 print(json.dumps({{"type": "result", "result": "ok: " + prompt, "session_id": session}}))
 """
+FAKE_NOTIFY_SEND = """#!{python}
+import json, sys
+with open({log!r}, "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+"""
+# docs/examples/notify.py's settings, with the desktop (a fake notify-send) as the only target.
+NOTIFICATIONS = {"targets": {"me": {"type": "desktop"}},
+                 "workflows": {"nightly-check": {"events": ["finished", "failed"]}}, "poll_seconds": 0.2}
 
 
 @dataclass
@@ -89,6 +98,12 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
     claude = bindir / "claude"
     claude.write_text(FAKE_CLAUDE.format(python=sys.executable, log=str(claude_log)))
     claude.chmod(0o755)
+    notify_send = bindir / "notify-send"   # docs/examples/notify.py tells the desktop
+    notify_send.write_text(FAKE_NOTIFY_SEND.format(python=sys.executable, log=str(base / "notify-send.jsonl")))
+    notify_send.chmod(0o755)
+    home.mkdir(mode=0o700)
+    (home / "config.json").write_text(json.dumps({"notifications": NOTIFICATIONS}))
+    (home / "config.json").chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "AGENTCMD_"))}
     env["AGENTCMD_WEBHOOKS__GITHUB__SECRET"] = EXAMPLE_GITHUB_SECRET   # docs/examples/github_issue.py
     env.update({"AGENTCMD_HOME": str(home), "GIT_AUTHOR_NAME": "T", "GIT_AUTHOR_EMAIL": "t@example.com",
@@ -146,7 +161,7 @@ def test_every_example_loads_and_is_in_the_guide(examples: Examples) -> None:
     body = httpx.get(f"{examples.app_url}/api/workflows", timeout=10).json()
     assert body["errors"] == []
     assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor", "github-issue", "triage",
-                                               "plan-build"}
+                                               "plan-build", "nightly-check"}
     guide = GUIDE.read_text()
     for example in EXAMPLES.glob("*.py"):
         assert f"examples/{example.name}" in guide, f"{example.name} is not referenced in docs/workflows.md"
@@ -243,6 +258,22 @@ def test_resume_example(examples: Examples) -> None:
         outputs.append(run["output"])
     assert outputs == [{"plan": "ok: Plan the build of docs", "build": "built", "target": "docs"},
                        {"plan": "ok: Plan the build of docs", "build": "built", "target": "site"}]
+
+
+def test_notify_example(examples: Examples) -> None:
+    log = examples.home.parent / "notify-send.jsonl"
+
+    def told(run_id: str) -> list[list[str]]:
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [argv for argv in map(json.loads, lines) if any(run_id in a for a in argv)]
+
+    run_id = examples.start("nightly-check", {}).json()["data"]["run_id"]
+    run = examples.wait(run_id)
+    assert run["status"] == "Completed", run
+    [argv] = wait_for(lambda: told(run_id), 30, "the desktop notification of the run")
+    assert argv[2] == "agentcmd: nightly-check finished" and f"{examples.app_url}/runs/{run_id}" in argv[3]
+    [entry] = examples.run(run_id)["notifications"]
+    assert (entry["target"], entry["event"], entry["status"]) == ("me", "finished", "delivered")
 
 
 def test_the_guide_documents_every_step_method_and_define_workflow_option() -> None:

@@ -22,6 +22,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, ValidationError,
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from agentcmd.config.keys import mask, validate_event_key, validate_signing_key
+from agentcmd.config.notifications import NotificationSettings, parse_notifications
 from agentcmd.config.paths import config_path, home_dir
 from agentcmd.config.sources import read_config_file
 from agentcmd.config.webhooks import WebhookSettings
@@ -142,6 +143,11 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings(),
                                       validation_alias=_env("AGENTCMD_WEBHOOKS", "webhooks"))
 
+    # Who hears of run ends and waits (agentcmd.config.notifications, agentcmd.server.notify)
+    notifications: Annotated[NotificationSettings, NoDecode] = Field(
+        default_factory=lambda: NotificationSettings(),
+        validation_alias=_env("AGENTCMD_NOTIFICATIONS", "notifications"))
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _check_trusted_proxies(cls, v: Any) -> list[str]:
@@ -167,6 +173,11 @@ class Settings(BaseSettings):
             raise ConfigError(f"prices is not valid JSON: {exc}",
                               'e.g. AGENTCMD_PRICES=\'{"gpt-5-codex": {"input_per_mtok": 1.25, '
                               '"output_per_mtok": 10}}\'') from None
+
+    @field_validator("notifications", mode="before")
+    @classmethod
+    def _parse_notifications(cls, v: Any) -> Any:
+        return parse_notifications(v)
 
     @field_validator("public_url", mode="before")
     @classmethod
@@ -244,6 +255,8 @@ class Settings(BaseSettings):
                 out[name] = str(value)
             elif isinstance(value, WebhookSettings):
                 out[name] = value.model_dump(mode="json")   # SecretStr dumps as '**********'
+            elif isinstance(value, NotificationSettings):
+                out[name] = value.public_view()   # target URLs are secrets: hosts only
             elif isinstance(value, dict):
                 out[name] = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in value.items()}
             else:
@@ -338,6 +351,7 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "webhooks": (("AGENTCMD_WEBHOOKS__GITHUB__SECRET", "AGENTCMD_WEBHOOKS__LINEAR__SECRET",
                   "AGENTCMD_WEBHOOKS__GENERIC__<NAME>__SECRET", "AGENTCMD_WEBHOOKS__MAX_BODY_BYTES"),
                  "webhook routes of the app server and their HMAC secrets"),
+    "notifications": (("AGENTCMD_NOTIFICATIONS",), "webhook, Slack and desktop notifications of run ends and waits"),
 }
 
 

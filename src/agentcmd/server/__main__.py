@@ -61,6 +61,9 @@ def main() -> None:
     # answered 503-interrupted (server/shutdown.py): the engine calls those steps again when the app is
     # back, without counting a failed attempt. Exit status 0, no process left behind.
     app = create_app(args.project, host=args.host, auth=auth, allowed_hosts=allowed_hosts)
+    from agentcmd.server.notify import address_of
+
+    app.state.address = address_of(args.host, args.port)  # the runs' links in notifications
     from agentcmd.httpedge.redact import install_access_log_filter
 
     install_access_log_filter()  # the access log never shows an event key (/e/<key> paths)

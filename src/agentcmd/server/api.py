@@ -23,7 +23,7 @@ import inngest
 from fastapi import APIRouter, Body, Request
 
 from agentcmd.errors import InputError, NotFoundError, UnavailableError
-from agentcmd.server import startrun, usage
+from agentcmd.server import notify, startrun, usage
 from agentcmd.server.engine import EngineRestClient
 from agentcmd.server.runs import TERMINAL, run_view
 from agentcmd.workflows import steprecords
@@ -124,7 +124,9 @@ async def list_runs(request: Request, workflow: str | None = None, status: str |
 @router.get("/runs/{run_id}")
 async def get_run(request: Request, run_id: str) -> dict[str, Any]:
     _, engine, _ = _state(request)
-    return {"data": await _view(request, await engine.get_run(run_id))}
+    view = await _view(request, await engine.get_run(run_id))
+    view["notifications"] = await notify.run_notifications(request.app.state.runtime.data_dir, run_id)
+    return {"data": view}
 
 
 @router.post("/runs/{run_id}/cancel")

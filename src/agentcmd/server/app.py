@@ -99,7 +99,12 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from agentcmd.server import notify
+
+        notifier = await notify.start(app)  # run ends and waits to webhooks/Slack/desktop (server/notify/)
         yield
+        if notifier is not None:
+            await notifier.stop()
         await streamlog.flush_all()  # the last streamed events reach the disk before the process ends
         await engine.aclose()
 

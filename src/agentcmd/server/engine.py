@@ -86,8 +86,11 @@ class EngineRestClient:
                                 "check INNGEST_BASE_URL points at the engine") from None
 
     async def list_runs(self, *, function_id: str | None = None, status: str | None = None,
-                        limit: int = 20, cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+                        limit: int = 20, cursor: str | None = None,
+                        ended_after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         params: dict[str, Any] = {"limit": limit}
+        if ended_after:
+            params["ended_after"] = ended_after   # runs that ended after it (agentcmd's engine; notifications)
         if function_id:
             params["function_id"] = function_id
         if status:

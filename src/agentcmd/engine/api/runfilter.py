@@ -2,7 +2,8 @@
 
 ``status`` (repeated or comma-separated, any case), ``function`` (or
 ``function_id``; a slug or a uuid), ``since`` (``15m``, ``1h``, ``7d`` or an
-ISO time) and the keyset cursor (``cursor`` or ``before``). The list itself
+ISO time), ``ended_after`` (an ISO time: runs that ended after it, for
+watchers such as the app's notifications) and the keyset cursor (``cursor`` or ``before``). The list itself
 is ``store.queries.api_runs``, the query behind the dashboard's
 ``/runs.json`` too. Bad values raise ``InputError`` (422) with what to use.
 """
@@ -25,10 +26,20 @@ def _one(request: Request, *names: str) -> str | None:
     return next(iter(given.values()), None)
 
 
+def _ended_after(value: str | None) -> int | None:
+    """``ended_after`` as epoch ms: an ISO time (UTC if no zone), or ``15m``-style like ``since``."""
+    try:
+        return parse_since(value, int(datetime.now(UTC).timestamp() * 1000))
+    except InputError:
+        raise InputError(f"'ended_after' must be an ISO time such as 2026-01-31T12:00:00.000Z, not {value!r}",
+                         "pass the ended_at of the last run seen") from None
+
+
 def run_filter(request: Request) -> tuple[RunFilter, str | None]:
     """``GET /v1/runs``'s filters, the dashboard's ``/runs`` ones: ``status`` (repeated or comma-separated),
     ``function`` (or ``function_id``; slug or uuid), ``since`` (15m, 1h, 7d or an ISO time), and the cursor."""
     statuses = parse_statuses(request.query_params.getlist("status"))
     since = parse_since(request.query_params.get("since"), int(datetime.now(UTC).timestamp() * 1000))
-    filt = RunFilter(statuses or None, _one(request, "function_id", "function"), since)
+    ended_after = _ended_after(request.query_params.get("ended_after"))
+    filt = RunFilter(statuses or None, _one(request, "function_id", "function"), since, ended_after=ended_after)
     return filt, _one(request, "cursor", "before")

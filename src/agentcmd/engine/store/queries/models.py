@@ -205,6 +205,7 @@ class RunFilter:
     function: str | None = None  # function slug, or its uuid
     since: int | None = None  # created_at >= since (ms)
     until: int | None = None  # created_at < until (ms)
+    ended_after: int | None = None  # ended_at > ended_after (ms): runs that ended since a cursor
 
     @property
     def statuses(self) -> tuple[str, ...]:
