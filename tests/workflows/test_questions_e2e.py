@@ -272,6 +272,23 @@ def test_an_answer_to_a_run_that_ended_is_not_waiting(stack: Stack) -> None:
     assert q["waiting"] is False and q["answer"] is None    # nothing was claimed
 
 
+def test_a_run_cancelled_while_it_waited_asks_again_when_resumed_and_the_answer_reaches_the_new_run(
+        stack: Stack) -> None:
+    old = stack.start("gate", {"what": "v3"})
+    stack.waiting(old)
+    assert httpx.post(f"{stack.app_url}/api/runs/{old}/cancel", timeout=30).status_code == 200
+    assert stack.end(old)["status"] == "Cancelled"
+    resp = httpx.post(f"{stack.app_url}/api/runs/{old}/resume", json={}, timeout=30)
+    assert resp.status_code == 201, resp.text
+    new = resp.json()["data"]["run_id"]
+    [q] = stack.waiting(new)      # the kept "record the question" step is asked again under the new run's id
+    assert (q["run_id"], q["question"], q["message"]) == (new, "check/deploy", "Deploy v3?")
+    assert stack.approve(new, comment="second time").status_code == 200
+    run = stack.end(new)
+    assert run["status"] == "Completed", run
+    assert (run["output"]["decision"], run["output"]["comment"]) == ("approved", "second time")
+
+
 def test_unknown_questions_and_wrong_kinds_are_clear(stack: Stack) -> None:
     run_id = stack.start("gate")
     stack.waiting(run_id)

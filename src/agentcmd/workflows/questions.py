@@ -345,20 +345,28 @@ async def _ask_and_wait(steps: WorkflowSteps, step_id: str, kind: str, message: 
     ctx, runtime = steps._ctx, steps._runtime
     run_id, workflow_id, data_dir = ctx.run_id, steps._spec.id, runtime.data_dir
 
-    async def record() -> dict[str, Any]:
+    async def ensure_recorded() -> dict[str, Any]:
         asked = utc_now()
         fresh = {"run_id": run_id, "workflow_id": workflow_id, "question": question, "kind": kind,
                  "message": message, "schema": schema, "asked_at": iso(asked),
                  "expires_at": iso(asked + wait), "answer": None}
         kept, created = await asyncio.to_thread(create_record, data_dir, fresh)
-        if created:   # once per question: a retried body finds the record and stays quiet
+        if created:   # once per question and run: a retried body finds the record and stays quiet
             runevents.publish(runevents.RunEvent("waiting", run_id, workflow_id,
                                                  {"question": question, "kind": kind, "message": message}))
+        return kept
+
+    async def record() -> dict[str, Any]:
+        kept = await ensure_recorded()
         return {"question": question, "kind": kind, "asked_at": kept.get("asked_at"),
                 "expires_at": kept.get("expires_at"), "phase": steps.current_phase}
 
     record_id = steps._sid(f"question:{step_id}")
     await steps.sdk.run(record_id, steps._recorded(record_id, record))
+    # A resumed run keeps the old run's "record the question" step, whose record lies under the old run's
+    # id; the wait below waits again under this run's id (from now), so the question is asked again here.
+    if await asyncio.to_thread(read, run_id, question, data_dir) is None:
+        await ensure_recorded()
     got = await steps.sdk.wait_for_event(
         question, event=ANSWER_EVENT, timeout=wait,
         if_exp=f"async.data.run_id == {_cel_string(run_id)} && async.data.question == {_cel_string(question)}")
