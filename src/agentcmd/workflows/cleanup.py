@@ -35,6 +35,7 @@ shell, never blocking the loop); branch names are checked against
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -164,20 +165,16 @@ def _tree_size(path: Path) -> int:
     total = 0
     for root, dirs, files in os.walk(path, followlinks=False):
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
     return total
 
 
 def _newest_mtime(*paths: Path) -> float | None:
     times = []
     for p in paths:
-        try:
+        with contextlib.suppress(OSError):
             times.append(p.lstat().st_mtime)
-        except OSError:
-            pass
     return max(times) if times else None
 
 
@@ -255,7 +252,7 @@ async def _scan_branches(repo: Path, base: str | None) -> list[Item]:
     checked_out = await _checked_out(repo)
     items: list[Item] = []
     for line in out.splitlines():
-        ref, upstream, track, when = (line.split("\0") + ["", "", "", ""])[:4]
+        ref, upstream, track, when = ([*line.split("\x00"), "", "", "", ""])[:4]
         name = ref[len("refs/heads/"):]
         item = Item("branch", name, repo=str(repo))
         try:
