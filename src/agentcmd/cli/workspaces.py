@@ -177,7 +177,7 @@ def prune(
             typer.echo(_line(d, dry_run))
         going = [d for d in decisions if d.remove and not d.error]
         freed = sum(d.item.bytes or 0 for d in going)
-        verb = "would remove" if dry_run else "removed"
-        typer.echo(f"{verb} {len(going)} item(s) ({_size(freed)}), kept {sum(not d.remove for d in decisions)}")
+        verb = "would be removed" if dry_run else "removed"
+        typer.echo(f"{len(going)} item(s) {verb} ({_size(freed)}), {sum(not d.remove for d in decisions)} kept")
     if any(d.error for d in decisions):
         raise typer.Exit(1)

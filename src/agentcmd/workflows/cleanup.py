@@ -215,12 +215,13 @@ async def _fill_worktree(item: Item) -> None:
     if gitdir is None or not gitdir.is_dir():
         item.problem = item.problem or "not a git worktree (no .git file naming a live repository)"
         return
-    # <repo>/.git/worktrees/<name> -> <repo>/.git -> <repo>; its HEAD log and index change on each commit.
+    # <repo>/.git/worktrees/<name> -> <repo>/.git -> <repo>; its HEAD log changes on each commit and checkout
+    # (not the index: any 'git status' may refresh it, which would make looking count as using).
     common = gitdir.parent.parent
     item.repo = str(common.parent if common.name == ".git" else common)
-    times = [t for t in (item.modified, _newest_mtime(gitdir / "logs" / "HEAD", gitdir / "index")) if t is not None]
+    times = [t for t in (item.modified, _newest_mtime(gitdir / "logs" / "HEAD")) if t is not None]
     item.modified = max(times) if times else None
-    code, out = await _git(path, "status", "--porcelain")
+    code, out = await _git(path, "--no-optional-locks", "status", "--porcelain")   # reads, never writes
     if code != 0:
         item.problem = f"git status failed: {out.strip()[-300:]}"
         return
@@ -250,6 +251,8 @@ async def _scan_branches(repo: Path, base: str | None) -> list[Item]:
     if code != 0:
         return []
     checked_out = await _checked_out(repo)
+    code, common_dir = await _git(repo, "rev-parse", "--git-common-dir")
+    common = (repo / common_dir.strip()) if code == 0 else repo / ".git"
     items: list[Item] = []
     for line in out.splitlines():
         ref, upstream, track, when = ([*line.split("\x00"), "", "", "", ""])[:4]
@@ -262,7 +265,9 @@ async def _scan_branches(repo: Path, base: str | None) -> list[Item]:
             items.append(item)
             continue
         item.key = name[len(BRANCH_PREFIX):]
-        item.modified = float(when) if when.isdigit() else None
+        # When the branch last moved: its reflog's mtime (the tip's commit date says when the commit was
+        # made, which for a branch without commits of its own is its base's date).
+        item.modified = _newest_mtime(common / "logs" / ref) or (float(when) if when.isdigit() else None)
         item.checked_out = checked_out.get(ref)
         if upstream and "gone" not in track:
             item.upstream = upstream
