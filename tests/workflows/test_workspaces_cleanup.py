@@ -320,3 +320,12 @@ def test_prune_after_policy_prunes_in_the_app_server_without_force(
 
 def test_the_policy_is_off_by_default(runs: Runs, repo: Path, app_server: Any) -> None:
     assert app_server(repo).app.state.workspace_policy is None
+
+
+def test_the_setting_is_set_and_read_back_with_agentcmd_config() -> None:
+    res = run_cli("config", "set", "workspaces", '{"prune_after": "14d"}')
+    assert res.returncode == 0, res.stderr
+    got = run_cli("config", "get", "workspaces")
+    assert got.returncode == 0 and json.loads(got.stdout) == {"prune_after": "14d", "check_every": "1h"}, got.stderr
+    bad = run_cli("config", "set", "workspaces", '{"prune_after": "soon"}')
+    assert bad.returncode != 0 and "workspaces.prune_after: 'soon' is not a duration" in bad.stderr, bad.stderr

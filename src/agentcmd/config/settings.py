@@ -244,6 +244,8 @@ class Settings(BaseSettings):
                 out[name] = str(value)
             elif isinstance(value, dict):
                 out[name] = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in value.items()}
+            elif isinstance(value, BaseModel):   # streams, workspaces: 'config get' prints them as JSON
+                out[name] = value.model_dump()
             else:
                 out[name] = value
         out["data_dir"] = str(self.resolved_data_dir)
