@@ -227,6 +227,9 @@ def test_unmerged_or_unpushed_branches_are_kept_unless_forced_merged_pushed_ones
 def test_a_worktree_with_uncommitted_changes_is_kept_unless_forced(runs: Runs, repo: Path, data: Path) -> None:
     runs.run("01DIRTY", fail=True, ended_ago=9 * DAY)
     (data / "worktrees" / "01dirty" / "notes.txt").write_text("unsaved work\n")
+    planned = by_name(as_json(repo, "prune", "--older-than", "0", "--worktrees", "--dry-run"))
+    assert planned[("worktree", "01dirty")]["action"] == "keep" and planned[("worktree", "01dirty")]["dirty"] is True
+    assert planned[("worktree", "01dirty")]["removed"] is False
     out = cli(repo, "prune", "--older-than", "0", "--worktrees").stdout
     assert "kept worktree 01dirty" in out and "has uncommitted changes: kept unless --force" in out
     assert (data / "worktrees" / "01dirty" / "notes.txt").exists()

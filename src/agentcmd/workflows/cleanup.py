@@ -51,7 +51,7 @@ from agentcmd.workflows import gitops
 
 Kind = Literal["worktree", "branch", "artifacts"]
 KINDS: tuple[Kind, ...] = ("worktree", "branch", "artifacts")
-FINISHED = ("Completed", "Failed", "Cancelled")
+FINISHED = ("Completed", "Failed", "Cancelled", "Skipped")
 UNKNOWN = "unknown"
 BRANCH_PREFIX = "agentcmd/"
 # What agentcmd writes: a run id made safe (worktree dirs, branch tails) or a run id (artifact dirs).
