@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from tests.harness.processes import free_port, run_cli
 from tests.polling import wait_for
@@ -332,3 +333,72 @@ def test_the_setting_is_set_and_read_back_with_agentcmd_config() -> None:
     assert got.returncode == 0 and json.loads(got.stdout) == {"prune_after": "14d", "check_every": "1h"}, got.stderr
     bad = run_cli("config", "set", "workspaces", '{"prune_after": "soon"}')
     assert bad.returncode != 0 and "workspaces.prune_after: 'soon' is not a duration" in bad.stderr, bad.stderr
+
+
+WAITING = '''
+from agentcmd import define_workflow
+
+@define_workflow(id="wait", workspace="worktree", retries=0)
+async def wait(ctx, step):
+    await step.cli("change", "echo changed > README")
+    await step.git("commit", commit_message="agent change")
+    await step.artifact("report.txt", "halfway")
+    await step.wait_for_event("go", event="test/go", timeout="1h")
+    return "ok"
+'''
+
+
+def test_with_the_real_engine_a_waiting_run_is_kept_and_a_failed_one_pruned(
+        spawn: Any, port: int, repo: Path, data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real dev engine and the real app server: the engine's own statuses, end times and step outputs."""
+    from tests.workflows.fakeengine import ServerThread
+
+    from agentcmd.server import SERVE_PATH
+    from agentcmd.server.app import create_app
+    from agentcmd.workflows.context import set_runtime
+
+    (repo / ".agentcmd" / "workflows" / "wait.py").write_text(WAITING)
+    engine_url = f"http://127.0.0.1:{port}"
+    engine = spawn("engine", "dev", "--host", "127.0.0.1", "--port", str(port), "--no-discovery",
+                   "--poll-interval", "0.2")
+    wait_for(lambda: httpx.get(f"{engine_url}/health", timeout=2).status_code == 200, 30,
+             "the engine to answer /health", engine.output)
+    monkeypatch.setenv("INNGEST_DEV", "1")
+    monkeypatch.setenv("INNGEST_BASE_URL", engine_url)
+    set_runtime(None)
+    server = ServerThread(create_app(repo, entry_points=False)).start()
+    try:
+        assert httpx.put(server.url + SERVE_PATH, timeout=30).status_code == 200
+
+        def start(workflow: str, data: dict[str, Any]) -> str:
+            res = httpx.post(f"{server.url}/api/workflows/{workflow}/runs", json={"input": data}, timeout=60)
+            assert res.status_code == 202, res.text
+            return str(res.json()["data"]["run_id"])
+
+        def status(run_id: str) -> str:
+            return str(httpx.get(f"{engine_url}/v1/runs/{run_id}", timeout=10).json()["data"]["status"])
+
+        failed = start("wt", {"fail": True})
+        waiting = start("wait", {})
+        wait_for(lambda: status(failed) == "Failed", 60, "the failing run to fail")
+        wait_for(lambda: (data / "artifacts" / waiting / "report.txt").exists(), 60, "the waiting run to wait")
+        f_key, w_key = failed.lower(), waiting.lower()
+
+        items = by_name(as_json(repo, "list"))
+        assert items[("worktree", f_key)]["status"] == "Failed" and items[("worktree", f_key)]["run_id"] == failed
+        assert items[("worktree", w_key)]["status"] == "Running"
+        assert items[("branch", f"agentcmd/{f_key}")]["unmerged"] == 1
+
+        out = cli(repo, "prune", "--older-than", "0", "--force").stdout
+        assert not (data / "worktrees" / f_key).exists() and not (data / "artifacts" / failed).exists()
+        assert git(repo, "branch", "--list", f"agentcmd/{f_key}") == ""
+        assert (data / "worktrees" / w_key).is_dir() and (data / "artifacts" / waiting).is_dir()
+        assert f"kept worktree {w_key}" in out and "run is Running" in out
+
+        assert httpx.delete(f"{engine_url}/v1/runs/{waiting}", timeout=10).status_code == 200
+        wait_for(lambda: status(waiting) == "Cancelled", 30, "the cancel")
+        cli(repo, "prune", "--older-than", "0", "--force")
+        assert not (data / "worktrees" / w_key).exists() and not (data / "artifacts" / waiting).exists()
+        assert git(repo, "branch", "--list", "agentcmd/*") == ""
+    finally:
+        server.stop()
