@@ -34,6 +34,15 @@ def _scan(project: Path | None, base: str | None, engine_url: str | None, kinds:
     from agentcmd.server.engine import EngineRestClient
     from agentcmd.workflows import cleanup
 
+    from agentcmd.errors import InputError
+    from agentcmd.workflows.gitops import GitError, check_revision
+
+    if base is not None:
+        try:
+            check_revision(base, "--base")
+        except GitError:
+            raise InputError(f"--base {base!r} is not a revision: it is empty, starts with '-' or holds a "
+                             "control character", "name a branch, tag or commit, e.g. --base main") from None
     settings = load_settings()
     project_dir = (project or settings.resolved_project_dir).resolve()
     endpoint = resolve_engine_endpoint(engine_url)
