@@ -31,10 +31,9 @@ _ENGINE_HELP = "The engine's URL (default: AGENTCMD_ENGINE_URL, INNGEST_BASE_URL
 def _scan(project: Path | None, base: str | None, engine_url: str | None, kinds: tuple[Kind, ...]) -> Scan:
     from agentcmd.config import load_settings
     from agentcmd.endpoint import resolve_engine_endpoint
+    from agentcmd.errors import InputError
     from agentcmd.server.engine import EngineRestClient
     from agentcmd.workflows import cleanup
-
-    from agentcmd.errors import InputError
     from agentcmd.workflows.gitops import GitError, check_revision
 
     if base is not None:
