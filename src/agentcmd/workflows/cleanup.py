@@ -221,7 +221,8 @@ async def _fill_worktree(item: Item) -> None:
     item.repo = str(common.parent if common.name == ".git" else common)
     times = [t for t in (item.modified, _newest_mtime(gitdir / "logs" / "HEAD")) if t is not None]
     item.modified = max(times) if times else None
-    code, out = await _git(path, "--no-optional-locks", "status", "--porcelain")   # reads, never writes
+    # Reads, never writes (no index refresh); no fsmonitor hook runs from the repository's config.
+    code, out = await _git(path, "--no-optional-locks", "-c", "core.fsmonitor=false", "status", "--porcelain")
     if code != 0:
         item.problem = f"git status failed: {out.strip()[-300:]}"
         return
