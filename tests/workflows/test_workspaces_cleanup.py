@@ -30,7 +30,9 @@ from agentcmd import define_workflow
 @define_workflow(id="wt", workspace="worktree", retries=0)
 async def wt(ctx, step):
     if ctx.input.get("commit", True):
-        await step.cli("change", "echo changed > README")
+        # A change of its own (two runs' identical commits in one second would be one commit), in a file
+        # of its own (branches merged one after the other do not conflict).
+        await step.cli("change", ["sh", "-c", 'echo changed > "change-$1.txt"', "sh", ctx.run_id])
         await step.git("commit", commit_message="agent change")
     await step.artifact("report.txt", "the report of " + ctx.run_id)
     if ctx.input.get("fail"):
