@@ -27,6 +27,7 @@ from agentcmd.cli import resume as resume_cmd
 from agentcmd.cli import run as run_cmd
 from agentcmd.cli import runs as runs_cmd
 from agentcmd.cli import workflows as workflows_cmd
+from agentcmd.cli import workspaces as workspaces_cmd
 from agentcmd.cli._console import error, warn
 from agentcmd.errors import AgentcmdError
 
@@ -79,6 +80,7 @@ app.add_typer(functions_cmd.app, name="functions")
 runs_cmd.register_send(app)
 backup_cmd.register(app)
 approvals_cmd.register(runs_cmd.app)   # agentcmd runs approve / answer
+app.add_typer(workspaces_cmd.app, name="workspaces")
 
 
 def main() -> None:

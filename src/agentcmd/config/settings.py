@@ -26,6 +26,7 @@ from agentcmd.config.notifications import NotificationSettings, parse_notificati
 from agentcmd.config.paths import config_path, home_dir
 from agentcmd.config.sources import read_config_file
 from agentcmd.config.webhooks import WebhookSettings
+from agentcmd.config.workspaces import WorkspacesSettings
 from agentcmd.errors import AgentcmdError, ConfigError
 
 EngineKind = Literal["embedded", "inngest-cli", "external"]
@@ -121,6 +122,8 @@ class Settings(BaseSettings):
     project_dir: Path | None = Field(None, validation_alias=_env("AGENTCMD_PROJECT_DIR", "project_dir"))
     streams: StreamSettings = Field(default_factory=lambda: StreamSettings(),
                                     validation_alias=_env("AGENTCMD_STREAMS", "streams"))
+    workspaces: WorkspacesSettings = Field(default_factory=lambda: WorkspacesSettings(),
+                                           validation_alias=_env("AGENTCMD_WORKSPACES", "workspaces"))
 
     # Output and agents
     log_level: Literal["debug", "info", "warning", "error"] = Field(
@@ -259,6 +262,8 @@ class Settings(BaseSettings):
                 out[name] = value.public_view()   # target URLs are secrets: hosts only
             elif isinstance(value, dict):
                 out[name] = {k: (v.model_dump() if isinstance(v, BaseModel) else v) for k, v in value.items()}
+            elif isinstance(value, BaseModel):   # streams, workspaces: 'config get' prints them as JSON
+                out[name] = value.model_dump()
             else:
                 out[name] = value
         out["data_dir"] = str(self.resolved_data_dir)
@@ -340,6 +345,8 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "project_dir": (("AGENTCMD_PROJECT_DIR",), "project holding .agentcmd/workflows"),
     "streams": (("AGENTCMD_STREAMS__STEP_CAP_BYTES", "AGENTCMD_STREAMS__RUN_CAP_BYTES"),
                 "bytes of streamed output kept per step and per run"),
+    "workspaces": (("AGENTCMD_WORKSPACES__PRUNE_AFTER", "AGENTCMD_WORKSPACES__CHECK_EVERY"),
+                   "the app server removes finished runs' worktrees, branches and artifacts after this long"),
     "log_level": (("AGENTCMD_LOG_LEVEL",), "log level"),
     "log_format": (("AGENTCMD_LOG_FORMAT",), "log format"),
     "dashboard_token": (("AGENTCMD_DASHBOARD_TOKEN",), "dashboard login token"),

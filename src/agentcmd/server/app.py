@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from agentcmd import handover
 from agentcmd.errors import AgentcmdError
 from agentcmd.httpedge import EdgeMiddleware
-from agentcmd.server import SERVE_PATH
+from agentcmd.server import SERVE_PATH, workspacepolicy
 from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
 from agentcmd.server.edge import app_edge_policy
@@ -102,7 +102,9 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
         from agentcmd.server import notify
 
         notifier = await notify.start(app)  # run ends and waits to webhooks/Slack/desktop (server/notify/)
+        app.state.workspace_policy = workspacepolicy.start(runtime, engine)  # workspaces.prune_after
         yield
+        await workspacepolicy.stop(app.state.workspace_policy)
         if notifier is not None:
             await notifier.stop()
         await streamlog.flush_all()  # the last streamed events reach the disk before the process ends
