@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentcmd.engine.clock import Clock
+from agentcmd.engine.retentionage import DEFAULT_RETENTION_S, format_retention, parse_age, parse_retention
 from agentcmd.engine.store import Store
 from agentcmd.engine.store.retention import (
     Cursor,
@@ -47,71 +46,38 @@ from agentcmd.engine.store.retention import (
     storage_stats,
     vacuum_step_txn,
 )
-from agentcmd.errors import ConfigError
+from agentcmd.errors import ConfigError, InputError
+
+__all__ = [
+    "DEFAULT_RETENTION_S",
+    "PruneInputError",
+    "PruneReport",
+    "Pruner",
+    "format_retention",
+    "human_size",
+    "parse_age",
+    "parse_retention",
+    "prune_request",
+    "storage_view",
+]
 
 log = logging.getLogger("agentcmd.engine.retention")
 
-DEFAULT_RETENTION_S = 30 * 86400.0
+
+class PruneInputError(InputError):
+    """A prune request the engine cannot act on (no age, a bad age, ``dry_run`` not a boolean)."""
+
+    code = "invalid_prune"
+    http_status = 400
+    fix_hint = ('send {"older_than": "30d", "dry_run": false} (an age such as 30d, 12h or 90m; docs/engine.md, '
+                '"Retention"), or run \'agentcmd engine prune --older-than 30d --dry-run\'')
+
 DEFAULT_INTERVAL_S = 600.0      # a background pass every 10 minutes (the first one a minute after start)
 FIRST_PASS_S = 60.0
 TARGET_MS = 5.0                 # aim for this much SQL per batch
 PAUSE_S = 0.02                  # yield between batches: the engine's own work goes first
 MIN_BATCH, START_BATCH, MAX_BATCH = 5, 50, 1000
 VACUUM_PAGES = 256              # pages (1 MiB at 4 KiB) handed back per vacuum step
-SOURCES = "--retention, AGENTCMD_ENGINE_RETENTION or engine_retention in config.json"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_FOREVER = {"0", "forever", "never", "none", "off", "keep"}
-
-
-def parse_retention(value: Any, source: str = SOURCES) -> float | None:
-    """``30d``, ``12h``, ``90m``, ``3600`` (seconds), ``2w`` -> seconds; ``0``/``forever`` -> None (keep all).
-
-    Anything else is a ``ConfigError`` naming ``source`` and the forms to use.
-    """
-    if value is None:
-        return DEFAULT_RETENTION_S
-    if isinstance(value, bool):
-        raise _bad(value, source)
-    if isinstance(value, int | float):
-        if value == 0:
-            return None
-        if not math.isfinite(value) or value < 0:
-            raise _bad(value, source)
-        return float(value)
-    text = str(value).strip().lower()
-    if text in _FOREVER:
-        return None
-    m = _DURATION.match(text)
-    if m is None:
-        raise _bad(value, source)
-    seconds = float(m.group(1)) * _UNIT_S[m.group(2)]
-    return None if seconds == 0 else seconds
-
-
-def parse_age(value: str, source: str) -> float:
-    """``--older-than``: a duration like ``30d`` (above 0; ``forever`` makes no sense here)."""
-    seconds = parse_retention(value, source)
-    if seconds is None:
-        raise ConfigError(f"{source} must be an age above 0 such as 30d, 12h or 90m, got {value!r}",
-                          "e.g. --older-than 30d removes finished runs that ended more than 30 days ago")
-    return seconds
-
-
-def _bad(value: Any, source: str) -> ConfigError:
-    return ConfigError(f"the run retention ({source}) must be a duration such as 30d, 12h, 90m or 3600 "
-                       f"(seconds), or 0/forever to keep every run, got {value!r}",
-                       "e.g. AGENTCMD_ENGINE_RETENTION=30d (the default), or forever to never prune")
-
-
-def format_retention(seconds: float | None) -> str:
-    """The setting as people write it: ``30d``, ``12h``, ``forever``."""
-    if seconds is None:
-        return "forever"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 @dataclass
@@ -254,3 +220,53 @@ class Pruner:
         elif ms < TARGET_MS / 2 and result[1] >= size and self._batch < MAX_BATCH:
             self._batch = min(MAX_BATCH, self._batch * 2)
         return result
+
+
+def storage_view(stats: StorageStats, pruner: Pruner) -> dict[str, Any]:
+    """``GET /v1/storage``'s ``data`` (and the dashboard's storage line): size, oldest kept run, policy."""
+    from agentcmd.engine.protocol import iso_ms
+
+    oldest = None if stats.oldest_run_id is None else {
+        "run_id": stats.oldest_run_id, "created_at": iso_ms(stats.oldest_run_created_at),
+        "status": stats.oldest_run_status}
+    return {"path": stats.path, "in_memory": stats.path is None, "size_bytes": stats.size_bytes,
+            "file_bytes": stats.file_bytes, "wal_bytes": stats.wal_bytes, "free_bytes": stats.free_bytes,
+            "page_size": stats.page_size, "auto_vacuum": stats.auto_vacuum, "runs": stats.runs,
+            "oldest_run": oldest, "retention": format_retention(pruner.retention_s),
+            "retention_seconds": pruner.retention_s, "pruning": pruner.running,
+            "last_prune": None if pruner.last is None else pruner.last.as_dict()}
+
+
+def prune_request(body: Any, default_s: float | None) -> tuple[float, bool]:
+    """``POST /v1/storage/prune``'s body -> (older than, in seconds; dry run), or ``PruneInputError``.
+
+    ``older_than`` defaults to the engine's retention (when it is not ``forever``).
+    """
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise PruneInputError("the prune request must be a JSON object")
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise PruneInputError(f"dry_run must be true or false, got {dry_run!r}")
+    raw = body.get("older_than")
+    if raw is None:
+        if default_s is None:
+            raise PruneInputError("older_than is missing and this engine keeps runs forever (retention 0)")
+        return default_s, dry_run
+    if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+        raise PruneInputError(f"older_than must be an age such as \"30d\", got {raw!r}")
+    try:
+        return parse_age(str(raw), "older_than"), dry_run
+    except ConfigError as exc:
+        raise PruneInputError(exc.what) from None
+
+
+def human_size(n: int) -> str:
+    """1536 -> ``1.5 KiB``: sizes as the CLI report and the dashboard print them."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"

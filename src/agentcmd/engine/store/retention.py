@@ -31,7 +31,6 @@ import os
 import sqlite3
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
 
 from agentcmd.engine.store.events import IDEMPOTENCY_WINDOW_MS
 from agentcmd.engine.store.models import RunStatus
@@ -300,3 +299,14 @@ def _size(path: Path) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
+
+
+def convert_to_incremental(conn: sqlite3.Connection) -> None:
+    """Switch an older database (``auto_vacuum=none``) to ``INCREMENTAL``: one full ``VACUUM``.
+
+    It rewrites the whole file (and needs about as much free disk), holding
+    an exclusive lock throughout: only for a database no engine is using
+    (``agentcmd engine prune --vacuum``).
+    """
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    conn.execute("VACUUM")
