@@ -56,9 +56,10 @@ def prune(
     else:
         configured = parse_retention(settings.engine_retention)
         if configured is None:
-            raise AgentcmdError("no --older-than given and the retention setting keeps runs forever",
-                                "give an age, e.g. 'agentcmd engine prune --older-than 30d --dry-run'",
-                                code="invalid_prune", exit_code=2)
+            from agentcmd.engine.retention import PruneInputError
+
+            raise PruneInputError("no --older-than given and the retention setting keeps runs forever",
+                                  "give an age, e.g. 'agentcmd engine prune --older-than 30d --dry-run'")
         age = configured
     path = settings.resolved_sqlite_dir / DB_FILE_NAME
     if not path.exists():
