@@ -96,7 +96,7 @@ def _prune_file(path: Path, age: float, dry_run: bool, vacuum: bool) -> dict[str
             store.db.read_sync(convert_to_incremental)
 
         async def one_pass() -> dict[str, Any]:
-            return (await Pruner(store, system_clock, None, pause_s=0).prune(age, dry_run)).as_dict()
+            return (await Pruner(store, system_clock, None, pause_s=0, duty=0).prune(age, dry_run)).as_dict()
 
         return asyncio.run(one_pass())
     finally:

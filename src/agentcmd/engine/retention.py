@@ -75,7 +75,8 @@ class PruneInputError(InputError):
 DEFAULT_INTERVAL_S = 600.0      # a background pass every 10 minutes (the first one a minute after start)
 FIRST_PASS_S = 60.0
 TARGET_MS = 5.0                 # aim for this much SQL per batch
-PAUSE_S = 0.02                  # yield between batches: the engine's own work goes first
+PAUSE_S = 0.02                  # yield at least this long between batches: the engine's own work goes first
+DUTY = 3.0                      # ... and at least 3x what the last batch took, commit and fsync included
 MIN_BATCH, START_BATCH, MAX_BATCH = 5, 50, 1000
 VACUUM_PAGES = 256              # pages (1 MiB at 4 KiB) handed back per vacuum step
 
@@ -121,12 +122,13 @@ class Pruner:
     """Prunes one store: in the background every ``interval_s`` and on demand, one pass at a time."""
 
     def __init__(self, store: Store, clock: Clock, retention_s: float | None,
-                 interval_s: float = DEFAULT_INTERVAL_S, pause_s: float = PAUSE_S) -> None:
+                 interval_s: float = DEFAULT_INTERVAL_S, pause_s: float = PAUSE_S, duty: float = DUTY) -> None:
         self.store = store
         self.clock = clock
         self.retention_s = retention_s
         self.interval_s = interval_s
         self.pause_s = pause_s
+        self.duty = duty
         self.last: PruneReport | None = None
         self.running = False
         self._lock = asyncio.Lock()
@@ -175,18 +177,20 @@ class Pruner:
         cursor = Cursor()
         for step in (run_batch_txn, event_batch_txn):
             while True:
+                began = time.perf_counter()
                 counts, looked = await self._batch_of(step, report, now, cursor, dry_run)
                 report.counts.add(counts)
                 if looked == 0:
                     break
-                await asyncio.sleep(self.pause_s)
+                await self._yield(time.perf_counter() - began)
         if not dry_run:
             while True:
-                freed = await self.store.write(lambda c: vacuum_step_txn(c, VACUUM_PAGES))
+                began = time.perf_counter()
+                freed = await self.store.write(lambda c: vacuum_step_txn(c, VACUUM_PAGES, TARGET_MS))
                 report.pages_freed += freed
-                if freed < VACUUM_PAGES:
+                if freed == 0:
                     break
-                await asyncio.sleep(self.pause_s)
+                await self._yield(time.perf_counter() - began)
         after = await self.stats()
         report.bytes_after = after.size_bytes
         report.free_bytes_after = after.free_bytes
@@ -196,6 +200,11 @@ class Pruner:
         if not dry_run:
             self.last = report
         return report
+
+    async def _yield(self, took_s: float) -> None:
+        """Between batches: at least ``pause_s``, and ``duty`` times what the batch took (a slow disk or a
+        busy machine makes batches slower, and the pruner backs off with them)."""
+        await asyncio.sleep(max(self.pause_s, self.duty * took_s))
 
     async def _batch_of(self, step: Any, report: PruneReport, now: int, cursor: Cursor,
                         dry_run: bool) -> tuple[PruneCounts, int]:

@@ -107,7 +107,7 @@ async def test_old_finished_runs_go_with_their_rows_and_everything_else_stays(st
     finished_events_before = _count(store, "SELECT COUNT(*) FROM events WHERE name LIKE 'inngest/%'")
     assert finished_events_before > 0
 
-    report = await Pruner(store, now_ms, None, pause_s=0).prune(30 * 86400)
+    report = await Pruner(store, now_ms, None, pause_s=0, duty=0).prune(30 * 86400)
 
     assert _ids(store) == {"R-NEW-DONE", "R-OLD-WAITING", "R-OLD-SLEEPING", "R-OLD-PARKED"}
     assert report.counts.runs == 3
@@ -141,7 +141,7 @@ async def test_an_event_that_a_kept_run_needs_stays(store: Store) -> None:
         _run(conn, "R-B", old, event_id="E-SHARED", finish=None)   # same event, still running: keeps it
 
     await store.write(setup)
-    await Pruner(store, now_ms, None, pause_s=0).prune(30 * 86400)
+    await Pruner(store, now_ms, None, pause_s=0, duty=0).prune(30 * 86400)
     assert _ids(store) == {"R-B"}
     assert _count(store, "SELECT COUNT(*) FROM events WHERE internal_id='E-SHARED'") == 1
 
@@ -163,7 +163,7 @@ async def test_invoked_runs_of_a_running_parent_and_replayed_originals_stay(stor
         runs.set_replay_of_txn(conn, [("R-OLD-REPLAY", "R-ORIGINAL2")])
 
     await store.write(setup)
-    await Pruner(store, now_ms, None, pause_s=0).prune(30 * 86400)
+    await Pruner(store, now_ms, None, pause_s=0, duty=0).prune(30 * 86400)
     assert _ids(store) == {"R-PARENT", "R-CHILD", "R-ORIGINAL", "R-REPLAY"}
 
 
@@ -177,7 +177,7 @@ async def test_idempotency_keys_and_sender_ids_outlive_a_short_retention(store: 
         _event(conn, "E-SENDER", two_hours_ago, user_id="sender-1")
 
     await store.write(setup)
-    await Pruner(store, now_ms, None, pause_s=0).prune(3600)
+    await Pruner(store, now_ms, None, pause_s=0, duty=0).prune(3600)
     assert _ids(store) == {"R-IDEM"}
     assert _count(store, "SELECT COUNT(*) FROM events WHERE internal_id='E-SENDER'") == 1
 
@@ -194,7 +194,7 @@ async def test_a_dry_run_counts_exactly_what_a_real_run_removes_and_removes_noth
 
     await store.write(setup)
     rows_before = _count(store, "SELECT COUNT(*) FROM runs") + _count(store, "SELECT COUNT(*) FROM events")
-    pruner = Pruner(store, now_ms, None, pause_s=0)
+    pruner = Pruner(store, now_ms, None, pause_s=0, duty=0)
     dry = await pruner.prune(30 * 86400, dry_run=True)
     assert _count(store, "SELECT COUNT(*) FROM runs") + _count(store, "SELECT COUNT(*) FROM events") == rows_before
     assert pruner.last is None
@@ -220,7 +220,7 @@ async def test_small_batches_and_space_given_back(tmp_path: Path) -> None:
         await store.write(setup)
         before = await store.read(lambda c: storage_stats(c, store.db.path))
         assert before.auto_vacuum == "incremental"      # a new file is created ready to give pages back
-        report = await Pruner(store, now_ms, None, pause_s=0).prune(30 * 86400)
+        report = await Pruner(store, now_ms, None, pause_s=0, duty=0).prune(30 * 86400)
         after = await store.read(lambda c: storage_stats(c, store.db.path))
         assert report.counts.runs == 400 and after.runs == 0
         assert report.batches > 2                          # not one big transaction
