@@ -248,3 +248,52 @@ def test_the_retention_setting_parses_durations_and_forever() -> None:
         parse_age("forever", "--older-than")
     assert [format_retention(s) for s in (30 * 86400, 12 * 3600, 90 * 60, 45, None)] == [
         "30d", "12h", "90m", "45s", "forever"]
+
+
+async def test_the_background_loop_prunes_by_the_setting_and_forever_never_does(store: Store) -> None:
+    import asyncio
+
+    now = now_ms()
+
+    async def setup() -> None:
+        def txn(conn: sqlite3.Connection) -> None:
+            _run(conn, "R-OLD", now - 40 * DAY)
+            _run(conn, "R-NEW", now - DAY)
+            _dispatched(conn)
+
+        await store.write(txn)
+
+    await setup()
+    stop = asyncio.Event()
+    forever = Pruner(store, now_ms, None, interval_s=0.01)
+    await asyncio.wait_for(forever.run(stop, first_s=0), 5)      # returns at once: nothing to do, ever
+    assert _ids(store) == {"R-OLD", "R-NEW"} and forever.last is None
+
+    pruner = Pruner(store, now_ms, 30 * 86400, interval_s=0.01, pause_s=0, duty=0)
+    task = asyncio.create_task(pruner.run(stop, first_s=0))
+    deadline = asyncio.get_running_loop().time() + 10
+    while pruner.last is None:
+        assert asyncio.get_running_loop().time() < deadline, "no background pass within 10 s"
+        await asyncio.sleep(0.01)
+    assert _ids(store) == {"R-NEW"}
+    assert pruner.last.counts.runs == 1
+    stop.set()
+    await asyncio.wait_for(task, 5)
+
+
+def test_the_setting_comes_from_the_environment_or_the_config_file(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    from agentcmd.config import load_settings
+
+    monkeypatch.setenv("AGENTCMD_HOME", str(tmp_path))
+    monkeypatch.delenv("AGENTCMD_ENGINE_RETENTION", raising=False)
+    assert load_settings().engine_retention == "30d"
+    (tmp_path / "config.json").write_text('{"engine_retention": 0}')
+    (tmp_path / "config.json").chmod(0o600)
+    assert load_settings().engine_retention == "forever"
+    monkeypatch.setenv("AGENTCMD_ENGINE_RETENTION", "168h")
+    assert load_settings().engine_retention == "7d"
+    assert parse_retention(load_settings().engine_retention) == 7 * 86400
+    monkeypatch.setenv("AGENTCMD_ENGINE_RETENTION", "a while")
+    with pytest.raises(ConfigError, match="AGENTCMD_ENGINE_RETENTION"):
+        load_settings()
