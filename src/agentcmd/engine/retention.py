@@ -156,8 +156,8 @@ class Pruner:
                          "back)", report.counts.runs, report.counts.events, format_retention(report.older_than_s),
                          report.counts.rows, report.seconds, report.bytes_freed)
 
-    async def stats(self) -> StorageStats:
-        return await self.store.read(lambda c: storage_stats(c, self.store.db.path))
+    async def stats(self, count_runs: bool = True) -> StorageStats:
+        return await self.store.read(lambda c: storage_stats(c, self.store.db.path, count_runs))
 
     async def prune(self, older_than_s: float, dry_run: bool = False) -> PruneReport:
         """One pass: finished runs that ended more than ``older_than_s`` ago, then events, then free pages."""
@@ -172,7 +172,7 @@ class Pruner:
         now = self.clock()
         started = time.perf_counter()
         report = PruneReport(older_than_s, now - int(older_than_s * 1000), dry_run, started_at=now)
-        before = await self.stats()
+        before = await self.stats(count_runs=False)
         report.bytes_before = before.size_bytes
         cursor = Cursor()
         for step in (run_batch_txn, event_batch_txn):
@@ -191,7 +191,7 @@ class Pruner:
                 if freed == 0:
                     break
                 await self._yield(time.perf_counter() - began)
-        after = await self.stats()
+        after = await self.stats(count_runs=False)
         report.bytes_after = after.size_bytes
         report.free_bytes_after = after.free_bytes
         report.auto_vacuum = after.auto_vacuum

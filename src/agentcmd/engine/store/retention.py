@@ -275,16 +275,17 @@ class StorageStats:
 _AUTO_VACUUM = {0: "none", 1: "full", 2: "incremental"}
 
 
-def storage_stats(conn: sqlite3.Connection, path: Path | None) -> StorageStats:
+def storage_stats(conn: sqlite3.Connection, path: Path | None, count_runs: bool = True) -> StorageStats:
     """Size, free pages, run count and the oldest kept run (its ULID sorts first).
 
-    ``COUNT(*)`` walks the smallest index of ``runs``: a few ms per 100,000 runs.
+    ``COUNT(*)`` walks the smallest index of ``runs``: a few ms per 100,000 runs
+    (``count_runs=False``: -1, for a pruning pass, which only needs the sizes).
     """
     page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
     page_count = int(conn.execute("PRAGMA page_count").fetchone()[0])
     freelist = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
     auto_vacuum = _AUTO_VACUUM.get(int(conn.execute("PRAGMA auto_vacuum").fetchone()[0]), "none")
-    runs = int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+    runs = int(conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0]) if count_runs else -1
     oldest = conn.execute("SELECT run_id, created_at, status FROM runs ORDER BY run_id LIMIT 1").fetchone()
     file_bytes = wal_bytes = 0
     if path is not None:
