@@ -177,12 +177,11 @@ class Pruner:
         cursor = Cursor()
         for step in (run_batch_txn, event_batch_txn):
             while True:
-                began = time.perf_counter()
-                counts, looked = await self._batch_of(step, report, now, cursor, dry_run)
+                counts, looked, sql_ms = await self._batch_of(step, report, now, cursor, dry_run)
                 report.counts.add(counts)
                 if looked == 0:
                     break
-                await self._yield(time.perf_counter() - began)
+                await self._yield(sql_ms)
         if not dry_run:
             while True:
                 began = time.perf_counter()
@@ -190,7 +189,7 @@ class Pruner:
                 report.pages_freed += freed
                 if freed == 0:
                     break
-                await self._yield(time.perf_counter() - began)
+                await self._yield(min(TARGET_MS, (time.perf_counter() - began) * 1000))
         after = await self.stats(count_runs=False)
         report.bytes_after = after.size_bytes
         report.free_bytes_after = after.free_bytes
@@ -201,14 +200,16 @@ class Pruner:
             self.last = report
         return report
 
-    async def _yield(self, took_s: float) -> None:
-        """Between batches: at least ``pause_s``, and ``duty`` times what the batch took (a slow disk or a
-        busy machine makes batches slower, and the pruner backs off with them)."""
-        await asyncio.sleep(max(self.pause_s, self.duty * took_s))
+    async def _yield(self, sql_ms: float) -> None:
+        """Between batches: at least ``pause_s``, and ``duty`` times the batch's SQL (a busy machine makes
+        batches slower, and the pruner backs off with them). The commit's fsync is not counted: the
+        pruner already waits for it before the next batch, like any writer."""
+        await asyncio.sleep(max(self.pause_s, self.duty * sql_ms / 1000))
 
     async def _batch_of(self, step: Any, report: PruneReport, now: int, cursor: Cursor,
-                        dry_run: bool) -> tuple[PruneCounts, int]:
-        """One batch, sized so its SQL takes about ``TARGET_MS`` (halved when slower, grown when faster)."""
+                        dry_run: bool) -> tuple[PruneCounts, int, float]:
+        """One batch, sized so its SQL takes about ``TARGET_MS`` (shrunk when over twice that, doubled
+        when under half); -> (counts, rows looked at, the batch's SQL in ms)."""
         size = self._batch if step is run_batch_txn else self._batch * 5
         timing: list[float] = []
 
@@ -220,15 +221,15 @@ class Pruner:
             finally:
                 timing.append((time.perf_counter() - t0) * 1000)
 
-        result = await (self.store.read(txn) if dry_run else self.store.write(txn))
+        counts, looked = await (self.store.read(txn) if dry_run else self.store.write(txn))
         ms = timing[0] if timing else 0.0
         report.batches += 1
         report.longest_batch_ms = max(report.longest_batch_ms, ms)
-        if ms > TARGET_MS and self._batch > MIN_BATCH:
-            self._batch = max(MIN_BATCH, self._batch // 2)
-        elif ms < TARGET_MS / 2 and result[1] >= size and self._batch < MAX_BATCH:
+        if ms > 2 * TARGET_MS and self._batch > MIN_BATCH:
+            self._batch = max(MIN_BATCH, int(self._batch * TARGET_MS / ms))
+        elif ms < TARGET_MS / 2 and looked >= size and self._batch < MAX_BATCH:
             self._batch = min(MAX_BATCH, self._batch * 2)
-        return result
+        return counts, looked, ms
 
 
 def storage_view(stats: StorageStats, pruner: Pruner) -> dict[str, Any]:

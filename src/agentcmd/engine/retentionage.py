@@ -35,6 +35,8 @@ def parse_retention(value: Any, source: str = SOURCES) -> float | None:
             raise _bad(value, source)
         return float(value)
     text = str(value).strip().lower()
+    if not text:                     # an empty variable (AGENTCMD_ENGINE_RETENTION= in a .env file): the default
+        return DEFAULT_RETENTION_S
     if text in _FOREVER:
         return None
     m = _DURATION.match(text)
