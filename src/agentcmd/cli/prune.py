@@ -67,7 +67,7 @@ def prune(
                             "pass --sqlite-dir (or set AGENTCMD_SQLITE_DIR) to the directory 'agentcmd engine start' "
                             "uses")
     try:
-        report, where = _prune_file(path, age, dry_run, vacuum), "the file directly (no engine is using it)"
+        report, where = _prune_file(path, age, dry_run, vacuum), "the file directly, no engine is using it"
     except DatabaseLockedError:
         if vacuum:
             raise DatabaseLockedError(
