@@ -77,7 +77,7 @@ FIRST_PASS_S = 60.0
 TARGET_MS = 5.0                 # aim for this much SQL per batch
 PAUSE_S = 0.02                  # yield at least this long between batches: the engine's own work goes first
 DUTY = 3.0                      # ... and at least 3x what the last batch took, commit and fsync included
-MIN_BATCH, START_BATCH, MAX_BATCH = 5, 50, 1000
+MIN_BATCH, START_BATCH, MAX_BATCH = 10, 50, 1000
 VACUUM_PAGES = 256              # pages (1 MiB at 4 KiB) handed back per vacuum step
 
 
@@ -175,21 +175,28 @@ class Pruner:
         before = await self.stats(count_runs=False)
         report.bytes_before = before.size_bytes
         cursor = Cursor()
-        for step in (run_batch_txn, event_batch_txn):
-            while True:
-                counts, looked, sql_ms = await self._batch_of(step, report, now, cursor, dry_run)
-                report.counts.add(counts)
-                if looked == 0:
-                    break
-                await self._yield(sql_ms)
-        if not dry_run:
-            while True:
-                began = time.perf_counter()
-                freed = await self.store.write(lambda c: vacuum_step_txn(c, VACUUM_PAGES, TARGET_MS))
-                report.pages_freed += freed
-                if freed == 0:
-                    break
-                await self._yield(min(TARGET_MS, (time.perf_counter() - began) * 1000))
+        syncing: list[asyncio.Future[Any]] = []
+        try:
+            for step in (run_batch_txn, event_batch_txn):
+                while True:
+                    counts, looked, sql_ms = await self._batch_of(step, report, now, cursor, dry_run, syncing)
+                    report.counts.add(counts)
+                    if looked == 0:
+                        break
+                    await self._yield(sql_ms)
+            if not dry_run:
+                while True:
+                    began = time.perf_counter()
+                    freed = await self.store.write(lambda c: vacuum_step_txn(c, VACUUM_PAGES, TARGET_MS))
+                    report.pages_freed += freed
+                    if freed == 0:
+                        break
+                    await self._yield(min(TARGET_MS, (time.perf_counter() - began) * 1000))
+        finally:
+            await asyncio.gather(*syncing, return_exceptions=True)
+        for fut in syncing:
+            if fut.exception() is not None:      # a commit or its fsync failed: this pass did not complete
+                raise fut.exception()  # type: ignore[misc]
         after = await self.stats(count_runs=False)
         report.bytes_after = after.size_bytes
         report.free_bytes_after = after.free_bytes
@@ -202,33 +209,47 @@ class Pruner:
 
     async def _yield(self, sql_ms: float) -> None:
         """Between batches: at least ``pause_s``, and ``duty`` times the batch's SQL (a busy machine makes
-        batches slower, and the pruner backs off with them). The commit's fsync is not counted: the
-        pruner already waits for it before the next batch, like any writer."""
+        batches slower, and the pruner backs off with them)."""
         await asyncio.sleep(max(self.pause_s, self.duty * sql_ms / 1000))
 
-    async def _batch_of(self, step: Any, report: PruneReport, now: int, cursor: Cursor,
-                        dry_run: bool) -> tuple[PruneCounts, int, float]:
-        """One batch, sized so its SQL takes about ``TARGET_MS`` (shrunk when over twice that, doubled
-        when under half); -> (counts, rows looked at, the batch's SQL in ms)."""
+    async def _batch_of(self, step: Any, report: PruneReport, now: int, cursor: Cursor, dry_run: bool,
+                        syncing: list[asyncio.Future[Any]]) -> tuple[PruneCounts, int, float]:
+        """One batch, sized so its SQL takes about ``TARGET_MS``; -> (counts, rows looked at, its SQL in ms).
+
+        The pruner goes on once the batch is committed, without waiting for the
+        WAL fsync that makes it durable (nobody is told about a deletion, and
+        the next pass redoes one that a crash lost): its future joins
+        ``syncing``, awaited at the end of the pass. Otherwise, on a busy disk,
+        every batch would cost an fsync's latency and a pass would crawl.
+        """
         size = self._batch if step is run_batch_txn else self._batch * 5
-        timing: list[float] = []
+        ran = asyncio.Event()
+        out: list[tuple[PruneCounts, int, float]] = []
 
         def txn(conn: Any) -> tuple[PruneCounts, int]:
             t0 = time.perf_counter()
             try:
-                result: tuple[PruneCounts, int] = step(conn, report.cutoff, now, size, cursor, dry_run)
-                return result
+                counts, looked = step(conn, report.cutoff, now, size, cursor, dry_run)
+                out.append((counts, looked, (time.perf_counter() - t0) * 1000))
+                return counts, looked
             finally:
-                timing.append((time.perf_counter() - t0) * 1000)
+                ran.set()
 
-        counts, looked = await (self.store.read(txn) if dry_run else self.store.write(txn))
-        ms = timing[0] if timing else 0.0
+        if dry_run:
+            await self.store.read(txn)
+        else:
+            fut = asyncio.ensure_future(self.store.write(txn))
+            syncing.append(fut)
+            flushed = asyncio.ensure_future(ran.wait())
+            await asyncio.wait([fut, flushed], return_when=asyncio.FIRST_COMPLETED)
+            flushed.cancel()
+            if not out:                      # the batch raised (its savepoint was rolled back): report it
+                await fut
+        counts, looked, ms = out[0]
         report.batches += 1
         report.longest_batch_ms = max(report.longest_batch_ms, ms)
-        if ms > 2 * TARGET_MS and self._batch > MIN_BATCH:
-            self._batch = max(MIN_BATCH, int(self._batch * TARGET_MS / ms))
-        elif ms < TARGET_MS / 2 and looked >= size and self._batch < MAX_BATCH:
-            self._batch = min(MAX_BATCH, self._batch * 2)
+        if ms > 0:     # aim for TARGET_MS next time: grow at most 2x, shrink in proportion
+            self._batch = max(MIN_BATCH, min(MAX_BATCH, int(self._batch * min(2.0, TARGET_MS / ms))))
         return counts, looked, ms
 
 
