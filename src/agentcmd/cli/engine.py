@@ -25,6 +25,11 @@ _APP_WAIT_TIMEOUT = typer.Option(
     None, "--app-wait-timeout",
     help="Seconds a run may wait for an app that does not answer (not listening, restarting) before it "
          "fails; such calls use no retry. Default 900 (15 min), or AGENTCMD_ENGINE_APP_WAIT_TIMEOUT.")
+_RETENTION = typer.Option(
+    None, "--retention", metavar="AGE",
+    help="How long finished runs (with their steps, history and events) are kept before the engine prunes "
+         "them in the background: 30d, 12h, 90m, 3600 (seconds); 0 or forever keeps every run. Default 30d, "
+         "or AGENTCMD_ENGINE_RETENTION.")
 _GRACE = typer.Option(10.0, "--grace", min=0.0,
                       help="Seconds queue work gets to commit on shutdown (SDK calls in flight are interrupted "
                            "at once and run again, same attempt, at the next start).")
@@ -58,6 +63,21 @@ def _app_wait_flag(value: float | None) -> float | None:
     return check_app_wait_timeout(value, "--app-wait-timeout")
 
 
+def _retention_flag(value: str | None) -> str | None:
+    """``--retention`` checked here, so a bad value is blamed on the flag (not on the env var)."""
+    if value is None:
+        return None
+    from agentcmd.engine.retentionage import format_retention, parse_retention
+
+    return format_retention(parse_retention(value, "--retention"))
+
+
+def _retention_seconds(value: str) -> float | None:
+    from agentcmd.engine.retentionage import parse_retention
+
+    return parse_retention(value)
+
+
 def _allowed_hosts(configured: str, flags: list[str] | None) -> list[str]:
     """AGENTCMD_ALLOWED_HOSTS plus every --allowed-host, checked now (a bad name exits 2 before binding)."""
     from agentcmd.httpedge.hosts import parse_allowed
@@ -75,6 +95,7 @@ def dev(
     retry_interval: float = _RETRY,
     call_timeout: float | None = _CALL_TIMEOUT,
     app_wait_timeout: float | None = _APP_WAIT_TIMEOUT,
+    retention: str | None = _RETENTION,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
     passive_sync: bool = _PASSIVE_SYNC,
@@ -94,7 +115,8 @@ def dev(
 
     warning = check_bind(Mode.DEV, host, allow_remote_dev)
     settings = load_settings(engine_call_timeout=_call_timeout_flag(call_timeout),
-                             engine_app_wait_timeout=_app_wait_flag(app_wait_timeout))
+                             engine_app_wait_timeout=_app_wait_flag(app_wait_timeout),
+                             engine_retention=_retention_flag(retention))
     token = settings.secret("dashboard_token") if dashboard_auth else None
     # Fails before binding if a login is needed but impossible. (WebAuth directly, not the
     # dashboard module: that imports FastAPI, which would double the time to ready.)
@@ -111,6 +133,7 @@ def dev(
                           dashboard_auth=dashboard_auth, dashboard_token=token, web=web,
                           allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     config.passive_sync = passive_sync
+    config.retention_s = _retention_seconds(settings.engine_retention)
     raise typer.Exit(serve(config, host, port))
 
 
@@ -129,6 +152,7 @@ def start(
     retry_interval: float = _RETRY,
     call_timeout: float | None = _CALL_TIMEOUT,
     app_wait_timeout: float | None = _APP_WAIT_TIMEOUT,
+    retention: str | None = _RETENTION,
     grace: float = _GRACE,
     dashboard_auth: bool = _DASHBOARD_AUTH,
     passive_sync: bool = _PASSIVE_SYNC,
@@ -149,7 +173,8 @@ def start(
                              signing_key=signing_key or key("INNGEST_SIGNING_KEY"),
                              sqlite_dir=Path(sqlite_dir) if sqlite_dir else None,
                              engine_call_timeout=_call_timeout_flag(call_timeout),
-                             engine_app_wait_timeout=_app_wait_flag(app_wait_timeout))
+                             engine_app_wait_timeout=_app_wait_flag(app_wait_timeout),
+                             engine_retention=_retention_flag(retention))
     sk = settings.secret("signing_key")
     ek = settings.secret("event_key")
     if not sk:
@@ -174,4 +199,10 @@ def start(
                           dashboard_auth=dashboard_auth, dashboard_token=token, web=web,
                           allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     config.passive_sync = passive_sync
+    config.retention_s = _retention_seconds(settings.engine_retention)
     raise typer.Exit(serve(config, host, port))
+
+
+from agentcmd.cli.prune import prune as _prune  # noqa: E402  (its own module; registered here)
+
+app.command("prune")(_prune)

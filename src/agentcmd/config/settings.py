@@ -114,6 +114,7 @@ class Settings(BaseSettings):
         ENGINE_APP_WAIT_TIMEOUT_DEFAULT_S,
         validation_alias=_env("AGENTCMD_ENGINE_APP_WAIT_TIMEOUT", "engine_app_wait_timeout"),
     )
+    engine_retention: str = Field("30d", validation_alias=_env("AGENTCMD_ENGINE_RETENTION", "engine_retention"))
 
     # Files
     home: Path = Field(default_factory=home_dir, validation_alias=_env("AGENTCMD_HOME", "home"))
@@ -215,6 +216,14 @@ class Settings(BaseSettings):
     @classmethod
     def _check_app_wait_timeout(cls, v: Any) -> float:
         return check_app_wait_timeout(v, APP_WAIT_SOURCES)
+
+    @field_validator("engine_retention", mode="before")
+    @classmethod
+    def _check_retention(cls, v: Any) -> str:
+        """``30d``, ``12h``, ``3600``, ``0``/``forever`` (engine/retentionage.py), kept as people write it."""
+        from agentcmd.engine.retentionage import format_retention, parse_retention
+
+        return format_retention(parse_retention(v))
 
     @field_validator("event_key")
     @classmethod
@@ -339,6 +348,8 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "engine_call_timeout": (("AGENTCMD_ENGINE_CALL_TIMEOUT",), "seconds one engine -> SDK call may take"),
     "engine_app_wait_timeout": (("AGENTCMD_ENGINE_APP_WAIT_TIMEOUT",),
                                 "seconds a run may wait for an app that does not answer"),
+    "engine_retention": (("AGENTCMD_ENGINE_RETENTION",),
+                         "how long the engine keeps finished runs (30d; 0 or forever keeps them all)"),
     "home": (("AGENTCMD_HOME",), "home directory"),
     "data_dir": (("AGENTCMD_DATA_DIR",), "data directory"),
     "sqlite_dir": (("AGENTCMD_SQLITE_DIR",), "engine database directory"),

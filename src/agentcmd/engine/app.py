@@ -37,6 +37,7 @@ from agentcmd.engine.driver import Driver
 from agentcmd.engine.executor import Executor
 from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.registry import Registry
+from agentcmd.engine.retention import Pruner
 from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
@@ -59,6 +60,7 @@ class Engine:
         self.worker: Worker = None  # type: ignore[assignment]
         self.executor: Executor = None  # type: ignore[assignment]
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]
+        self.pruner: Pruner = None  # type: ignore[assignment]  # retention (engine/retention.py), set in open()
         self._tasks: list[asyncio.Task[Any]] = []
         self.changes = Changes()          # bumped after each commit that changed a row: live pages wait on it
         self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)
@@ -77,6 +79,7 @@ class Engine:
                                  int(self.config.app_wait_timeout_s * 1000))
         self.dispatcher = Dispatcher(self.store, self.registry, self.clock, lease_ms)
         self.worker = Worker(self.store, self.executor, self.dispatcher, self.clock, self.config.concurrency)
+        self.pruner = Pruner(self.store, self.clock, self.config.retention_s)
         if self.config.sdk_urls:
             self.syncer = Syncer(self.store, self.config.sdk_urls, self.server_kind,
                                  self.config.signing_key if self.config.production else None,
@@ -102,6 +105,7 @@ class Engine:
             scan = discover_loop(self.store, self.server_kind, self.config.poll_interval, self._stop)
             self._tasks.append(asyncio.create_task(scan, name="agentcmd-discovery"))
         self._tasks.append(asyncio.create_task(self.driver.warm_up(), name="agentcmd-warm-up"))
+        self._tasks.append(asyncio.create_task(self.pruner.run(self._stop), name="agentcmd-retention"))
         self._tasks.append(asyncio.create_task(self._warm_up_dashboard(), name="agentcmd-dashboard-warm-up"))
         if self.syncer is None:
             self.ready = True
@@ -201,7 +205,8 @@ def build_app(engine: Engine) -> Starlette:
 
     The routes get the engine's command facade (``engine.commands``), never the engine itself.
     """
-    from agentcmd.engine.api import cancellations, events, functions, graphql, health, register, rest, resume
+    from agentcmd.engine.api import (cancellations, events, functions, graphql, health, register, rest, resume,
+                                      storage)
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
 
     @contextlib.asynccontextmanager
@@ -217,7 +222,7 @@ def build_app(engine: Engine) -> Starlette:
     commands = engine.commands
     routes = [*health.routes(commands), *events.routes(commands), *register.routes(commands),
               *rest.routes(commands), *functions.routes(commands), *graphql.routes(commands),
-              *cancellations.routes(commands), *resume.routes(commands),
+              *cancellations.routes(commands), *resume.routes(commands), *storage.routes(commands),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
     from starlette.middleware import Middleware
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.functions import Function
     from agentcmd.engine.ingest import Dispatcher
     from agentcmd.engine.registry import RegisterResult, Registry
+    from agentcmd.engine.retention import Pruner, PruneReport
     from agentcmd.engine.store import Store
     from agentcmd.engine.store.models import NewEvent
     from agentcmd.engine.worker import Worker
@@ -60,6 +61,7 @@ class EngineParts(Protocol):
     executor: Executor
     dispatcher: Dispatcher
     syncer: Syncer | None
+    pruner: Pruner
 
 
 class Reads(Protocol):
@@ -278,3 +280,16 @@ class Commands:
             await engine.store.write(lambda c: queue.release_held_txn(c, now))
         engine.worker.wake()
         return result
+
+    # -- storage (retention: engine/retention.py) ----------------------------------------------------
+
+    async def storage(self) -> dict[str, Any]:
+        """``GET /v1/storage`` and the dashboard: the database's size, the oldest kept run, the policy."""
+        from agentcmd.engine.retention import storage_view
+
+        pruner = self._engine.pruner
+        return storage_view(await pruner.stats(), pruner)
+
+    async def prune(self, older_than_s: float, dry_run: bool) -> PruneReport:
+        """Prune finished runs older than ``older_than_s`` now (one pass, small transactions)."""
+        return await self._engine.pruner.prune(older_than_s, dry_run)

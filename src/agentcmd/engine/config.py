@@ -12,6 +12,7 @@ from pathlib import Path
 
 from agentcmd.engine.driver import DEFAULT_TIMEOUT_S
 from agentcmd.engine.executor import DEFAULT_APP_WAIT_MS
+from agentcmd.engine.retentionage import DEFAULT_RETENTION_S
 from agentcmd.webauth.options import WebOptions
 
 
@@ -31,6 +32,7 @@ class EngineConfig:
     sync_wait_s: float = 5.0                # how long /health waits for -u apps at start
     passive_sync: bool = False              # --passive-sync: the -u apps register themselves (Syncer)
     grace_s: float = 10.0
+    retention_s: float | None = DEFAULT_RETENTION_S   # finished runs older than this are pruned; None: never
     host: str = "127.0.0.1"                 # the bind host: beyond loopback, production's dashboard needs a login
     dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
     dashboard_token: str | None = field(default=None, repr=False)

@@ -51,4 +51,4 @@ def test_the_query_reads_the_ended_at_index_not_every_run(store: Store) -> None:
 
     queries.api_runs(Recorder(), RunFilter(ended_after=1), None, 50)  # type: ignore[arg-type]
     [plan] = plans
-    assert "runs_by_ended_at" in plan and "SCAN r USING INDEX sqlite_autoindex_runs_1" not in plan, plan
+    assert "runs_by_ended" in plan and "SCAN r USING INDEX sqlite_autoindex_runs_1" not in plan, plan

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from agentcmd.engine.flow.replay import ReplayRequest, count_to_replay_txn
 from agentcmd.engine.store import queries
@@ -126,6 +126,16 @@ class DashboardReads:
     async def replay_matches(self, slug: str, request: ReplayRequest) -> int:
         """How many runs a replay would start now; raises ``ReplayInputError`` over the cap."""
         return await self._db.read(lambda c: count_to_replay_txn(c, slug, request))
+
+    async def storage(self) -> dict[str, Any] | None:
+        """The database's size and oldest kept run (``Commands.storage``); None when the reader has none."""
+        storage = getattr(self._db, "storage", None)
+        if storage is None:
+            return None
+        from agentcmd.engine.retention import human_size
+
+        view: dict[str, Any] = await storage()
+        return {**view, "size_text": human_size(view["size_bytes"]), "free_text": human_size(view["free_bytes"])}
 
     async def list_apps(self) -> list[AppRow]:
         return await self._db.read(queries.app_rows)

@@ -272,7 +272,7 @@ async def apps_page(request: Request) -> Response:
     if refused is not None:
         return refused
     apps = await d.reader.list_apps()
-    data = {"apps": apps}
+    data = {"apps": apps, "storage": await d.reader.storage()}
     version = version_of([(a.app_id, a.synced_at, a.error, [(f.slug, f.paused_at) for f in a.functions])
                           for a in apps])
     if as_twin:

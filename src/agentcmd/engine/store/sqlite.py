@@ -56,6 +56,7 @@ from typing import IO, Any, TypeVar
 
 from agentcmd.engine.store.checkpoint import Checkpointer, disable_auto_checkpoint
 from agentcmd.engine.store.migrations import apply_migrations
+from agentcmd.engine.store.retention import prepare_new_database
 from agentcmd.engine.store.walsync import Parked, WalSync
 from agentcmd.errors import DatabaseCorruptError, DatabaseLockedError, DatabaseUnwritableError, StoreError
 from agentcmd.privatefs import FILE_MODE, ensure_private_dir, ensure_private_file, private_umask, tighten
@@ -194,6 +195,7 @@ class Database:
     def _init(self) -> sqlite3.Connection:
         try:
             conn = self._connect()
+            prepare_new_database(conn)   # auto_vacuum=INCREMENTAL, before WAL writes the header (retention.py)
             if not self.in_memory:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":

@@ -151,7 +151,7 @@ def run_records(conn: sqlite3.Connection, filt: RunFilter, before: str | None, l
     """The runs list: newest first, ``limit`` rows from ``before`` (exclusive); one indexed range scan."""
     where, args = _filter(filt)
     # Runs that ended since a recent cursor are few: their index range, sorted, beats a walk of every run.
-    index = "runs_by_ended_at" if filt.ended_after is not None else None
+    index = "runs_by_ended" if filt.ended_after is not None else None
     page = keyset(conn, _select(with_output, index), where, args, "r.run_id", before, limit, cap)
     now = _now()
     return Page([RunRecord.from_row(r, now) for r in page.items], page.next_cursor)
