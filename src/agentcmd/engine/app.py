@@ -205,8 +205,7 @@ def build_app(engine: Engine) -> Starlette:
 
     The routes get the engine's command facade (``engine.commands``), never the engine itself.
     """
-    from agentcmd.engine.api import (cancellations, events, functions, graphql, health, register, rest, resume,
-                                      storage)
+    from agentcmd.engine.api import cancellations, events, functions, graphql, health, register, rest, resume, storage
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
 
     @contextlib.asynccontextmanager
