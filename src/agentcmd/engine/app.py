@@ -36,6 +36,7 @@ from agentcmd.engine.config import EngineConfig as EngineConfig  # where callers
 from agentcmd.engine.driver import Driver
 from agentcmd.engine.executor import Executor
 from agentcmd.engine.ingest import Dispatcher
+from agentcmd.engine.metrics import EngineMetrics
 from agentcmd.engine.registry import Registry
 from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
@@ -64,17 +65,19 @@ class Engine:
         self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)
         self.commands = Commands(self)     # what the HTTP routes and the dashboard may ask of the engine
         self.dashboard = LazyDashboard(self.commands)
+        self.metrics = EngineMetrics()     # GET /metrics; per engine (tests run several in one process)
         self._stop = asyncio.Event()
 
     def open(self) -> None:
         """Open the store (raises StoreError subclasses) and build the components."""
         self.store = open_store(self.config.db_path)
         self.store.db.on_change = self.changes.bump
+        self.store.db.set_run_observer(self.metrics.on_run)
         lease_ms = int((self.config.call_timeout_s + 60) * 1000)
         backoff = Backoff(flat_ms=int(self.config.retry_interval_s * 1000)
                           if self.config.retry_interval_s is not None else None)
         self.executor = Executor(self.store, self.registry, self.driver, backoff, self.clock, lease_ms,
-                                 int(self.config.app_wait_timeout_s * 1000))
+                                 int(self.config.app_wait_timeout_s * 1000), self.metrics)
         self.dispatcher = Dispatcher(self.store, self.registry, self.clock, lease_ms)
         self.worker = Worker(self.store, self.executor, self.dispatcher, self.clock, self.config.concurrency)
         if self.config.sdk_urls:
@@ -201,7 +204,7 @@ def build_app(engine: Engine) -> Starlette:
 
     The routes get the engine's command facade (``engine.commands``), never the engine itself.
     """
-    from agentcmd.engine.api import cancellations, events, functions, graphql, health, register, rest
+    from agentcmd.engine.api import cancellations, events, functions, graphql, health, metrics, register, rest
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
 
     @contextlib.asynccontextmanager
@@ -217,7 +220,7 @@ def build_app(engine: Engine) -> Starlette:
     commands = engine.commands
     routes = [*health.routes(commands), *events.routes(commands), *register.routes(commands),
               *rest.routes(commands), *functions.routes(commands), *graphql.routes(commands),
-              *cancellations.routes(commands),
+              *cancellations.routes(commands), *metrics.routes(commands),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
     from starlette.middleware import Middleware
 

@@ -75,6 +75,7 @@ class EngineConnection(sqlite3.Connection):
     """A connection that carries the engine's hook for which internal events need dispatching."""
 
     dispatch_filter: Callable[[str], bool] | None = None
+    run_observer: Callable[[str, str, str | None], None] | None = None   # (started|finished, function, status)
 
 
 class Database:
@@ -216,6 +217,12 @@ class Database:
         conn = self.conn
         assert isinstance(conn, EngineConnection)
         conn.dispatch_filter = fn
+
+    def set_run_observer(self, fn: Callable[[str, str, str | None], None]) -> None:
+        """``fn("started", slug, None)`` per run created, ``fn("finished", slug, status)`` per run ended (metrics)."""
+        conn = self.conn
+        assert isinstance(conn, EngineConnection)
+        conn.run_observer = fn
 
     @property
     def conn(self) -> sqlite3.Connection:
