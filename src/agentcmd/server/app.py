@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from agentcmd import handover
 from agentcmd.errors import AgentcmdError
 from agentcmd.httpedge import EdgeMiddleware
+from agentcmd.observe.appmetrics import metrics_response
 from agentcmd.server import SERVE_PATH
 from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
@@ -131,6 +132,8 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
         if not auth.locked or auth.bearer_ok(request.headers.get("authorization")) or auth.web.logged_in(request):
             body["project_dir"] = str(runtime.project_dir)
         return body
+
+    app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)  # observe/appmetrics.py
 
     # The SDK first: otherwise GET /api/workflows/inngest (its introspection) is the API's GET /api/workflows/{id}.
     inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
