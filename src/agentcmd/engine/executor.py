@@ -57,6 +57,7 @@ from agentcmd.engine.store.models import (
     QueueKind,
     RunStatus,
 )
+from agentcmd.observe import runlog
 
 log = logging.getLogger("agentcmd.engine.executor")
 YEAR_MS = 366 * 24 * 3600 * 1000
@@ -297,6 +298,7 @@ class Executor:
 
     async def call(self, ctx: CallContext) -> list[CallContext]:
         """One SDK call for a start/step item, committed before returning."""
+        runlog.bind(ctx.run_id, ctx.item.step_id)     # run_id/step_id on every log line of this call
         if RunStatus(ctx.status).final:
             await self.store.write(lambda c: queue.ack_txn(c, ctx.item.id))
             return []

@@ -30,6 +30,7 @@ from agentcmd import handover
 from agentcmd.errors import AgentcmdError
 from agentcmd.httpedge import EdgeMiddleware
 from agentcmd.observe.appmetrics import metrics_response
+from agentcmd.observe.runlog import RunLogMiddleware
 from agentcmd.server import SERVE_PATH
 from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
@@ -145,6 +146,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     from agentcmd.ui.views import create_router as ui_router
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
+    app.add_middleware(RunLogMiddleware)  # the SDK call's run_id/step_id on every log line (observe/runlog.py)
     app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (docs/engine.md)
     app.add_middleware(SdkGuardMiddleware, signing_key=client.signing_key)  # syncs and replays (sdkguard.py)
     app.add_middleware(ProtectMiddleware, auth=auth)
