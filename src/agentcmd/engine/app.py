@@ -41,6 +41,7 @@ from agentcmd.engine.registry import Registry
 from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
+from agentcmd.observe import tracing
 
 log = logging.getLogger("agentcmd.engine")
 
@@ -65,7 +66,8 @@ class Engine:
         self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)
         self.commands = Commands(self)     # what the HTTP routes and the dashboard may ask of the engine
         self.dashboard = LazyDashboard(self.commands)
-        self.metrics = EngineMetrics()     # GET /metrics; per engine (tests run several in one process)
+        # GET /metrics, per engine (tests run several in one process); spans too when OTLP is configured
+        self.metrics = EngineMetrics(tracing.from_env("agentcmd-engine"))
         self._stop = asyncio.Event()
 
     def open(self) -> None:
@@ -165,6 +167,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.driver.close()
+        self.metrics.close()       # queued spans are exported
         if self.store is not None:
             self.store.close()
 

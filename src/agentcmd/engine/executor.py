@@ -319,7 +319,7 @@ class Executor:
             self._mark_running(ctx.run_id, called_at)
         started = time.perf_counter()
         resp = await self._send(url, ctx)
-        self.metrics.sdk_call(ctx.function_slug, resp, started)
+        self.metrics.sdk_call(ctx, resp, started)
         debug_triggers.hit("after_call")
         if resp.kind == ResponseKind.INTERRUPTED:
             await self._interrupted(ctx, resp)

@@ -28,7 +28,9 @@ from agentcmd.engine.protocol import Opcode
 
 if TYPE_CHECKING:
     from agentcmd.engine.protocol import SDKResponse
+    from agentcmd.engine.store.models import CallContext
     from agentcmd.engine.store.queries.gauges import Gauges
+    from agentcmd.observe.tracing import RunTracer
 
 # Seconds: a step is anything from a 2 ms function to an hour-long coding agent.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -39,7 +41,8 @@ _STEP_STATUS: dict[str, str] = {Opcode.STEP_RUN: "completed", Opcode.STEP: "comp
 class EngineMetrics:
     """The engine's collectors; ``render()`` is the scrape body."""
 
-    def __init__(self) -> None:
+    def __init__(self, tracer: RunTracer | None = None) -> None:
+        self.tracer = tracer       # OpenTelemetry spans of the same facts, when configured (observe/tracing.py)
         r = self.registry = CollectorRegistry(auto_describe=True)
         self.events_accepted = Counter("agentcmd_events_accepted", "Events accepted (POST /e and the dashboard)",
                                        registry=r)
@@ -67,21 +70,35 @@ class EngineMetrics:
         self.in_flight = Gauge("agentcmd_queue_tasks_in_flight", "Queue tasks the worker is running now",
                                registry=r)
 
-    def on_run(self, what: str, function: str, status: str | None) -> None:
-        """The store's run observer: ``("started", slug, None)`` or ``("finished", slug, status)``."""
+    def on_run(self, what: str, run_id: str, function: str, status: str | None) -> None:
+        """The store's run observer: ``("started", id, slug, None)`` or ``("finished", id, slug, status)``."""
         if what == "started":
             self.runs_started.labels(function).inc()
-        else:
-            self.runs_finished.labels(function, (status or "unknown").lower()).inc()
+            return
+        self.runs_finished.labels(function, (status or "unknown").lower()).inc()
+        if self.tracer is not None:
+            self.tracer.run_finished(run_id, function, status or "unknown")
 
-    def sdk_call(self, function: str, resp: SDKResponse, started: float) -> None:
+    def sdk_call(self, ctx: CallContext, resp: SDKResponse, started: float) -> None:
         """One SDK call answered (``started``: ``time.perf_counter()`` before it), and the steps it ran."""
         elapsed = time.perf_counter() - started
+        function = ctx.function_slug
         self.sdk_calls.labels(function, resp.kind.value).observe(elapsed)
+        steps = []
         for op in resp.ops:
             status = _STEP_STATUS.get(op.op)
             if status is not None:
                 self.steps.labels(function, status).observe(elapsed)
+                steps.append((op.id, op.label, status))
+        if self.tracer is not None:
+            end = time.time_ns()
+            self.tracer.sdk_call(ctx.run_id, function, ctx.item.attempt, ctx.item.step_id, resp.kind.value,
+                                 end - int(elapsed * 1e9), end, steps)
+
+    def close(self) -> None:
+        """The engine stops: export the spans still queued."""
+        if self.tracer is not None:
+            self.tracer.shutdown()
 
     def set_gauges(self, gauges: Gauges, in_flight: int) -> None:
         for (lane, state), count in gauges.queue.items():

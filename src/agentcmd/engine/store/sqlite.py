@@ -75,7 +75,7 @@ class EngineConnection(sqlite3.Connection):
     """A connection that carries the engine's hook for which internal events need dispatching."""
 
     dispatch_filter: Callable[[str], bool] | None = None
-    run_observer: Callable[[str, str, str | None], None] | None = None   # (started|finished, function, status)
+    run_observer: Callable[[str, str, str, str | None], None] | None = None  # (started|finished, run, function, status)
 
 
 class Database:
@@ -218,8 +218,9 @@ class Database:
         assert isinstance(conn, EngineConnection)
         conn.dispatch_filter = fn
 
-    def set_run_observer(self, fn: Callable[[str, str, str | None], None]) -> None:
-        """``fn("started", slug, None)`` per run created, ``fn("finished", slug, status)`` per run ended (metrics)."""
+    def set_run_observer(self, fn: Callable[[str, str, str, str | None], None]) -> None:
+        """``fn("started", run_id, slug, None)`` per run created, ``fn("finished", run_id, slug, status)`` per run
+        ended (metrics and traces)."""
         conn = self.conn
         assert isinstance(conn, EngineConnection)
         conn.run_observer = fn
