@@ -72,6 +72,7 @@ def test_dev_with_json_logs_tags_run_lines_with_run_and_step_ids(spawn: Callable
     failed = [r for r in about_run() if r["source"] == "engine" and "failed" in r.get("message", "")]
     assert failed, about_run()
     assert all(isinstance(r, dict) and "source" in r for r in records())   # every line parsed as an object
+    assert "/e/" not in child.output()     # no HTTP client logs a URL holding an event key
 
 
 def test_the_filter_and_formatter_in_process() -> None:

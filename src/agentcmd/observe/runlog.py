@@ -98,9 +98,18 @@ def log_format(environ: dict[str, str] | None = None) -> str:
     return "json" if value == "json" else "text"
 
 
-def configure_logging(level: int = logging.INFO) -> str:
-    """The root handler of a server process (stderr), in the format ``AGENTCMD_LOG_FORMAT`` asks; returns it."""
+def configure_logging(level: int = logging.INFO, *, text_too: bool = True) -> str:
+    """The root handler of a server process (stderr), in the format ``AGENTCMD_LOG_FORMAT`` asks; returns it.
+
+    ``text_too=False`` leaves a text-format process's logging as it was (the app server's). HTTP client
+    libraries log each request's URL at INFO, and a URL can hold an event key (``/e/<key>``): they log
+    warnings only.
+    """
     fmt = log_format()
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if fmt != "json" and not text_too:
+        return fmt
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     handler.addFilter(RunContextFilter())

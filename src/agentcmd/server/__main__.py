@@ -56,7 +56,7 @@ def main() -> None:
 
     from agentcmd.observe import runlog
 
-    runlog.configure_logging()   # text, or JSON with run/step ids (AGENTCMD_LOG_FORMAT; observe/runlog.py)
+    runlog.configure_logging(text_too=False)   # JSON lines with run/step ids if AGENTCMD_LOG_FORMAT=json (runlog.py)
     from agentcmd.server.app import create_app
     from agentcmd.server.graceful import GracefulServer
 
