@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 if TYPE_CHECKING:
     from agentcmd.server.access import AppAuth
 
 METRICS_PATH = "/metrics"
+SCRAPE_HINT = ("send 'Authorization: Bearer <signing key>' (the raw key or the SDK's hashed form), "
+               "e.g. Prometheus' authorization.credentials_file")
 TOKEN_KINDS = ("input", "output", "cached")
 AGENT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200)
 
@@ -73,10 +75,9 @@ def scrape_refusal(auth: AppAuth, request: Request) -> Response | None:
     """None if ``request`` may read ``/metrics``, else the 401 to send (the API's bearer is missing or wrong)."""
     if not auth.locked or auth.bearer_ok(request.headers.get("authorization")):
         return None
-    from agentcmd.server.protect import BEARER_HINT, unauthorized
-
-    return unauthorized("missing or wrong bearer token: beyond loopback /metrics needs the API's bearer",
-                        BEARER_HINT, bearer=True)
+    return JSONResponse({"error": "missing or wrong bearer token: beyond loopback /metrics needs the API's bearer",
+                         "code": "unauthorized", "hint": SCRAPE_HINT}, status_code=401,
+                        headers={"Cache-Control": "no-store", "WWW-Authenticate": 'Bearer realm="agentcmd"'})
 
 
 def metrics_response() -> Response:
