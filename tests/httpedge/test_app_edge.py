@@ -28,6 +28,7 @@ def _port(url: str) -> int:
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/"), ("GET", "/workflows/build"), ("GET", "/api/runs"), ("POST", "/api/events"),
     ("POST", "/workflows/build/start"), ("GET", "/login"), ("POST", SERVE_PATH), ("GET", "/health"),
+    ("GET", "/metrics"),
 ])
 def test_a_rebinding_host_gets_nothing(app_server: AppServerFactory, mode: str, method: str, path: str) -> None:
     server = app_server(mode)

@@ -60,6 +60,7 @@ def test_dev_refuses_events_and_syncs_a_browser_can_send_cross_site(module_engin
 @pytest.mark.parametrize(("method", "path"), [
     ("POST", "/e/{key}"), ("GET", "/v1/runs"), ("GET", "/v1/events"), ("GET", "/"), ("GET", "/runs"),
     ("POST", "/v1/functions/x/pause"), ("POST", "/fn/register"), ("GET", "/login"), ("GET", "/health"),
+    ("GET", "/metrics"),
 ])
 def test_a_rebinding_host_gets_nothing(module_engine: Any, method: str, path: str) -> None:
     """Finding 3: whatever ``Sec-Fetch-Site`` says, an unknown ``Host`` is 421 before any route runs."""

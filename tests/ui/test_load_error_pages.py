@@ -226,6 +226,7 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
                 "/_ui/static/nope",
                 "/api/workflows", "/api/runs", "/api/runs?workflow=twin", "/api/runs?workflow=victim",
                 "/api/runs?workflow=bad", "/api/runs/01NOPE",
+                "/metrics",
                 "/live?run=01NOPE", "/live?workflow=nope"]  # a live stream that would never end is not asked for
     for wf in ("good", "twin", "victim", "bad", "nope"):
         app_gets += [f"/workflows/{wf}", f"/workflows/{wf}.json", f"/workflows/{wf}?format=json",
@@ -237,7 +238,7 @@ def test_every_page_of_both_web_uis_answers_without_a_server_error(broken: Broke
                    "/apps.json", "/send", "/login", "/_dashboard/static/dashboard.js", "/_dashboard/static/nope",
                    f"/events/{event_id}", f"/events/{event_id}.json", "/events/01NOPE",
                    # live streams that would never end are not asked for: one that is refused at once
-                   "/runs/live?since=not-a-time", "/runs/01NOPE/live", "/functions/nope/live"]
+                   "/runs/live?since=not-a-time", "/runs/01NOPE/live", "/functions/nope/live", "/metrics"]
     for slug in (*slugs, "agentcmd-victim", "agentcmd-bad", "nope"):
         engine_gets += [f"/functions/{slug}", f"/functions/{slug}.json"]
     for run_id in (*runs.values(), "01NOPE"):

@@ -7,6 +7,8 @@ stays fast.
 
 from __future__ import annotations
 
+import enum
+
 import typer
 
 app = typer.Typer(help="Run the embedded engine alone (like 'inngest dev' / 'inngest start').",
@@ -39,6 +41,15 @@ _ALLOWED_HOST = typer.Option(
          "always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated.")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
+class EngineLogFormat(enum.StrEnum):
+    PLAIN = "plain"
+    JSON = "json"
+
+
+_LOG_FORMAT = typer.Option(
+    None, "--log-format", case_sensitive=False,
+    help="plain (default) or json: one JSON object per line, with run_id and step_id on every line about a run "
+         "(or AGENTCMD_LOG_FORMAT).")
 _PASSIVE_SYNC = typer.Option(
     False, "--passive-sync",
     help="Never PUT the --sdk-url apps: they register themselves (agentcmd dev/start sync the app once it "
@@ -78,6 +89,16 @@ def _retention_seconds(value: str) -> float | None:
     return parse_retention(value)
 
 
+def _export_log_format(value: EngineLogFormat | None) -> None:
+    """``--log-format`` reaches the server's logging setup through AGENTCMD_LOG_FORMAT (observe/runlog.py)."""
+    if value:
+        import os
+
+        from agentcmd.observe.runlog import LOG_FORMAT_ENV
+
+        os.environ[LOG_FORMAT_ENV] = value.value
+
+
 def _allowed_hosts(configured: str, flags: list[str] | None) -> list[str]:
     """AGENTCMD_ALLOWED_HOSTS plus every --allowed-host, checked now (a bad name exits 2 before binding)."""
     from agentcmd.httpedge.hosts import parse_allowed
@@ -100,12 +121,14 @@ def dev(
     dashboard_auth: bool = _DASHBOARD_AUTH,
     passive_sync: bool = _PASSIVE_SYNC,
     allowed_host: list[str] = _ALLOWED_HOST,
+    log_format: EngineLogFormat | None = _LOG_FORMAT,
     allow_remote_dev: bool = typer.Option(
         False, "--allow-remote-dev", help="Allow a non-loopback --host in dev mode (no auth: trusted networks only)."),
 ) -> None:
     """Engine in dev mode: no auth, state in memory (gone on exit)."""
     import sys
 
+    _export_log_format(log_format)
     from agentcmd.config import load_settings
     from agentcmd.engine.app import EngineConfig
     from agentcmd.engine.serve import serve
@@ -157,10 +180,12 @@ def start(
     dashboard_auth: bool = _DASHBOARD_AUTH,
     passive_sync: bool = _PASSIVE_SYNC,
     allowed_host: list[str] = _ALLOWED_HOST,
+    log_format: EngineLogFormat | None = _LOG_FORMAT,
 ) -> None:
     """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
     from pathlib import Path
 
+    _export_log_format(log_format)
     from agentcmd.config import load_settings
     from agentcmd.engine.app import EngineConfig
     from agentcmd.engine.serve import serve

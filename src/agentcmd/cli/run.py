@@ -96,6 +96,15 @@ def _make_command(command: str) -> Callable[..., None]:
     return run
 
 
+def _export_log_format(fmt: str) -> None:
+    """Both children log in the supervisor's format: JSON lines (with run ids) when it writes JSON."""
+    import os
+
+    from agentcmd.observe.runlog import LOG_FORMAT_ENV
+
+    os.environ[LOG_FORMAT_ENV] = fmt
+
+
 def _export_allowed_hosts(names: list[str]) -> None:
     """``--allowed-host`` reaches both servers through their environment (they read AGENTCMD_ALLOWED_HOSTS)."""
     import os
@@ -125,6 +134,7 @@ def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool
         raise ConfigError("--production and --dev contradict each other", "give at most one of them")
     settings = load_settings(**overrides)  # refuses a non-hex signing key before anything starts
     sink = LogSink(settings.log_format)
+    _export_log_format(settings.log_format)
     flag = Mode.PRODUCTION if production else Mode.DEV if dev else None
     resolution = resolve(command, flag, settings)
     sink.info(f"mode: {resolution.describe()}", mode=resolution.mode.value, reason=resolution.reason)

@@ -36,11 +36,13 @@ from agentcmd.engine.config import EngineConfig as EngineConfig  # where callers
 from agentcmd.engine.driver import Driver
 from agentcmd.engine.executor import Executor
 from agentcmd.engine.ingest import Dispatcher
+from agentcmd.engine.metrics import EngineMetrics
 from agentcmd.engine.registry import Registry
 from agentcmd.engine.retention import Pruner
 from agentcmd.engine.store import Store, open_store, waits
 from agentcmd.engine.worker import Worker
 from agentcmd.errors import AgentcmdError
+from agentcmd.observe import tracing
 
 log = logging.getLogger("agentcmd.engine")
 
@@ -66,17 +68,20 @@ class Engine:
         self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)
         self.commands = Commands(self)     # what the HTTP routes and the dashboard may ask of the engine
         self.dashboard = LazyDashboard(self.commands)
+        # GET /metrics, per engine (tests run several in one process); spans too when OTLP is configured
+        self.metrics = EngineMetrics(tracing.from_env("agentcmd-engine"))
         self._stop = asyncio.Event()
 
     def open(self) -> None:
         """Open the store (raises StoreError subclasses) and build the components."""
         self.store = open_store(self.config.db_path)
         self.store.db.on_change = self.changes.bump
+        self.store.db.set_run_observer(self.metrics.on_run)
         lease_ms = int((self.config.call_timeout_s + 60) * 1000)
         backoff = Backoff(flat_ms=int(self.config.retry_interval_s * 1000)
                           if self.config.retry_interval_s is not None else None)
         self.executor = Executor(self.store, self.registry, self.driver, backoff, self.clock, lease_ms,
-                                 int(self.config.app_wait_timeout_s * 1000))
+                                 int(self.config.app_wait_timeout_s * 1000), self.metrics)
         self.dispatcher = Dispatcher(self.store, self.registry, self.clock, lease_ms)
         self.worker = Worker(self.store, self.executor, self.dispatcher, self.clock, self.config.concurrency)
         self.pruner = Pruner(self.store, self.clock, self.config.retention_s)
@@ -166,6 +171,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.driver.close()
+        self.metrics.close()       # queued spans are exported
         if self.store is not None:
             self.store.close()
 
@@ -205,7 +211,18 @@ def build_app(engine: Engine) -> Starlette:
 
     The routes get the engine's command facade (``engine.commands``), never the engine itself.
     """
-    from agentcmd.engine.api import cancellations, events, functions, graphql, health, register, rest, resume, storage
+    from agentcmd.engine.api import (
+        cancellations,
+        events,
+        functions,
+        graphql,
+        health,
+        metrics,
+        register,
+        rest,
+        resume,
+        storage,
+    )
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
 
     @contextlib.asynccontextmanager
@@ -222,6 +239,7 @@ def build_app(engine: Engine) -> Starlette:
     routes = [*health.routes(commands), *events.routes(commands), *register.routes(commands),
               *rest.routes(commands), *functions.routes(commands), *graphql.routes(commands),
               *cancellations.routes(commands), *resume.routes(commands), *storage.routes(commands),
+              *metrics.routes(commands),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
     from starlette.middleware import Middleware
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.flow.resume import Resumed
     from agentcmd.engine.functions import Function
     from agentcmd.engine.ingest import Dispatcher
+    from agentcmd.engine.metrics import EngineMetrics
     from agentcmd.engine.registry import RegisterResult, Registry
     from agentcmd.engine.retention import Pruner, PruneReport
     from agentcmd.engine.store import Store
@@ -60,6 +61,7 @@ class EngineParts(Protocol):
     worker: Worker
     executor: Executor
     dispatcher: Dispatcher
+    metrics: EngineMetrics
     syncer: Syncer | None
     pruner: Pruner
 
@@ -117,6 +119,14 @@ class Commands:
             return True
         return self._bearer.ok(request.headers.get("authorization"))
 
+    async def metrics_text(self) -> bytes:
+        """``GET /metrics``: the counters, with the gauges read from the store now (one cheap query)."""
+        from agentcmd.engine.store.queries.gauges import read_gauges
+
+        gauges = await self._engine.store.read(lambda c: read_gauges(c, now_ms()))
+        self._engine.metrics.set_gauges(gauges, self._engine.worker.in_flight)
+        return self._engine.metrics.render()
+
     def database_problem(self) -> str | None:
         """Why the database cannot be written right now (disk full, read-only, locked), or None."""
         store = self._engine.store
@@ -171,9 +181,11 @@ class Commands:
         worker = self._engine.worker
         if len(events) <= worker.free_slots:
             ids, leased = await self._engine.store.accept_events(events, self._engine.executor.lease_until())
+            self._engine.metrics.events_accepted.inc(len(ids))
             worker.dispatch_now(leased)
             return ids
         ids = await self._engine.store.insert_events(events)
+        self._engine.metrics.events_accepted.inc(len(ids))
         worker.wake()
         return ids
 
@@ -182,6 +194,7 @@ class Commands:
         from agentcmd.engine.ingest import parse_events
 
         ids = await self._engine.store.insert_events(parse_events(events, now_ms()))
+        self._engine.metrics.events_accepted.inc(len(ids))
         self._engine.worker.wake()
         return ids
 

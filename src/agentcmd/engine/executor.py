@@ -23,6 +23,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from agentcmd.engine.backoff import Backoff
 from agentcmd.engine.clock import Clock
 from agentcmd.engine.driver import Driver
 from agentcmd.engine.flow.concurrency import ConcurrencyGate
+from agentcmd.engine.metrics import EngineMetrics
 from agentcmd.engine.protocol import (
     Op,
     Opcode,
@@ -55,6 +57,7 @@ from agentcmd.engine.store.models import (
     QueueKind,
     RunStatus,
 )
+from agentcmd.observe import runlog
 
 log = logging.getLogger("agentcmd.engine.executor")
 YEAR_MS = 366 * 24 * 3600 * 1000
@@ -259,8 +262,9 @@ class Executor:
     """Runs items; see the module docstring."""
 
     def __init__(self, store: Store, registry: Registry, driver: Driver, backoff: Backoff, clock: Clock,
-                 lease_ms: int, app_wait_ms: int = DEFAULT_APP_WAIT_MS) -> None:
+                 lease_ms: int, app_wait_ms: int = DEFAULT_APP_WAIT_MS, metrics: EngineMetrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics or EngineMetrics()
         self.app_wait_ms = app_wait_ms
         self.stopping = False
         self._calling: set[asyncio.Task[Any]] = set()   # tasks awaiting an SDK answer right now
@@ -294,6 +298,7 @@ class Executor:
 
     async def call(self, ctx: CallContext) -> list[CallContext]:
         """One SDK call for a start/step item, committed before returning."""
+        runlog.bind(ctx.run_id, ctx.item.step_id)     # run_id/step_id on every log line of this call
         if RunStatus(ctx.status).final:
             await self.store.write(lambda c: queue.ack_txn(c, ctx.item.id))
             return []
@@ -312,7 +317,9 @@ class Executor:
         called_at = self.clock()
         if ctx.status == RunStatus.QUEUED:
             self._mark_running(ctx.run_id, called_at)
+        started = time.perf_counter()
         resp = await self._send(url, ctx)
+        self.metrics.sdk_call(ctx, resp, started)
         debug_triggers.hit("after_call")
         if resp.kind == ResponseKind.INTERRUPTED:
             await self._interrupted(ctx, resp)

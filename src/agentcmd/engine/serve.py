@@ -9,12 +9,11 @@ in-flight SDK calls) and closes the database; the process exits 0.
 from __future__ import annotations
 
 import errno
-import logging
 import socket
-import sys
 
 from agentcmd.engine.app import Engine, EngineConfig, build_app
 from agentcmd.errors import PortInUseError
+from agentcmd.observe import runlog
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -84,8 +83,7 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
     """Serve until SIGINT/SIGTERM; return the exit code. Raises AgentcmdError on bad input."""
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runlog.configure_logging()    # text, or JSON with run/step ids (AGENTCMD_LOG_FORMAT; observe/runlog.py)
     from agentcmd.httpedge.redact import install_access_log_filter
 
     install_access_log_filter()  # no event key (POST /e/<key>) in uvicorn's logs
@@ -107,7 +105,8 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
         loop = "asyncio"
     # proxy_headers=False: X-Forwarded-* are believed only from configured trusted proxies (webauth.proxy)
     uv_config = uvicorn.Config(app, log_level="warning", access_log=False, loop=loop, lifespan="on",
-                               proxy_headers=False, timeout_graceful_shutdown=max(1, int(config.grace_s) + 5))
+                               proxy_headers=False, timeout_graceful_shutdown=max(1, int(config.grace_s) + 5),
+                               **runlog.uvicorn_log_options())
     server = _server_class()(uv_config)
     server.before_shutdown = engine.begin_closing
     try:

@@ -37,6 +37,7 @@ from agentcmd.engine.ingest import Dispatcher
 from agentcmd.engine.store import Store, queue, runs
 from agentcmd.engine.store.models import CallContext, QueueItem, RunStatus
 from agentcmd.errors import DatabaseLockedError, DatabaseUnwritableError
+from agentcmd.observe import runlog
 
 log = logging.getLogger("agentcmd.engine.worker")
 MAX_IDLE_WAIT_S = 1.0
@@ -189,6 +190,7 @@ class Worker:
             self._spawn(self._chain([ctx]))
 
     async def _handle(self, item: QueueItem) -> None:
+        runlog.bind(item.run_id, item.step_id)     # run_id/step_id on every log line about this item
         try:
             contexts = await kinds.route(self._kinds, item)
         except asyncio.CancelledError:

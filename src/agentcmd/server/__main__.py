@@ -54,6 +54,9 @@ def main() -> None:
 
     import uvicorn
 
+    from agentcmd.observe import runlog
+
+    runlog.configure_logging(text_too=False)   # JSON lines with run/step ids if AGENTCMD_LOG_FORMAT=json (runlog.py)
     from agentcmd.server.app import create_app
     from agentcmd.server.graceful import GracefulServer
 
@@ -71,7 +74,7 @@ def main() -> None:
     # out of the collector's reach, full collections stop pausing the server for tens of ms.
     gc.freeze()
     config = uvicorn.Config(app, host=args.host, port=args.port, proxy_headers=False,  # trusted proxies: webauth.proxy
-                            log_level=args.log_level,
+                            log_level=args.log_level, **runlog.uvicorn_log_options(),
                             timeout_graceful_shutdown=SHUTDOWN_TIMEOUT_SECONDS)
     GracefulServer(config).run()
 

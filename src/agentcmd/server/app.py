@@ -29,6 +29,8 @@ from fastapi.responses import JSONResponse
 from agentcmd import handover
 from agentcmd.errors import AgentcmdError
 from agentcmd.httpedge import EdgeMiddleware
+from agentcmd.observe.appmetrics import metrics_response
+from agentcmd.observe.runlog import RunLogMiddleware
 from agentcmd.server import SERVE_PATH, workspacepolicy
 from agentcmd.server.access import AppAuth, sdk_mode
 from agentcmd.server.api import router
@@ -81,6 +83,19 @@ def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
                          signing_key=key, options=web)
 
 
+async def _agentcmd_error(_: Request, exc: AgentcmdError) -> JSONResponse:
+    return JSONResponse(exc.to_json(), status_code=exc.http_status)
+
+
+async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [{"path": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg"))}
+                for e in exc.errors()]
+    return JSONResponse({"error": "invalid request: " + "; ".join(f"{p['path']}: {p['message']}"
+                                                                 for p in problems),
+                         "code": "invalid_input", "hint": "send a JSON object body",
+                         "details": problems}, status_code=422)
+
+
 def create_app(project_dir: Path | None = None, *, entry_points: bool = True, host: str = "127.0.0.1",
                dashboard_auth: bool = False, auth: AppAuth | None = None,
                allowed_hosts: Sequence[str] = ()) -> FastAPI:
@@ -119,18 +134,8 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     app.state.runtime = runtime
     app.state.auth = auth
 
-    @app.exception_handler(AgentcmdError)
-    async def _agentcmd_error(_: Request, exc: AgentcmdError) -> JSONResponse:
-        return JSONResponse(exc.to_json(), status_code=exc.http_status)
-
-    @app.exception_handler(RequestValidationError)
-    async def _bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"path": ".".join(str(p) for p in e.get("loc", ())), "message": str(e.get("msg"))}
-                    for e in exc.errors()]
-        return JSONResponse({"error": "invalid request: " + "; ".join(f"{p['path']}: {p['message']}"
-                                                                     for p in problems),
-                             "code": "invalid_input", "hint": "send a JSON object body",
-                             "details": problems}, status_code=422)
+    app.add_exception_handler(AgentcmdError, _agentcmd_error)
+    app.add_exception_handler(RequestValidationError, _bad_request)
 
     @app.get("/health")
     def health(request: Request) -> dict[str, object]:
@@ -139,6 +144,8 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
         if not auth.locked or auth.bearer_ok(request.headers.get("authorization")) or auth.web.logged_in(request):
             body["project_dir"] = str(runtime.project_dir)
         return body
+
+    app.add_api_route("/metrics", metrics_response, methods=["GET"], include_in_schema=False)  # observe/appmetrics.py
 
     # The SDK first: otherwise GET /api/workflows/inngest (its introspection) is the API's GET /api/workflows/{id}.
     inngest.fast_api.serve(app, client, functions, serve_path=SERVE_PATH)
@@ -157,6 +164,7 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     from agentcmd.ui.views import create_router as ui_router
 
     app.include_router(ui_router(auth.web))  # workflow views at / (issue 7)
+    app.add_middleware(RunLogMiddleware)  # the SDK call's run_id/step_id on every log line (observe/runlog.py)
     app.add_middleware(InterruptMiddleware)  # SDK calls in flight at shutdown: 503-interrupted (docs/engine.md)
     app.add_middleware(SdkGuardMiddleware, signing_key=client.signing_key)  # syncs and replays (sdkguard.py)
     app.add_middleware(ProtectMiddleware, auth=auth)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from agentcmd.observe.appmetrics import METRICS_PATH, scrape_refusal
 from agentcmd.server.access import AppAuth, classify, cross_site
 from agentcmd.webauth.policy import Need, Route
 
@@ -66,6 +67,8 @@ class ProtectMiddleware:
 
     def decide(self, request: Request) -> Response | None:
         """None to serve the request, else the response that refuses it."""
+        if request.url.path == METRICS_PATH:
+            return scrape_refusal(self.auth, request)    # open, or the bearer when locked (observe/appmetrics.py)
         route = classify(request.method, request.url.path)
         need = self.auth.need_for(route)
         if need in (Need.OPEN, Need.SIGNATURE, Need.CSRF):

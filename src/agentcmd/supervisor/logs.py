@@ -45,7 +45,7 @@ class LogSink:
         """One line of a child's output, prefixed with the child's name."""
         with self._lock:
             if self.format == "json":
-                self._json({"source": source, "message": line})
+                self._json(_child_json(source, line))
             elif self.format == "rich":
                 from rich.text import Text
 
@@ -87,6 +87,18 @@ class LogSink:
             self.stream.flush()
         except (OSError, ValueError):
             pass  # stdout closed (piped into `head`, terminal gone): keep supervising, stop printing
+
+
+def _child_json(source: str, line: str) -> dict[str, Any]:
+    """A child's line as a JSON object: its own object when it wrote JSON (run ids kept), else the text."""
+    if line.startswith("{") and line.endswith("}"):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            return {"source": source, **{k: v for k, v in obj.items() if k not in ("ts", "source")}}
+    return {"source": source, "message": line}
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -42,6 +42,7 @@ from typing import Any
 
 import inngest
 
+from agentcmd.observe.appmetrics import APP_METRICS
 from agentcmd.privatefs import FILE_MODE, ensure_private_dir
 from agentcmd.safenames import is_plain_name
 
@@ -154,6 +155,7 @@ def record_usage_sync(data_dir: Path, entry: Mapping[str, Any]) -> None:
     row = {**entry, "ended_at": ended}
     line = (json.dumps(row, separators=(",", ":"), default=str) + "\n").encode()
     day = str(ended)[:10]
+    APP_METRICS.record_usage(row)    # /metrics on the app server (observe/appmetrics.py)
     with _write_lock:
         if is_plain_name(run_id):
             _append(_run_file(data_dir, run_id), line)

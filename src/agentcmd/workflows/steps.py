@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import inngest
 
 from agentcmd.errors import AgentcmdError, StepFailedError
+from agentcmd.observe import runlog
 from agentcmd.privatefs import write_private_file
 from agentcmd.safenames import is_plain_name
 from agentcmd.workflows import agentrun, costs, gitops, resumption, steprecords
@@ -253,7 +254,7 @@ class WorkflowSteps:
             await record.end(steprecords.COMPLETED)
             return result
 
-        return body
+        return runlog.tagged(run_id, sid, body)   # run_id/step_id on its log lines (observe/runlog.py)
 
     def _record_cancelled(self, step_id: str) -> None:
         path = cancelled_steps_file(self._runtime.data_dir, self._ctx.run_id)

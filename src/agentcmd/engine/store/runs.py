@@ -77,6 +77,7 @@ def create_runs_txn(conn: sqlite3.Connection, specs: Iterable[RunSpec], now: int
         for pause in spec.cancel_pauses:
             insert_pause_txn(conn, spec.run_id, pause)
         history_txn(conn, spec.run_id, now, "run_scheduled", None, None, spec.event_id)
+        _observe(conn, "started", spec.run_id, spec.function_slug, None)
         start = max(now, spec.start_at or now)
         for which, ms in (("start", spec.start_timeout_ms), ("finish", spec.finish_timeout_ms)):
             if ms is not None:
@@ -86,6 +87,13 @@ def create_runs_txn(conn: sqlite3.Connection, specs: Iterable[RunSpec], now: int
         if item is not None and lease is not None:
             items.append(item)
     return items
+
+
+def _observe(conn: sqlite3.Connection, what: str, run_id: str, function: str, status: str | None) -> None:
+    """Tell the engine's metrics (``EngineConnection.run_observer``), if any, that a run started or ended."""
+    observer = getattr(conn, "run_observer", None)
+    if observer is not None:
+        observer(what, run_id, function, status)
 
 
 def insert_pause_txn(conn: sqlite3.Connection, run_id: str, p: NewPause) -> None:
@@ -226,6 +234,7 @@ def finish_run_txn(conn: sqlite3.Connection, run_id: str, status: RunStatus, out
     drop_run_items_txn(conn, run_id)
     conn.execute("DELETE FROM pauses WHERE run_id=?", (run_id,))
     history_txn(conn, run_id, now, f"run_{status.value.lower()}", None, None, error)
+    _observe(conn, "finished", run_id, row[1], status.value)
     insert_events_txn(conn, finish_events(run_id, row[1], json.loads(row[2]), row[3], status, output, error,
                                          now), now)
     return True

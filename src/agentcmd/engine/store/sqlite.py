@@ -76,6 +76,7 @@ class EngineConnection(sqlite3.Connection):
     """A connection that carries the engine's hook for which internal events need dispatching."""
 
     dispatch_filter: Callable[[str], bool] | None = None
+    run_observer: Callable[[str, str, str, str | None], None] | None = None  # (started|finished, run, function, status)
 
 
 class Database:
@@ -218,6 +219,13 @@ class Database:
         conn = self.conn
         assert isinstance(conn, EngineConnection)
         conn.dispatch_filter = fn
+
+    def set_run_observer(self, fn: Callable[[str, str, str, str | None], None]) -> None:
+        """``fn("started", run_id, slug, None)`` per run created, ``fn("finished", run_id, slug, status)`` per run
+        ended (metrics and traces)."""
+        conn = self.conn
+        assert isinstance(conn, EngineConnection)
+        conn.run_observer = fn
 
     @property
     def conn(self) -> sqlite3.Connection:
