@@ -134,8 +134,8 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
     app.state.runtime = runtime
     app.state.auth = auth
 
-    app.add_exception_handler(AgentcmdError, _agentcmd_error)
-    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(AgentcmdError, _agentcmd_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _bad_request)  # type: ignore[arg-type]
 
     @app.get("/health")
     def health(request: Request) -> dict[str, object]:

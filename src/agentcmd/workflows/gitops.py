@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
+import inngest
+
 from agentcmd.errors import AgentcmdError, Variant
 from agentcmd.privatefs import ensure_private_dir
 from agentcmd.workflows.process import run_process
@@ -221,3 +223,20 @@ async def pull_request(cwd: Path, *, title: str, body: str = "", base: str | Non
 
 def is_git_repo(path: Path) -> bool:
     return any((p / ".git").exists() for p in (path, *path.parents)) or bool(os.environ.get("GIT_DIR"))
+
+
+def infer_action(step_id: str, commit_message: str | None, branch: str | None,
+                 title: str | None) -> str:
+    """The action ``step.git`` takes when none is named: read from the step id or from what was given."""
+    if step_id in ACTIONS:
+        return step_id
+    if commit_message and branch:
+        return "commit-and-branch"
+    if commit_message:
+        return "commit"
+    if title:
+        return "pr"
+    if branch:
+        return "branch"
+    raise inngest.NonRetriableError(
+        f"step.git {step_id!r}: say what to do with action= (one of {', '.join(ACTIONS)})")

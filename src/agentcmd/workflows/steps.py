@@ -401,7 +401,7 @@ class WorkflowSteps:
         else inferred: ``commit_message`` -> commit (with ``branch`` ->
         commit-and-branch), ``branch`` -> branch, ``title`` -> pr.
         """
-        act = action or _infer_git_action(step_id, commit_message, branch, title)
+        act = action or gitops.infer_action(step_id, commit_message, branch, title)
         if act not in gitops.ACTIONS:
             raise inngest.NonRetriableError(f"step.git {step_id!r}: unknown action {act!r}; "
                                             f"use one of {', '.join(gitops.ACTIONS)}")
@@ -584,18 +584,3 @@ class _AgentLedger:
         else:
             await costs.record_usage(self.data_dir, entry)
 
-
-def _infer_git_action(step_id: str, commit_message: str | None, branch: str | None,
-                      title: str | None) -> str:
-    if step_id in gitops.ACTIONS:
-        return step_id
-    if commit_message and branch:
-        return "commit-and-branch"
-    if commit_message:
-        return "commit"
-    if title:
-        return "pr"
-    if branch:
-        return "branch"
-    raise inngest.NonRetriableError(
-        f"step.git {step_id!r}: say what to do with action= (one of {', '.join(gitops.ACTIONS)})")
