@@ -55,6 +55,7 @@ class Examples:
     project: Path
     claude_log: Path
     home: Path
+    engine_url: str = ""
 
     def claude_calls(self) -> list[list[str]]:
         return [json.loads(x) for x in self.claude_log.read_text().splitlines()] if self.claude_log.exists() else []
@@ -143,7 +144,7 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Examples]:
                 raise AssertionError("examples stack did not start:\n" + "\n".join(
                     (base / n).read_text() for n in ("engine.log", "app.log")))
             time.sleep(0.1)
-        yield Examples(app_url, project, claude_log, home)
+        yield Examples(app_url, project, claude_log, home, engine_url)
     finally:
         for child in children:
             child.terminate()
@@ -161,7 +162,7 @@ def test_every_example_loads_and_is_in_the_guide(examples: Examples) -> None:
     body = httpx.get(f"{examples.app_url}/api/workflows", timeout=10).json()
     assert body["errors"] == []
     assert {w["id"] for w in body["data"]} == {"fix-tests", "review", "refactor", "github-issue", "triage",
-                                               "plan-build", "nightly-check"}
+                                               "plan-build", "nightly-check", "standup"}
     guide = GUIDE.read_text()
     for example in EXAMPLES.glob("*.py"):
         assert f"examples/{example.name}" in guide, f"{example.name} is not referenced in docs/workflows.md"
@@ -323,3 +324,30 @@ def test_github_issue_example(examples: Examples) -> None:
     assert run["output"] == {"issue": 2, "title": "Issue 2", "plan": "ok: Plan a fix for issue #2: Issue 2\n\n"}
     page = httpx.get(f"{examples.app_url}/workflows/github-issue", timeout=10).text
     assert "Started by" in page and "event.data.label.name == &#39;agent&#39;" in page
+
+
+def test_standup_example_is_scheduled_and_runs_by_hand_too(examples: Examples) -> None:
+    """docs/examples/standup.py: the schedule and its next fire times are shown; a run by hand works too."""
+    wf = httpx.get(f"{examples.app_url}/api/workflows/standup", timeout=10).json()["data"]
+    assert (wf["cron"], wf["timezone"]) == (["0 9 * * 1-5"], "Europe/Paris")
+    assert len(wf["next_runs"]) == 3 and all(t.endswith(("07:00:00Z", "08:00:00Z")) for t in wf["next_runs"])
+    (examples.project / "standup.txt").write_text("standup\n")
+    _git(examples.project, "add", "standup.txt")
+    subprocess.run(["git", "-c", "user.name=T", "-c", "user.email=t@example.com", "commit", "-q", "-m",
+                    "add standup notes file"], cwd=examples.project, check=True, capture_output=True)
+    run = examples.wait(examples.start("standup", {}).json()["data"]["run_id"])
+    assert run["status"] == "Completed", run
+    assert run["output"]["commits"] >= 1 and run["output"]["notes"].startswith("ok: Write short standup notes")
+
+
+def test_bulk_cancel_from_the_guide_cancels_every_waiting_review(examples: Examples) -> None:
+    """docs/workflows.md "Cancelling": ``agentcmd functions cancel agentcmd-review`` on reviews nobody answered."""
+    runs = [examples.start("review", {"path": f"src/{i}"}).json()["data"]["run_id"] for i in range(3)]
+    for run_id in runs:
+        _asked(examples, run_id, "approve/ship")
+    env = {**os.environ, "AGENTCMD_HOME": str(examples.home), "AGENTCMD_ENGINE_URL": examples.engine_url}
+    out = subprocess.run([sys.executable, "-m", "agentcmd", "functions", "cancel", "agentcmd-review"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["agentcmd-review: 3 run(s) cancelled", *sorted(runs)], out.stdout
+    assert [examples.wait(r)["status"] for r in runs] == ["Cancelled"] * 3
