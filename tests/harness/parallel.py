@@ -2,8 +2,10 @@
 
 Most of a test's time is spent waiting: on a child engine or server to come
 up, on HTTP, on a run to reach a state. So the whole suite runs on more
-workers than the machine has cores (at least ``MIN_WORKERS``; measured in
-tests/README.md). Workers are given whole modules (``--dist loadscope``), so
+workers than the machine has cores: at least ``MIN_WORKERS``. Measured on 2
+shared, busy cores: 1 process 2563 s, 4 workers 836 s, 3 workers 471 s (less
+busy then); 4 workers starved the engines enough that timing-bound tests in
+tests/engine/flow failed (6 of them), 3 workers one. Workers are given whole modules (``--dist loadscope``), so
 a module-scoped engine or browser is started once, not once per worker.
 
 A run of one test file stays in this process (starting workers costs more
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-MIN_WORKERS = 4
+MIN_WORKERS = 3
 
 
 def auto_workers(args: list[str]) -> int | None:
