@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.harness.browser import browser, chromium_path, page  # noqa: F401
+from tests.harness.bytecode import cache_bytecode
 from tests.harness.engine import (  # noqa: F401  (pytest finds fixtures by name)
     client_for_fixture,
     engine_cli,
@@ -32,7 +33,17 @@ from tests.harness.engine import (  # noqa: F401  (pytest finds fixtures by name
     wait_for_run_status_fixture,
 )
 from tests.harness.fakeagents import fake_agents  # noqa: F401
+from tests.harness.parallel import auto_workers
 from tests.harness.processes import Spawned, free_port, run_cli
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    cache_bytecode(config)  # before xdist starts its workers: they and every child inherit it
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: how many workers -n auto starts
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    return auto_workers(list(config.args))
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,8 @@ STRONG_HEX = "36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
 
 
 @pytest.mark.parametrize("key", ["signkey-prod-" + STRONG_HEX, "signkey-test-" + STRONG_HEX[:32], STRONG_HEX,
-                                 " signkey-x-" + STRONG_HEX.upper() + " \n", generate_signing_key()])
+                                 " signkey-x-" + STRONG_HEX.upper() + " \n",
+                                 pytest.param(generate_signing_key(), id="generated")])  # same id in every xdist worker
 def test_valid_keys_are_accepted(key: str) -> None:
     assert validate_signing_key(key) == key.strip()
 
