@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-MIN_WORKERS = 3
+MIN_WORKERS = 2
 
 
 def auto_workers(args: list[str]) -> int | None:

@@ -90,7 +90,7 @@ def _functions(client: Any, m: Meter) -> list[Any]:
                             priority=inngest.Priority(run="event.data.vip ? 120 : 0"))
     async def prioritised(ctx: inngest.Context) -> Any:
         label = ctx.event.data["label"]
-        return await ctx.step.run("a", m.work(["prio"], 0.4 if label == "blocker" else 0.05, label))
+        return await ctx.step.run("a", m.work(["prio"], 3.0 if label == "blocker" else 0.05, label))
 
     @client.create_function(fn_id="held-back", trigger=ev(event="cc/later"),
                             priority=inngest.Priority(run="0 - 2"))
