@@ -20,7 +20,7 @@ def _slow_pair(client: Any, log: Any) -> Any:
 
         async def work() -> int:
             log.add(f"start-{n}")
-            time.sleep(0.3)           # blocks the SDK's loop: calls really are one at a time
+            time.sleep(1.0)           # blocks the SDK's loop: calls really are one at a time
             log.add(f"end-{n}")
             return int(n)
 
