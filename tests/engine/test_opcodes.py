@@ -71,6 +71,14 @@ def _functions(client: Any, state: State) -> list[Any]:
             raise inngest.RetryAfterError("later", 1000)
         return state["retry_after_times"][1] - state["retry_after_times"][0]
 
+    @client.create_function(fn_id="past-sleeper", trigger=inngest.TriggerEvent(event="t/sleep-past"), retries=0)
+    async def past_sleeper(ctx: inngest.Context) -> str:
+        count("past-sleeper calls")
+        # Over before the engine reads it: sleep_until a time gone by, and a sleep shorter than the HTTP answer.
+        await ctx.step.sleep_until("gone", datetime.datetime.now() - datetime.timedelta(seconds=5))
+        await ctx.step.sleep("blink", datetime.timedelta(milliseconds=1))
+        return "awake"
+
     @client.create_function(fn_id="sleeper", trigger=inngest.TriggerEvent(event="t/sleep"))
     async def sleeper(ctx: inngest.Context) -> str:
         await ctx.step.sleep("nap", datetime.timedelta(seconds=1))
@@ -145,8 +153,8 @@ def _functions(client: Any, state: State) -> list[Any]:
             sizes.append(len(await ctx.step.run(f"mib-{i}", mib)))
         return sizes
 
-    return [flood, big_state, flaky, doomed, non_retriable, step_fails, retry_after, sleeper, waiter, child, parent,
-            cancellable, sender, receiver, fan_out, picky, debounced]
+    return [flood, big_state, flaky, doomed, non_retriable, step_fails, retry_after, sleeper, past_sleeper, waiter,
+            child, parent, cancellable, sender, receiver, fan_out, picky, debounced]
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +235,16 @@ def test_sleep_is_a_queue_row_that_wakes_the_run(stack: Any, send_event: Any, ru
     assert time.monotonic() - started >= 1.0
     [nap] = engine.get(f"/v1/runs/{run_id}/steps").json()["data"]
     assert nap["name"] == "nap" and nap["op"] == "Sleep"
+
+
+def test_a_sleep_already_over_when_the_engine_reads_it_is_memoised_not_called_again_and_again(
+        stack: Any, send_event: Any, runs_for_event: Any, wait_for_run_status: Any) -> None:
+    engine, state = stack
+    run_id = _one_run(engine, send_event, runs_for_event, "t/sleep-past")
+    assert wait_for_run_status(engine, run_id, "Completed", timeout=15)["output"] == "awake"
+    steps = engine.get(f"/v1/runs/{run_id}/steps").json()["data"]
+    assert [(s["name"], s["op"]) for s in steps] == [("gone", "Sleep"), ("blink", "Sleep")]
+    assert state["past-sleeper calls"] <= 4, "one call per sleep and one to finish (plus a discovery at most)"
 
 
 def test_wait_for_event_is_fulfilled_by_a_matching_event_only(

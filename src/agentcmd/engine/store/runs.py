@@ -45,6 +45,9 @@ class MemoConflictError(StoreError):
     fix_hint = "nothing to do: the first result is kept (a step's result is written once)"
 
 
+_CALL_KINDS = (QueueKind.START, QueueKind.STEP)   # queue rows the worker runs as SDK calls
+
+
 def load_context_txn(conn: sqlite3.Connection, item: QueueItem) -> CallContext | None:
     """The run state one SDK call needs, or None if the run or its function is gone."""
     row = conn.execute(
@@ -184,7 +187,11 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
         if step_id not in pending:
             pending.append(step_id)
     for new_item in outcome.items:
-        ready = new_item.ready_at <= now and lease_until is not None
+        # Only a call is leased back (the caller makes it an SDK call). A sleep already over when its
+        # answer is read (sleep_until a past time; a sleep shorter than the answer's trip) must go
+        # through its kind's handler, which memoises it; called as a step, the SDK would ask to
+        # sleep again, for ever. Left unleased, the woken worker takes it at once.
+        ready = new_item.ready_at <= now and lease_until is not None and new_item.kind in _CALL_KINDS
         new = enqueue_txn(conn, run_id, new_item, lease_until if ready else None)
         if new is not None and ready:
             leased.append(new)
