@@ -45,7 +45,11 @@ class MemoConflictError(StoreError):
     fix_hint = "nothing to do: the first result is kept (a step's result is written once)"
 
 
-_CALL_KINDS = (QueueKind.START, QueueKind.STEP)   # queue rows the worker runs as SDK calls
+# Only these rows are leased back to the caller of apply_outcome_txn, which makes them SDK calls. A sleep
+# already over when its answer is read (sleep_until a past time; a sleep shorter than the answer's trip)
+# must go through its kind's handler, which memoises it: called as a step, the SDK would ask to sleep
+# again, for ever. Left unleased, the woken worker takes it at once.
+_CALL_KINDS = (QueueKind.START, QueueKind.STEP)
 
 
 def load_context_txn(conn: sqlite3.Connection, item: QueueItem) -> CallContext | None:
@@ -187,10 +191,6 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
         if step_id not in pending:
             pending.append(step_id)
     for new_item in outcome.items:
-        # Only a call is leased back (the caller makes it an SDK call). A sleep already over when its
-        # answer is read (sleep_until a past time; a sleep shorter than the answer's trip) must go
-        # through its kind's handler, which memoises it; called as a step, the SDK would ask to
-        # sleep again, for ever. Left unleased, the woken worker takes it at once.
         ready = new_item.ready_at <= now and lease_until is not None and new_item.kind in _CALL_KINDS
         new = enqueue_txn(conn, run_id, new_item, lease_until if ready else None)
         if new is not None and ready:
