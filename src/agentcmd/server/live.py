@@ -41,9 +41,8 @@ from starlette.responses import Response
 from agentcmd.errors import AgentcmdError, InputError, NotFoundError
 from agentcmd.safenames import is_plain_name
 from agentcmd.server import api, shutdown
-from agentcmd.server.runs import TERMINAL
+from agentcmd.server.runs import TERMINAL, run_version
 from agentcmd.web.live import SseMessage, last_event_id, sse_response
-from agentcmd.web.render import version_of
 from agentcmd.workflows import streamlog
 
 POLL_SECONDS = 1.0
@@ -120,7 +119,7 @@ async def run_message(app: FastAPI, run_id: str) -> tuple[dict[str, Any], bool]:
               "status": s.get("status"), "elapsed_ms": s.get("elapsed_ms"), "started_at": s.get("started_at"),
               "usage": s.get("usage")}
              for s in view["steps"]]
-    version = version_of(view["status"], [(s["name"], s["status"]) for s in view["steps"]])  # the run page's
+    version = run_version(view)  # the run page's
     data = {"run_id": run_id, "status": view["status"], "phase": view["phase"], "version": version,
             "steps": steps, "usage": view.get("usage")}
     return data, view["status"] in TERMINAL

@@ -122,3 +122,16 @@ def run_view(run: dict[str, Any], steps: list[dict[str, Any]], workflows: dict[s
         "error": _maybe_json(run.get("error")), "attempt": run.get("attempt"), "steps": views,
         "resume_of": run.get("resume_of"), "resumed_as": list(run.get("resumed_as") or []),
     }
+
+
+def run_version(view: dict[str, Any]) -> str:
+    """A run view's fingerprint (the run page's ``data-version``, its JSON twin's and its stream's).
+
+    The run's status, its steps' statuses, and whether each step's result is known: a step the
+    app recorded as completed shows its command and output once the engine has stored its
+    result, with no status change in between.
+    """
+    from agentcmd.web.render import version_of
+
+    return version_of(view["status"], [(s["name"], s["status"], s.get("output") is not None)
+                                       for s in view["steps"]])

@@ -31,10 +31,10 @@ from starlette.responses import Response
 
 from agentcmd.errors import AgentcmdError, InputError
 from agentcmd.server import api
+from agentcmd.server import runs as server_runs
 from agentcmd.server import shutdown as app_shutdown
 from agentcmd.ui import present, runlists, transcript
 from agentcmd.web.live import sse_response, version_messages
-from agentcmd.web.render import version_of
 from agentcmd.web.site import site_of
 from agentcmd.workflows import streamlog
 
@@ -42,9 +42,7 @@ INTERVAL_S = 1.0
 """How often a stream looks at what its page shows (the engine's REST API, as the page does)."""
 
 
-def run_version(view: dict[str, Any]) -> str:
-    """The run page's fingerprint (its JSON twin's ``version``): the run's status and its steps' statuses."""
-    return version_of(view["status"], [(s["name"], s["status"]) for s in view["steps"]])
+run_version = server_runs.run_version   # the run page's fingerprint (server/runs.py)
 
 
 _lists: dict[tuple[int, str | None], tuple[float, asyncio.Future[str]]] = {}

@@ -34,7 +34,7 @@ from agentcmd.ui.runlists import recent_runs as _recent_runs
 from agentcmd.ui.runlists import runs_version as _runs_version
 from agentcmd.web import login, static
 from agentcmd.web.forms import read_form
-from agentcmd.web.render import fmt_time, make_env, version_of, wants_json
+from agentcmd.web.render import fmt_time, make_env, wants_json
 from agentcmd.web.site import Site, provide, site_of
 from agentcmd.webauth.guard import WebAuth
 from agentcmd.webauth.session import CSRF_FIELD
@@ -136,7 +136,7 @@ async def show_run(request: Request, run_id: str, resume_form: dict[str, Any] | 
         return site.error(request, exc, as_json)
     data = {"run": view, "phases": present.phase_progress(view), "artifacts": present.artifacts(view),
             "usage": view.get("usage"), "questions": await ui_questions.for_run(request, view)}
-    version = version_of(view["status"], [(s["name"], s["status"]) for s in view["steps"]])
+    version = livepages.run_version(view)
     if as_json:
         return site.twin(request, data, version=version)
     final = view["status"] in present.TERMINAL
