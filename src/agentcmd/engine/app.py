@@ -33,6 +33,7 @@ from agentcmd.engine.changes import Changes
 from agentcmd.engine.clock import Clock, system_clock
 from agentcmd.engine.commands import Commands
 from agentcmd.engine.config import EngineConfig as EngineConfig  # where callers have always found it
+from agentcmd.engine.connect.view import ConnectView
 from agentcmd.engine.driver import Driver
 from agentcmd.engine.executor import Executor
 from agentcmd.engine.ingest import Dispatcher
@@ -63,6 +64,7 @@ class Engine:
         self.executor: Executor = None  # type: ignore[assignment]
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]
         self.pruner: Pruner = None  # type: ignore[assignment]  # retention (engine/retention.py), set in open()
+        self.connect: ConnectView | None = None   # the connect gateway (engine/connect), when on
         self._tasks: list[asyncio.Task[Any]] = []
         self.changes = Changes()          # bumped after each commit that changed a row: live pages wait on it
         self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)

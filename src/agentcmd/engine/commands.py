@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.changes import Changes
     from agentcmd.engine.clock import Clock
     from agentcmd.engine.config import EngineConfig
+    from agentcmd.engine.connect.view import ConnectView, WorkerView
     from agentcmd.engine.executor import Executor
     from agentcmd.engine.flow.bulkcancel import CancelRequest
     from agentcmd.engine.flow.replay import ReplayRequest
@@ -64,6 +65,7 @@ class EngineParts(Protocol):
     metrics: EngineMetrics
     syncer: Syncer | None
     pruner: Pruner
+    connect: ConnectView | None       # the connect gateway (engine/connect), None when off
 
 
 class Reads(Protocol):
@@ -126,6 +128,11 @@ class Commands:
         gauges = await self._engine.store.read(lambda c: read_gauges(c, now_ms()))
         self._engine.metrics.set_gauges(gauges, self._engine.worker.in_flight)
         return self._engine.metrics.render()
+
+    def connect_workers(self) -> list[WorkerView]:
+        """The workers connected over the connect gateway (none when connect is off)."""
+        gateway = self._engine.connect
+        return gateway.workers() if gateway is not None else []
 
     def database_problem(self) -> str | None:
         """Why the database cannot be written right now (disk full, read-only, locked), or None."""

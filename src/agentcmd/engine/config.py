@@ -37,6 +37,8 @@ class EngineConfig:
     dashboard_auth: bool = False            # --dashboard-auth: log in to the dashboard even on loopback
     dashboard_token: str | None = field(default=None, repr=False)
     web: WebOptions = field(default_factory=WebOptions)  # trusted proxies, public URL, revoked sessions file
+    connect: bool = True                    # serve the connect gateway (engine/connect); --no-connect turns it off
+    connect_port: int | None = None         # the gateway's port; None: the engine's port + 1, like the dev server
     allowed_hosts: list[str] = field(default_factory=list)  # Host names beyond loopback + bind (httpedge.hosts)
 
     @property
