@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from agentcmd.server import webhooksig
+from agentcmd.server import webhooksig, webhookstore
 from agentcmd.server.webhookstore import Claim, DeliveryStore
 
 
@@ -51,9 +56,63 @@ def test_the_delivery_record_claims_once_survives_reopening_and_is_private(tmp_p
     assert store.claim("linear", "d1", "linear/issue") is Claim.NEW        # ids are per source
     store.release("linear", "d1")                                        # the engine was down: forget it
     assert store.claim("linear", "d1", "linear/issue") is Claim.NEW
+    store.release("github", "d1")                                        # releasing never undoes "sent"
+    assert store.claim("github", "d1", "github/issues") is Claim.SENT
     store.close()
     reopened = DeliveryStore.under(tmp_path / "data")
     assert reopened.claim("github", "d1", "github/issues") is Claim.SENT
-    assert stat.S_IMODE(os.stat(reopened.path).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(reopened.path.parent).st_mode) == 0o700
+    assert reopened.count() == 2
+    assert stat.S_IMODE(os.stat(reopened.path).st_mode) == 0o700
+    files = [p for p in reopened.path.rglob("*") if p.is_file()]
+    assert files and all(stat.S_IMODE(os.stat(f).st_mode) == 0o600 for f in files)
+    assert all(stat.S_IMODE(os.stat(d).st_mode) == 0o700 for d in reopened.path.rglob("*") if d.is_dir())
     reopened.close()
+
+
+def test_a_hostile_delivery_id_never_becomes_a_path(tmp_path: Path) -> None:
+    store = DeliveryStore.under(tmp_path / "data")
+    for hostile in ("../../escape", "/etc/passwd", "a/b", "x" * 5000, "nul\0byte", "."):
+        assert store.claim("generic/../..", hostile, "webhook/x") is Claim.NEW
+        store.mark_sent("generic/../..", hostile)
+        assert store.claim("generic/../..", hostile, "webhook/x") is Claim.SENT
+    outside = {p for p in tmp_path.rglob("*") if not p.is_relative_to(store.path)}
+    assert outside == {tmp_path / "data", tmp_path / "data" / "webhooks"}
+    names = [p.name for p in store.path.rglob("*") if p.is_file()]
+    assert names and all(re.fullmatch(r"[0-9a-f]{64}\.(claim|sent)", n) for n in names)
+
+
+def test_concurrent_copies_of_one_delivery_are_claimed_exactly_once(tmp_path: Path) -> None:
+    store = DeliveryStore.under(tmp_path / "data")
+    start = threading.Barrier(8)
+
+    def claim(_: int) -> Claim:
+        start.wait()
+        return store.claim("github", "same", "github/issues")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(claim, range(8)))
+    assert results.count(Claim.NEW) == 1 and results.count(Claim.PENDING) == 7
+
+
+def test_records_older_than_the_keep_window_are_pruned_and_pruning_is_throttled(tmp_path: Path) -> None:
+    store = DeliveryStore.under(tmp_path / "data")
+    store.claim("github", "old", "github/issues")
+    store.mark_sent("github", "old")
+    store.claim("github", "new", "github/issues")
+    store.mark_sent("github", "new")
+    aged = time.time() - (webhookstore.KEEP_DAYS * 86_400 + 60)
+    for f in store.path.rglob("*"):
+        if f.is_file() and json.loads(f.read_text())["delivery"] == "old":
+            os.utime(f, (aged, aged))
+    # The store pruned when it opened; the next scheduled prune is an hour away, so nothing goes yet.
+    assert store.claim("github", "other", "github/issues") is Claim.NEW
+    assert store.count() == 3
+    assert store.prune(time.time() + webhookstore.PRUNE_EVERY_S) == 2   # both files of "old"
+    assert store.count() == 2
+    assert store.claim("github", "old", "github/issues") is Claim.NEW   # forgotten: a new delivery now
+    assert store.claim("github", "new", "github/issues") is Claim.SENT
+    # Reopening (an app server restart) prunes too.
+    for f in store.path.rglob("*"):
+        if f.is_file():
+            os.utime(f, (aged, aged))
+    assert DeliveryStore.under(tmp_path / "data").count() == 0

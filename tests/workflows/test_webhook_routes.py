@@ -12,12 +12,13 @@ from tests.harness.webhookpayloads import encode, github_headers, github_issue_l
 
 from agentcmd.config import load_settings
 from agentcmd.errors import ConfigError
+from agentcmd.server.webhookstore import DeliveryStore
 
 SECRET = "0123456789abcdef-secret"
 
 
 def _deliveries(home: Path) -> Path:
-    return home / "data" / "webhooks" / "deliveries.sqlite3"
+    return home / "data" / "webhooks" / "deliveries"
 
 
 def test_unconfigured_sources_answer_404_saying_how_to_configure_them(app_server: Any, agentcmd_home: Path) -> None:
@@ -42,10 +43,7 @@ def test_an_engine_that_is_down_gets_503_and_the_senders_retry_is_not_a_duplicat
     for _ in range(2):
         resp = server.post("/api/webhooks/github", content=body, headers=headers)
         assert resp.status_code == 503 and resp.json()["code"] == "unavailable", resp.text
-    import sqlite3
-
-    with sqlite3.connect(_deliveries(agentcmd_home)) as conn:
-        assert conn.execute("SELECT count(*) FROM deliveries").fetchone()[0] == 0
+    assert DeliveryStore(_deliveries(agentcmd_home)).count() == 0
     # Only the signed POST is exempt from the API's rules: a GET there is an ordinary API request.
     assert server.get("/api/webhooks/github").status_code in (404, 405)
 

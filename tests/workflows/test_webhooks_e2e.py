@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import sys
 import time
 import uuid
@@ -37,6 +36,7 @@ from agentcmd.config.keys import generate_event_key, generate_signing_key
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 from agentcmd.server.webhooksig import sign
+from agentcmd.server.webhookstore import DeliveryStore
 
 pytestmark = pytest.mark.slow
 __all__ = ["procs"]
@@ -133,11 +133,7 @@ class Stack:
         return runs
 
     def deliveries(self) -> int:
-        db = Path(os.environ["AGENTCMD_HOME"]) / "data" / "webhooks" / "deliveries.sqlite3"
-        if not db.exists():
-            return 0
-        with sqlite3.connect(db) as conn:
-            return int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
+        return DeliveryStore.under(Path(os.environ["AGENTCMD_HOME"]) / "data").count()
 
     def logs(self) -> str:
         return "".join(app.output() for app in self.apps) + self.engine.output()

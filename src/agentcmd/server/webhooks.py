@@ -160,7 +160,7 @@ def _header(request: Request, name: str, what: str) -> str:
 
 async def _dispatch(request: Request, source: str, delivery: str, name: str, event_id: str,
                     payload: dict[str, Any]) -> JSONResponse:
-    store = await asyncio.to_thread(_state(request).store)   # the first call opens the SQLite file
+    store = await asyncio.to_thread(_state(request).store)   # the first call creates the directory and prunes
     claim = await asyncio.to_thread(store.claim, source, delivery, name)
     if claim is Claim.SENT:
         log.info("webhook %s delivery %s is a duplicate: nothing started", source, delivery)
