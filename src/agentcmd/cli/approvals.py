@@ -26,6 +26,25 @@ def _describe(record: dict[str, Any]) -> str:
     return text
 
 
+def _post_answer(run_id: str, route: str, body: dict[str, Any], comment: str | None, question: str | None,
+                 as_json: bool) -> None:
+    """POST ``body`` (plus the optional comment and question) to ``/api/runs/<id>/<route>`` and print the record.
+
+    ``approve`` and ``answer`` differ only in the route and the body's first field."""
+    from agentcmd.cli.runs import _client, _print_json
+
+    if comment is not None:
+        body["comment"] = comment
+    if question is not None:
+        body["question"] = question
+    with _client() as client:
+        record = client.post(f"/api/runs/{run_id}/{route}", json=body, headers=CLI_HEADERS)["data"]
+    if as_json:
+        _print_json(record)
+    else:
+        typer.echo(_describe(record))
+
+
 def register(app: typer.Typer) -> None:
     """Add ``approve`` and ``answer`` to the ``runs`` group."""
 
@@ -43,19 +62,7 @@ def register(app: typer.Typer) -> None:
         Exit 1 with 'already_answered' if someone answered first, or 'not_waiting' if the run ended or
         the question timed out.
         """
-        from agentcmd.cli.runs import _client, _print_json
-
-        body: dict[str, Any] = {"approved": not reject}
-        if comment is not None:
-            body["comment"] = comment
-        if question is not None:
-            body["question"] = question
-        with _client() as client:
-            record = client.post(f"/api/runs/{run_id}/approve", json=body, headers=CLI_HEADERS)["data"]
-        if as_json:
-            _print_json(record)
-        else:
-            typer.echo(_describe(record))
+        _post_answer(run_id, "approve", {"approved": not reject}, comment, question, as_json)
 
     @app.command("answer")
     def answer(
@@ -72,16 +79,6 @@ def register(app: typer.Typer) -> None:
         A string answer is JSON too: --input '"yes"'. Exit 2 listing every problem if the answer does not
         fit the question's schema; exit 1 with 'already_answered' or 'not_waiting' as for approve.
         """
-        from agentcmd.cli.runs import _client, _print_json, parse_json_arg
+        from agentcmd.cli.runs import parse_json_arg
 
-        body: dict[str, Any] = {"answer": parse_json_arg(input_, "--input")}
-        if comment is not None:
-            body["comment"] = comment
-        if question is not None:
-            body["question"] = question
-        with _client() as client:
-            record = client.post(f"/api/runs/{run_id}/answer", json=body, headers=CLI_HEADERS)["data"]
-        if as_json:
-            _print_json(record)
-        else:
-            typer.echo(_describe(record))
+        _post_answer(run_id, "answer", {"answer": parse_json_arg(input_, "--input")}, comment, question, as_json)
