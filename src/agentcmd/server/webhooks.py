@@ -37,7 +37,7 @@ import logging
 import re
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import inngest
@@ -111,6 +111,24 @@ def _bad_signature(source: str, header: str, request: Request) -> Refused:
     return Refused(_refuse(401, f"missing or wrong {header} signature", "unauthorized",
                            f"sign the raw body with HMAC-SHA256 and the secret configured for {source}, "
                            f"hex-encoded, in the {header} header"))
+
+
+async def _signed_body(request: Request, what: Literal["GitHub", "Linear"], header: str,
+                       prefix_required: bool = False) -> bytes:
+    """The raw body of a GitHub or Linear delivery whose ``header`` signs it with the configured secret.
+
+    404 when the source (``what``: "GitHub", "Linear") has no secret, 413 over the size limit, 401 for a
+    missing or wrong signature."""
+    source = what.lower()
+    hooks = _state(request)
+    secret = (hooks.settings.github if what == "GitHub" else hooks.settings.linear).secret
+    if secret is None:
+        raise _unconfigured(what, f"webhooks.{source}.secret", f"AGENTCMD_WEBHOOKS__{source.upper()}__SECRET")
+    body = await _body(request, hooks.settings.max_body_bytes)
+    if not webhooksig.matches(secret.get_secret_value(), body, request.headers.get(header.lower()),
+                              prefix_required=prefix_required):
+        raise _bad_signature(source, header, request)
+    return body
 
 
 async def _body(request: Request, limit: int) -> bytes:
@@ -199,14 +217,7 @@ async def github(request: Request) -> JSONResponse:
 
 
 async def _github(request: Request) -> JSONResponse:
-    hooks = _state(request)
-    secret = hooks.settings.github.secret
-    if secret is None:
-        raise _unconfigured("GitHub", "webhooks.github.secret", "AGENTCMD_WEBHOOKS__GITHUB__SECRET")
-    body = await _body(request, hooks.settings.max_body_bytes)
-    if not webhooksig.matches(secret.get_secret_value(), body, request.headers.get("x-hub-signature-256"),
-                              prefix_required=True):
-        raise _bad_signature("github", "X-Hub-Signature-256", request)
+    body = await _signed_body(request, "GitHub", "X-Hub-Signature-256", prefix_required=True)
     event = request.headers.get("x-github-event", "").strip()
     if not _EVENT.match(event):
         raise Refused(_refuse(400, "the X-GitHub-Event header is missing or not an event name", "invalid_input",
@@ -225,13 +236,7 @@ async def linear(request: Request) -> JSONResponse:
 
 
 async def _linear(request: Request) -> JSONResponse:
-    hooks = _state(request)
-    secret = hooks.settings.linear.secret
-    if secret is None:
-        raise _unconfigured("Linear", "webhooks.linear.secret", "AGENTCMD_WEBHOOKS__LINEAR__SECRET")
-    body = await _body(request, hooks.settings.max_body_bytes)
-    if not webhooksig.matches(secret.get_secret_value(), body, request.headers.get("linear-signature")):
-        raise _bad_signature("linear", "Linear-Signature", request)
+    body = await _signed_body(request, "Linear", "Linear-Signature")
     payload = _payload(request, body)
     if not webhooksig.fresh(payload.get("webhookTimestamp")):
         log.warning("refused a linear webhook: webhookTimestamp %r is not within %d s of now",
