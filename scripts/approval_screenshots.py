@@ -19,20 +19,8 @@ end; nothing outside a temporary directory is written except the PNG files.
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
-
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = os.environ.get("AGENTCMD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+from devshots import chromium_page, dev_server, out_dir, wait
 
 WORKFLOWS = '''
 from typing import Literal
@@ -69,82 +57,43 @@ async def triage(ctx, step):
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images", help="where to write the PNG files")
-    args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
-        print(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set AGENTCMD_CHROMIUM)", file=sys.stderr)
+    out = out_dir(__doc__ or "")
+    if out is None:
         return 1
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with tempfile.TemporaryDirectory(prefix="agentcmd-shots-") as tmp_name:
-        tmp = Path(tmp_name)
-        project = tmp / "project"
-        (project / ".agentcmd" / "workflows").mkdir(parents=True)
-        (project / ".agentcmd" / "workflows" / "humans.py").write_text(WORKFLOWS)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "AGENTCMD_"))}
-        env["AGENTCMD_HOME"] = str(tmp / "home")
-        app_port, engine_port = free_port(), free_port()
-        log = (tmp / "dev.log").open("w")
-        child = subprocess.Popen([sys.executable, "-m", "agentcmd", "dev", "--port", str(app_port), "--engine-port",
-                                  str(engine_port), "--project", str(project)], env=env, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{app_port}"
+    with dev_server({"humans.py": WORKFLOWS}) as dev:
+        url = dev.url
 
         def asked(run_id: str) -> bool:
             found = httpx.get(f"{url}/api/runs/{run_id}/questions", timeout=15).json()["data"]
             return any(q["waiting"] for q in found)
 
-        try:
-            wait(lambda: "ready in " in (tmp / "dev.log").read_text(), 60, "agentcmd dev")
-            runs = {wf: httpx.post(f"{url}/api/workflows/{wf}/runs", json={}, timeout=15).json()["data"]["run_id"]
-                    for wf in ("release", "triage")}
-            for run_id in runs.values():
-                wait(lambda r=run_id: asked(r), 60, "the run to ask")  # type: ignore[misc]
-            args.out.mkdir(parents=True, exist_ok=True)
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
-                                                                             "--disable-gpu"])
-                page = browser.new_page(viewport={"width": 1100, "height": 900}, color_scheme="light")
-                page.goto(f"{url}/runs/{runs['release']}")
-                form = page.get_by_test_id("approval-form")
-                expect(form).to_be_visible()
-                form.locator("textarea").fill("Checked the changelog with Ana.")
-                page.screenshot(path=str(args.out / "workflow-approval.png"), full_page=True)
-                page.goto(f"{url}/runs/{runs['triage']}")
-                expect(page.get_by_test_id("ask-form")).to_be_visible()
-                page.get_by_test_id("questions").screenshot(path=str(args.out / "workflow-ask.png"))
-                page.goto(f"{url}/runs/{runs['release']}")
-                page.get_by_role("button", name="Approve").click()
-                expect(page.get_by_test_id("question-answer")).to_be_visible(timeout=30_000)
-                browser.close()
-            httpx.post(f"{url}/api/runs/{runs['triage']}/answer", timeout=15,
-                       json={"answer": {"priority": "high", "owner": "ana", "hours": 2}})
-            for run_id in runs.values():
-                wait(lambda r=run_id: httpx.get(f"{url}/api/runs/{r}", timeout=15).json()["data"]["status"]  # type: ignore[misc]
-                     == "Completed", 60, "the run to complete")
-        finally:
-            child.terminate()  # SIGTERM to the supervisor we started: it stops its engine and app server
-            child.wait(timeout=30)
-            log.close()
+        runs = {wf: httpx.post(f"{url}/api/workflows/{wf}/runs", json={}, timeout=15).json()["data"]["run_id"]
+                for wf in ("release", "triage")}
+        for run_id in runs.values():
+            wait(lambda r=run_id: asked(r), 60, "the run to ask")  # type: ignore[misc]
+        out.mkdir(parents=True, exist_ok=True)
+        with chromium_page(900) as page:
+            page.goto(f"{url}/runs/{runs['release']}")
+            form = page.get_by_test_id("approval-form")
+            expect(form).to_be_visible()
+            form.locator("textarea").fill("Checked the changelog with Ana.")
+            page.screenshot(path=str(out / "workflow-approval.png"), full_page=True)
+            page.goto(f"{url}/runs/{runs['triage']}")
+            expect(page.get_by_test_id("ask-form")).to_be_visible()
+            page.get_by_test_id("questions").screenshot(path=str(out / "workflow-ask.png"))
+            page.goto(f"{url}/runs/{runs['release']}")
+            page.get_by_role("button", name="Approve").click()
+            expect(page.get_by_test_id("question-answer")).to_be_visible(timeout=30_000)
+        httpx.post(f"{url}/api/runs/{runs['triage']}/answer", timeout=15,
+                   json={"answer": {"priority": "high", "owner": "ana", "hours": 2}})
+        for run_id in runs.values():
+            wait(lambda r=run_id: httpx.get(f"{url}/api/runs/{r}", timeout=15).json()["data"]["status"]  # type: ignore[misc]
+                 == "Completed", 60, "the run to complete")
     for name in ("workflow-approval.png", "workflow-ask.png"):
-        print(f"wrote {args.out / name}")
+        print(f"wrote {out / name}")
     return 0
 
 

@@ -18,22 +18,14 @@ temporary directory is written except the two PNG files.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
+from devshots import ROOT, chromium_page, dev_server, out_dir, wait
 
-ROOT = Path(__file__).resolve().parent.parent
 FAKES = ROOT / "tests" / "fakes" / "bin"
-CHROMIUM = os.environ.get("AGENTCMD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 WORKFLOW = '''
 from agentcmd import define_workflow
@@ -72,72 +64,38 @@ SCENARIO = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise SystemExit(f"timed out waiting for {what}")
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images", help="where to write the PNG files")
-    args = parser.parse_args()
-    if not Path(CHROMIUM).exists():
-        print(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set AGENTCMD_CHROMIUM)", file=sys.stderr)
+    out = out_dir(__doc__ or "")
+    if out is None:
         return 1
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with tempfile.TemporaryDirectory(prefix="agentcmd-shots-") as tmp_name:
-        tmp = Path(tmp_name)
-        project = tmp / "project"
-        (project / ".agentcmd" / "workflows").mkdir(parents=True)
-        (project / ".agentcmd" / "workflows" / "fix_tests.py").write_text(WORKFLOW)
+    def fake_agent(tmp: Path) -> dict[str, str]:
         (tmp / "scenario.json").write_text(json.dumps(SCENARIO))
-        release = tmp / "release"
-        env = {**os.environ, "PATH": f"{FAKES}{os.pathsep}{os.environ.get('PATH', '')}",
-               "AGENTCMD_HOME": str(tmp / "home"), "FAKE_AGENT_SCENARIO": str(tmp / "scenario.json"),
-               "FAKE_AGENT_DELAY": "0.5", "FAKE_AGENT_HOLD": str(release), "FAKE_AGENT_LOG": str(tmp / "calls.jsonl")}
-        app_port, engine_port = free_port(), free_port()
-        log = (tmp / "dev.log").open("w")
-        child = subprocess.Popen([sys.executable, "-m", "agentcmd", "dev", "--port", str(app_port), "--engine-port",
-                                  str(engine_port), "--project", str(project)], env=env, stdout=log,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"http://127.0.0.1:{app_port}"
+        return {"PATH": f"{FAKES}{os.pathsep}{os.environ.get('PATH', '')}",
+                "FAKE_AGENT_SCENARIO": str(tmp / "scenario.json"), "FAKE_AGENT_DELAY": "0.5",
+                "FAKE_AGENT_HOLD": str(tmp / "release"), "FAKE_AGENT_LOG": str(tmp / "calls.jsonl")}
+
+    with dev_server({"fix_tests.py": WORKFLOW}, prepare=fake_agent) as dev:
+        url, release = dev.url, dev.tmp / "release"
         try:
-            wait(lambda: "ready in " in (tmp / "dev.log").read_text(), 60, "agentcmd dev")
             run_id = httpx.post(f"{url}/api/workflows/fix-tests/runs", json={}, timeout=15).json()["data"]["run_id"]
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
-                                                                             "--disable-gpu"])
-                page = browser.new_page(viewport={"width": 1100, "height": 1000}, color_scheme="light")
+            with chromium_page(1000) as page:
                 page.goto(f"{url}/runs/{run_id}")
                 expect(page.locator("#transcript .tx-error")).to_have_count(1, timeout=60_000)
                 expect(page.locator("#transcript details.tx-tool")).to_have_count(3, timeout=60_000)
                 page.wait_for_timeout(1200)  # let the clock and the last tool's status settle for the picture
-                args.out.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(args.out / "workflow-live-transcript.png"), full_page=True)
+                out.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(out / "workflow-live-transcript.png"), full_page=True)
                 page.locator("#transcript details.tx-tool").first.locator("summary").click()
-                page.locator("#transcript").screenshot(path=str(args.out / "workflow-live-tool.png"))
-                browser.close()
+                page.locator("#transcript").screenshot(path=str(out / "workflow-live-tool.png"))
             release.write_text("go")
             wait(lambda: httpx.get(f"{url}/api/runs/{run_id}", timeout=15).json()["data"]["status"] == "Completed",
                  60, "the run to complete")
         finally:
-            release.write_text("go")
-            child.terminate()  # SIGTERM to the supervisor we started: it stops its engine and app server
-            child.wait(timeout=30)
-            log.close()
+            release.write_text("go")   # the fake agent holds until this file exists
     for name in ("workflow-live-transcript.png", "workflow-live-tool.png"):
-        print(f"wrote {args.out / name}")
+        print(f"wrote {out / name}")
     return 0
 
 
