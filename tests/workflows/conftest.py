@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from tests.harness.e2e import Procs, procs_fixture
 from tests.harness.processes import free_port, read_jsonl
 from tests.polling import wait_for
 from tests.workflows.fakeengine import Driver, FakeEngine, ServerThread
@@ -44,6 +45,12 @@ class AppServer:
 
     def post(self, path: str, **kw: Any) -> httpx.Response:
         return httpx.post(self.url + path, timeout=30, **kw)
+
+
+@pytest.fixture
+def procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Procs]:
+    """Start real children (``tests/harness/e2e.py``); each is stopped by PID at teardown."""
+    yield from procs_fixture(tmp_path, request)
 
 
 @pytest.fixture

@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.harness.processes import Child, free_ports
+from tests.harness.e2e import CANCELLABLE, alive, cli, dev_pair, supervisor, synced, without_inngest
+from tests.harness.processes import free_ports
 from tests.polling import wait_for
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
@@ -56,65 +55,6 @@ async def three(ctx, step):
 '''
 
 
-class Proc(Child):
-    """A child in its own session, its output appended to a file; stopped by PID at teardown."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> None:
-        super().__init__(argv, env, log, cwd, append=True)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-        self.proc.wait(15)
-
-    def stop(self, timeout: float = 15) -> int:
-        return super().stop(timeout)
-
-
-@pytest.fixture
-def procs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[..., Proc]]:
-    started: list[Proc] = []
-
-    def start(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Proc:
-        proc = Proc(argv, env, tmp_path / f"proc-{len(started)}.log", cwd)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
-    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
-        for proc in started:
-            sys.stderr.write(f"--- {' '.join(map(str, proc.proc.args))}\n{proc.output()[-4000:]}\n")
-
-
-def _synced(engine_url: str, key: str | None, app_url: str | None = None) -> bool:
-    """The engine knows the app's functions (and the app answers, when ``app_url`` is given)."""
-    if app_url is not None and httpx.get(f"{app_url}/health", timeout=5).status_code != 200:
-        return False
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    resp = httpx.get(f"{engine_url}/v1/functions", headers=headers, timeout=5)
-    return resp.status_code == 200 and bool(resp.json().get("data"))
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _stopped(sup: Proc, *ports: int) -> None:
-    """Stop a supervisor and wait until its children let go of their ports (a restart reuses them)."""
-    sup.stop()
-    wait_for(lambda: all(_port_free(p) for p in ports), 30, f"ports {ports} to be free", sup.output)
-
-
-def _cli(*args: str, env: dict[str, str], timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "agentcmd", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)
-
-
 def _runs(app_url: str, workflow: str, key: str | None = None) -> list[dict[str, Any]]:
     headers = {"Authorization": f"Bearer {key}"} if key else {}   # production: the signing key as bearer
     resp = httpx.get(f"{app_url}/api/runs", params={"workflow": workflow}, timeout=10, headers=headers)
@@ -126,17 +66,11 @@ def _runs(app_url: str, workflow: str, key: str | None = None) -> list[dict[str,
 def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
         project: Path, write_workflow: Any, fake_claude: Any, procs: Any) -> None:
     write_workflow("demo.py", DEMO)
-    app_port, engine_port = free_ports(2)
-    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
-    signing = generate_signing_key()
-    env = {**os.environ, "INNGEST_SIGNING_KEY": signing, "INNGEST_EVENT_KEY": generate_event_key(),
-           "PORT": str(app_port)}
-    argv = [sys.executable, "-m", "agentcmd", "start", "--port", str(app_port), "--engine-port",
-            str(engine_port), "--project", str(project)]
+    prod = supervisor(project)
+    app_url, env, signing = prod.app_url, prod.env, prod.signing
 
-    sup = procs(argv, env)
-    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", sup.output)
-    out = _cli("workflows", "run", "demo", "--input", "{}", "--wait", env=env)
+    sup = prod.start(procs)
+    out = cli("workflows", "run", "demo", "--input", "{}", "--wait", env=env)
     assert out.returncode == 0, out.stderr + sup.output()[-3000:]
     assert json.loads(out.stdout) == {"out": "hi", "agent": "answer to: say hi"}
     [run] = _runs(app_url, "demo", signing)
@@ -145,23 +79,19 @@ def test_a_run_under_start_survives_a_restart_and_under_dev_does_not(
                                                                           ("work", "ask", "Completed")]
     assert run["steps"][1]["output"]["session_id"] == "sess-123"
 
-    _stopped(sup, app_port, engine_port)
-    sup = procs(argv, env)
-    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to come back", sup.output)
+    prod.stop(sup)
+    sup = prod.start(procs, "the engine to come back")
     assert [r["run_id"] for r in _runs(app_url, "demo", signing)] == [run["run_id"]]
     assert len(fake_claude.calls()) == 1
-    _stopped(sup, app_port, engine_port)
+    prod.stop(sup)
 
-    dev_argv = [*argv[:3], "dev", *argv[4:]]
-    dev_env = {k: v for k, v in env.items() if not k.startswith("INNGEST_")}
-    sup = procs(dev_argv, dev_env)
-    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to sync the app", sup.output)
-    out = _cli("workflows", "run", "demo", "--input", "{}", "--wait", env=dev_env)
+    dev = supervisor(project, "dev", ports=(prod.app_port, prod.engine_port))
+    sup = dev.start(procs, "the dev engine to sync the app")
+    out = cli("workflows", "run", "demo", "--input", "{}", "--wait", env=dev.env)
     assert out.returncode == 0, out.stderr + sup.output()[-3000:]
     assert len(_runs(app_url, "demo")) == 1
-    _stopped(sup, app_port, engine_port)
-    sup = procs(dev_argv, dev_env)
-    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to come back", sup.output)
+    dev.stop(sup)
+    sup = dev.start(procs, "the dev engine to come back")
     assert _runs(app_url, "demo") == []
 
 
@@ -171,7 +101,7 @@ def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunn
     app_port, engine_port = free_ports(2)
     app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
     signing, event_key = generate_signing_key(), generate_event_key()
-    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
+    base = without_inngest()
     engine_env = {**base, "INNGEST_SIGNING_KEY": signing, "INNGEST_EVENT_KEY": event_key}
     engine_argv = [sys.executable, "-m", "agentcmd", "engine", "start", "--host", "127.0.0.1", "--port",
                    str(engine_port), "--sqlite-dir", str(tmp_path / "db"), "--sdk-url",
@@ -179,7 +109,7 @@ def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunn
     app_env = inngest_env(Mode.PRODUCTION, engine_url, event_key=event_key, signing_key=signing, base=base)
     procs([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)], app_env)
     engine = procs(engine_argv, engine_env)
-    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", engine.output)
+    wait_for(lambda: synced(engine_url, signing, app_url), 60, "the engine to sync the app", engine.output)
 
     started = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30,
                          headers={"Authorization": f"Bearer {signing}"}).json()["data"]
@@ -201,47 +131,12 @@ def test_sigkill_of_the_engine_mid_command_then_restart_completes_without_rerunn
     assert [s["id"] for s in run["steps"]] == ["one", "two", "three"]
 
 
-CANCELLABLE = '''
-from agentcmd import define_workflow
-
-@define_workflow(id="cancellable", phases=["work"], retries=0, cancel_on=["agentcmd/cancellable.stop"])
-async def cancellable(ctx, step):
-    with step.phase("work"):
-        await step.cli("quick", "true")
-        await step.cli("long", f"sleep 60 & echo $! > {ctx.run_id}.pid; wait")
-        await step.cli("never", f"touch {ctx.run_id}.never")
-
-
-@define_workflow(id="failing", retries=0)
-async def failing(ctx, step):
-    await step.cli("boom", "echo broken >&2; exit 7")
-'''
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_failures_exit_1(
         project: Path, write_workflow: Any, procs: Any, tmp_path: Path) -> None:
     write_workflow("cancellable.py", CANCELLABLE)
-    app_port, engine_port = free_ports(2)
-    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
-    procs([sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)],
-          inngest_env(Mode.DEV, engine_url, base=base))
-    engine = procs([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
-                    str(engine_port), "--no-discovery", "--poll-interval", "0.2", "-u",
-                    f"{app_url}/api/workflows/inngest"], base)
-    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
-    cli_env = {**base, "PORT": str(app_port)}
+    pair = dev_pair(procs, project)
+    app_url, engine = pair.app_url, pair.engine
+    cli_env = {**pair.base, "PORT": app_url.rsplit(":", 1)[1]}
 
     def start() -> tuple[str, int]:
         run_id = httpx.post(f"{app_url}/api/workflows/cancellable/runs", json={}, timeout=30).json()["data"]["run_id"]
@@ -257,19 +152,19 @@ def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_
         return run
 
     run_id, child = start()
-    out = _cli("runs", "cancel", run_id, env=cli_env)
+    out = cli("runs", "cancel", run_id, env=cli_env)
     assert out.returncode == 0 and "Cancelled" in out.stdout, out.stderr
-    wait_for(lambda: not _alive(child), 10, "the command group stopped by the cancel")
+    wait_for(lambda: not alive(child), 10, "the command group stopped by the cancel")
     run = cancelled(run_id)
     assert [(s["id"], s["status"]) for s in run["steps"]] == [("quick", "Completed"), ("long", "Cancelled")]
 
     run_id, child = start()
-    assert _cli("send", "agentcmd/cancellable.stop", "--data", "{}", env=cli_env).returncode == 0
-    wait_for(lambda: not _alive(child), 15, "the command group stopped after the cancel_on event")
+    assert cli("send", "agentcmd/cancellable.stop", "--data", "{}", env=cli_env).returncode == 0
+    wait_for(lambda: not alive(child), 15, "the command group stopped after the cancel_on event")
     cancelled(run_id)
     assert not list(project.glob("*.never"))
 
-    out = _cli("workflows", "run", "failing", "--wait", env=cli_env)
+    out = cli("workflows", "run", "failing", "--wait", env=cli_env)
     assert out.returncode == 1
     assert "failed: CommandFailedError: `echo broken >&2; exit 7` exited with code 7: broken" in out.stderr
 
@@ -277,17 +172,9 @@ def test_cancel_from_the_cli_or_a_cancel_on_event_stops_the_running_command_and_
 def test_stopping_the_app_mid_command_stops_the_command_and_the_engine_retries_the_step(
         project: Path, write_workflow: Any, procs: Any) -> None:
     write_workflow("three.py", THREE_STEPS)
-    app_port, engine_port = free_ports(2)
-    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
-    base = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
-    app_argv = [sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)]
-    app_env = inngest_env(Mode.DEV, engine_url, base=base)
-    app = procs(app_argv, app_env)
-    engine = procs([sys.executable, "-m", "agentcmd", "engine", "dev", "--host", "127.0.0.1", "--port",
-                    # retries must outlast an app restart on a loaded 2-core machine (4 x 3 s)
-                    str(engine_port), "--no-discovery", "--poll-interval", "0.2", "--retry-interval", "3",
-                    "-u", f"{app_url}/api/workflows/inngest"], base)
-    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the engine to sync the app", engine.output)
+    # retries must outlast an app restart on a loaded 2-core machine (4 x 3 s)
+    pair = dev_pair(procs, project, "--retry-interval", "3")
+    app_url, app, engine = pair.app_url, pair.app, pair.engine
     run_id = httpx.post(f"{app_url}/api/workflows/three/runs", json={}, timeout=30).json()["data"]["run_id"]
     wait_for(lambda: (project / "two.started").exists(), 30, "step two to start", app.output)
     shell_pids = [p for p in _pids_with_cwd(project)]
@@ -296,11 +183,11 @@ def test_stopping_the_app_mid_command_stops_the_command_and_the_engine_retries_t
     started = time.monotonic()
     app.stop()  # SIGTERM: uvicorn cancels the request after 1 s, the step stops its process group
     assert time.monotonic() - started < 8, app.output()
-    wait_for(lambda: not any(_alive(p) for p in shell_pids), 10, "step two's command to be stopped")
+    wait_for(lambda: not any(alive(p) for p in shell_pids), 10, "step two's command to be stopped")
 
     (project / "two.started").unlink()
     (project / "release").touch()
-    procs(app_argv, app_env)
+    pair.start_app(procs)
     run = wait_for(lambda: (r := httpx.get(f"{app_url}/api/runs/{run_id}", timeout=10).json().get("data"))
                 and r["status"] == "Completed" and r, 60, "the run to complete after the app restart",
                 engine.output)

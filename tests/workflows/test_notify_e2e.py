@@ -24,17 +24,16 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.harness.e2e import synced
 from tests.harness.processes import free_ports
 from tests.harness.receiver import Receiver
 from tests.polling import wait_for
-from tests.workflows.test_e2e import _synced, procs
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 
 pytestmark = pytest.mark.slow
-__all__ = ["procs"]
 
 WORKFLOWS = '''
 from agentcmd import define_workflow
@@ -177,7 +176,7 @@ def stack(request: pytest.FixtureRequest, project: Path, procs: Any, tmp_path: P
     app_argv = [sys.executable, "-m", "agentcmd.server", "--port", str(app_port), "--project", str(project)]
     app = procs(app_argv, app_env)
     engine = procs(engine_argv, engine_env)
-    wait_for(lambda: _synced(engine_url, key, app_url), 60, "the engine to sync the app", engine.output)
+    wait_for(lambda: synced(engine_url, key, app_url), 60, "the engine to sync the app", engine.output)
     try:
         yield Stack(request.param, app_url, engine_url, key, receiver, down_sock, desktop_log, app_argv, app_env,
                     app)

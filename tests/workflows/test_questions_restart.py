@@ -16,22 +16,17 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.harness.processes import Child, free_ports
+from tests.harness.e2e import cli, supervisor
+from tests.harness.processes import Child
 from tests.polling import wait_for
-from tests.workflows.test_e2e import _cli, _stopped, _synced, procs
 from tests.workflows.test_questions_e2e import GATE, start_dev_stack
 
-from agentcmd.config.keys import generate_event_key, generate_signing_key
-
 pytestmark = pytest.mark.slow
-__all__ = ["procs"]   # the fixture, shared with test_e2e.py
 
 
 def _waiting(app_url: str, run_id: str, headers: dict[str, str]) -> list[dict[str, Any]]:
@@ -47,27 +42,19 @@ def _ended(app_url: str, run_id: str, headers: dict[str, str]) -> dict[str, Any]
 def test_production_a_restart_of_agentcmd_start_mid_wait_then_approve_and_the_run_goes_on(
         project: Path, write_workflow: Any, procs: Any) -> None:
     write_workflow("gate.py", GATE)
-    app_port, engine_port = free_ports(2)
-    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
-    signing = generate_signing_key()
-    env = {**os.environ, "INNGEST_SIGNING_KEY": signing, "INNGEST_EVENT_KEY": generate_event_key(),
-           "PORT": str(app_port)}
-    bearer = {"Authorization": f"Bearer {signing}"}
-    argv = [sys.executable, "-m", "agentcmd", "start", "--port", str(app_port), "--engine-port",
-            str(engine_port), "--project", str(project)]
-    sup = procs(argv, env)
-    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to sync the app", sup.output)
+    prod = supervisor(project)
+    app_url, env, bearer = prod.app_url, prod.env, prod.bearer
+    sup = prod.start(procs)
     run_id = httpx.post(f"{app_url}/api/workflows/gate/runs", json={"input": {"what": "prod"}}, timeout=30,
                         headers=bearer).json()["data"]["run_id"]
     wait_for(lambda: _waiting(app_url, run_id, bearer), 60, "the run to ask", sup.output)
 
-    _stopped(sup, app_port, engine_port)
-    sup = procs(argv, env)
-    wait_for(lambda: _synced(engine_url, signing, app_url), 60, "the engine to come back", sup.output)
+    prod.stop(sup)
+    sup = prod.start(procs, "the engine to come back")
     [q] = _waiting(app_url, run_id, bearer)
     assert q["question"] == "check/deploy" and q["message"] == "Deploy prod?"
 
-    out = _cli("runs", "approve", run_id, "--comment", "after the restart", env=env)
+    out = cli("runs", "approve", run_id, "--comment", "after the restart", env=env)
     assert out.returncode == 0, out.stderr + sup.output()[-3000:]
     run = wait_for(lambda: _ended(app_url, run_id, bearer), 60, "the run to end", sup.output)
     assert run["status"] == "Completed", run
@@ -98,19 +85,14 @@ def test_dev_an_app_server_restart_mid_wait_then_approve_and_the_run_goes_on(tmp
 def test_dev_a_restart_of_agentcmd_dev_forgets_the_waiting_run_and_an_answer_says_so(
         project: Path, write_workflow: Any, procs: Any) -> None:
     write_workflow("gate.py", GATE)
-    app_port, engine_port = free_ports(2)
-    app_url, engine_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{engine_port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")} | {"PORT": str(app_port)}
-    argv = [sys.executable, "-m", "agentcmd", "dev", "--port", str(app_port), "--engine-port", str(engine_port),
-            "--project", str(project)]
-    sup = procs(argv, env)
-    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to sync the app", sup.output)
+    dev = supervisor(project, "dev")
+    app_url = dev.app_url
+    sup = dev.start(procs, "the dev engine to sync the app")
     run_id = httpx.post(f"{app_url}/api/workflows/gate/runs", json={}, timeout=30).json()["data"]["run_id"]
     wait_for(lambda: _waiting(app_url, run_id, {}), 60, "the run to ask", sup.output)
-    _stopped(sup, app_port, engine_port)
+    dev.stop(sup)
 
-    sup = procs(argv, env)
-    wait_for(lambda: _synced(engine_url, None, app_url), 60, "the dev engine to come back", sup.output)
+    sup = dev.start(procs, "the dev engine to come back")
     [q] = httpx.get(f"{app_url}/api/runs/{run_id}/questions", timeout=10).json()["data"]
     assert q["question"] == "check/deploy" and q["waiting"] is False
     resp = httpx.post(f"{app_url}/api/runs/{run_id}/approve", json={}, timeout=30)

@@ -26,17 +26,16 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.harness.e2e import cli, synced
 from tests.harness.processes import free_ports
 from tests.polling import wait_for
 from tests.workflows.conftest import git
-from tests.workflows.test_e2e import _cli, _synced, procs
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 
 pytestmark = pytest.mark.slow
-__all__ = ["procs"]   # the fixture, shared with test_e2e.py
 
 RESUMABLE = '''
 from agentcmd import define_workflow
@@ -103,7 +102,7 @@ class Stack:
         return {"Authorization": f"Bearer {self.signing}"} if self.signing else {}
 
     def synced(self) -> None:
-        wait_for(lambda: _synced(self.engine_url, self.signing, self.app_url), 60, "the engine to sync the app",
+        wait_for(lambda: synced(self.engine_url, self.signing, self.app_url), 60, "the engine to sync the app",
                  self.output)
 
     def output(self) -> str:
@@ -194,7 +193,7 @@ def test_a_failed_run_resumes_from_the_failed_step_and_a_cancelled_one_from_its_
         assert posted.status_code == 303, posted.text
         new = posted.headers["location"].split("/runs/")[1].split("?")[0]
     else:
-        out = _cli("runs", "resume", old, "--input", '{"ticket": "T-2"}', env=stack.cli_env)
+        out = cli("runs", "resume", old, "--input", '{"ticket": "T-2"}', env=stack.cli_env)
         assert out.returncode == 0, out.stderr + stack.output()
         found = re.search(rf"resumed run {old} as run (\S+) \((\d+) completed steps kept\)", out.stdout)
         assert found, out.stdout
@@ -236,7 +235,7 @@ def test_a_failed_run_resumes_from_the_failed_step_and_a_cancelled_one_from_its_
     wait_for(lambda: (project / "first.log").exists() and stack.run(gate)["status"] == "Running"
              and any(s["id"] == "first" and s["status"] == "Completed" for s in stack.run(gate)["steps"]),
              30, "the gate run to wait", stack.output)
-    out = _cli("runs", "cancel", gate, env=stack.cli_env)
+    out = cli("runs", "cancel", gate, env=stack.cli_env)
     assert out.returncode == 0, out.stderr
     stack.ended(gate, "Cancelled")
     if mode == "dev":
@@ -279,20 +278,20 @@ def test_the_cli_resumes_and_waits_and_refuses_a_completed_run(
     git(project, "commit", "-q", "-m", "init")
     (project / "BROKEN").touch()
     stack = Stack("dev", project, procs, tmp_path, {})
-    out = _cli("workflows", "run", "flip", "--wait", env=stack.cli_env)
+    out = cli("workflows", "run", "flip", "--wait", env=stack.cli_env)
     assert out.returncode == 1, out.stderr
     old = next(r["run_id"] for r in stack.api("GET", "/api/runs?workflow=flip").json()["data"])
     assert git(project, "branch", "--show-current") == f"agentcmd/{old.lower()}"
     git(project, "switch", "-q", "main")     # to fix what was wrong
     (project / "BROKEN").unlink()
-    out = _cli("runs", "resume", old, "--wait", "--json", env=stack.cli_env)
+    out = cli("runs", "resume", old, "--wait", "--json", env=stack.cli_env)
     assert out.returncode == 0, out.stderr + stack.output()
     final = json.loads(out.stdout)
     # The resumed run went back to the failed run's branch (its kept workspace step names it).
     assert final["status"] == "Completed" and final["output"] == f"agentcmd/{old.lower()}"
     assert final["resume_of"] == old
     assert (project / "count.log").read_text() == "run\n"
-    refused = _cli("runs", "resume", final["run_id"], env=stack.cli_env)
+    refused = cli("runs", "resume", final["run_id"], env=stack.cli_env)
     assert refused.returncode == 1 and "only a Failed or Cancelled run can be resumed" in refused.stderr
-    bad = _cli("runs", "resume", old, "--input", "[1", env=stack.cli_env)
+    bad = cli("runs", "resume", old, "--input", "[1", env=stack.cli_env)
     assert bad.returncode == 2 and "--input" in bad.stderr

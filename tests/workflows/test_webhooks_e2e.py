@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from tests.harness.e2e import port_free, synced
 from tests.harness.processes import free_ports
 from tests.harness.webhookpayloads import (
     encode,
@@ -30,7 +31,6 @@ from tests.harness.webhookpayloads import (
     linear_issue_created,
 )
 from tests.polling import wait_for
-from tests.workflows.test_e2e import _port_free, _synced, procs
 
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 from agentcmd.inngest_env import inngest_env
@@ -39,7 +39,6 @@ from agentcmd.server.webhooksig import sign
 from agentcmd.server.webhookstore import DeliveryStore
 
 pytestmark = pytest.mark.slow
-__all__ = ["procs"]
 
 ROOT = Path(__file__).resolve().parents[2]
 GITHUB_SECRET = "gh-" + uuid.uuid4().hex + "secret"
@@ -94,7 +93,7 @@ class Stack:
             self.app_env = inngest_env(Mode.DEV, self.engine_url, base=base)
         self.app = self.start_app()
         self.engine = procs(self.engine_argv, engine_env)
-        wait_for(lambda: _synced(self.engine_url, self.key, self.app_url), 60, "the engine to sync the app",
+        wait_for(lambda: synced(self.engine_url, self.key, self.app_url), 60, "the engine to sync the app",
                  lambda: self.engine.output() + self.app.output())
 
     def start_app(self) -> Any:
@@ -105,9 +104,9 @@ class Stack:
 
     def restart_app(self) -> None:
         self.app.stop()
-        wait_for(lambda: _port_free(self.app_port), 30, "the app port to be free")
+        wait_for(lambda: port_free(self.app_port), 30, "the app port to be free")
         self.app = self.start_app()
-        wait_for(lambda: _synced(self.engine_url, self.key, self.app_url), 60, "the app to answer again",
+        wait_for(lambda: synced(self.engine_url, self.key, self.app_url), 60, "the app to answer again",
                  self.app.output)
 
     @property
