@@ -15,8 +15,10 @@ A resumed run (``agentcmd runs resume``) has a new run id but keeps the
 failed run's ``workspace`` step: the branch and worktree are the ones its
 memo names, i.e. the failed run's ``agentcmd/<old run id>`` and its kept
 worktree; a ``branch`` run switches the project back to the failed run's
-branch. (The worktree is not added again here if it was deleted: this
-code runs on every call, also after ``finish`` removed it.)
+branch. If the kept worktree was deleted since (``agentcmd workspaces
+prune``), a step of the resumed run adds it again from that branch; if the
+branch is gone too, the resumed run fails at once saying so (start a new
+run instead).
 """
 
 from __future__ import annotations
@@ -70,7 +72,36 @@ async def prepare(kind: str, sdk_step: inngest.Step, ctx: WorkflowContext) -> Wo
     result = await sdk_step.run("workspace", add_worktree)
     where = Path(result["path"]) if isinstance(result, dict) and result.get("path") else path
     # A resumed run keeps the failed run's worktree and branch: the memo above names them.
-    return dataclasses.replace(ctx, workdir=where, branch=_memo_branch(result, branch))
+    kept = _memo_branch(result, branch)
+    if kept != branch:
+        # The kept worktree may have been deleted since (`agentcmd workspaces prune`, rm -rf): add it again
+        # from its branch, once, in a step of this run (memoised, so the worktree ``finish`` removes at the
+        # end is not added back on the run's last call).
+        async def back_to_worktree() -> dict[str, Any]:
+            return await restore_worktree(ctx.project_dir, where, kept, run_id=ctx.run_id)
+
+        await sdk_step.run(f"workspace-resume-{ctx.run_id.lower()}", back_to_worktree)
+    return dataclasses.replace(ctx, workdir=where, branch=kept)
+
+
+async def restore_worktree(repo: Path, path: Path, branch: str, *, run_id: str) -> dict[str, Any]:
+    """The resumed run's worktree at ``path``: as kept, or added again from ``branch`` if it was deleted.
+
+    Neither left (the branch was deleted too): a NonRetriableError saying so, since nothing of what the
+    kept steps did remains to work in."""
+    if (path / ".git").exists():
+        return {"path": str(path), "branch": branch, "restored": False}
+    await gitops.git(repo, "worktree", "prune", run_id=run_id, check=False)   # forget the deleted directory
+    code, _, _ = await gitops.git(repo, "rev-parse", "--verify", "--quiet", gitops.END,
+                                  f"refs/heads/{gitops.check_branch(branch)}", run_id=run_id, check=False)
+    if code != 0:
+        raise inngest.NonRetriableError(
+            f"this run resumes a failed run whose worktree {path} was deleted (e.g. by 'agentcmd workspaces "
+            f"prune') and whose branch {branch} is gone too, so nothing of what its completed steps did is "
+            "left to work in; start a new run of the workflow instead (or restore the branch, e.g. from a "
+            "remote, and resume again)")
+    added = await gitops.worktree_add(repo, path, branch, run_id=run_id)
+    return {**added.to_json(), "restored": True}
 
 
 def _memo_branch(result: Any, default: str) -> str:
