@@ -7,7 +7,7 @@ same one the page's JSON twin carries, so the browser script fetches the
 page again and swaps the region, and ``end`` once nothing will change:
 
 - ``/live``                    the index page's recent runs (never ends by itself);
-- ``/live?workflow=ID``        a workflow page's runs;
+- ``/live?workflow=ID``        a workflow page's runs and the questions they wait for;
 - ``/live?run=ID``             a run's status and steps; ends when the run has.
 
 A run page itself listens to the run's own stream (``/runs/{id}/live``,
@@ -56,7 +56,9 @@ async def _list_version(request: Request, workflow_id: str | None) -> str:
     hit = _lists.get(key)
     if hit is None or now - hit[0] >= INTERVAL_S * 0.9 or _failed(hit[1]):
         async def ask() -> str:
-            runs, _ = await runlists.recent_runs(request, workflow_id)
+            if workflow_id is not None:   # the workflow page also shows the questions its runs wait for
+                return await runlists.workflow_version(request, workflow_id)
+            runs, _ = await runlists.recent_runs(request, None)
             return runlists.runs_version(runs)
 
         hit = (now, asyncio.ensure_future(ask()))

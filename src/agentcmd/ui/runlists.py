@@ -26,6 +26,22 @@ async def recent_runs(request: Request, workflow_id: str | None) -> tuple[list[A
     return list(runs["data"]), ""
 
 
-def runs_version(runs: list[Any]) -> str:
-    """What a runs list shows, as a fingerprint: each run's id, status and phase."""
-    return version_of([(r["run_id"], r["status"], r.get("phase")) for r in runs])
+def runs_version(runs: list[Any], questions: list[dict[str, Any]] | None = None) -> str:
+    """What a runs list shows, as a fingerprint: each run's id, status and phase.
+
+    A workflow page also shows the questions its runs wait for (``questions``): a run that starts
+    waiting for an approval keeps its status and phase, so the waiting questions are part of the
+    fingerprint, or the page (and its live stream) would not change when one is asked or answered.
+    """
+    shown = [(r["run_id"], r["status"], r.get("phase")) for r in runs]
+    if questions is None:
+        return version_of(shown)
+    return version_of(shown, [(q.get("run_id"), q.get("question")) for q in questions])
+
+
+async def workflow_version(request: Request, workflow_id: str) -> str:
+    """The workflow page's fingerprint, as the page computes it: its recent runs and their waiting questions."""
+    from agentcmd.ui import questions as ui_questions
+
+    runs, _ = await recent_runs(request, workflow_id)
+    return runs_version(runs, await ui_questions.for_runs(request, runs, workflow_id))

@@ -112,7 +112,7 @@ async def workflow_page(request: Request, workflow_id: str) -> Response:
     data = {"workflow": wf, "runs": runs, "runs_error": runs_error, "usage": wf.get("usage"),
             "questions": await ui_questions.for_runs(request, runs, workflow_id),
             "load_errors": loaderrors.for_workflow((await api.list_workflows(request))["errors"], workflow_id)}
-    version = _runs_version(runs)
+    version = _runs_version(runs, data["questions"])
     if as_json:
         return site.twin(request, data, version=version)
     return site.page(request, "workflow.html", {**data, "input": request.query_params.get("input", "{}"),
