@@ -118,9 +118,12 @@ class NotificationSettings(BaseModel):
                                   f"(known: {', '.join(self.targets) or 'none'})")
         return self
 
-    def targets_for(self, workflow_id: str | None, event: str) -> list[str]:
-        """The names of the targets that want ``event`` of a run of ``workflow_id``, in settings order."""
-        rule = self.workflows.get(workflow_id or "")
+    def targets_for(self, workflow_id: str | None, event: str, code_rule: WorkflowRule | None = None) -> list[str]:
+        """The names of the targets that want ``event`` of a run of ``workflow_id``, in settings order.
+
+        ``code_rule`` is the workflow's own ``define_workflow(notify=...)``; a rule for the workflow in
+        these settings wins over it, whole."""
+        rule = self.workflows.get(workflow_id or "", code_rule)
         out: list[str] = []
         for name, target in self.targets.items():
             if event not in target.events:

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from agentcmd.errors import AgentcmdError
 from agentcmd.errors import WorkflowDefinitionError as WorkflowDefinitionError  # its home before the tree
-from agentcmd.workflows import schedules, triggers
+from agentcmd.workflows import notifyrule, schedules, triggers
 from agentcmd.workflows import workspace as workspace_mod
 from agentcmd.workflows.agentopts import check_workflow_source
 from agentcmd.workflows.context import WorkflowContext, get_runtime
@@ -66,7 +66,8 @@ class Workflow(inngest.Function[Any]):
                 "retries": s.retries, "timeout": s.timeout, "max_cost_usd": s.max_cost_usd,
                 "input_schema": s.input_schema.schema if s.input_schema else None, "source": self.source,
                 "cron": list(s.cron), "timezone": s.timezone, "next_runs": schedules.next_runs(s.cron, s.timezone),
-                "triggers": [t.describe() for t in s.triggers]}
+                "triggers": [t.describe() for t in s.triggers],
+                "notify": s.notify.to_json() if s.notify is not None else None}
 
     def validate_input(self, data: Any) -> dict[str, Any]:
         """Check a run's input against ``args_schema`` (``InputError`` lists every problem)."""
@@ -152,6 +153,7 @@ def define_workflow(
     cron: str | Sequence[str] | None = None,
     timezone: str | None = None,
     on: triggers.EventTrigger | Sequence[triggers.EventTrigger] | None = None,
+    notify: notifyrule.NotifyArg = None,
 ) -> Callable[[WorkflowBody], Workflow]:
     """Decorate ``async def body(ctx, step)`` to make it a workflow.
 
@@ -165,7 +167,11 @@ def define_workflow(
     ``timezone`` (an IANA name; UTC when unset), while the event trigger
     still starts runs by hand; ``on`` (``on_event(...)`` or a list) starts
     runs for other events, e.g. webhooks', filtered and mapped to the input
-    with CEL (``workflows/triggers.py``).
+    with CEL (``workflows/triggers.py``); ``notify`` (``{"events": [...],
+    "targets": [...]}``, or False to silence) narrows which run events go to
+    which of the settings' notification targets, like a
+    ``notifications.workflows.<id>`` rule, which wins when both exist
+    (``workflows/notifyrule.py``).
     """
     _check(id, phases, trigger, retries, timeout, concurrency, workspace, cancel_on)
     crons, zone = schedules.check(id, cron, timezone)
@@ -186,11 +192,13 @@ def define_workflow(
                                           f"refuses ({err.what})", "make every input field optional") from None
     required = schema.schema.get("required", []) if schema is not None else []
     event_triggers = triggers.check(id, on, [f for f in required if isinstance(f, str)])
+    notify_rule = notifyrule.check(id, notify)
     spec = WorkflowSpec(
         id=id, name=name or id, phases=tuple(phases), trigger=trigger or default_trigger(id),
         retries=retries, timeout=None if timeout is None else str(timeout), concurrency=concurrency,
         workspace=workspace, cancel_on=tuple(cancel_on or ()), description=description or "",
         input_schema=schema, max_cost_usd=max_cost, cron=crons, timezone=zone, triggers=event_triggers,
+        notify=notify_rule,
     )
 
     def decorate(body: WorkflowBody) -> Workflow:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from agentcmd.workflows.notifyrule import NotifyRule
 from agentcmd.workflows.schema import InputSchema
 from agentcmd.workflows.triggers import EventTrigger
 
@@ -32,3 +33,4 @@ class WorkflowSpec:
     cron: tuple[str, ...] = ()
     timezone: str | None = None
     triggers: tuple[EventTrigger, ...] = ()   # on_event(...): more events that start runs (workflows/triggers.py)
+    notify: NotifyRule | None = None          # notify=...: its notification rule (workflows/notifyrule.py)

@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from agentcmd.config.notifications import NotificationSettings, WorkflowRule
 from agentcmd.server.notify import store
 from agentcmd.server.notify.delivery import Deliveries
 from agentcmd.server.notify.watcher import Watcher
@@ -64,7 +65,8 @@ async def start(app: FastAPI) -> Notifier | None:
         if not settings.targets:
             return None
         base = link_base(app)
-        deliveries = Deliveries(settings, app.state.runtime.data_dir)
+        deliveries = Deliveries(settings, app.state.runtime.data_dir, lambda wid: code_rule(app, wid))
+        _warn_unknown_targets(app, settings)
         watcher = Watcher(deliveries, app.state.engine, lambda run_id: f"{base}/runs/{run_id}",
                           settings.poll_seconds)
         deliveries.start()
@@ -75,6 +77,26 @@ async def start(app: FastAPI) -> Notifier | None:
     except Exception:
         log.exception("notifications could not start; runs go on without them")
         return None
+
+
+def code_rule(app: FastAPI, workflow_id: str | None) -> WorkflowRule | None:
+    """The served workflow's ``define_workflow(notify=...)`` as a settings rule (read per notice: reloads count)."""
+    discovered = getattr(app.state, "discovered", None)
+    wf = discovered.workflows.get(workflow_id or "") if discovered is not None else None
+    rule = wf.spec.notify if wf is not None else None
+    return None if rule is None else WorkflowRule.model_validate(rule.to_json())
+
+
+def _warn_unknown_targets(app: FastAPI, settings: NotificationSettings) -> None:
+    """A workflow's notify= naming a target the settings lack sends it nothing: say so once, at start."""
+    discovered = getattr(app.state, "discovered", None)
+    for wf in (discovered.workflows.values() if discovered is not None else ()):
+        rule = wf.spec.notify
+        unknown = [t for t in (rule.targets or ()) if t not in settings.targets] if rule is not None else []
+        if unknown:
+            log.warning("workflow %r: notify= names target(s) %s that the notifications setting does not define; "
+                        "nothing is sent to them (known: %s)", wf.spec.id, ", ".join(map(repr, unknown)),
+                        ", ".join(settings.targets) or "none")
 
 
 async def run_notifications(data_dir: Path, run_id: str) -> list[dict[str, Any]]:

@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from agentcmd.config.notifications import NotificationSettings
+from agentcmd.config.notifications import NotificationSettings, WorkflowRule
 from agentcmd.server.notify import store
 from agentcmd.server.notify.targets import Notice, Outcome, send
 
@@ -63,9 +64,11 @@ class _RedactSecrets(logging.Filter):
 class Deliveries:
     """The queue and its workers for one app server."""
 
-    def __init__(self, settings: NotificationSettings, data_dir: Path) -> None:
+    def __init__(self, settings: NotificationSettings, data_dir: Path,
+                 rule_of: Callable[[str | None], WorkflowRule | None] | None = None) -> None:
         self.settings = settings
         self.data_dir = data_dir
+        self.rule_of = rule_of   # a workflow's own define_workflow(notify=...) rule (the settings' wins)
         self.secrets = settings.secrets()
         self.queue: asyncio.Queue[tuple[Notice, str, int]] = asyncio.Queue(QUEUE_MAX)
         self.active: set[Key] = set()
@@ -110,7 +113,8 @@ class Deliveries:
 
     def offer(self, notice: Notice) -> None:
         """Queue ``notice`` for every target that wants it; never blocks, never raises."""
-        for name in self.settings.targets_for(notice.workflow_id, notice.event):
+        code_rule = self.rule_of(notice.workflow_id) if self.rule_of is not None else None
+        for name in self.settings.targets_for(notice.workflow_id, notice.event, code_rule):
             key: Key = (notice.run_id, notice.event, notice.question, name)
             if key in self.active:
                 continue
