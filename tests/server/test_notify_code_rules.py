@@ -8,15 +8,15 @@ targets. A ``notifications.workflows.<id>`` rule replaces the code's whole.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from tests.harness.receiver import Receiver
+from tests.polling import until as _until
 
 from agentcmd import define_workflow
 from agentcmd.config.notifications import NotificationSettings, WorkflowRule
@@ -92,15 +92,6 @@ def test_the_code_rule_narrows_like_a_settings_rule_and_the_settings_rule_wins(s
                                                       "workflows": {"deploy": {"events": ["finished"]}}})
     assert overridden.targets_for("deploy", "finished", rules["deploy"]) == ["a", "b"]   # the settings' rule, whole
     assert overridden.targets_for("deploy", "failed", rules["deploy"]) == []
-
-
-async def _until(pred: Callable[[], Any], timeout: float = 10) -> Any:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := pred()):
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-    return value
 
 
 async def test_a_notifier_delivers_by_the_workflows_own_rule(tmp_path: Path, receiver: Receiver, served: Any,

@@ -9,18 +9,18 @@ and a desktop that has no notifier.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.harness.receiver import Receiver
+from tests.polling import until as _until
 
 from agentcmd.config import load_settings
 from agentcmd.config.notifications import NotificationSettings
@@ -48,16 +48,6 @@ def _settings(receiver: Receiver, **extra: Any) -> NotificationSettings:
 def _notice(run_id: str = "01RUN", event: str = "failed") -> Notice:
     return Notice(event, run_id, "build", "Failed", f"http://127.0.0.1:4100/runs/{run_id}",
                   "2026-12-04T15:00:00.000Z", {"error": "boom"})
-
-
-async def _until(pred: Callable[[], Any], timeout: float = 10) -> Any:
-    """Poll ``pred`` on the loop (the deliveries run on it) until it is truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (value := pred()):
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
-    return value
 
 
 # Settings ---------------------------------------------------------------------------

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 from markupsafe import escape
+from tests.harness.e2e import alive
 
 from agentcmd.server.engine import EngineRestClient
 from agentcmd.signing import hash_signing_key
@@ -104,18 +104,6 @@ async def slow(ctx, step):
 '''
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (not yet reaped) counts as dead.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
-
-
 def test_cancelling_a_run_stops_its_command_group_and_records_the_step_cancelled(
         stack: Any, write_workflow: Any, project: Path, wait_until: Any) -> None:
     write_workflow("slow.py", SLOW)
@@ -124,11 +112,11 @@ def test_cancelling_a_run_stops_its_command_group_and_records_the_step_cancelled
     wait_until(lambda: (project / "child.pid").exists() and (project / "child.pid").read_text().strip(), 20,
                "the long command to start")
     child = int((project / "child.pid").read_text())
-    assert _alive(child)
+    assert alive(child)
     resp = s.app.post(f"/api/runs/{run_id}/cancel")
     assert resp.status_code == 200, resp.text
     assert resp.json()["data"]["status"] == "Cancelled" and resp.json()["data"]["stopped_processes"] == 1
-    wait_until(lambda: not _alive(child), 10, "the sleeping grandchild to be stopped")
+    wait_until(lambda: not alive(child), 10, "the sleeping grandchild to be stopped")
     run = wait_until(lambda: (r := s.app.get(f"/api/runs/{run_id}").json()["data"])["steps"][-1]["status"]
                      == "Cancelled" and r, 10, "the step recorded as cancelled")
     assert [(st["id"], st["status"]) for st in run["steps"]] == [("quick", "Completed"), ("long", "Cancelled")]
@@ -148,7 +136,7 @@ def test_a_cancel_that_bypasses_the_app_reaches_the_command_through_the_watcher(
                "the long command to start")
     child = int((project / "child.pid").read_text())
     httpx.delete(f"{s.engine_url}/v1/runs/{run_id}", timeout=10)  # e.g. a cancel_on event matched
-    wait_until(lambda: not _alive(child), 10, "the command to be stopped by the watcher")
+    wait_until(lambda: not alive(child), 10, "the command to be stopped by the watcher")
 
 
 async def test_the_engine_client_sends_the_hashed_signing_key_as_bearer(stack: Any) -> None:
