@@ -36,7 +36,7 @@ class ConnectWorker:
     def _run(self) -> None:
         try:
             self.loop.run_until_complete(self.conn.start())
-        except BaseException as exc:  # noqa: BLE001  (reported by the test that waits on it)
+        except BaseException as exc:
             self.error = exc
         finally:
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
