@@ -48,6 +48,9 @@ def test_three_step_run_over_connect(mode: str, connect_engine: Any, connect_wor
     assert "conn-app-three" in slugs
     conns = engine.get("/v0/connect/envs/any/conns").json()["data"]
     assert [(c["app_ids"], c["status"]) for c in conns] == [(["conn-app"], "READY")]
+    metrics = engine.get("/metrics").text
+    assert 'agentcmd_connect_workers{status="ready"} 1.0' in metrics
+    assert "agentcmd_connect_calls_total 4.0" in metrics      # three steps and the function's end
 
 
 def test_two_workers_share_runs(connect_engine: Any, connect_worker: Any) -> None:
