@@ -25,13 +25,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from inngest.connect._internal import connect_pb2 as pb
 from ulid import ULID
 
 from agentcmd.engine.connect import wire
 from agentcmd.engine.connect.leases import LEASE_S, Pending, interrupted, item_id_of, lapsed
 from agentcmd.engine.connect.view import WorkerView
-from agentcmd.engine.connect.wire import Kind
+from agentcmd.engine.connect.wire import Kind, pb
 from agentcmd.engine.connect.workers import Worker, Workers
 from agentcmd.engine.protocol import SDKResponse
 from agentcmd.engine.store import now_ms

@@ -16,12 +16,11 @@ import asyncio
 import logging
 from typing import Any
 
-from inngest.connect._internal import connect_pb2 as pb
 from websockets.exceptions import ConnectionClosed
 
 from agentcmd.engine.connect import wire
 from agentcmd.engine.connect.gateway import Gateway
-from agentcmd.engine.connect.wire import Kind, MalformedMessage
+from agentcmd.engine.connect.wire import Kind, MalformedMessage, pb
 from agentcmd.engine.connect.workers import Worker
 from agentcmd.engine.store import now_ms
 from agentcmd.errors import AgentcmdError, InputError
