@@ -101,7 +101,7 @@ class Gateway:
         if entry is None or entry[1] < time.monotonic():
             return ("authentication failed: unknown or expired session token (get one from POST /v0/connect/start "
                     "with the signing key)")
-        if not secrets.compare_digest(entry[0], connection_id):
+        if not secrets.compare_digest(entry[0].encode(), connection_id.encode()):
             return "authentication failed: the session token was issued for another connection id"
         return None
 
@@ -184,7 +184,8 @@ class Gateway:
     async def extend(self, request_id: str, lease_id: str) -> str | None:
         """A lease extension: the new lease id, or None when the lease is gone (the SDK then stops the request)."""
         pending = self.pending.get(request_id)
-        if pending is None or pending.future.done() or not secrets.compare_digest(pending.lease_id, lease_id):
+        if pending is None or pending.future.done() \
+                or not secrets.compare_digest(pending.lease_id.encode(), lease_id.encode()):
             return None
         pending.renew()
         pending.lease_id = str(ULID())

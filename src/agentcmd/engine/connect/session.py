@@ -71,6 +71,10 @@ async def handle(gateway: Gateway, ws: Any) -> None:
         why = f"connection lost ({exc})" if isinstance(exc, ConnectionClosed) else "no WORKER_CONNECT in time"
         if isinstance(exc, TimeoutError):
             await ws.close(POLICY, reason(f"no WORKER_CONNECT within {HELLO_TIMEOUT_S:g} s of GATEWAY_HELLO"))
+    except Exception as exc:     # a bug of ours: this connection ends, the engine goes on
+        why = f"internal error: {exc!r}"
+        log.exception("connect: the connection from %s failed inside the engine", _peer(ws))
+        await ws.close(1011, "internal error in the engine's gateway (see its log)")
     finally:
         if worker is not None:
             gateway.gone(worker, why)
