@@ -35,7 +35,11 @@ busy shared machine's noise hits all alike. Per (system, mode) and round:
   complete; Restate: ``--inflight`` clients each invoking again as soon as
   the ingress answered);
 * CPU per call during that phase, from /proc: the server process (engine or
-  restate-server) and the app/worker process, divided by runs x 11.
+  restate-server) and the app/worker process, divided by runs x 11 (for
+  Restate, whose worker gets one call per run, that is per step); in brackets
+  the app's main thread alone (the connect worker runs its socket on a second
+  thread), and both processes' CPU per run: on two cores, what bounds runs/s
+  once the machine is otherwise idle.
 
 Reported: medians over the rounds, and the ratios connect/http (same mode)
 and connect/restate as medians of the per-round ratios (same round, same
@@ -198,6 +202,7 @@ class Phase:
     server_cpu_ms_per_call: float
     app_cpu_ms_per_call: float
     c1_engine_ms: float = float("nan")
+    app_main_thread_cpu_ms_per_call: float = float("nan")   # the rest of the app's CPU: its other threads
 
 
 @dataclass
@@ -291,8 +296,10 @@ async def measure(target: Target, session: aiohttp.ClientSession, c1_runs: int, 
     spies = _py_spy(profile_dir, target) if profile_dir and target.system != "restate" else []
     try:
         server0, app0 = cpu_seconds(target.server_pid), cpu_seconds(target.app_pid)
+        main0 = thread_cpu_seconds(target.app_pid, target.app_pid)
         elapsed = await target.many(session, runs, inflight)
         server1, app1 = cpu_seconds(target.server_pid), cpu_seconds(target.app_pid)
+        main1 = thread_cpu_seconds(target.app_pid, target.app_pid)
     finally:
         for spy in spies:
             spy.send_signal(signal.SIGINT)
@@ -301,7 +308,14 @@ async def measure(target: Target, session: aiohttp.ClientSession, c1_runs: int, 
     calls = runs * W10_CALLS
     return Phase(c1_ms=median(walls), runs_per_s=runs / elapsed,
                  server_cpu_ms_per_call=(server1 - server0) / calls * 1000,
-                 app_cpu_ms_per_call=(app1 - app0) / calls * 1000, c1_engine_ms=median(engine_ms))
+                 app_cpu_ms_per_call=(app1 - app0) / calls * 1000, c1_engine_ms=median(engine_ms),
+                 app_main_thread_cpu_ms_per_call=(main1 - main0) / calls * 1000)
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """user+sys of one thread (the connect worker runs its socket on a second thread: how the CPU splits)."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _py_spy(profile_dir: Path, target: Target) -> list[subprocess.Popen[bytes]]:
@@ -393,6 +407,7 @@ def summarise(targets: Sequence[Target]) -> dict[str, Any]:
             "runs_per_s_rounds": [round(p.runs_per_s) for p in t.phases],
             "server_cpu_ms_per_call": median([p.server_cpu_ms_per_call for p in t.phases]),
             "app_cpu_ms_per_call": median([p.app_cpu_ms_per_call for p in t.phases]),
+            "app_main_thread_cpu_ms_per_call": median([p.app_main_thread_cpu_ms_per_call for p in t.phases]),
         }
     by = {(t.system, t.mode): t for t in targets}
     restate = by.get(("restate", "persistent"))
@@ -423,12 +438,14 @@ def report(result: dict[str, Any], args: argparse.Namespace, started: str) -> st
         engine = "" if r["c1_engine_ms"] != r["c1_engine_ms"] else f" ({r['c1_engine_ms']:.1f})"
         rows.append([r["system"], r["mode"], f"{r['c1_ms']:.1f}{engine}",
                      f"{r['runs_per_s']:.0f} ({', '.join(str(x) for x in r['runs_per_s_rounds'])})",
-                     f"{r['server_cpu_ms_per_call']:.3f}", f"{r['app_cpu_ms_per_call']:.3f}"])
+                     f"{r['server_cpu_ms_per_call']:.3f}",
+                     f"{r['app_cpu_ms_per_call']:.3f} ({r['app_main_thread_cpu_ms_per_call']:.3f})",
+                     f"{(r['server_cpu_ms_per_call'] + r['app_cpu_ms_per_call']) * W10_CALLS:.1f}"])
     out = [f"W10 (10 steps of ~100 bytes, {W10_CALLS} calls/run), medians of {args.rounds} rounds; "
            f"c=1 over {args.c1_runs} runs, then {args.runs} runs with {args.inflight} in flight",
            f"started {started}; ended: {machine()}", "",
            table(["system", "mode", "c=1 ms/run (engine's own)", f"runs/s @{args.inflight} (rounds)",
-                  "server CPU ms/call", "app/worker CPU ms/call"], rows)]
+                  "server CPU ms/call", "app/worker CPU ms/call (its main thread)", "both, CPU ms/run"], rows)]
     if result["ratios"]:
         ratio_rows = []
         for mode, r in result["ratios"].items():
