@@ -499,6 +499,9 @@ def main() -> None:
         return
     args = parse_args()
     stop_children_on_exit()
+    # Ctrl-C ends the run like SIGTERM does (asyncio's own handler only cancels the main task, and a
+    # cancellation landing in a library's wait can be swallowed: the run went on).
+    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         result = asyncio.run(run(args))

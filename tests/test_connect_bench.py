@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -122,3 +123,27 @@ def test_missing_npm_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "npm is not on PATH" in done.stderr and "Traceback" not in done.stderr
     assert processes_marked(mark) == []
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_mid_run_stops_every_process(tmp_path: Path) -> None:
+    """SIGINT in the middle of a round: exit 130 at once, nothing it started left running."""
+    from tests.polling import wait_for
+
+    mark = uuid.uuid4().hex
+    err = tmp_path / "stderr.txt"
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "--rounds", "3", "--runs", "2000", "--c1-runs", "2",
+                                 "--warmup", "1", "--modes", "dev", "--systems", "http"], stdout=subprocess.DEVNULL,
+                                stderr=stderr, cwd=tmp_path, env={**os.environ, MARK: mark})
+    try:
+        wait_for(lambda: len(processes_marked(mark)) >= 3, timeout=120, what="the engine and the app running",
+                 seen=lambda: err.read_text(errors="replace"))
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 130, err.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    wait_for(lambda: processes_marked(mark) == [], timeout=10, what="no process left", seen=lambda: str(
+        processes_marked(mark)))
