@@ -128,6 +128,7 @@ class Gateway:
             except Exception as exc:   # the socket closed under us: nothing was sent, try another worker
                 log.info("connect: could not send a request to worker %s (%s); trying another",
                          worker.connection_id, exc)
+                worker.status = "draining"      # its socket is closing: never picked again
                 self._release(pending)
                 continue
             try:
