@@ -75,6 +75,7 @@ from _common import (
     RunNotifications,
     _children,
     cpu_seconds,
+    free_port,
     get_json,
     machine,
     median,
@@ -165,8 +166,6 @@ class RestateWorker:
     """This script re-run as ``--serve-restate PORT``: the restate-sdk service under hypercorn."""
 
     def __init__(self, root: Path) -> None:
-        from _common import free_port
-
         self.port = free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.log_path = root / "restate-worker.log"
@@ -358,7 +357,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for mode in modes:
                 if not {"http", "connect"} & set(systems):
                     break
-                engine = Engine(mode)
+                # The gateway's port given, not left to "engine port + 1", which another program may hold
+                # on a shared machine (the engine then runs without a gateway).
+                engine = Engine(mode, extra_args=["--connect-port", str(free_port())] if "connect" in systems else [])
                 stoppers.append(engine.stop)
                 if "http" in systems:
                     notes = await RunNotifications.open()
