@@ -34,13 +34,42 @@ MODES = ("dev", "production")
 
 
 _children: list[subprocess.Popen[bytes]] = []
+_spawning = 0                 # > 0 while a child is between its fork and its place in _children
+_deferred: list[int] = []     # a signal that came meanwhile: acted on once the child is recorded
 
 
-def stop_children_on_exit() -> None:
-    """Kill the engines and apps we started if we exit early (Ctrl-C, SIGTERM from ``timeout``).
+def _exit_on_signal(signum: int, frame: object) -> None:
+    if _spawning:
+        _deferred.append(signum)
+        return
+    sys.exit(128 + signum)
+
+
+def spawn(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen``, the child recorded for ``stop_children_on_exit`` before a signal can end us.
+
+    A SIGINT/SIGTERM landing inside ``Popen`` (after the fork, while it waits
+    for the exec) would otherwise leave a running child nobody knows of.
+    """
+    global _spawning
+    _spawning += 1
+    try:
+        proc: subprocess.Popen[bytes] = subprocess.Popen(cmd, **kwargs)
+        _children.append(proc)
+    finally:
+        _spawning -= 1
+    if _deferred and not _spawning:
+        sys.exit(128 + _deferred[0])
+    return proc
+
+
+def stop_children_on_exit(sigint: bool = False) -> None:
+    """Kill the engines and apps we started if we exit early (SIGTERM from ``timeout``; Ctrl-C if ``sigint``).
 
     They run in their own sessions (so a terminal's Ctrl-C reaches only us);
-    without this they would outlive an interrupted benchmark.
+    without this they would outlive an interrupted benchmark. ``sigint``
+    makes Ctrl-C exit like SIGTERM (130) instead of asyncio's cancellation of
+    the main task, which a library's wait can swallow (the run then goes on).
     """
     def kill_all() -> None:
         for proc in _children:
@@ -50,7 +79,9 @@ def stop_children_on_exit() -> None:
                     proc.wait(5)
 
     atexit.register(kill_all)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    if sigint:
+        signal.signal(signal.SIGINT, _exit_on_signal)
 
 
 def free_port() -> int:
@@ -140,9 +171,7 @@ class Engine:
         self.log_path = self.root / "engine.log"
         self.root.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        _children.append(self.proc)
+        self.proc = spawn(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self.headers = {"Authorization": f"Bearer {SIGNING_KEY}"} if mode == "production" else {}
         self.key = EVENT_KEY if mode == "production" else "NO_EVENT_KEY_SET"
         self.wait_ready()
@@ -199,10 +228,8 @@ class App:
         self.engine = engine
         self.log_path = engine.root / log_name
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, str(script), "--serve-app", str(self.port), engine.url,
-                                      engine.mode, *extra], stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        _children.append(self.proc)
+        self.proc = spawn([sys.executable, str(script), "--serve-app", str(self.port), engine.url, engine.mode,
+                           *extra], stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     async def sync(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
         """PUT the serve URL, as the engine would; the SDK then registers its functions."""

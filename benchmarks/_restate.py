@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import _children, free_port
+from _common import free_port, spawn
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "restate"
 SERVER_PACKAGE = "@restatedev/restate-server"
@@ -126,11 +126,9 @@ class RestateServer:
         env["SCARF_ANALYTICS"] = "false"
         self.log_path = self.root / "restate.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([str(binary), "--config-file", str(conf), "--base-dir", str(self.root / "data"),
-                                      "--listen-mode", "tcp", "--no-logo", "--node-name", "bench"],
-                                     env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=self.root)
-        _children.append(self.proc)
+        self.proc = spawn([str(binary), "--config-file", str(conf), "--base-dir", str(self.root / "data"),
+                           "--listen-mode", "tcp", "--no-logo", "--node-name", "bench"],
+                          env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.root)
         self.wait_ready()
 
     def log(self) -> str:

@@ -73,7 +73,6 @@ from _common import (
     App,
     Engine,
     RunNotifications,
-    _children,
     cpu_seconds,
     free_port,
     get_json,
@@ -82,6 +81,7 @@ from _common import (
     post_events,
     sdk_client,
     serve,
+    spawn,
     stop_children_on_exit,
     table,
     w10_function,
@@ -132,10 +132,8 @@ class ConnectWorker:
     def __init__(self, engine: Engine, notify_port: int) -> None:
         self.log_path = engine.root / "connect-worker.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, str(HERE), "--serve-worker", engine.url, engine.mode,
-                                      str(notify_port)], stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        _children.append(self.proc)
+        self.proc = spawn([sys.executable, str(HERE), "--serve-worker", engine.url, engine.mode, str(notify_port)],
+                          stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
@@ -170,9 +168,8 @@ class RestateWorker:
         self.uri = f"http://127.0.0.1:{self.port}"
         self.log_path = root / "restate-worker.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, str(HERE), "--serve-restate", str(self.port)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        _children.append(self.proc)
+        self.proc = spawn([sys.executable, str(HERE), "--serve-restate", str(self.port)],
+                          stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def failed(self) -> str | None:
         if self.proc.poll() is None:
@@ -215,7 +212,6 @@ class Target:
     one: Callable[[aiohttp.ClientSession], Any]                       # -> (wall ms, engine ms)
     many: Callable[[aiohttp.ClientSession, int, int], Any]            # (runs, inflight) -> seconds
     phases: list[Phase] = field(default_factory=list)
-    profile: Callable[[str], list[subprocess.Popen[bytes]]] | None = None
 
 
 def engine_target(system: str, engine: Engine, app_pid: int, notes: RunNotifications) -> Target:
@@ -326,9 +322,9 @@ def _py_spy(profile_dir: Path, target: Target) -> list[subprocess.Popen[bytes]]:
     procs = []
     for name, pid in (("engine", target.server_pid), ("app", target.app_pid)):
         out = profile_dir / f"{target.system}-{target.mode}-{name}-{stamp}.txt"
-        procs.append(subprocess.Popen([str(spy), "record", "--nonblocking", "--threads", "-r", "200", "-f", "raw",
-                                       "-o", str(out), "-p", str(pid)], stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
+        procs.append(spawn([str(spy), "record", "--nonblocking", "--threads", "-r", "200", "-f", "raw",
+                            "-o", str(out), "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True))
     time.sleep(0.5)   # py-spy attaches before the phase starts (not a synchronisation: a head start)
     return procs
 
@@ -499,10 +495,7 @@ def main() -> None:
         _restate_worker.serve(int(sys.argv[2]))
         return
     args = parse_args()
-    stop_children_on_exit()
-    # Ctrl-C ends the run like SIGTERM does (asyncio's own handler only cancels the main task, and a
-    # cancellation landing in a library's wait can be swallowed: the run went on).
-    signal.signal(signal.SIGINT, lambda signum, frame: sys.exit(128 + signum))
+    stop_children_on_exit(sigint=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     try:
         result = asyncio.run(run(args))
