@@ -70,6 +70,10 @@ def test_production_socket_takes_only_a_token_it_issued_for_that_connection(conn
     answer.ParseFromString(_start(engine, engine.headers).content)
     code, reason = _closed_with(engine, [_connect_message(answer.session_token, "01ARZ3NDEKTSV4RRFFQ69G5FAV")])
     assert code == 1008 and "another connection id" in reason
+    fresh = pb.StartResponse()
+    fresh.ParseFromString(_start(engine, engine.headers).content)
+    code, reason = _closed_with(engine, [_connect_message(fresh.session_token, "ünïcode-id")])
+    assert code == 1008 and "another connection id" in reason       # not a TypeError in compare_digest
     # A token is good once: the one just refused was used up.
     code, reason = _closed_with(engine, [_connect_message(answer.session_token, answer.connection_id)])
     assert code == 1008 and "authentication failed" in reason
@@ -128,6 +132,7 @@ def test_port_plus_one_taken_runs_without_a_gateway_and_says_so(engine_factory: 
         assert r.status_code == 503
         assert f"port {port + 1}" in r.json()["error"] and "--connect-port" in r.json()["hint"]
         wait_for(lambda: "runs without connect workers" in engine.output(), 5, "the warning in the log")
+        assert "dev mode" in engine.output().splitlines()[0]      # the start line still comes first
 
 
 def test_an_explicit_connect_port_that_is_taken_stops_the_start(engine_factory: Any) -> None:
