@@ -34,13 +34,42 @@ MODES = ("dev", "production")
 
 
 _children: list[subprocess.Popen[bytes]] = []
+_spawning = 0                 # > 0 while a child is between its fork and its place in _children
+_deferred: list[int] = []     # a signal that came meanwhile: acted on once the child is recorded
 
 
-def stop_children_on_exit() -> None:
-    """Kill the engines and apps we started if we exit early (Ctrl-C, SIGTERM from ``timeout``).
+def _exit_on_signal(signum: int, frame: object) -> None:
+    if _spawning:
+        _deferred.append(signum)
+        return
+    sys.exit(128 + signum)
+
+
+def spawn(cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen``, the child recorded for ``stop_children_on_exit`` before a signal can end us.
+
+    A SIGINT/SIGTERM landing inside ``Popen`` (after the fork, while it waits
+    for the exec) would otherwise leave a running child nobody knows of.
+    """
+    global _spawning
+    _spawning += 1
+    try:
+        proc: subprocess.Popen[bytes] = subprocess.Popen(cmd, **kwargs)
+        _children.append(proc)
+    finally:
+        _spawning -= 1
+    if _deferred and not _spawning:
+        sys.exit(128 + _deferred[0])
+    return proc
+
+
+def stop_children_on_exit(sigint: bool = False) -> None:
+    """Kill the engines and apps we started if we exit early (SIGTERM from ``timeout``; Ctrl-C if ``sigint``).
 
     They run in their own sessions (so a terminal's Ctrl-C reaches only us);
-    without this they would outlive an interrupted benchmark.
+    without this they would outlive an interrupted benchmark. ``sigint``
+    makes Ctrl-C exit like SIGTERM (130) instead of asyncio's cancellation of
+    the main task, which a library's wait can swallow (the run then goes on).
     """
     def kill_all() -> None:
         for proc in _children:
@@ -50,7 +79,9 @@ def stop_children_on_exit() -> None:
                     proc.wait(5)
 
     atexit.register(kill_all)
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+    if sigint:
+        signal.signal(signal.SIGINT, _exit_on_signal)
 
 
 def free_port() -> int:
@@ -140,9 +171,7 @@ class Engine:
         self.log_path = self.root / "engine.log"
         self.root.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        _children.append(self.proc)
+        self.proc = spawn(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self.headers = {"Authorization": f"Bearer {SIGNING_KEY}"} if mode == "production" else {}
         self.key = EVENT_KEY if mode == "production" else "NO_EVENT_KEY_SET"
         self.wait_ready()
@@ -199,10 +228,8 @@ class App:
         self.engine = engine
         self.log_path = engine.root / log_name
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, str(script), "--serve-app", str(self.port), engine.url,
-                                      engine.mode, *extra], stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        _children.append(self.proc)
+        self.proc = spawn([sys.executable, str(script), "--serve-app", str(self.port), engine.url, engine.mode,
+                           *extra], stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     async def sync(self, session: aiohttp.ClientSession, timeout: float = 30) -> None:
         """PUT the serve URL, as the engine would; the SDK then registers its functions."""
@@ -303,3 +330,99 @@ async def count_runs(session: aiohttp.ClientSession, engine: Engine, slug_suffix
         cursor = (body.get("metadata") or {}).get("next_cursor")
         if not cursor:
             return counts
+
+
+# --------------------------------------------------------------------------- W10: the 10-step workflow
+
+W10_STEPS = 10
+W10_CALLS = W10_STEPS + 1   # the official SDK: one call per step.run, then one that returns the run's output
+W10_PAYLOAD = "x" * 90      # each step returns ~100 bytes of JSON
+
+
+def w10_function(client: Any, event: str, notify_port: int, fn_id: str = "ten-steps") -> Any:
+    """W10 for the official SDK: 10 sequential ``step.run`` steps of ~100 bytes, then a return value.
+
+    When the run's body ends the app sends the run id in a UDP datagram to
+    ``notify_port``, so the measuring process can keep exactly N runs in
+    flight without polling the engine (which would cost the engine CPU).
+    """
+    import socket as socket_mod
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import inngest
+
+    udp = socket_mod.socket(socket_mod.AF_INET, socket_mod.SOCK_DGRAM)
+
+    @client.create_function(fn_id=fn_id, trigger=inngest.TriggerEvent(event=event), retries=0)
+    async def ten_steps(ctx: inngest.Context) -> dict[str, int]:
+        for i in range(W10_STEPS):
+            async def step(i: int = i) -> dict[str, object]:
+                return {"i": i, "p": W10_PAYLOAD}
+
+            await ctx.step.run(f"step-{i}", step)
+        udp.sendto(ctx.run_id.encode(), ("127.0.0.1", notify_port))
+        return {"steps": W10_STEPS}
+
+    return ten_steps
+
+
+class RunNotifications(asyncio.DatagramProtocol):
+    """The UDP end of ``w10_function``'s notifications: one queue item per run body ended."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    @classmethod
+    async def open(cls) -> RunNotifications:
+        loop = asyncio.get_running_loop()
+        notes = cls()
+        transport, _ = await loop.create_datagram_endpoint(lambda: notes, local_addr=("127.0.0.1", 0))
+        notes.transport = transport
+        notes.port = int(transport.get_extra_info("sockname")[1])
+        return notes
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.queue.put_nowait(data.decode())
+
+    async def next(self, timeout: float = 60) -> str:
+        """The next run that ended; a run that never ends is a clear error, not a hang."""
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            raise RuntimeError(f"no run body ended within {timeout:.0f} s (see the app's and engine's logs)") from None
+
+    def drain(self) -> None:
+        while not self.queue.empty():
+            self.queue.get_nowait()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def wait_run_completed(session: aiohttp.ClientSession, engine: Engine, event_id: str,
+                             timeout: float = 60) -> dict[str, Any]:
+    """The run ``event_id`` started, once the engine's REST API says ``Completed`` (failed: an error)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = (await get_json(session, engine, f"/v1/events/{event_id}/runs"))["data"]
+        if runs and runs[0]["status"] == "Completed":
+            return dict(runs[0])
+        if runs and runs[0]["status"] in ("Failed", "Cancelled"):
+            raise RuntimeError(f"run {runs[0]['status'].lower()}: {runs[0]}")
+        await asyncio.sleep(0.0005)
+    raise RuntimeError(f"the run of event {event_id} did not complete within {timeout:.0f} s")
+
+
+async def wait_no_run_running(session: aiohttp.ClientSession, engine: Engine, timeout: float = 60) -> None:
+    """Every run ended (a body's notification comes just before the engine commits its output)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not (await get_json(session, engine, "/v1/runs?status=Running&limit=1"))["data"]:
+            return
+        await asyncio.sleep(0.001)
+    raise RuntimeError(f"runs still running {timeout:.0f} s after the last one was sent")

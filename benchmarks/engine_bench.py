@@ -33,6 +33,9 @@ from pathlib import Path
 import aiohttp
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import RunNotifications as Notifications  # noqa: E402  (the app's "run body ended" datagrams)
+
 SIGNING_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
 EVENT_KEY = "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796"
 CALLS_PER_RUN = 11
@@ -90,14 +93,6 @@ class Engine:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
-
-
-class Notifications(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        self.queue.put_nowait(data.decode())
 
 
 async def send(session: aiohttp.ClientSession, engine: Engine, n: int = 1) -> list[str]:

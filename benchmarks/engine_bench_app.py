@@ -10,9 +10,10 @@ exactly N runs in flight without polling the engine.
 from __future__ import annotations
 
 import logging
-import socket
 import sys
 import warnings
+
+from _common import w10_function  # the script's folder is on sys.path
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -23,7 +24,6 @@ with warnings.catch_warnings():
 
 SIGNING_KEY = "signkey-prod-36a1f3b2dec415623923fcb56949e180259e4cfc2b583737062f1506a3ad3652"
 EVENT_KEY = "f409725ceb54cf9c9f10e5a2b42c8feb9fc41e77509369e27bbc786651654796"
-STEPS = 10
 
 
 def main() -> None:
@@ -32,18 +32,7 @@ def main() -> None:
     client = inngest.Inngest(app_id="bench", is_production=prod, api_base_url=engine_url,
                              event_api_base_url=engine_url, signing_key=SIGNING_KEY if prod else None,
                              event_key=EVENT_KEY if prod else None, logger=logging.getLogger("bench"))
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    payload = "x" * 90
-
-    @client.create_function(fn_id="ten-steps", trigger=inngest.TriggerEvent(event="bench/run"), retries=0)
-    async def ten_steps(ctx: inngest.Context) -> dict[str, int]:
-        for i in range(STEPS):
-            async def step(i: int = i) -> dict[str, object]:
-                return {"i": i, "p": payload}
-
-            await ctx.step.run(f"step-{i}", step)
-        udp.sendto(ctx.run_id.encode(), ("127.0.0.1", notify_port))
-        return {"steps": STEPS}
+    ten_steps = w10_function(client, "bench/run", notify_port)
 
     app = fastapi.FastAPI()
     inngest.fast_api.serve(app, client, [ten_steps])
