@@ -57,13 +57,13 @@ class WalSync:
         return self._running or bool(self._waiting)
 
     def fsync(self) -> None:
-        """fsync the WAL (runs on the sync thread; tests wrap it)."""
+        """Flush the WAL to disk (runs on the sync thread; tests wrap it): ``fdatasync``, see ``sync_data``."""
         try:
             fd = os.open(self.wal_path, os.O_RDONLY)
         except FileNotFoundError:   # no WAL (checkpointed and truncated): the data is in the database file
             fd = os.open(self.db_path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            sync_data(fd)
         finally:
             os.close(fd)
 
@@ -122,6 +122,20 @@ class WalSync:
         self._waiting, self._syncing = self._syncing + self._waiting, []
         if self._waiting:
             self._sync_here()
+
+
+def sync_data(fd: int) -> None:
+    """``fdatasync`` where there is one (Linux), else ``fsync``.
+
+    ``fdatasync`` makes the file's data durable and the metadata needed to read
+    it back (its size, when the WAL grew); it skips only the modification time,
+    which nothing reads. SQLite syncs its own WAL the same way. On ext4 it
+    measured 0.08 ms against fsync's 0.76 ms (median; p90 0.24 ms against 4 ms)
+    on the benchmark machine, because a plain fsync of a file whose mtime
+    changed commits the filesystem journal, and that wait is on the path of
+    every run's next step (docs/engine.md, Performance).
+    """
+    getattr(os, "fdatasync", os.fsync)(fd)
 
 
 def _deliver(batch: list[Parked], error: BaseException | None) -> None:
