@@ -212,7 +212,8 @@ async def bench_mode(mode: str, rounds: int, runs: int, inflight: int, src: str 
         app.wait(10)
         engine.stop()
     return {"ready_ms": statistics.median(ready) * 1000 if ready else float("nan"),
-            "c1_engine_ms": statistics.median(c1_engine), "c1_wall_ms": statistics.median(c1_wall), "runs_per_s": statistics.median(rates),
+            "c1_engine_ms": statistics.median(c1_engine), "c1_wall_ms": statistics.median(c1_wall),
+            "runs_per_s": statistics.median(rates),
             "engine_cpu_ms_per_call": statistics.median(cpu_per_call),
             "sdk_cpu_ms_per_call": statistics.median(sdk_cpu_per_call)}
 
