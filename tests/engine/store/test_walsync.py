@@ -116,3 +116,48 @@ def test_the_in_memory_database_has_no_fsync() -> None:
         assert s.db.wal_sync is None
     finally:
         s.close()
+
+
+async def test_fsyncs_run_on_one_thread_of_their_own_which_close_ends(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "engine.db")
+    sync = s.db.wal_sync
+    assert sync is not None
+    threads: list[str] = []
+    original = sync.fsync
+
+    def recording() -> None:
+        threads.append(threading.current_thread().name)
+        original()
+
+    sync.fsync = recording  # type: ignore[method-assign]
+    for n in range(5):
+        await s.write(_enqueue(n))
+    assert threads == ["agentcmd-wal-fsync"] * 5          # off the loop's thread, one thread for all
+    s.close()
+    assert not [t for t in threading.enumerate() if t.name == "agentcmd-wal-fsync"]
+
+
+async def test_close_during_an_fsync_delivers_once_and_the_late_answer_is_ignored(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "engine.db")
+    sync = s.db.wal_sync
+    assert sync is not None
+    started, gate = threading.Event(), threading.Event()
+    original = sync.fsync
+
+    def gated() -> None:
+        started.set()
+        gate.wait(10)
+        original()
+
+    sync.fsync = gated  # type: ignore[method-assign]
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    pending = asyncio.ensure_future(s.write(_enqueue(1)))
+    assert await asyncio.to_thread(started.wait, 10)       # the fsync runs on its thread
+    gate.set()
+    s.close()                                              # joins the thread, syncs again, delivers
+    await asyncio.wait_for(pending, 5)
+    for _ in range(3):
+        await asyncio.sleep(0)                             # the thread's answer reaches the loop: a no-op
+    assert errors == []
+    assert not sync.busy
