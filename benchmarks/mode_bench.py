@@ -35,6 +35,47 @@ METRICS = ("c1_engine_ms", "c1_wall_ms", "runs_per_s", "engine_cpu_ms_per_call",
 MODES = ("dev", "production")
 
 
+def sdk_production_work_ms(repeat: int = 5, number: int = 200) -> float:
+    """The official SDK's own production-only work per W10 call, in ms, measured in this process.
+
+    The 11 request bodies of a W10 run, built by the engine's ``request_body``
+    as it sends them: per body, the SDK's ``validate_request_sig`` (JSON parse,
+    JCS re-canonicalisation, HMAC) and ``sign_response`` of a step's answer;
+    best of ``repeat``, mean over the bodies. In dev mode the SDK does none of it.
+    """
+    import hashlib
+    import timeit
+
+    from engine_bench import SIGNING_KEY
+    from inngest._internal import net, server_lib
+
+    from agentcmd import signing
+    from agentcmd.engine.executor import request_body
+    from agentcmd.engine.protocol import canonical
+    from agentcmd.engine.store.models import CallContext, QueueItem, QueueKind
+
+    run_id = "01M912MPM66X7B81FGNAS3VMHR"
+    event = {"data": {"n": 0}, "id": "01M912MPM53YSYTCVKA7XJ9GX0", "name": "bench/run", "ts": 1796406401669,
+             "user": {}}
+    steps: dict[str, str] = {}
+    total = 0.0
+    for i in range(11):
+        item = QueueItem(i + 1, QueueKind.STEP, run_id, "step", 0, 0, {})
+        body = request_body(CallContext(item, run_id, "bench-ten-steps", "http://127.0.0.1:1/api/inngest",
+                                        canonical(event), canonical([event]), dict(steps), False, 1, "Running"))
+        headers = {"x-inngest-signature": signing.sign(body, SIGNING_KEY)}
+        answer = json.dumps([{"id": "x", "op": "StepRun", "data": {"i": i, "p": "x" * 90}}]).encode()
+
+        def work(body: bytes = body, headers: dict[str, str] = headers, answer: bytes = answer) -> None:
+            assert net.validate_request_sig(body=body, headers=headers, mode=server_lib.ServerKind.CLOUD,
+                                            signing_key=SIGNING_KEY, signing_key_fallback=None) == SIGNING_KEY
+            net.sign_response(answer, SIGNING_KEY)
+
+        total += min(timeit.repeat(work, number=number, repeat=repeat)) / number
+        steps[hashlib.sha1(f"step-{i}".encode()).hexdigest()] = canonical({"data": {"i": i, "p": "x" * 90}})
+    return total / 11 * 1000
+
+
 def loadavg() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -94,6 +135,8 @@ def main() -> None:
             print(f"| {tree} | {label} | {fmt.format(r['c1_engine_ms'])} | {fmt.format(r['c1_wall_ms'])} | "
                   f"{('{:.2f}x' if mode == 'ratio' else '{:.0f}').format(r['runs_per_s'])} | "
                   f"{cpu.format(r['engine_cpu_ms_per_call'])} | {cpu.format(r['sdk_cpu_ms_per_call'])} |")
+    print(f"The SDK's own production-only work (request signature check with JCS, answer signing): "
+          f"{sdk_production_work_ms():.3f} ms per call, measured in-process")
 
 
 if __name__ == "__main__":

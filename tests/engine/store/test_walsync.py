@@ -161,3 +161,59 @@ async def test_close_during_an_fsync_delivers_once_and_the_late_answer_is_ignore
         await asyncio.sleep(0)                             # the thread's answer reaches the loop: a no-op
     assert errors == []
     assert not sync.busy
+
+
+async def test_a_write_that_changes_nothing_during_an_fsync_goes_out_with_it_not_before_nor_after_another(
+        store: Store) -> None:
+    sync = store.db.wal_sync
+    assert sync is not None
+    gate = threading.Event()
+    calls: list[int] = []
+    original = sync.fsync
+
+    def gated() -> None:
+        calls.append(_count_rows(store))
+        gate.wait(10)
+        original()
+
+    sync.fsync = gated  # type: ignore[method-assign]
+    first = asyncio.ensure_future(store.write(_enqueue(1)))
+    while not calls:                                       # the fsync covering the first write has started
+        await asyncio.sleep(0.001)
+    read = asyncio.ensure_future(store.write(lambda c: _count(store)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not read.done()                                 # it may have read the first write: not before it
+    gate.set()
+    assert await asyncio.wait_for(read, 10) == 1
+    await first
+    assert calls == [1]                                    # no fsync of its own
+
+
+async def test_a_write_that_changes_nothing_after_writes_waiting_for_the_next_fsync_goes_out_after_it(
+        store: Store) -> None:
+    sync = store.db.wal_sync
+    assert sync is not None
+    gate = threading.Event()
+    calls: list[int] = []
+    original = sync.fsync
+
+    def gated() -> None:
+        calls.append(_count_rows(store))
+        gate.wait(10)
+        original()
+
+    sync.fsync = gated  # type: ignore[method-assign]
+    first = asyncio.ensure_future(store.write(_enqueue(1)))
+    while not calls:
+        await asyncio.sleep(0.001)
+    second = asyncio.ensure_future(store.write(_enqueue(2)))   # waits for the next fsync
+    await asyncio.sleep(0)
+    read = asyncio.ensure_future(store.write(lambda c: _count(store)))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.wait_for(first, 10)
+    assert not read.done() or second.done()                # never ahead of the write it may have read
+    assert await asyncio.wait_for(read, 10) == 2
+    await second
+    assert calls == [1, 2]

@@ -297,11 +297,15 @@ class Database:
     def _deliver(self, results: list[Parked], changed: bool) -> None:
         """Resolve the callers' futures: for a file, once the WAL fsync covering this commit is done.
 
-        A commit that wrote nothing needs no fsync, unless earlier results still
-        wait for one (what it read may be theirs: it must not be seen first).
+        A commit that wrote nothing needs no fsync, but it must not be seen
+        before the earlier results still waiting for one (what it read may be
+        theirs): it goes out with the last of them (``WalSync.after_read``).
         """
-        if self.wal_sync is not None and (changed or self.wal_sync.busy):
+        if self.wal_sync is not None and changed:
             self.wal_sync.after_commit(results)
+            return
+        if self.wal_sync is not None and self.wal_sync.busy:
+            self.wal_sync.after_read(results)
             return
         for fut, value, error in results:
             if fut.done():

@@ -87,6 +87,23 @@ class WalSync:
             return
         self._start()
 
+    def after_read(self, results: list[Parked]) -> None:
+        """Results of a commit that wrote nothing: delivered with the last results parked before them.
+
+        They need no fsync of their own, only not to overtake what they may
+        have read: with the results waiting for the next fsync if there are
+        any, else with those of the fsync running now. Starting another fsync
+        for them (as for a write) measured as one more disk flush per run at
+        c=1 (the worker's lease query right after ``POST /e``), and the run's
+        dispatch then waited for two flushes instead of one.
+        """
+        if self._waiting:
+            self.after_commit(results)          # out after the next fsync, with the writes before them
+        elif self._running:
+            self._syncing.extend(results)       # out when the running fsync ends
+        else:
+            _deliver(results, None)
+
     def _sync_here(self) -> None:
         parked, self._waiting = self._waiting, []
         error: BaseException | None = None
