@@ -217,3 +217,24 @@ async def test_a_write_that_changes_nothing_after_writes_waiting_for_the_next_fs
     assert await asyncio.wait_for(read, 10) == 2
     await second
     assert calls == [1, 2]
+
+
+async def test_a_write_not_asked_to_be_durable_resolves_at_its_commit_and_the_next_fsync_covers_it(
+        tmp_path: Path) -> None:
+    s = open_store(tmp_path / "engine.db")
+    sync = s.db.wal_sync
+    assert sync is not None
+    synced: list[int] = []
+    original = sync.fsync
+
+    def counting() -> None:
+        synced.append(_count_rows(s))
+        original()
+
+    sync.fsync = counting  # type: ignore[method-assign]
+    await s.db.write(_enqueue(1), durable=False)
+    assert synced == [] and not sync.busy and _count_rows(s) == 1    # committed, no fsync of its own
+    both = [s.db.write(_enqueue(2), durable=False), s.db.write(_enqueue(3))]    # one commit: one is durable
+    await asyncio.gather(*both)
+    assert synced == [3]                                   # the durable write's fsync covers the others
+    s.close()
