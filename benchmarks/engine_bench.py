@@ -13,6 +13,12 @@ medians over ``--rounds``:
 * runs/s with 32 runs in flight (a new event each time a run's body ends);
 * engine CPU per SDK call (user+sys of the engine process / calls) in that phase,
   and the same for the SDK app's process (the protocol's floor).
+
+``ENGINE_BENCH_PYSPY=DIR`` records py-spy profiles (raw, 200 Hz) of the engine
+and of the SDK app during the 32-in-flight phase into DIR/<mode>-engine.txt and
+DIR/<mode>-sdk.txt (py-spy installed in the venv by hand: not a dependency);
+``ENGINE_BENCH_PROFILE=PREFIX`` runs the engine under cProfile. mode_bench.py
+runs this once per mode per round, interleaved, and prints the ratios.
 """
 
 from __future__ import annotations
