@@ -13,6 +13,12 @@ medians over ``--rounds``:
 * runs/s with 32 runs in flight (a new event each time a run's body ends);
 * engine CPU per SDK call (user+sys of the engine process / calls) in that phase,
   and the same for the SDK app's process (the protocol's floor).
+
+``ENGINE_BENCH_PYSPY=DIR`` records py-spy profiles (raw, 200 Hz) of the engine
+and of the SDK app during the 32-in-flight phase into DIR/<mode>-engine.txt and
+DIR/<mode>-sdk.txt (py-spy installed in the venv by hand: not a dependency);
+``ENGINE_BENCH_PROFILE=PREFIX`` runs the engine under cProfile. mode_bench.py
+runs this once per mode per round, interleaved, and prints the ratios.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def ms(iso: str) -> float:
 
 
 class Engine:
-    def __init__(self, mode: str, db_dir: Path) -> None:
+    def __init__(self, mode: str, db_dir: Path, src: str | None = None) -> None:
         self.mode = mode
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -67,6 +73,8 @@ class Engine:
                str(self.port)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
         env["AGENTCMD_HOME"] = str(db_dir / "home")
+        if src:     # another source tree's engine (mode_bench.py --baseline-src), ahead of the installed one
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [src, env.get("PYTHONPATH")]))
         if mode == "dev":
             cmd.append("--no-discovery")
         else:
@@ -116,14 +124,17 @@ async def wait_completed(session: aiohttp.ClientSession, engine: Engine, event_i
         await asyncio.sleep(0.0005)
 
 
-async def bench_mode(mode: str, rounds: int, runs: int, inflight: int) -> dict[str, float]:
+async def bench_mode(mode: str, rounds: int, runs: int, inflight: int, src: str | None = None,
+                     ready_rounds: int | None = None) -> dict[str, float]:
     tmp = Path(tempfile.mkdtemp(prefix=f"agentcmd-bench-{mode}-"))
+    spy_dir = os.environ.get("ENGINE_BENCH_PYSPY")
+    spy = str(Path(sys.executable).parent / "py-spy")
     ready = []
-    for r in range(rounds):
-        e = Engine(mode, tmp / f"ready-{r}")
+    for r in range(rounds if ready_rounds is None else ready_rounds):
+        e = Engine(mode, tmp / f"ready-{r}", src)
         ready.append(e.wait_ready())
         e.stop()
-    engine = Engine(mode, tmp / "main")
+    engine = Engine(mode, tmp / "main", src)
     engine.wait_ready()
     loop = asyncio.get_running_loop()
     notes = Notifications()
@@ -166,6 +177,9 @@ async def bench_mode(mode: str, rounds: int, runs: int, inflight: int) -> dict[s
                 c1_engine.append(statistics.median(eng))
                 c1_wall.append(statistics.median(wall))
             rates, cpu_per_call, sdk_cpu_per_call = [], [], []
+            spies = [subprocess.Popen([spy, "record", "-r", "200", "-f", "raw", "-o", f"{spy_dir}/{mode}-{name}.txt",
+                                       "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for name, pid in (("engine", engine.proc.pid), ("sdk", app.pid))] if spy_dir else []
             for _ in range(rounds):
                 cpu0 = cpu_seconds(engine.proc.pid)
                 sdk0 = cpu_seconds(app.pid)
@@ -190,13 +204,17 @@ async def bench_mode(mode: str, rounds: int, runs: int, inflight: int) -> dict[s
                 rates.append(runs / elapsed)
                 cpu_per_call.append((cpu_seconds(engine.proc.pid) - cpu0) / (runs * CALLS_PER_RUN) * 1000)
                 sdk_cpu_per_call.append((cpu_seconds(app.pid) - sdk0) / (runs * CALLS_PER_RUN) * 1000)
+            for s in spies:
+                s.send_signal(2)
+                s.wait(30)
     finally:
         transport.close()
         app.terminate()
         app.wait(10)
         engine.stop()
-    return {"ready_ms": statistics.median(ready) * 1000, "c1_engine_ms": statistics.median(c1_engine),
-            "c1_wall_ms": statistics.median(c1_wall), "runs_per_s": statistics.median(rates),
+    return {"ready_ms": statistics.median(ready) * 1000 if ready else float("nan"),
+            "c1_engine_ms": statistics.median(c1_engine), "c1_wall_ms": statistics.median(c1_wall),
+            "runs_per_s": statistics.median(rates),
             "engine_cpu_ms_per_call": statistics.median(cpu_per_call),
             "sdk_cpu_ms_per_call": statistics.median(sdk_cpu_per_call)}
 

@@ -380,10 +380,11 @@ class Executor:
 
         A first step can be a coding agent that works for an hour: the run
         must not look queued meanwhile. The write is not awaited (it joins
-        this loop turn's grouped commit); if it fails, the outcome's commit
-        sets the same status and start time anyway.
+        this loop turn's grouped commit) nor made durable by an fsync of its
+        own: if it fails or a power cut loses it, the outcome's commit sets
+        the same status and start time anyway.
         """
-        fut = self.store.db.write(lambda c: runs.mark_running_txn(c, run_id, at))
+        fut = self.store.db.write(lambda c: runs.mark_running_txn(c, run_id, at), durable=False)
         fut.add_done_callback(lambda f: f.cancelled() or f.exception())
 
     async def _gateway(self, op: Op) -> Any:

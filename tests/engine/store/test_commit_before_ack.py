@@ -166,15 +166,18 @@ def test_many_writes_of_one_moment_share_one_fsync(engine: InProcessEngine) -> N
     assert len(engine.fsyncs) - before <= 8, len(engine.fsyncs) - before
 
 
-def test_the_fsync_is_of_the_wal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_fsync_is_an_fdatasync_of_the_wal_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fdatasync: the WAL's data and size, without a journal commit for its mtime (walsync.sync_data)."""
     synced: list[str] = []
-    real = os.fsync
+    full: list[int] = []
+    real = os.fdatasync
 
     def recording(fd: int) -> None:
         synced.append(os.readlink(f"/proc/self/fd/{fd}"))
         real(fd)
 
-    monkeypatch.setattr(walsync.os, "fsync", recording)
+    monkeypatch.setattr(walsync.os, "fdatasync", recording)
+    monkeypatch.setattr(walsync.os, "fsync", full.append)
     db = tmp_path / "engine.db"
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -182,3 +185,4 @@ def test_the_fsync_is_of_the_wal_file(tmp_path: Path, monkeypatch: pytest.Monkey
     walsync.WalSync(db, lambda exc: exc).fsync()
     conn.close()
     assert synced == [str(db) + "-wal"]
+    assert full == []

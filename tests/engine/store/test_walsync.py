@@ -116,3 +116,125 @@ def test_the_in_memory_database_has_no_fsync() -> None:
         assert s.db.wal_sync is None
     finally:
         s.close()
+
+
+async def test_fsyncs_run_on_one_thread_of_their_own_which_close_ends(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "engine.db")
+    sync = s.db.wal_sync
+    assert sync is not None
+    threads: list[str] = []
+    original = sync.fsync
+
+    def recording() -> None:
+        threads.append(threading.current_thread().name)
+        original()
+
+    sync.fsync = recording  # type: ignore[method-assign]
+    for n in range(5):
+        await s.write(_enqueue(n))
+    assert threads == ["agentcmd-wal-fsync"] * 5          # off the loop's thread, one thread for all
+    s.close()
+    assert not [t for t in threading.enumerate() if t.name == "agentcmd-wal-fsync"]
+
+
+async def test_close_during_an_fsync_delivers_once_and_the_late_answer_is_ignored(tmp_path: Path) -> None:
+    s = open_store(tmp_path / "engine.db")
+    sync = s.db.wal_sync
+    assert sync is not None
+    started, gate = threading.Event(), threading.Event()
+    original = sync.fsync
+
+    def gated() -> None:
+        started.set()
+        gate.wait(10)
+        original()
+
+    sync.fsync = gated  # type: ignore[method-assign]
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    pending = asyncio.ensure_future(s.write(_enqueue(1)))
+    assert await asyncio.to_thread(started.wait, 10)       # the fsync runs on its thread
+    gate.set()
+    s.close()                                              # joins the thread, syncs again, delivers
+    await asyncio.wait_for(pending, 5)
+    for _ in range(3):
+        await asyncio.sleep(0)                             # the thread's answer reaches the loop: a no-op
+    assert errors == []
+    assert not sync.busy
+
+
+async def test_a_write_that_changes_nothing_during_an_fsync_goes_out_with_it_not_before_nor_after_another(
+        store: Store) -> None:
+    sync = store.db.wal_sync
+    assert sync is not None
+    gate = threading.Event()
+    calls: list[int] = []
+    original = sync.fsync
+
+    def gated() -> None:
+        calls.append(_count_rows(store))
+        gate.wait(10)
+        original()
+
+    sync.fsync = gated  # type: ignore[method-assign]
+    first = asyncio.ensure_future(store.write(_enqueue(1)))
+    while not calls:                                       # the fsync covering the first write has started
+        await asyncio.sleep(0.001)
+    read = asyncio.ensure_future(store.write(lambda c: _count(store)))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not read.done()                                 # it may have read the first write: not before it
+    gate.set()
+    assert await asyncio.wait_for(read, 10) == 1
+    await first
+    assert calls == [1]                                    # no fsync of its own
+
+
+async def test_a_write_that_changes_nothing_after_writes_waiting_for_the_next_fsync_goes_out_after_it(
+        store: Store) -> None:
+    sync = store.db.wal_sync
+    assert sync is not None
+    gate = threading.Event()
+    calls: list[int] = []
+    original = sync.fsync
+
+    def gated() -> None:
+        calls.append(_count_rows(store))
+        gate.wait(10)
+        original()
+
+    sync.fsync = gated  # type: ignore[method-assign]
+    first = asyncio.ensure_future(store.write(_enqueue(1)))
+    while not calls:
+        await asyncio.sleep(0.001)
+    second = asyncio.ensure_future(store.write(_enqueue(2)))   # waits for the next fsync
+    await asyncio.sleep(0)
+    read = asyncio.ensure_future(store.write(lambda c: _count(store)))
+    await asyncio.sleep(0)
+    gate.set()
+    await asyncio.wait_for(first, 10)
+    assert not read.done() or second.done()                # never ahead of the write it may have read
+    assert await asyncio.wait_for(read, 10) == 2
+    await second
+    assert calls == [1, 2]
+
+
+async def test_a_write_not_asked_to_be_durable_resolves_at_its_commit_and_the_next_fsync_covers_it(
+        tmp_path: Path) -> None:
+    s = open_store(tmp_path / "engine.db")
+    sync = s.db.wal_sync
+    assert sync is not None
+    synced: list[int] = []
+    original = sync.fsync
+
+    def counting() -> None:
+        synced.append(_count_rows(s))
+        original()
+
+    sync.fsync = counting  # type: ignore[method-assign]
+    await s.db.write(_enqueue(1), durable=False)
+    assert synced == [] and not sync.busy and _count_rows(s) == 1    # committed, no fsync of its own
+    both = [s.db.write(_enqueue(2), durable=False), s.db.write(_enqueue(3))]    # one commit: one is durable
+    await asyncio.gather(*both)
+    assert synced == [3]                                   # the durable write's fsync covers the others
+    s.close()

@@ -90,6 +90,7 @@ class Database:
         self._conn: sqlite3.Connection | None = None
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flush_scheduled = False
+        self._relaxed: set[asyncio.Future[Any]] = set()     # write(durable=False): delivered at commit
         self._lock_fh: IO[str] | None = None
         self._closed = False
         self._checkpointer: Checkpointer | None = None
@@ -279,6 +280,7 @@ class Database:
                 if _aborts_transaction(conn, exc):
                     raise
                 conn.execute("ROLLBACK")
+                self._relaxed.discard(fut)
                 if not fut.done():
                     fut.set_exception(exc)
                 return
@@ -297,19 +299,24 @@ class Database:
     def _deliver(self, results: list[Parked], changed: bool) -> None:
         """Resolve the callers' futures: for a file, once the WAL fsync covering this commit is done.
 
-        A commit that wrote nothing needs no fsync, unless earlier results still
-        wait for one (what it read may be theirs: it must not be seen first).
+        A commit that wrote nothing needs no fsync, but it must not be seen
+        before the earlier results still waiting for one (what it read may be
+        theirs): it goes out with the last of them (``WalSync.after_read``).
         """
-        if self.wal_sync is not None and (changed or self.wal_sync.busy):
+        if self._relaxed:       # write(durable=False): out at once, no fsync of their own
+            now = [r for r in results if r[0] in self._relaxed]
+            results = [r for r in results if r[0] not in self._relaxed]
+            self._relaxed.difference_update(fut for fut, _value, _error in now)
+            _resolve(now)
+            if not results:
+                return
+        if self.wal_sync is not None and changed:
             self.wal_sync.after_commit(results)
             return
-        for fut, value, error in results:
-            if fut.done():
-                continue
-            if error is not None:
-                fut.set_exception(error)
-            else:
-                fut.set_result(value)
+        if self.wal_sync is not None and self.wal_sync.busy:
+            self.wal_sync.after_read(results)
+            return
+        _resolve(results)
 
     def _fsync_failed(self, exc: OSError) -> StoreError:
         """The committed data may not be on disk: its callers fail (they were told nothing), like a failed write."""
@@ -333,6 +340,7 @@ class Database:
                 log.error("%s", err)
             self.write_error = err
         for fut in futures:
+            self._relaxed.discard(fut)
             if not fut.done():
                 fut.set_exception(err)
 
@@ -347,17 +355,26 @@ class Database:
         if changed and self.on_change is not None:
             self.on_change()
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+    def write(self, fn: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> asyncio.Future[T]:
         """Run ``fn(conn)`` in a write transaction shared with this loop turn's other writes.
 
         ``fn`` must not commit; if it raises, only its own changes are undone.
         Await the result: it is durable when the await returns (committed and,
         for a file, the WAL fsynced: it survives a power cut).
+
+        ``durable=False`` is for a write nothing depends on surviving a power
+        cut (a run shown as Running from its first call, which the call's own
+        outcome sets again): it resolves at its commit and starts no fsync; the
+        next durable write's fsync covers it. An fsync of its own ran beside
+        the run's first SDK call, and the call's result, committed while it
+        ran, waited for it and then for its own (docs/engine.md, Performance).
         """
         if self._closed:
             raise StoreError("the engine database is closed", "restart the engine")
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
+        if not durable:
+            self._relaxed.add(fut)
         self._pending.append((fn, fut))
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -431,6 +448,16 @@ def is_unwritable(exc: BaseException) -> bool:
     """True for a write that failed because of the disk, not because of the data."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(code, int) and (code & 0xFF) in _UNWRITABLE
+
+
+def _resolve(results: list[Parked]) -> None:
+    for fut, value, error in results:
+        if fut.done():
+            continue
+        if error is not None:
+            fut.set_exception(error)
+        else:
+            fut.set_result(value)
 
 
 def translate_error(exc: sqlite3.Error, where: str) -> StoreError:
