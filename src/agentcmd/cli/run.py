@@ -33,6 +33,11 @@ class EngineChoice(enum.StrEnum):
     EXTERNAL = "external"
 
 
+class WorkerModeChoice(enum.StrEnum):
+    HTTP = "http"
+    CONNECT = "connect"
+
+
 class LogFormatChoice(enum.StrEnum):
     AUTO = "auto"
     PLAIN = "plain"
@@ -61,6 +66,11 @@ def _make_command(command: str) -> Callable[..., None]:
             help="embedded (default), inngest-cli (the real 'inngest' binary) or external (--engine-url)."),
         engine_url: str | None = typer.Option(None, "--engine-url",
                                               help="URL of an engine started elsewhere (--engine external)."),
+        worker_mode: WorkerModeChoice | None = typer.Option(
+            None, "--worker-mode", case_sensitive=False,
+            help="http (default): the engine calls the app server for each step. connect: an 'agentcmd worker' "
+                 "child dials the engine's connect gateway and runs the steps; the app server keeps the UI and "
+                 "API. Or AGENTCMD_WORKER_MODE (docs/running.md, Workers)."),
         log_format: LogFormatChoice | None = typer.Option(
             None, "--log-format", case_sensitive=False,
             help="auto (colours on a terminal), plain, rich or json (default auto)."),
@@ -88,6 +98,7 @@ def _make_command(command: str) -> Callable[..., None]:
             _export_allowed_hosts(allowed_host)
         _run(command, dict(port=port, engine_port=engine_port, host=host,
                            engine=engine.value if engine else None, engine_url=engine_url,
+                           worker_mode=worker_mode.value if worker_mode else None,
                            log_format=log_format.value if log_format else None, project_dir=project),
              production=production, dev=dev, startup_timeout=startup_timeout, stop_grace=stop_grace,
              allow_remote_dev=allow_remote_dev, dashboard_auth=dashboard_auth)

@@ -60,6 +60,10 @@ def worker(
              "ws://HOST:PORT/v0/connect."),
     production: bool = typer.Option(False, "--production", help="Production mode (a signing key is needed)."),
     dev: bool = typer.Option(False, "--dev", help="Dev mode: no keys, for a dev engine."),
+    stop_steps: bool = typer.Option(False, "--stop-steps", hidden=True,
+                                    help="A stop interrupts the running steps (agentcmd dev|start's own worker)."),
+    wait_for_workflows: bool = typer.Option(False, "--wait-for-workflows", hidden=True,
+                                            help="No workflows yet: wait for SIGHUP (agentcmd dev|start)."),
 ) -> None:
     from agentcmd.errors import ConfigError
     from agentcmd.mode import Mode
@@ -82,7 +86,8 @@ def worker(
 
     logging.getLogger("agentcmd.worker").info("mode: %s (from %s)", mode.value, reason)
     code = run_worker(WorkerOptions(mode=mode, engine_url=engine_url, event_url=event_url, instance_id=instance_id,
-                                    max_concurrency=max_concurrency, project_dir=project, gateway_url=gateway_url))
+                                    max_concurrency=max_concurrency, project_dir=project, gateway_url=gateway_url,
+                                    stop_steps=stop_steps, wait_for_workflows=wait_for_workflows))
     if code:
         raise typer.Exit(code)
 

@@ -49,6 +49,8 @@ START_PATH = "/v0/connect/start"
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
 EXIT_FORCED = 130
 RETRY_SECONDS = 5.0
+READY_LINE = "connected to the engine at"
+"""Logged once the gateway said the connection is ready: the supervisor waits for it (``ChildSpec.ready_line``)."""
 _KEY_FIX = ("set INNGEST_SIGNING_KEY (or signing_key in the file 'agentcmd config path' prints) to the signing "
             "key the engine runs with; on the engine's machine 'agentcmd config' shows where it is")
 
@@ -64,6 +66,16 @@ class WorkerOptions:
     max_concurrency: int | None = None
     project_dir: Path | None = None
     gateway_url: str | None = None
+    stop_steps: bool = False          # a stop interrupts the running steps at once (the supervisor's worker)
+    wait_for_workflows: bool = False  # no workflows yet: wait for a reload (SIGHUP) instead of refusing
+
+
+def workers_serve_workflows() -> bool:
+    """``worker_mode`` connect: connect workers serve the workflows, so the app server never syncs itself
+    with the engine (one app id served from two places: the engine would take whichever synced last)."""
+    from agentcmd.config import load_settings
+
+    return load_settings().worker_mode == "connect"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,6 +195,7 @@ class ConnectWorker:
         self._tasks: dict[Any, asyncio.Task[None]] = {}   # connection -> its start() task
         self._serving: tuple[Any, list[Any]] | None = None  # the client and workflows of the newest connection
         self._background: set[asyncio.Task[None]] = set()
+        self._changed = asyncio.Event()   # a connection was launched, or a stop asked
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """A fire-and-forget task, kept referenced until it ends."""
@@ -220,18 +233,28 @@ class ConnectWorker:
         loop = asyncio.get_running_loop()
         self._serving = (client, functions)
         self._tasks[conn] = loop.create_task(conn.start())
+        self._changed.set()
         self._spawn(self._announce(conn, [f.spec.id for f in functions]))
         return conn
 
     async def run(self) -> int:
-        client, functions = self._build()
+        built: tuple[Any, list[Any]] | None = None
+        try:
+            built = self._build()
+        except ConfigError as exc:
+            if exc.code != "no_workflows" or not self.options.wait_for_workflows:
+                raise
+            log.info("%s: waiting for a reload (SIGHUP) to connect", exc.what)
         await check_engine(self.plan)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._spawn(self._reload()))
         try:
-            self._launch(client, functions)
+            if built is not None:
+                self._launch(*built)
+            else:
+                await self._first_workflows()
             await self._serve()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -264,11 +287,17 @@ class ConnectWorker:
                 if not self._stopping and self._serving is not None:
                     self._launch(*self._serving)
 
+    async def _first_workflows(self) -> None:
+        """No workflows at start (``wait_for_workflows``): until a reload finds some, or a stop."""
+        while not self._tasks and not self._stopping:
+            self._changed.clear()
+            await self._changed.wait()
+
     async def _announce(self, conn: Any, ids: list[str]) -> None:
         from inngest.connect import ConnectionState
 
         await conn.wait_for_state(ConnectionState.ACTIVE)
-        log.info("connected to the engine at %s as instance %r (connection %s): serving %d workflow(s): %s",
+        log.info(READY_LINE + " %s as instance %r (connection %s): serving %d workflow(s): %s",
                  self.plan.engine_url, self.plan.instance_id, conn.get_connection_id(), len(ids), ", ".join(ids))
 
     def _on_stop(self, sig: int) -> None:
@@ -282,7 +311,15 @@ class ConnectWorker:
             logging.shutdown()
             os._exit(EXIT_FORCED)
         self._stopping = True
-        log.info("%s: draining: no new work, finishing the steps in flight (%s again stops at once)", name, name)
+        self._changed.set()
+        if self.options.stop_steps:
+            from agentcmd.workflows.process import interrupt_all
+
+            log.info("%s: stopping: %d running step command(s) stopped, the engine runs them again", name,
+                     interrupt_all())
+        else:
+            log.info("%s: draining: no new work, finishing the steps in flight (%s again stops at once)",
+                     name, name)
         for conn in list(self._tasks):
             self._spawn(conn.close())
 

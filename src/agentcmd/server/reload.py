@@ -76,7 +76,9 @@ class Reloader:
         self.handler._fns = {fn.get_id(): fn for fn in fresh}
         self.functions[:] = fresh
         synced, sync_error = False, None
-        if fresh:
+        from agentcmd.server.connectworker import workers_serve_workflows
+
+        if fresh and not workers_serve_workflows():   # connect mode: the worker's reload is its sync
             sync_error = await _sync(serve_url)
             synced = sync_error is None
         # In place: create_app's closures (health) and the API read this object.

@@ -117,6 +117,11 @@ def describe_reload(result: dict[str, Any], sink: LogSink) -> None:
         sink.info(f"reloaded the workflows: none left to sync{changes}")
 
 
+def post_reload(app_url: str) -> dict[str, Any]:
+    """``POST /api/reload`` on the app server: its answer (what changed, whether it synced)."""
+    return _post_reload(app_url)
+
+
 def _post_reload(app_url: str) -> dict[str, Any]:
     from agentcmd.server.client import AppClient
 
