@@ -33,6 +33,7 @@ from agentcmd.engine.changes import Changes
 from agentcmd.engine.clock import Clock, system_clock
 from agentcmd.engine.commands import Commands
 from agentcmd.engine.config import EngineConfig as EngineConfig  # where callers have always found it
+from agentcmd.engine.connect.server import GatewayServer
 from agentcmd.engine.connect.view import ConnectView
 from agentcmd.engine.driver import Driver
 from agentcmd.engine.executor import Executor
@@ -65,6 +66,7 @@ class Engine:
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]
         self.pruner: Pruner = None  # type: ignore[assignment]  # retention (engine/retention.py), set in open()
         self.connect: ConnectView | None = None   # the connect gateway (engine/connect), when on
+        self.connect_server: GatewayServer | None = None   # its WebSocket server (connect/server.attach)
         self._tasks: list[asyncio.Task[Any]] = []
         self.changes = Changes()          # bumped after each commit that changed a row: live pages wait on it
         self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)
@@ -102,6 +104,8 @@ class Engine:
             log.info("resuming %d queue items left in flight by the previous engine process (%d SDK calls "
                      "interrupted: they run again now, same attempt)", requeued, interrupted)
         await self.registry.load(self.store)
+        if self.connect_server is not None:
+            await self.connect_server.start()
         self.store.db.set_dispatch_filter(lambda name: bool(self.registry.candidates(name)))
         worker = asyncio.create_task(self.worker.run(), name="agentcmd-worker")
         worker.add_done_callback(self._worker_ended)
@@ -164,6 +168,8 @@ class Engine:
         self.closing = True
         self._stop.set()
         cut = await self.worker.stop(self.config.grace_s) if self.worker is not None else 0
+        if self.connect_server is not None:
+            await self.connect_server.stop()     # GATEWAY_CLOSING: the workers reconnect once the engine is back
         if cut:
             log.warning("%d queue tasks did not finish within %.0f s; they resume at the next start",
                         cut, self.config.grace_s)
@@ -226,6 +232,7 @@ def build_app(engine: Engine) -> Starlette:
         storage,
     )
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
+    from agentcmd.engine.connect import routes as connect_routes
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -241,7 +248,7 @@ def build_app(engine: Engine) -> Starlette:
     routes = [*health.routes(commands), *events.routes(commands), *register.routes(commands),
               *rest.routes(commands), *functions.routes(commands), *graphql.routes(commands),
               *cancellations.routes(commands), *resume.routes(commands), *storage.routes(commands),
-              *metrics.routes(commands),
+              *metrics.routes(commands), *connect_routes.routes(commands),
               Mount("", app=engine.dashboard)]  # the dashboard answers the rest
     from starlette.middleware import Middleware
 

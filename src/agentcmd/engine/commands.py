@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from agentcmd.engine.changes import Changes
     from agentcmd.engine.clock import Clock
     from agentcmd.engine.config import EngineConfig
+    from agentcmd.engine.connect.gateway import Gateway
     from agentcmd.engine.connect.view import ConnectView, WorkerView
     from agentcmd.engine.executor import Executor
     from agentcmd.engine.flow.bulkcancel import CancelRequest
@@ -133,6 +134,13 @@ class Commands:
         """The workers connected over the connect gateway (none when connect is off)."""
         gateway = self._engine.connect
         return gateway.workers() if gateway is not None else []
+
+    def connect_gateway(self) -> Gateway | None:
+        """The connect gateway itself, for its routes (engine/connect/routes.py); None when connect is off."""
+        from agentcmd.engine.connect.gateway import Gateway
+
+        gateway = self._engine.connect
+        return gateway if isinstance(gateway, Gateway) else None
 
     def database_problem(self) -> str | None:
         """Why the database cannot be written right now (disk full, read-only, locked), or None."""

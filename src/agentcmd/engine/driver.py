@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentcmd import signing
 from agentcmd.engine import http1
@@ -57,6 +57,10 @@ def _with_url(result: SDKResponse, url: str) -> SDKResponse:
     return result
 
 
+class ConnectCaller(Protocol):
+    async def call(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> SDKResponse: ...
+
+
 class Driver:
     """One aiohttp session for every SDK call of the engine."""
 
@@ -67,6 +71,8 @@ class Driver:
         self.server_kind = server_kind
         self._session: aiohttp.ClientSession | None = None
         self._http1 = http1.Client()
+        # The connect gateway (engine/connect), for apps whose URL is connect://<app id>; None: connect is off.
+        self.connect: ConnectCaller | None = None
 
     def _get_session(self) -> aiohttp.ClientSession:
         # aiohttp costs ~0.3 s to import (it builds an SSL context); it is
@@ -96,6 +102,12 @@ class Driver:
 
     async def call(self, url: str, body: bytes, headers: dict[str, str] | None = None) -> SDKResponse:
         """POST canonical ``body`` (signed in production) and classify the answer; never raises."""
+        if url.startswith("connect://"):     # a connect app: over one of its workers' sockets, not HTTP
+            if self.connect is None:
+                return SDKResponse(ResponseKind.INTERRUPTED, 0, message=(
+                    f"{url.split('?')[0]} is a connect app and this engine runs without the connect gateway "
+                    "(--no-connect, or its port was taken at start)"))
+            return await self.connect.call(url, body, headers)
         h = {"Content-Type": "application/json", "X-Inngest-Server-Kind": self.server_kind,
              "X-Inngest-Req-Version": "2", **(headers or {})}
         if self.signing_key:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agentcmd.httpedge import EdgePolicy, HostPolicy
-from agentcmd.httpedge.limits import EVENTS_REQUEST_MAX, FORM_MAX, JSON_API_MAX, SYNC_MAX
+from agentcmd.httpedge.limits import EVENTS_REQUEST_MAX, FORM_MAX, JSON_API_MAX, SDK_MAX, SYNC_MAX
 from agentcmd.httpedge.middleware import RouteRule
 
 if TYPE_CHECKING:
@@ -25,12 +25,15 @@ def engine_edge_policy(config: EngineConfig) -> EdgePolicy:
     sync = RouteRule(SYNC_MAX, json_only=keyless)
     api = RouteRule(JSON_API_MAX, json_only=keyless)
     form = RouteRule(FORM_MAX)
+    connect = RouteRule(SDK_MAX)       # protobuf bodies (engine/connect/routes.py); cross-site rules still apply
 
     def rule(method: str, path: str) -> RouteRule:
         if path.startswith("/e/"):
             return events
         if path == "/fn/register":
             return sync
+        if path.startswith("/v0/connect/"):
+            return connect
         if path.startswith(("/v0/", "/v1/")) or path == "/health":
             return api
         return form

@@ -95,6 +95,14 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
         sock.close()
         raise
     actual_port = sock.getsockname()[1]
+    try:
+        from agentcmd.engine.connect.server import attach
+
+        attach(engine, host, actual_port)    # the connect gateway on --connect-port (engine port + 1)
+    except BaseException:
+        sock.close()
+        engine.store.close()
+        raise
     url = f"http://{host}:{actual_port}"
     print(start_line(config, url), flush=True)
     app = build_app(engine)

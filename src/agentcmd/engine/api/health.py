@@ -51,10 +51,5 @@ async def health(commands: Commands, request: Request) -> Response:
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
-async def connect_start(request: Request) -> Response:
-    return Response(b"", status_code=200)
-
-
 def routes(commands: Commands) -> list[Route]:
-    return [Route("/health", partial(health, commands), methods=["GET"]),
-            Route("/v0/connect/start", connect_start, methods=["POST"])]
+    return [Route("/health", partial(health, commands), methods=["GET"])]

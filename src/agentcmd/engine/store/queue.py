@@ -137,6 +137,12 @@ def make_due_txn(conn: sqlite3.Connection, item_id: int, ready_at: int) -> bool:
                         (ready_at, item_id)).rowcount == 1
 
 
+def extend_lease_txn(conn: sqlite3.Connection, item_id: int, lease_until: int) -> bool:
+    """A call that is still running (a connect worker keeps extending its lease) keeps its row; False if gone."""
+    return conn.execute("UPDATE queue SET lease_until=? WHERE id=? AND lease_until IS NOT NULL",
+                        (lease_until, item_id)).rowcount == 1
+
+
 def interrupt_lease_txn(conn: sqlite3.Connection, item_id: int, now: int) -> bool:
     """The engine stopped during this row's call: free it, due now, same attempt; False if it was not leased."""
     return conn.execute("UPDATE queue SET lease_until=NULL, ready_at=? WHERE id=? AND lease_until IS NOT NULL "
