@@ -30,15 +30,18 @@ def worker_env(engine: EngineProc, home: Path, *, key: str | None = None) -> dic
     env = clean_env(home)
     env["PYTHONUNBUFFERED"] = "1"
     if engine.mode == "production":
-        env["INNGEST_SIGNING_KEY"] = key if key is not None else engine.signing_key
+        if key != "":   # "": no key at all
+            env["INNGEST_SIGNING_KEY"] = key if key is not None else engine.signing_key
         env["INNGEST_EVENT_KEY"] = engine.event_key
     return env
 
 
 def worker_argv(engine: EngineProc, project: Path, name: str, *extra: str) -> list[str]:
-    mode = "--production" if engine.mode == "production" else "--dev"
+    """The engine's mode unless ``extra`` names one."""
+    own = "--production" if engine.mode == "production" else "--dev"
+    mode = [] if {"--dev", "--production"} & set(extra) else [own]
     return [sys.executable, "-m", "agentcmd", "worker", "--engine-url", engine.url, "--project", str(project),
-            "--instance-id", name, mode, *extra]
+            "--instance-id", name, *mode, *extra]
 
 
 def app_workers(engine: EngineProc) -> list[dict[str, Any]]:
