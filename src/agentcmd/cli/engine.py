@@ -41,6 +41,16 @@ _ALLOWED_HOST = typer.Option(
          "always are). Or AGENTCMD_ALLOWED_HOSTS, comma separated.")
 _DASHBOARD_AUTH = typer.Option(False, "--dashboard-auth",
                                help="Ask for the dashboard token (agentcmd config dashboard-token) even on loopback.")
+_CONNECT_PORT = typer.Option(
+    None, "--connect-port", min=0, max=65535,
+    help="Port of the connect gateway, where connect workers (the SDK's inngest.connect, agentcmd worker) "
+         "open their WebSocket. Default: the engine's port + 1 (skipped with a warning when taken), or "
+         "AGENTCMD_ENGINE_CONNECT_PORT; an explicit port that is taken stops the start.")
+_NO_CONNECT = typer.Option(False, "--no-connect",
+                           help="Run without the connect gateway: apps are served over HTTP only "
+                                "(or AGENTCMD_ENGINE_CONNECT=false).")
+
+
 class EngineLogFormat(enum.StrEnum):
     PLAIN = "plain"
     JSON = "json"
@@ -122,6 +132,8 @@ def dev(
     passive_sync: bool = _PASSIVE_SYNC,
     allowed_host: list[str] = _ALLOWED_HOST,
     log_format: EngineLogFormat | None = _LOG_FORMAT,
+    connect_port: int | None = _CONNECT_PORT,
+    no_connect: bool = _NO_CONNECT,
     allow_remote_dev: bool = typer.Option(
         False, "--allow-remote-dev", help="Allow a non-loopback --host in dev mode (no auth: trusted networks only)."),
 ) -> None:
@@ -139,7 +151,7 @@ def dev(
     warning = check_bind(Mode.DEV, host, allow_remote_dev)
     settings = load_settings(engine_call_timeout=_call_timeout_flag(call_timeout),
                              engine_app_wait_timeout=_app_wait_flag(app_wait_timeout),
-                             engine_retention=_retention_flag(retention))
+                             engine_retention=_retention_flag(retention), engine_connect_port=connect_port)
     token = settings.secret("dashboard_token") if dashboard_auth else None
     # Fails before binding if a login is needed but impossible. (WebAuth directly, not the
     # dashboard module: that imports FastAPI, which would double the time to ready.)
@@ -157,6 +169,8 @@ def dev(
                           allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     config.passive_sync = passive_sync
     config.retention_s = _retention_seconds(settings.engine_retention)
+    config.connect = settings.engine_connect and not no_connect
+    config.connect_port = settings.engine_connect_port
     raise typer.Exit(serve(config, host, port))
 
 
@@ -181,6 +195,8 @@ def start(
     passive_sync: bool = _PASSIVE_SYNC,
     allowed_host: list[str] = _ALLOWED_HOST,
     log_format: EngineLogFormat | None = _LOG_FORMAT,
+    connect_port: int | None = _CONNECT_PORT,
+    no_connect: bool = _NO_CONNECT,
 ) -> None:
     """Engine in production mode: SQLite file (history and in-flight runs persist), keys required."""
     from pathlib import Path
@@ -199,7 +215,7 @@ def start(
                              sqlite_dir=Path(sqlite_dir) if sqlite_dir else None,
                              engine_call_timeout=_call_timeout_flag(call_timeout),
                              engine_app_wait_timeout=_app_wait_flag(app_wait_timeout),
-                             engine_retention=_retention_flag(retention))
+                             engine_retention=_retention_flag(retention), engine_connect_port=connect_port)
     sk = settings.secret("signing_key")
     ek = settings.secret("event_key")
     if not sk:
@@ -225,6 +241,8 @@ def start(
                           allowed_hosts=_allowed_hosts(settings.allowed_hosts, allowed_host))
     config.passive_sync = passive_sync
     config.retention_s = _retention_seconds(settings.engine_retention)
+    config.connect = settings.engine_connect and not no_connect
+    config.connect_port = settings.engine_connect_port
     raise typer.Exit(serve(config, host, port))
 
 

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
         validation_alias=_env("AGENTCMD_ENGINE_APP_WAIT_TIMEOUT", "engine_app_wait_timeout"),
     )
     engine_retention: str = Field("30d", validation_alias=_env("AGENTCMD_ENGINE_RETENTION", "engine_retention"))
+    engine_connect: bool = Field(True, validation_alias=_env("AGENTCMD_ENGINE_CONNECT", "engine_connect"))
+    engine_connect_port: int | None = Field(
+        None, ge=0, le=65535, validation_alias=_env("AGENTCMD_ENGINE_CONNECT_PORT", "engine_connect_port")
+    )
 
     # Files
     home: Path = Field(default_factory=home_dir, validation_alias=_env("AGENTCMD_HOME", "home"))
@@ -354,6 +358,9 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
                                 "seconds a run may wait for an app that does not answer"),
     "engine_retention": (("AGENTCMD_ENGINE_RETENTION",),
                          "how long the engine keeps finished runs (30d; 0 or forever keeps them all)"),
+    "engine_connect": (("AGENTCMD_ENGINE_CONNECT",), "serve the connect gateway (connect workers); false turns it off"),
+    "engine_connect_port": (("AGENTCMD_ENGINE_CONNECT_PORT",),
+                            "the connect gateway's port (default: the engine's port + 1)"),
     "home": (("AGENTCMD_HOME",), "home directory"),
     "data_dir": (("AGENTCMD_DATA_DIR",), "data directory"),
     "sqlite_dir": (("AGENTCMD_SQLITE_DIR",), "engine database directory"),
