@@ -50,7 +50,8 @@ PREFLIGHT_TIMEOUT_SECONDS = 10.0
 EXIT_FORCED = 130
 RETRY_SECONDS = 5.0
 READY_LINE = "connected to the engine at"
-"""Logged once the gateway said the connection is ready: the supervisor waits for it (``ChildSpec.ready_line``)."""
+WAITING_LINE = "waiting for a reload (SIGHUP) to connect"
+"""Logged once the gateway said the connection is ready: the supervisor waits for it (``ChildSpec.ready_lines``)."""
 _KEY_FIX = ("set INNGEST_SIGNING_KEY (or signing_key in the file 'agentcmd config path' prints) to the signing "
             "key the engine runs with; on the engine's machine 'agentcmd config' shows where it is")
 
@@ -239,12 +240,13 @@ class ConnectWorker:
 
     async def run(self) -> int:
         built: tuple[Any, list[Any]] | None = None
+        waiting: str | None = None
         try:
             built = self._build()
         except ConfigError as exc:
             if exc.code != "no_workflows" or not self.options.wait_for_workflows:
                 raise
-            log.info("%s: waiting for a reload (SIGHUP) to connect", exc.what)
+            waiting = exc.what
         await check_engine(self.plan)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -254,6 +256,7 @@ class ConnectWorker:
             if built is not None:
                 self._launch(*built)
             else:
+                log.info("%s: %s", waiting, WAITING_LINE)   # after the handlers: a SIGHUP from now on is a reload
                 await self._first_workflows()
             await self._serve()
         finally:

@@ -56,7 +56,7 @@ class ChildSpec:
     health_url: str | None = None
     cwd: Path | None = None
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # handed over by pipe, not env
-    ready_line: str | None = None   # a child with no health URL is ready once it printed this (a connect worker)
+    ready_lines: tuple[str, ...] = ()   # a child with no health URL is ready once it printed one (a connect worker)
 
 
 def describe_returncode(code: int) -> str:
@@ -110,7 +110,7 @@ class ManagedProcess:
         self._on_output_closed = on_output_closed
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
-        self.ready_seen = threading.Event()   # spec.ready_line was printed
+        self.ready_seen = threading.Event()   # one of spec.ready_lines was printed
 
     @property
     def name(self) -> str:
@@ -145,7 +145,7 @@ class ManagedProcess:
                 line = raw.decode(errors="replace").rstrip("\r\n")
                 with self._tail_lock:
                     self._tail.append(line)
-                if self.spec.ready_line and self.spec.ready_line in line:
+                if any(marker in line for marker in self.spec.ready_lines):
                     self.ready_seen.set()
                 self.sink.child_line(self.name, line)
         finally:

@@ -228,10 +228,6 @@ class Supervisor:
         if self.plan.worker is None:
             return self._sync_app(started)
         worker = self._spawn(self.plan.worker)
-        if self._app_functions() == 0:
-            self.sink.info("the app has no workflows yet: the worker connects once a workflow file is added "
-                           "(.agentcmd/workflows) and reloaded")
-            return True
         deadline = started + self.startup_timeout
         while not worker.ready_seen.is_set():
             self._wake.clear()
@@ -244,7 +240,11 @@ class Supervisor:
                     f"{self.startup_timeout:g} s", "read the worker's and the engine's output above; if they are "
                     "only slow, raise --startup-timeout", code="sync_failed")
             self._wake.wait(self.poll_interval)
-        self.sink.info(f"the worker connected to the engine at {self.plan.engine_url} (worker mode connect)")
+        if self._app_functions() == 0:
+            self.sink.info("the app has no workflows yet: the worker connects once a workflow file is added "
+                           "(.agentcmd/workflows) and reloaded")
+        else:
+            self.sink.info(f"the worker connected to the engine at {self.plan.engine_url} (worker mode connect)")
         return True
 
     def _reload_with_worker(self, app_url: str) -> dict[str, object]:

@@ -11,7 +11,8 @@ for a workflow the engine does not know) are off
 (``AGENTCMD_WORKER_MODE=connect`` in its environment). Syncing both would
 serve one app id from two places, and the engine would take whichever came
 last. The worker's connection is its sync: the supervisor is "ready" once
-the worker logged ``READY_LINE``.
+the worker logged ``READY_LINE`` (or, with no workflows yet, ``WAITING_LINE``:
+from then on it takes a reload's SIGHUP).
 
 Both children get one ``AGENTCMD_BOOT_ID``: a step the worker runs is
 "running" to the app server's views, not "interrupted by an earlier app
@@ -34,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agentcmd.mode import Mode
-from agentcmd.server.connectworker import READY_LINE
+from agentcmd.server.connectworker import READY_LINE, WAITING_LINE
 from agentcmd.supervisor.process import ChildSpec
 
 WORKER_MODE_ENV = "AGENTCMD_WORKER_MODE"
@@ -71,4 +72,4 @@ def worker_spec(mode: Mode, engine_url: str, project_dir: Path, app_env: Mapping
     env = {k: v for k, v in app_env.items() if k not in ("INNGEST_SERVE_ORIGIN", "INNGEST_SERVE_PATH")}
     argv = [sys.executable, "-m", "agentcmd", "worker", "--engine-url", engine_url, "--project", str(project_dir),
             "--production" if mode is Mode.PRODUCTION else "--dev", "--stop-steps", "--wait-for-workflows"]
-    return ChildSpec("worker", argv, env, secrets=secrets, ready_line=READY_LINE)
+    return ChildSpec("worker", argv, env, secrets=secrets, ready_lines=(READY_LINE, WAITING_LINE))
