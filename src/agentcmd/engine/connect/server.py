@@ -77,12 +77,18 @@ class GatewayServer:
         path = request.path.split("?", 1)[0]
         if path != PATH:
             return connection.respond(HTTPStatus.NOT_FOUND, f"the connect gateway answers on {PATH} only\n")
-        host = request.headers.get("Host", "")
+        hosts = request.headers.get_all("Host")
+        if len(hosts) != 1:
+            return connection.respond(HTTPStatus.BAD_REQUEST, "send exactly one Host header\n")
+        host = hosts[0]
         if not self.hosts.allows(host):
             return connection.respond(HTTPStatus.MISDIRECTED_REQUEST,
                                       f"the connect gateway does not answer to the host name {host[:100]!r}\n")
-        headers = {k.lower(): v for k, v in request.headers.raw_items() if k.lower() in ("host", "origin",
-                                                                                          "sec-fetch-site")}
+        headers = {"host": host}
+        for name in ("origin", "sec-fetch-site"):
+            values = request.headers.get_all(name)
+            if values:
+                headers[name] = values[0] if len(values) == 1 else "null"   # two Origins: judged as no origin
         why = cross_site_reason(headers, self.hosts)
         if why is not None:
             log.warning("connect: refused a WebSocket from a page on another site (%s)", why)
