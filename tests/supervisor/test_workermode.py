@@ -80,3 +80,28 @@ def test_a_bad_worker_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGENTCMD_WORKER_MODE", "websocket")
     with pytest.raises(ConfigError, match="worker_mode"):
         load_settings()
+
+
+def test_connect_mode_refuses_a_taken_gateway_port_before_starting_anything(project: Path) -> None:
+    import socket
+
+    from tests.harness.processes import free_ports, run_cli
+
+    for _ in range(20):
+        app_port, engine_port = free_ports(2)
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", engine_port + 1))
+        except OSError:
+            holder.close()
+            continue
+        break
+    holder.listen()
+    try:
+        done = run_cli("dev", "--worker-mode", "connect", "--project", str(project), "--port", str(app_port),
+                       "--engine-port", str(engine_port), "--log-format", "plain", timeout=60)
+    finally:
+        holder.close()
+    assert done.returncode == 2, done.stderr
+    assert f"port {engine_port + 1} on 127.0.0.1 (the engine's connect gateway" in done.stderr
+    assert "AGENTCMD_ENGINE_CONNECT_PORT" in done.stderr and "started (pid" not in done.stdout + done.stderr

@@ -156,6 +156,9 @@ def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool
     plan = build_plan(settings, resolution.mode, allow_remote_dev=allow_remote_dev, dashboard_auth=dashboard_auth)
     _check_app_access(plan, settings, allow_remote_dev, dashboard_auth, sink)
     preflight(plan)
+    from agentcmd.supervisor.workermode import check_gateway
+
+    check_gateway(settings, plan)   # --worker-mode connect: the engine's gateway port (supervisor/workermode.py)
     timeout = startup_timeout or (NPX_STARTUP_TIMEOUT if plan.uses_npx else DEFAULT_STARTUP_TIMEOUT)
     code = Supervisor(plan, sink, startup_timeout=timeout, stop_grace=stop_grace).run()
     if code:

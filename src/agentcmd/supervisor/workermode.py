@@ -33,10 +33,16 @@ import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from agentcmd.config.settings import Settings
+from agentcmd.errors import ConfigError
 from agentcmd.mode import Mode
 from agentcmd.server.connectworker import READY_LINE, WAITING_LINE
 from agentcmd.supervisor.process import ChildSpec
+
+if TYPE_CHECKING:
+    from agentcmd.supervisor.launch import LaunchPlan
 
 WORKER_MODE_ENV = "AGENTCMD_WORKER_MODE"
 BOOT_ID_ENV = "AGENTCMD_BOOT_ID"   # agentcmd.workflows.context.BOOT_ID_ENV (not imported: it pulls in the SDK)
@@ -73,3 +79,23 @@ def worker_spec(mode: Mode, engine_url: str, project_dir: Path, app_env: Mapping
     argv = [sys.executable, "-m", "agentcmd", "worker", "--engine-url", engine_url, "--project", str(project_dir),
             "--production" if mode is Mode.PRODUCTION else "--dev", "--stop-steps", "--wait-for-workflows"]
     return ChildSpec("worker", argv, env, secrets=secrets, ready_lines=(READY_LINE, WAITING_LINE))
+
+
+def check_gateway(settings: Settings, plan: LaunchPlan) -> None:
+    """Connect mode with the embedded engine: its gateway must be on and its port free, or the worker could
+    never connect; refused before anything starts (the engine alone would only log a warning)."""
+    if plan.worker is None or plan.engine is None or plan.engine_kind != "embedded":
+        return
+    if not settings.engine_connect:
+        raise ConfigError("--worker-mode connect needs the engine's connect gateway, and engine_connect is off",
+                          "unset AGENTCMD_ENGINE_CONNECT (or set it to true), or use --worker-mode http")
+    port = settings.engine_connect_port if settings.engine_connect_port is not None else plan.engine_port + 1
+    from agentcmd.errors import PortInUseError
+    from agentcmd.supervisor.ports import port_is_free
+
+    if port and not port_is_free(plan.host, port):
+        raise PortInUseError(f"port {port} on {plan.host} (the engine's connect gateway, which --worker-mode connect "
+                             f"needs) is already in use",
+                             "stop what uses it, or give the gateway another port with "
+                             "AGENTCMD_ENGINE_CONNECT_PORT=N (by default it is the engine's port + 1)",
+                             details={"port": port, "role": "connect gateway"})
