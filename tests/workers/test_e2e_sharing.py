@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from tests.harness.engine import EngineProc
 from tests.polling import wait_for
 from tests.workers.workerharness import TRIGGER, Calls, WorkerProc, app_workers, history_failures, ready_workers
@@ -30,6 +31,8 @@ def test_two_workers_share_the_runs(engine_factory: Callable[..., EngineProc], w
     a, b = workers(engine, "a", "--max-concurrency", "1"), workers(engine, "b", "--max-concurrency", "1")
     listed = ready_workers(engine, 2, [a, b])
     assert {w["instance_id"] for w in listed} == {"a", "b"} and {w["capacity"] for w in listed} == {1}
+    page = httpx.get(engine.url + "/apps", timeout=5).text   # the dashboard lists them under the app
+    assert "Connected workers of agentcmd" in page and "<td>a</td>" in page and "<td>b</td>" in page
     gate = tmp_path / "gate-one"
     held = [start_run(engine, send_event, runs_for_event, {"log": str(calls.path), "gate_one": str(gate)})
             for _ in range(2)]
