@@ -6,7 +6,8 @@ JSON-lines file named by the run's input ``log`` (so a test sees which worker
 process ran which step, and how often), then waits while the file named by
 ``gate_<step>`` (if given) does not exist. ``slow`` runs one step that takes
 ``seconds`` of work: longer than an engine's ``--call-timeout`` in the tests
-that need it.
+that need it. ``shell`` runs the input's ``command`` as a step command (its own
+process group, as an agent CLI's).
 
 ``workers(engine, name, ...)`` starts ``python -m agentcmd worker`` against an
 engine of ``engine_factory``, with the engine's keys in production; each is
@@ -54,6 +55,12 @@ async def record(ctx, step):
             return name
         done.append(await step.run(name, body))
     return done
+
+
+@define_workflow(id="shell", retries=2)
+async def shell(ctx, step):
+    await step.cli("cmd", ["sh", "-c", ctx.input["command"]])
+    return "ok"
 
 
 @define_workflow(id="slow", retries=0)

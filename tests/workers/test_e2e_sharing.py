@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 from tests.harness.engine import EngineProc
+from tests.harness.processes import pid_alive
 from tests.polling import wait_for
 from tests.workers.workerharness import TRIGGER, Calls, WorkerProc, app_workers, history_failures, ready_workers
 
@@ -101,3 +102,31 @@ def test_a_worker_drained_by_sigterm_finishes_its_step_and_gets_no_new_work(
     assert [c["pid"] for c in calls.all(run_id, "two")] == [drained.pid]   # finished there, not run again
     assert [c["pid"] for c in calls.all(run_id, "three")] == [other.pid]
     assert "worker stopped" in drained.output()
+
+
+def test_a_second_sigterm_stops_the_draining_worker_and_its_step_command_at_once(
+        engine_factory: Callable[..., EngineProc], workers: Callable[..., WorkerProc], tmp_path: Path,
+        send_event: Callable[..., str], runs_for_event: Callable[..., list[str]],
+        wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
+    """No orphan command, exit 130, and the step runs again on the other worker without using an attempt."""
+    engine = engine_factory("dev")
+    a, b = workers(engine, "a"), workers(engine, "b")
+    ready_workers(engine, 2, [a, b])
+    started, release = tmp_path / "started", tmp_path / "release"
+    command = f"echo $$ $PPID >> {started}; [ -e {release} ] || exec sleep 300"
+    run_id = runs_for_event(engine, send_event(engine, "agentcmd/workflow.shell", {"command": command}))[0]
+    first = wait_for(lambda: started.exists() and started.read_text().split(), 30, "the step command to start",
+                     children=[a, b])
+    command_pid, worker_pid = int(first[0]), int(first[1])
+    victim, survivor = (a, b) if worker_pid == a.pid else (b, a)
+    victim.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: "draining" in victim.output(), 15, "the worker to drain", victim.output)
+    assert victim.proc.poll() is None and pid_alive(command_pid)   # a drain waits for the step
+    release.touch()   # the step's next run (elsewhere) finishes at once
+    victim.proc.send_signal(signal.SIGTERM)
+    assert victim.proc.wait(10) == 130
+    wait_for(lambda: not pid_alive(command_pid), 5, "the step command to be gone")
+    wait_for_run_status(engine, run_id, "Completed", timeout=60)
+    runs_of_command = started.read_text().splitlines()
+    assert [int(line.split()[1]) for line in runs_of_command] == [victim.pid, survivor.pid]
+    assert history_failures(engine, run_id) == []

@@ -306,10 +306,12 @@ class ConnectWorker:
     def _on_stop(self, sig: int) -> None:
         name = signal.Signals(sig).name
         if self._stopping:
-            from agentcmd.workflows.process import interrupt_all
+            from agentcmd.workflows.process import kill_all_now
 
-            stopped = interrupt_all()
-            log.warning("%s again: stopping now (%d step command(s) stopped; the engine gives their steps to "
+            # At once, before any result can be sent: the engine sees the connection drop and gives the steps
+            # to another worker as interrupted (no attempt used), never as failed.
+            stopped = kill_all_now()
+            log.warning("%s again: stopped now (%d step command(s) killed; the engine gives their steps to "
                         "another worker)", name, stopped)
             logging.shutdown()
             os._exit(EXIT_FORCED)
