@@ -77,7 +77,7 @@ def test_connect_mode_serves_the_workflows_from_the_worker(
     assert [w["status"] for w in apps[0]["workers"]] == ["ready"]
     # The app server lists and starts workflows as in http mode; the worker runs them.
     assert [w["id"] for w in httpx.get(app + "/api/workflows", headers=headers, timeout=5).json()["data"]] \
-        == ["record", "slow"]
+        == ["record", "shell", "slow"]
     started = httpx.post(app + "/api/workflows/record/runs", json={"input": {"log": str(calls.path)}},
                          headers=headers, timeout=30)
     assert started.status_code == 202, started.text
@@ -91,7 +91,7 @@ def test_connect_mode_serves_the_workflows_from_the_worker(
 
     if command == "dev":   # a new workflow file: the app lists it and the worker serves it
         (project / ".agentcmd" / "workflows" / "added.py").write_text(NEW_WORKFLOW)
-        wait_for(lambda: "reloaded: serving 3 workflow(s)" in sup.output(), 30, "the worker to reload",
+        wait_for(lambda: "reloaded: serving 4 workflow(s)" in sup.output(), 30, "the worker to reload",
                  sup.output, children=[sup])
         added = httpx.post(app + "/api/workflows/added/runs", json={}, timeout=30)
         assert added.status_code == 202, added.text

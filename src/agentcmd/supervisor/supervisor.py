@@ -199,7 +199,8 @@ class Supervisor:
         while True:
             self._wake.clear()
             if self._signal is not None:
-                self.sink.info(f"received {_signal_name(self._signal)}; stopping the engine, then the app")
+                then = "the app, then the worker" if self.plan.worker is not None else "the app"
+                self.sink.info(f"received {_signal_name(self._signal)}; stopping the engine, then {then}")
                 return 0
             if self._reload_asked.is_set() and self._reloads is not None:
                 self._reload_asked.clear()
