@@ -286,8 +286,10 @@ class ConnectWorker:
                     raise _sdk_error(exc, self.plan)
                 log.warning("lost the engine at %s (%s); connecting again in %g s", self.plan.engine_url,
                             exc or "connection closed", RETRY_SECONDS)
-                await asyncio.sleep(RETRY_SECONDS)
-                if not self._stopping and self._serving is not None:
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):   # a stop ends the wait at once
+                    await asyncio.wait_for(self._changed.wait(), RETRY_SECONDS)
+                if not self._stopping and not self._tasks and self._serving is not None:   # (a reload may have)
                     self._launch(*self._serving)
 
     async def _first_workflows(self) -> None:
