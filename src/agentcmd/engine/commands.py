@@ -284,6 +284,9 @@ class Commands:
 
     async def sync_url(self, url: str) -> str | None:
         """PUT the app at ``url`` so it registers again; its error, or None once synced."""
+        if url.startswith("connect://"):     # engine/connect: nothing to PUT, its workers dial in
+            return ("a connect app syncs itself each time one of its workers connects (WORKER_CONNECT); "
+                    "restart a worker to sync it again")
         from agentcmd.engine.appsync import Syncer
 
         engine, config = self._engine, self._engine.config

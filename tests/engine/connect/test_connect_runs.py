@@ -7,6 +7,7 @@ memo: three steps, each run once.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -48,6 +49,9 @@ def test_three_step_run_over_connect(mode: str, connect_engine: Any, connect_wor
     assert "conn-app-three" in slugs
     conns = engine.get("/v0/connect/envs/any/conns").json()["data"]
     assert [(c["app_ids"], c["status"]) for c in conns] == [(["conn-app"], "READY")]
+    metrics = engine.get("/metrics").text
+    assert 'agentcmd_connect_workers{status="ready"} 1.0' in metrics
+    assert "agentcmd_connect_calls_total 4.0" in metrics      # three steps and the function's end
 
 
 def test_two_workers_share_runs(connect_engine: Any, connect_worker: Any) -> None:
@@ -154,3 +158,45 @@ def test_start_answers_503_when_connect_is_off(engine_factory: Any) -> None:
     engine = engine_factory("dev", args=("--no-connect",))
     r = httpx.post(engine.url + "/v0/connect/start", content=b"")
     assert r.status_code == 503 and "--no-connect" in r.json()["error"]
+
+
+def test_a_draining_worker_finishes_its_step_and_gets_no_new_one(connect_engine: Any, connect_worker: Any) -> None:
+    """WORKER_PAUSE (the SDK's graceful close): in flight finishes there, new work waits for another worker."""
+    engine = connect_engine("dev")
+    client = client_for(engine, "drain-app")
+    release = threading.Event()
+    ran_on: list[str] = []
+
+    @client.create_function(fn_id="d", trigger=inngest.TriggerEvent(event="conn/drain"), retries=0)
+    async def d(ctx: inngest.Context) -> str:
+        async def step() -> str:
+            ran_on.append("first")
+            await asyncio.to_thread(release.wait, 20)    # the worker's loop stays free to close
+            return "first"
+
+        return await ctx.step.run("s", step)
+
+    first = connect_worker(client, [d])
+    busy = runs_for_event(engine, send_event(engine, "conn/drain"))[0]
+    wait_for(lambda: ran_on == ["first"], 10, "the step to start on the first worker")
+    first.close(wait=False)
+    wait_for(lambda: [c["status"] for c in engine.get("/v0/connect/envs/x/conns").json()["data"]] == ["DRAINING"],
+             10, "the worker to drain")
+    waiting = runs_for_event(engine, send_event(engine, "conn/drain"))[0]
+    run = wait_for(lambda: (r := engine.get(f"/v1/runs/{waiting}").json()["data"])["waiting_for_app"] and r, 10,
+                   "the new run to wait for a worker")
+    assert "draining" in run["waiting_for_app"]["reason"]
+    release.set()
+    first.thread.join(15)         # the draining worker closes once its step is answered
+    assert not first.thread.is_alive()
+    other = client_for(engine, "drain-app")
+
+    @other.create_function(fn_id="d", trigger=inngest.TriggerEvent(event="conn/drain"), retries=0)
+    async def d2(ctx: inngest.Context) -> str:
+        return await ctx.step.run("s", lambda: "second")
+
+    connect_worker(other, [d2])
+    assert wait_for_run_status(engine, waiting, "Completed")["output"] == "second"
+    # The busy run's step finished on the draining worker (memoised); its last call ran on the other one.
+    assert wait_for_run_status(engine, busy, "Completed")["output"] == "first"
+    assert ran_on == ["first"]

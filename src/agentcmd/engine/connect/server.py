@@ -150,4 +150,7 @@ def attach(engine: Engine, host: str, engine_port: int) -> None:
         gateway.unavailable = why
     engine.connect = gateway
     engine.driver.connect = gateway
+    from agentcmd.engine.connect.metrics import ConnectCollector
+
+    engine.metrics.registry.register(ConnectCollector(gateway))
     engine.connect_server = GatewayServer(gateway, sock, host, engine_edge_policy(config).hosts)
