@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 from tests.harness.engine import EngineProc
-from tests.harness.processes import Child, clean_env, free_port
+from tests.harness.processes import Child, clean_env, free_port, run_cli
 from tests.polling import wait_for
 from tests.workers.workerharness import Calls, WorkerProc, ready_workers
 
@@ -36,7 +36,10 @@ def test_the_app_server_defers_to_connect_workers(engine_factory: Callable[..., 
         assert refused.status_code == 503 and refused.json()["code"] == "no_worker", refused.text
         assert "agentcmd worker" in refused.json()["hint"]
         reload = httpx.post(url + "/api/reload", timeout=30).json()["data"]
-        assert reload["synced"] is False and reload["sync_error"] is None
+        assert reload["synced"] is False and reload["sync_error"] is None and reload["worker_mode"] == "connect"
+        said = run_cli("workflows", "reload", env={"PORT": str(port)})
+        assert said.returncode == 0, said.stderr
+        assert "connect workers serve the workflows" in said.stdout and "SIGHUP" in said.stdout
         assert httpx.get(engine.url + "/v1/apps", timeout=5).json()["data"] == []   # never synced over HTTP
 
         worker = workers(engine, "a")

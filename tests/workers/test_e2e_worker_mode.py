@@ -93,6 +93,8 @@ def test_connect_mode_serves_the_workflows_from_the_worker(
         (project / ".agentcmd" / "workflows" / "added.py").write_text(NEW_WORKFLOW)
         wait_for(lambda: "reloaded: serving 4 workflow(s)" in sup.output(), 30, "the worker to reload",
                  sup.output, children=[sup])
+        assert "reloaded the app server's workflows: added, record, shell, slow (added: added); the worker " \
+               "reloads them next" in sup.output()
         added = httpx.post(app + "/api/workflows/added/runs", json={}, timeout=30)
         assert added.status_code == 202, added.text
         added_id = added.json()["data"]["run_id"]
