@@ -9,7 +9,8 @@ process ran which step, and how often), then waits while the file named by
 that need it. ``shell`` runs the input's ``command`` as a step command (its own
 process group, as an agent CLI's).
 
-``workers(engine, name, ...)`` starts ``python -m agentcmd worker`` against an
+``connect_engine(mode, args)`` is ``engine_factory`` with ``--connect-port`` on
+a free port. ``workers(engine, name, ...)`` starts ``python -m agentcmd worker`` against an
 engine of ``engine_factory``, with the engine's keys in production; each is
 stopped by PID at teardown. ``ready_workers(engine, n)`` waits until the
 engine's ``GET /v1/apps`` lists ``n`` ready workers of app ``agentcmd``.
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.harness.engine import EngineProc
+from tests.harness.processes import free_port
 from tests.workers.workerharness import Calls, WorkerProc, worker_argv, worker_env
 
 RECORD = '''
@@ -95,6 +97,15 @@ def workers(tmp_path: Path, project: Path, request: pytest.FixtureRequest) -> It
         child.stop(5)
         if failed is not None and failed.failed:
             sys.stderr.write(f"--- worker {child.name} ---\n{child.output()}\n")
+
+
+@pytest.fixture
+def connect_engine(engine_factory: Callable[..., EngineProc]) -> Callable[..., EngineProc]:
+    """``engine_factory`` with its gateway on a free port of its own (the default port + 1 may be anyone's)."""
+    def make(mode: str = "dev", args: tuple[str, ...] = ()) -> EngineProc:
+        return engine_factory(mode, args=("--connect-port", str(free_port()), *args))
+
+    return make
 
 
 @pytest.fixture

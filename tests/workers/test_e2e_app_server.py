@@ -17,11 +17,11 @@ from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 
 
-def test_the_app_server_defers_to_connect_workers(engine_factory: Callable[..., EngineProc],
+def test_the_app_server_defers_to_connect_workers(connect_engine: Callable[..., EngineProc],
                                                    workers: Callable[..., WorkerProc], project: Path, calls: Calls,
                                                    tmp_path: Path,
                                                    wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
-    engine = engine_factory("dev")
+    engine = connect_engine("dev")
     port = free_port()
     env = inngest_env(Mode.DEV, engine.url, base=clean_env(tmp_path / "app-home"))
     env["AGENTCMD_WORKER_MODE"] = "connect"

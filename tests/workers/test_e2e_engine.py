@@ -16,11 +16,11 @@ WRONG_KEY = "signkey-prod-" + secrets.token_hex(32)
 
 
 def test_an_in_flight_run_resumes_after_the_production_engine_restarts(
-        engine_factory: Callable[..., EngineProc], workers: Callable[..., WorkerProc], calls: Calls, tmp_path: Path,
+        connect_engine: Callable[..., EngineProc], workers: Callable[..., WorkerProc], calls: Calls, tmp_path: Path,
         send_event: Callable[..., str], runs_for_event: Callable[..., list[str]],
         wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
     """The engine (SQLite file) stops mid-step and starts again: the worker reconnects, the run completes."""
-    engine = engine_factory("production")
+    engine = connect_engine("production")
     worker = workers(engine, "a")
     ready_workers(engine, 1, [worker])
     gate = tmp_path / "gate-two"
@@ -38,9 +38,9 @@ def test_an_in_flight_run_resumes_after_the_production_engine_restarts(
     assert worker.proc.poll() is None
 
 
-def test_a_wrong_signing_key_is_refused_with_a_clear_message(engine_factory: Callable[..., EngineProc],
+def test_a_wrong_signing_key_is_refused_with_a_clear_message(connect_engine: Callable[..., EngineProc],
                                                              workers: Callable[..., WorkerProc]) -> None:
-    engine = engine_factory("production")
+    engine = connect_engine("production")
     worker = workers(engine, "a", key=WRONG_KEY)
     assert worker.proc.wait(30) == 2
     out = worker.output()
@@ -49,9 +49,9 @@ def test_a_wrong_signing_key_is_refused_with_a_clear_message(engine_factory: Cal
     assert WRONG_KEY not in out and WRONG_KEY[13:] not in out   # never logged
 
 
-def test_a_missing_signing_key_is_refused_before_connecting(engine_factory: Callable[..., EngineProc],
+def test_a_missing_signing_key_is_refused_before_connecting(connect_engine: Callable[..., EngineProc],
                                                             workers: Callable[..., WorkerProc]) -> None:
-    engine = engine_factory("production")
+    engine = connect_engine("production")
     worker = workers(engine, "a", key="")
     assert worker.proc.wait(30) == 2
     out = worker.output()
@@ -63,19 +63,19 @@ def test_a_missing_signing_key_is_refused_before_connecting(engine_factory: Call
 
 
 def test_a_dev_worker_against_a_production_engine_is_told_to_use_production(
-        engine_factory: Callable[..., EngineProc], workers: Callable[..., WorkerProc]) -> None:
-    engine = engine_factory("production")
+        connect_engine: Callable[..., EngineProc], workers: Callable[..., WorkerProc]) -> None:
+    engine = connect_engine("production")
     worker = workers(engine, "a", "--dev")
     assert worker.proc.wait(30) == 2
     assert "run the worker with --production" in worker.output()
 
 
 def test_a_step_longer_than_the_call_timeout_completes_over_connect(
-        engine_factory: Callable[..., EngineProc], workers: Callable[..., WorkerProc], calls: Calls,
+        connect_engine: Callable[..., EngineProc], workers: Callable[..., WorkerProc], calls: Calls,
         send_event: Callable[..., str], runs_for_event: Callable[..., list[str]],
         wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
     """An agent-length step holds no HTTP call: the worker extends its lease, no call timeout applies."""
-    engine = engine_factory("dev", args=("--call-timeout", "1"))
+    engine = connect_engine("dev", ("--call-timeout", "1"))
     worker = workers(engine, "a")
     ready_workers(engine, 1, [worker])
     run_id = runs_for_event(engine, send_event(engine, "agentcmd/workflow.slow",

@@ -24,11 +24,11 @@ def start_run(engine: EngineProc, send_event: Callable[..., str], runs_for_event
     return runs_for_event(engine, send_event(engine, TRIGGER, data))[0]
 
 
-def test_two_workers_share_the_runs(engine_factory: Callable[..., EngineProc], workers: Callable[..., WorkerProc],
+def test_two_workers_share_the_runs(connect_engine: Callable[..., EngineProc], workers: Callable[..., WorkerProc],
                                     calls: Calls, tmp_path: Path, send_event: Callable[..., str],
                                     runs_for_event: Callable[..., list[str]],
                                     wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
-    engine = engine_factory("dev")
+    engine = connect_engine("dev")
     a, b = workers(engine, "a", "--max-concurrency", "1"), workers(engine, "b", "--max-concurrency", "1")
     listed = ready_workers(engine, 2, [a, b])
     assert {w["instance_id"] for w in listed} == {"a", "b"} and {w["capacity"] for w in listed} == {1}
@@ -49,13 +49,13 @@ def test_two_workers_share_the_runs(engine_factory: Callable[..., EngineProc], w
         assert sorted(c["step"] for c in calls.all(run_id)) == ["one", "three", "two"]
 
 
-def test_a_worker_killed_mid_step_loses_nothing(engine_factory: Callable[..., EngineProc],
+def test_a_worker_killed_mid_step_loses_nothing(connect_engine: Callable[..., EngineProc],
                                                 workers: Callable[..., WorkerProc], calls: Calls, tmp_path: Path,
                                                 send_event: Callable[..., str],
                                                 runs_for_event: Callable[..., list[str]],
                                                 wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
     """SIGKILL mid-step: the step goes to the other worker, same attempt; completed steps never run again."""
-    engine = engine_factory("dev")
+    engine = connect_engine("dev")
     a, b = workers(engine, "a"), workers(engine, "b")
     ready_workers(engine, 2, [a, b])
     gate = tmp_path / "gate-two"
@@ -76,10 +76,10 @@ def test_a_worker_killed_mid_step_loses_nothing(engine_factory: Callable[..., En
 
 
 def test_a_worker_drained_by_sigterm_finishes_its_step_and_gets_no_new_work(
-        engine_factory: Callable[..., EngineProc], workers: Callable[..., WorkerProc], calls: Calls, tmp_path: Path,
+        connect_engine: Callable[..., EngineProc], workers: Callable[..., WorkerProc], calls: Calls, tmp_path: Path,
         send_event: Callable[..., str], runs_for_event: Callable[..., list[str]],
         wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
-    engine = engine_factory("dev")
+    engine = connect_engine("dev")
     a, b = workers(engine, "a"), workers(engine, "b")
     ready_workers(engine, 2, [a, b])
     gate = tmp_path / "gate-two"
@@ -105,11 +105,11 @@ def test_a_worker_drained_by_sigterm_finishes_its_step_and_gets_no_new_work(
 
 
 def test_a_second_sigterm_stops_the_draining_worker_and_its_step_command_at_once(
-        engine_factory: Callable[..., EngineProc], workers: Callable[..., WorkerProc], tmp_path: Path,
+        connect_engine: Callable[..., EngineProc], workers: Callable[..., WorkerProc], tmp_path: Path,
         send_event: Callable[..., str], runs_for_event: Callable[..., list[str]],
         wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
     """No orphan command, exit 130, and the step runs again on the other worker without using an attempt."""
-    engine = engine_factory("dev")
+    engine = connect_engine("dev")
     a, b = workers(engine, "a"), workers(engine, "b")
     ready_workers(engine, 2, [a, b])
     started, release = tmp_path / "started", tmp_path / "release"

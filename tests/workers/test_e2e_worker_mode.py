@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.harness.processes import Spawned, free_ports, pid_alive
+from tests.harness.processes import Spawned, free_port, free_ports, pid_alive
 from tests.polling import wait_for
 from tests.workers.workerharness import Calls
 
@@ -33,20 +32,6 @@ async def added(ctx, step):
 '''
 
 
-def ports_with_gateway() -> tuple[int, int]:
-    """(app port, engine port) with the engine's port + 1 (its connect gateway) free too."""
-    for _ in range(50):
-        app, engine = free_ports(2)
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", engine + 1))
-            except OSError:
-                continue
-        if app != engine + 1:
-            return app, engine
-    raise AssertionError("no engine port with a free port + 1")
-
-
 def child_pids(output: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"(\w+) started \(pid (\d+)\)", output)}
 
@@ -54,9 +39,10 @@ def child_pids(output: str) -> dict[str, int]:
 @pytest.mark.parametrize("command", ["dev", "start"])
 def test_connect_mode_serves_the_workflows_from_the_worker(
         command: str, spawn: Callable[..., Spawned], project: Path, calls: Calls, tmp_path: Path) -> None:
-    app_port, engine_port = ports_with_gateway()
+    app_port, engine_port = free_ports(2)
     sup = spawn(command, "--worker-mode", "connect", "--project", str(project), "--port", str(app_port),
-                "--engine-port", str(engine_port), "--log-format", "plain")
+                "--engine-port", str(engine_port), "--log-format", "plain",
+                env={"AGENTCMD_ENGINE_CONNECT_PORT": str(free_port())})
     wait_for(lambda: READY in sup.output(), 60, "the supervisor to be ready", sup.output, children=[sup])
     out = sup.output()
     assert "the worker connected to the engine" in out and "synced the app" not in out
@@ -111,9 +97,10 @@ def test_connect_mode_serves_the_workflows_from_the_worker(
 def test_connect_mode_with_no_workflows_yet_starts_and_waits(spawn: Callable[..., Spawned], tmp_path: Path) -> None:
     empty = tmp_path / "empty-project"
     (empty / ".agentcmd" / "workflows").mkdir(parents=True)
-    app_port, engine_port = ports_with_gateway()
+    app_port, engine_port = free_ports(2)
     sup = spawn("dev", "--worker-mode", "connect", "--project", str(empty), "--port", str(app_port),
-                "--engine-port", str(engine_port), "--log-format", "plain")
+                "--engine-port", str(engine_port), "--log-format", "plain",
+                env={"AGENTCMD_ENGINE_CONNECT_PORT": str(free_port())})
     wait_for(lambda: READY in sup.output(), 60, "the supervisor to be ready", sup.output, children=[sup])
     assert "the worker connects once a workflow file is added" in sup.output()
     (empty / ".agentcmd" / "workflows" / "added.py").write_text(NEW_WORKFLOW)
