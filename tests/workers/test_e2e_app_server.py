@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from tests.harness.engine import EngineProc
 from tests.harness.processes import Child, clean_env, free_port, run_cli
 from tests.polling import wait_for
@@ -15,6 +16,8 @@ from tests.workers.workerharness import Calls, WorkerProc, ready_workers
 
 from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
+
+pytestmark = pytest.mark.slow   # real engines and worker processes
 
 
 def test_the_app_server_defers_to_connect_workers(connect_engine: Callable[..., EngineProc],

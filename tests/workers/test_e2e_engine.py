@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from tests.harness.engine import EngineProc
 from tests.polling import wait_for
 from tests.workers.workerharness import TRIGGER, Calls, WorkerProc, history_failures, ready_workers
+
+pytestmark = pytest.mark.slow   # real engines and worker processes
 
 WRONG_KEY = "signkey-prod-" + secrets.token_hex(32)
 

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from tests.harness.engine import EngineProc
 from tests.harness.processes import pid_alive
 from tests.polling import wait_for
 from tests.workers.workerharness import TRIGGER, Calls, WorkerProc, app_workers, history_failures, ready_workers
+
+pytestmark = pytest.mark.slow   # real engines and worker processes
 
 
 def start_run(engine: EngineProc, send_event: Callable[..., str], runs_for_event: Callable[..., list[str]],

@@ -25,6 +25,8 @@ READY = "ready in"
 NEW_WORKFLOW = '''
 from agentcmd import define_workflow
 
+pytestmark = pytest.mark.slow   # real engines and worker processes
+
 
 @define_workflow(id="added", retries=0)
 async def added(ctx, step):
