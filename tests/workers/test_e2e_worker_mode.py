@@ -21,11 +21,11 @@ from tests.harness.processes import Spawned, free_port, free_ports, pid_alive
 from tests.polling import wait_for
 from tests.workers.workerharness import Calls
 
+pytestmark = pytest.mark.slow   # real engines and worker processes
+
 READY = "ready in"
 NEW_WORKFLOW = '''
 from agentcmd import define_workflow
-
-pytestmark = pytest.mark.slow   # real engines and worker processes
 
 
 @define_workflow(id="added", retries=0)
