@@ -76,8 +76,11 @@ def worker(
         raise ConfigError(f"--gateway-url {gateway_url!r} is not a ws:// or wss:// URL",
                           "pass e.g. --gateway-url ws://engine-host:8289/v0/connect")
     mode, reason = worker_mode(Mode.PRODUCTION if production else Mode.DEV if dev else None)
-    runlog.configure_logging()
     import logging
+
+    from agentcmd.config import load_settings
+
+    runlog.configure_logging(getattr(logging, load_settings().log_level.upper()))   # AGENTCMD_LOG_LEVEL
     import warnings
 
     with warnings.catch_warnings():
