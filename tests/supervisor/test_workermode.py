@@ -11,7 +11,7 @@ from tests.supervisor.conftest import install_executable
 from agentcmd.config import load_settings
 from agentcmd.config.keys import generate_event_key, generate_signing_key
 from agentcmd.mode import Mode
-from agentcmd.server.connectworker import READY_LINE, WAITING_LINE
+from agentcmd.server.connectmode import READY_LINE, WAITING_LINE
 from agentcmd.supervisor import workermode
 from agentcmd.supervisor.launch import build_plan
 

@@ -158,7 +158,8 @@ def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool
     preflight(plan)
     from agentcmd.supervisor.workermode import check_gateway
 
-    check_gateway(settings, plan)   # --worker-mode connect: the engine's gateway port (supervisor/workermode.py)
+    check_gateway(settings, starts_embedded_engine=plan.engine is not None and plan.engine_kind == "embedded",
+                  host=plan.host, engine_port=plan.engine_port)   # --worker-mode connect (supervisor/workermode.py)
     timeout = startup_timeout or (NPX_STARTUP_TIMEOUT if plan.uses_npx else DEFAULT_STARTUP_TIMEOUT)
     code = Supervisor(plan, sink, startup_timeout=timeout, stop_grace=stop_grace).run()
     if code:

@@ -42,6 +42,7 @@ from typing import Any
 
 from agentcmd.errors import AgentcmdError, AuthError, ConfigError, ProtocolError, UnavailableError
 from agentcmd.mode import Mode
+from agentcmd.server.connectmode import READY_LINE, WAITING_LINE
 
 log = logging.getLogger("agentcmd.worker")
 
@@ -49,9 +50,6 @@ START_PATH = "/v0/connect/start"
 PREFLIGHT_TIMEOUT_SECONDS = 10.0
 EXIT_FORCED = 130
 RETRY_SECONDS = 5.0
-READY_LINE = "connected to the engine at"
-WAITING_LINE = "waiting for a reload (SIGHUP) to connect"
-"""Logged once the gateway said the connection is ready: the supervisor waits for it (``ChildSpec.ready_lines``)."""
 _KEY_FIX = ("set INNGEST_SIGNING_KEY (or signing_key in the file 'agentcmd config path' prints) to the signing "
             "key the engine runs with; on the engine's machine 'agentcmd config' shows where it is")
 
@@ -69,14 +67,6 @@ class WorkerOptions:
     gateway_url: str | None = None
     stop_steps: bool = False          # a stop interrupts the running steps at once (the supervisor's worker)
     wait_for_workflows: bool = False  # no workflows yet: wait for a reload (SIGHUP) instead of refusing
-
-
-def workers_serve_workflows() -> bool:
-    """``worker_mode`` connect: connect workers serve the workflows, so the app server never syncs itself
-    with the engine (one app id served from two places: the engine would take whichever synced last)."""
-    from agentcmd.config import load_settings
-
-    return load_settings().worker_mode == "connect"
 
 
 @dataclasses.dataclass(frozen=True)

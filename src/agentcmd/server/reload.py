@@ -76,7 +76,7 @@ class Reloader:
         self.handler._fns = {fn.get_id(): fn for fn in fresh}
         self.functions[:] = fresh
         synced, sync_error = False, None
-        from agentcmd.server.connectworker import workers_serve_workflows
+        from agentcmd.server.connectmode import workers_serve_workflows
 
         connect = workers_serve_workflows()
         if fresh and not connect:   # connect mode: the worker's reload is its sync

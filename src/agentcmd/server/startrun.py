@@ -132,7 +132,7 @@ async def sync_app(client: inngest.Inngest, functions: list[Any], url: str) -> N
 
 def _no_connect_sync(wf: Workflow) -> None:
     """Connect mode: only a connected worker can make the engine know a workflow (server/connectworker.py)."""
-    from agentcmd.server.connectworker import workers_serve_workflows
+    from agentcmd.server.connectmode import workers_serve_workflows
 
     if workers_serve_workflows():
         raise UnavailableError(f"no connected worker serves workflow {wf.spec.id!r} (worker mode connect)",

@@ -47,7 +47,7 @@ from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 from agentcmd.server import SERVE_PATH
 from agentcmd.supervisor.process import ChildSpec
-from agentcmd.supervisor.workermode import without_sdk_url, worker_mode_env, worker_spec
+from agentcmd.supervisor.workermode import worker_mode_children
 
 # The npm package's latest release when this was pinned (`npm view inngest-cli version`); a pinned
 # version makes `--engine inngest-cli` behave the same on every machine that goes through npx.
@@ -220,11 +220,7 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
                                health_url=engine_url + "/health")
 
     ensure_private_dir(settings.resolved_data_dir)   # run data: artifacts, worktrees, records
-    connect = settings.worker_mode == "connect"
-    if connect and engine is not None:
-        engine = without_sdk_url(engine, sdk_url)
     app_env = child_base_env(inngest_env(mode, engine_url, base=env_in, serve_url=sdk_url))
-    app_env.update(worker_mode_env(settings.worker_mode))
     for var in _KEY_VARS:
         app_env.pop(var, None)
     app_argv = [sys.executable, "-m", "agentcmd.server", "--host", host, "--port", str(port),
@@ -235,8 +231,7 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
         app_argv.append("--allow-remote-dev")
     app = ChildSpec("app", app_argv, app_env, health_url=app_url + "/health",
                     secrets=production_keys(mode, event_key, signing_key))
-    worker = worker_spec(mode, engine_url, settings.resolved_project_dir, app_env,
-                         production_keys(mode, event_key, signing_key)) if connect else None
+    engine, app, worker = worker_mode_children(settings, mode, engine, app, engine_url, sdk_url)
     return LaunchPlan(mode=mode, engine_kind=settings.engine, engine=engine, app=app,
                       engine_url=engine_url, app_url=app_url, sdk_url=sdk_url, host=host, port=port,
                       engine_port=engine_port, database_dir=database_dir, uses_npx=uses_npx, worker=worker)

@@ -33,16 +33,12 @@ import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agentcmd.config.settings import Settings
 from agentcmd.errors import ConfigError
 from agentcmd.mode import Mode
-from agentcmd.server.connectworker import READY_LINE, WAITING_LINE
+from agentcmd.server.connectmode import READY_LINE, WAITING_LINE
 from agentcmd.supervisor.process import ChildSpec
-
-if TYPE_CHECKING:
-    from agentcmd.supervisor.launch import LaunchPlan
 
 WORKER_MODE_ENV = "AGENTCMD_WORKER_MODE"
 BOOT_ID_ENV = "AGENTCMD_BOOT_ID"   # agentcmd.workflows.context.BOOT_ID_ENV (not imported: it pulls in the SDK)
@@ -72,6 +68,17 @@ def without_sdk_url(engine: ChildSpec, sdk_url: str) -> ChildSpec:
     return dataclasses.replace(engine, argv=out)
 
 
+def worker_mode_children(settings: Settings, mode: Mode, engine: ChildSpec | None, app: ChildSpec, engine_url: str,
+                         sdk_url: str) -> tuple[ChildSpec | None, ChildSpec, ChildSpec | None]:
+    """(engine, app, worker) for the ``worker_mode`` setting; the worker is None in http mode."""
+    app = dataclasses.replace(app, env={**app.env, **worker_mode_env(settings.worker_mode)})
+    if settings.worker_mode != "connect":
+        return engine, app, None
+    if engine is not None:
+        engine = without_sdk_url(engine, sdk_url)
+    return engine, app, worker_spec(mode, engine_url, settings.resolved_project_dir, app.env, app.secrets)
+
+
 def worker_spec(mode: Mode, engine_url: str, project_dir: Path, app_env: Mapping[str, str],
                 secrets: Mapping[str, str]) -> ChildSpec:
     """``agentcmd worker`` against the supervisor's engine, with the app server's environment and keys."""
@@ -81,20 +88,20 @@ def worker_spec(mode: Mode, engine_url: str, project_dir: Path, app_env: Mapping
     return ChildSpec("worker", argv, env, secrets=secrets, ready_lines=(READY_LINE, WAITING_LINE))
 
 
-def check_gateway(settings: Settings, plan: LaunchPlan) -> None:
+def check_gateway(settings: Settings, *, starts_embedded_engine: bool, host: str, engine_port: int) -> None:
     """Connect mode with the embedded engine: its gateway must be on and its port free, or the worker could
     never connect; refused before anything starts (the engine alone would only log a warning)."""
-    if plan.worker is None or plan.engine is None or plan.engine_kind != "embedded":
+    if settings.worker_mode != "connect" or not starts_embedded_engine:
         return
     if not settings.engine_connect:
         raise ConfigError("--worker-mode connect needs the engine's connect gateway, and engine_connect is off",
                           "unset AGENTCMD_ENGINE_CONNECT (or set it to true), or use --worker-mode http")
-    port = settings.engine_connect_port if settings.engine_connect_port is not None else plan.engine_port + 1
+    port = settings.engine_connect_port if settings.engine_connect_port is not None else engine_port + 1
     from agentcmd.errors import PortInUseError
     from agentcmd.supervisor.ports import port_is_free
 
-    if port and not port_is_free(plan.host, port):
-        raise PortInUseError(f"port {port} on {plan.host} (the engine's connect gateway, which --worker-mode connect "
+    if port and not port_is_free(host, port):
+        raise PortInUseError(f"port {port} on {host} (the engine's connect gateway, which --worker-mode connect "
                              f"needs) is already in use",
                              "stop what uses it, or give the gateway another port with "
                              "AGENTCMD_ENGINE_CONNECT_PORT=N (by default it is the engine's port + 1)",
