@@ -96,7 +96,7 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
         raise
     actual_port = sock.getsockname()[1]
     try:
-        from agentcmd.engine.connect.server import attach
+        from agentcmd.engine.connect.attach import attach
 
         attach(engine, host, actual_port)    # the connect gateway on --connect-port (engine port + 1)
     except BaseException:

@@ -70,6 +70,10 @@ def test_production_socket_takes_only_a_token_it_issued_for_that_connection(conn
     answer.ParseFromString(_start(engine, engine.headers).content)
     code, reason = _closed_with(engine, [_connect_message(answer.session_token, "01ARZ3NDEKTSV4RRFFQ69G5FAV")])
     assert code == 1008 and "another connection id" in reason
+    fresh = pb.StartResponse()
+    fresh.ParseFromString(_start(engine, engine.headers).content)
+    code, reason = _closed_with(engine, [_connect_message(fresh.session_token, "ünïcode-id")])
+    assert code == 1008 and "another connection id" in reason       # not a TypeError in compare_digest
     # A token is good once: the one just refused was used up.
     code, reason = _closed_with(engine, [_connect_message(answer.session_token, answer.connection_id)])
     assert code == 1008 and "authentication failed" in reason

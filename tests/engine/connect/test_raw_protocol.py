@@ -113,3 +113,16 @@ def test_a_lease_extension_renews_and_an_unknown_one_is_refused(connect_engine: 
     nack.ParseFromString(_recv(ws, pb.WORKER_REQUEST_EXTEND_LEASE_ACK).payload)
     assert not nack.HasField("new_lease_id")
     ws.close()
+
+
+def test_engine_shutdown_sends_gateway_closing(connect_engine: Any) -> None:
+    """SIGTERM: every worker hears GATEWAY_CLOSING (the SDK then reconnects once the engine is back)."""
+    import signal
+
+    engine = connect_engine("dev")
+    ws = _raw_worker(engine)
+    assert engine.proc is not None
+    engine.proc.send_signal(signal.SIGTERM)
+    _recv(ws, pb.GATEWAY_CLOSING)
+    assert engine.proc.wait(15) == 0
+    ws.close()

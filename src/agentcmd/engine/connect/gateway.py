@@ -25,13 +25,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from inngest.connect._internal import connect_pb2 as pb
 from ulid import ULID
 
 from agentcmd.engine.connect import wire
 from agentcmd.engine.connect.leases import LEASE_S, Pending, interrupted, item_id_of, lapsed
 from agentcmd.engine.connect.view import WorkerView
-from agentcmd.engine.connect.wire import Kind
+from agentcmd.engine.connect.wire import Kind, pb
 from agentcmd.engine.connect.workers import Worker, Workers
 from agentcmd.engine.protocol import SDKResponse
 from agentcmd.engine.store import now_ms
@@ -102,7 +101,7 @@ class Gateway:
         if entry is None or entry[1] < time.monotonic():
             return ("authentication failed: unknown or expired session token (get one from POST /v0/connect/start "
                     "with the signing key)")
-        if not secrets.compare_digest(entry[0], connection_id):
+        if not secrets.compare_digest(entry[0].encode(), connection_id.encode()):
             return "authentication failed: the session token was issued for another connection id"
         return None
 
@@ -128,6 +127,7 @@ class Gateway:
             except Exception as exc:   # the socket closed under us: nothing was sent, try another worker
                 log.info("connect: could not send a request to worker %s (%s); trying another",
                          worker.connection_id, exc)
+                worker.status = "draining"      # its socket is closing: never picked again
                 self._release(pending)
                 continue
             try:
@@ -184,7 +184,8 @@ class Gateway:
     async def extend(self, request_id: str, lease_id: str) -> str | None:
         """A lease extension: the new lease id, or None when the lease is gone (the SDK then stops the request)."""
         pending = self.pending.get(request_id)
-        if pending is None or pending.future.done() or not secrets.compare_digest(pending.lease_id, lease_id):
+        if pending is None or pending.future.done() \
+                or not secrets.compare_digest(pending.lease_id.encode(), lease_id.encode()):
             return None
         pending.renew()
         pending.lease_id = str(ULID())

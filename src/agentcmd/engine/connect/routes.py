@@ -15,13 +15,12 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING
 
-from inngest.connect._internal import connect_pb2 as pb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from agentcmd.engine.connect import wire
-from agentcmd.engine.connect.wire import MalformedMessage
+from agentcmd.engine.connect.wire import MalformedMessage, pb
 from agentcmd.httpedge.hosts import split_host
 
 if TYPE_CHECKING:

@@ -19,18 +19,15 @@ import logging
 import socket
 from functools import partial
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentcmd.engine.connect import session
-from agentcmd.engine.connect.gateway import Gateway, Hooks
+from agentcmd.engine.connect.gateway import Gateway
 from agentcmd.engine.connect.wire import SUBPROTOCOL
 from agentcmd.errors import PortInUseError
 from agentcmd.httpedge.browser import cross_site_reason
 from agentcmd.httpedge.hosts import HostPolicy
 from agentcmd.httpedge.limits import SDK_MAX
-
-if TYPE_CHECKING:
-    from agentcmd.engine.app import Engine
 
 log = logging.getLogger("agentcmd.engine.connect")
 _ws_log = logging.getLogger("agentcmd.engine.connect.ws")   # the library's own: one line per socket is noise
@@ -127,30 +124,3 @@ def gateway_socket(host: str, engine_port: int, connect_port: int | None) -> tup
                "runs without connect workers (pass --connect-port N to choose another port)")
         log.warning("%s", why)
         return None, why
-
-
-def attach(engine: Engine, host: str, engine_port: int) -> None:
-    """Give ``engine`` its gateway (``engine.connect``) when connect is on; call after ``engine.open()``."""
-    config = engine.config
-    if not config.connect:
-        return
-    sock, why = gateway_socket(host, engine_port, config.connect_port)
-    from agentcmd.engine.edge import engine_edge_policy
-    from agentcmd.engine.store import queue
-
-    store = engine.store
-
-    async def extend(item_id: int, until: int) -> None:
-        await store.write(lambda c: queue.extend_lease_txn(c, item_id, until))
-
-    hooks = Hooks(register=engine.commands.register_app, wake=engine.worker.wake, extend_queue_lease=extend,
-                  queue_lease_ms=engine.executor.lease_ms)
-    gateway = Gateway(hooks, production=config.production)
-    if why:
-        gateway.unavailable = why
-    engine.connect = gateway
-    engine.driver.connect = gateway
-    from agentcmd.engine.connect.metrics import ConnectCollector
-
-    engine.metrics.registry.register(ConnectCollector(gateway))
-    engine.connect_server = GatewayServer(gateway, sock, host, engine_edge_policy(config).hosts)

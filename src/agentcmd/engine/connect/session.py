@@ -16,12 +16,11 @@ import asyncio
 import logging
 from typing import Any
 
-from inngest.connect._internal import connect_pb2 as pb
 from websockets.exceptions import ConnectionClosed
 
 from agentcmd.engine.connect import wire
 from agentcmd.engine.connect.gateway import Gateway
-from agentcmd.engine.connect.wire import Kind, MalformedMessage
+from agentcmd.engine.connect.wire import Kind, MalformedMessage, pb
 from agentcmd.engine.connect.workers import Worker
 from agentcmd.engine.store import now_ms
 from agentcmd.errors import AgentcmdError, InputError
@@ -72,6 +71,10 @@ async def handle(gateway: Gateway, ws: Any) -> None:
         why = f"connection lost ({exc})" if isinstance(exc, ConnectionClosed) else "no WORKER_CONNECT in time"
         if isinstance(exc, TimeoutError):
             await ws.close(POLICY, reason(f"no WORKER_CONNECT within {HELLO_TIMEOUT_S:g} s of GATEWAY_HELLO"))
+    except Exception as exc:     # a bug of ours: this connection ends, the engine goes on
+        why = f"internal error: {exc!r}"
+        log.exception("connect: the connection from %s failed inside the engine", _peer(ws))
+        await ws.close(1011, "internal error in the engine's gateway (see its log)")
     finally:
         if worker is not None:
             gateway.gone(worker, why)

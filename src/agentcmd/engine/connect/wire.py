@@ -2,8 +2,10 @@
 
 The generated protobuf module ships with the SDK (``inngest[connect]``, pinned
 to ``<0.6`` in pyproject.toml): the engine speaks exactly the messages of the
-SDK version it is tested with, instead of a second copy that could drift.
-Pure: no I/O.
+SDK version it is tested with, instead of a second copy that could drift. It
+is loaded from its file (``_load_pb``), not through ``import inngest``: the
+SDK package's import costs the engine's start ~0.5 s and prints a pydantic
+deprecation warning, and the engine needs none of it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,33 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from google.protobuf.message import DecodeError, Message  # type: ignore[import-untyped]
-from inngest.connect._internal import connect_pb2 as pb
 
 from agentcmd.engine.protocol import SDKResponse, parse_response
 
+_PB_MODULE = "inngest.connect._internal.connect_pb2"
+
+
+def _load_pb() -> Any:
+    """The SDK's generated ``connect_pb2``, without importing the ``inngest`` package itself."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    if _PB_MODULE in sys.modules:
+        return sys.modules[_PB_MODULE]
+    sdk = importlib.util.find_spec("inngest")
+    if sdk is None or sdk.origin is None:
+        raise ImportError("the inngest SDK (inngest[connect]) is not installed; reinstall agentcmd")
+    spec = importlib.util.spec_from_file_location(_PB_MODULE, Path(sdk.origin).parent / "connect" / "_internal"
+                                                  / "connect_pb2.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[_PB_MODULE] = module     # the SDK's own import (tests, a worker in-process) finds this one
+    return module
+
+
+pb = _load_pb()
 SCHEME = "connect://"
 SUBPROTOCOL = "v0.connect.inngest.com"
 # What GATEWAY_CONNECTION_READY tells the worker (the SDK reads whole seconds only).
@@ -31,7 +56,7 @@ class MalformedMessage(ValueError):
 
 def frame(kind: int, payload: Message | None = None) -> bytes:
     """One ConnectMessage, serialized."""
-    msg = pb.ConnectMessage(kind=kind)  # type: ignore[arg-type]
+    msg = pb.ConnectMessage(kind=kind)
     if payload is not None:
         msg.payload = payload.SerializeToString()
     return bytes(msg.SerializeToString())
