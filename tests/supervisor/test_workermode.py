@@ -52,7 +52,7 @@ def test_connect_mode_adds_a_worker_and_never_names_the_app_to_the_engine(mode: 
 def test_http_mode_is_the_default_and_unchanged(keys: None) -> None:
     plan = build_plan(load_settings(), Mode.PRODUCTION, {"PATH": "/nowhere"})
     assert plan.worker is None
-    assert plan.engine is not None and plan.engine.argv[-3:] == ["--sdk-url", SDK, "--passive-sync"]
+    assert plan.engine is not None and plan.engine.argv[-4:] == ["--sdk-url", SDK, "--passive-sync", "--no-connect"]
     assert plan.app.env["AGENTCMD_WORKER_MODE"] == "http" and "AGENTCMD_BOOT_ID" not in plan.app.env
 
 

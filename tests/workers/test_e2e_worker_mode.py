@@ -23,7 +23,7 @@ from tests.workers.workerharness import Calls
 
 pytestmark = pytest.mark.slow   # real engines and worker processes
 
-READY = "ready in"
+READY = "\nready in "   # a line of its own: "Address already in use" contains "ready in "
 NEW_WORKFLOW = '''
 from agentcmd import define_workflow
 

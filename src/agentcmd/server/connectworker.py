@@ -168,7 +168,9 @@ async def check_engine(plan: WorkerPlan) -> None:
     if resp.status_code == 503:
         raise UnavailableError(f"the engine at {plan.engine_url} runs no connect gateway"
                                + (f": {message}" if message else ""),
-                               "start the engine with connect on (not --no-connect), on a free --connect-port",
+                               "run 'agentcmd dev|start --worker-mode connect' (http mode starts the engine without "
+                               "its gateway), or 'agentcmd engine dev|start' without --no-connect, on a free "
+                               "--connect-port",
                                code="no_connect_gateway")
     if resp.status_code != 200:
         raise ProtocolError(f"the engine at {plan.engine_url} answered {resp.status_code} to POST {START_PATH}"

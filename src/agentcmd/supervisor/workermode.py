@@ -14,6 +14,11 @@ last. The worker's connection is its sync: the supervisor is "ready" once
 the worker logged ``READY_LINE`` (or, with no workflows yet, ``WAITING_LINE``:
 from then on it takes a reload's SIGHUP).
 
+In ``http`` mode the embedded engine gets ``--no-connect``: nothing of
+agentcmd dials its gateway then, a connect worker of app ``agentcmd`` would
+take the app over from the HTTP app server, and its port (the engine's
+port + 1) need not be free or open.
+
 Both children get one ``AGENTCMD_BOOT_ID``: a step the worker runs is
 "running" to the app server's views, not "interrupted by an earlier app
 process" (``workflows/steprecords.py``).
@@ -73,6 +78,8 @@ def worker_mode_children(settings: Settings, mode: Mode, engine: ChildSpec | Non
     """(engine, app, worker) for the ``worker_mode`` setting; the worker is None in http mode."""
     app = dataclasses.replace(app, env={**app.env, **worker_mode_env(settings.worker_mode)})
     if settings.worker_mode != "connect":
+        if engine is not None and settings.engine == "embedded":   # http mode: no gateway (see the docstring)
+            engine = dataclasses.replace(engine, argv=[*engine.argv, "--no-connect"])
         return engine, app, None
     if engine is not None:
         engine = without_sdk_url(engine, sdk_url)
