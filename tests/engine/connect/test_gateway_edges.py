@@ -132,6 +132,7 @@ def test_port_plus_one_taken_runs_without_a_gateway_and_says_so(engine_factory: 
         assert r.status_code == 503
         assert f"port {port + 1}" in r.json()["error"] and "--connect-port" in r.json()["hint"]
         wait_for(lambda: "runs without connect workers" in engine.output(), 5, "the warning in the log")
+        assert "dev mode" in engine.output().splitlines()[0]      # the start line still comes first
 
 
 def test_an_explicit_connect_port_that_is_taken_stops_the_start(engine_factory: Any) -> None:

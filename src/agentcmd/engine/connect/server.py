@@ -59,6 +59,7 @@ class GatewayServer:
 
     async def start(self) -> None:
         if self.sock is None:
+            log.warning("%s", self.gateway.unavailable)
             return
         from websockets.asyncio.server import serve
 
@@ -124,5 +125,4 @@ def gateway_socket(host: str, engine_port: int, connect_port: int | None) -> tup
         reason = "taken" if exc.errno == errno.EADDRINUSE else "not open to this user"
         why = (f"the connect gateway's port {port} (the engine's port + 1) is {reason}; the engine "
                "runs without connect workers (pass --connect-port N to choose another port)")
-        log.warning("%s", why)
-        return None, why
+        return None, why      # logged by GatewayServer.start, after the engine's start line
