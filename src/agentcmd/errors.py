@@ -216,6 +216,12 @@ class InputError(AgentcmdError):
     exit_code = 2
     http_status = 422
     fix_hint = "correct the input as the message (and its 'details') says"
+    variants: ClassVar[Mapping[str, Variant]] = {
+        "missing_signing_key": ("'agentcmd worker' in production mode with no signing key configured",
+                                "set INNGEST_SIGNING_KEY to the engine's signing key, or use --dev with a dev engine"),
+        "no_workflows": ("'agentcmd worker' found no workflow to serve in the project",
+                         "add a file to .agentcmd/workflows, or pass --project"),
+    }
 
 
 class UnavailableError(AgentcmdError):
@@ -226,8 +232,16 @@ class UnavailableError(AgentcmdError):
     http_status = 503
     fix_hint = "start or install what the message names, or point agentcmd at where it runs"
     variants: ClassVar[Mapping[str, Variant]] = {
-        "engine_unreachable": ("'--engine external': the engine at --engine-url does not answer GET /health",
+        "engine_unreachable": ("'--engine external': the engine at --engine-url does not answer GET /health; "
+                               "'agentcmd worker': the engine at --engine-url cannot be reached",
                                "start that engine first, check --engine-url, or use '--engine embedded'"),
+        "no_connect_gateway": ("'agentcmd worker': the engine offers no connect gateway (POST /v0/connect/start "
+                               "answered 404, or 503: its gateway is off or its port was taken)",
+                               "start the engine with connect on, or use '--worker-mode http'"),
+        "connect_failed": ("'agentcmd worker': the connection to the engine ended and could not be opened again",
+                           "check that the engine runs and its gateway port is reachable, then start the worker"),
+        "no_worker": ("worker mode connect: a run was started for a workflow no connected worker serves",
+                      "start 'agentcmd worker' (agentcmd dev|start run one), or wait for it to reconnect"),
         "engine_not_found": ("'--engine inngest-cli' but neither 'inngest' nor 'npx' is on PATH",
                              "install inngest-cli, or use '--engine embedded'"),
         "app_unreachable": ("the CLI cannot reach the app server (or the engine); also a run's failure output "

@@ -353,7 +353,8 @@ def test_embedded_engine_command_line(spawn: SpawnFn, fake_inngest: FakeInngest,
     call = fake_inngest.records()[0]
     sqlite_dir = agentcmd_home / "data" / "engine"
     assert call["argv"] == ["start", "--host", "127.0.0.1", "--port", str(ports[1]),
-                            "--sqlite-dir", str(sqlite_dir), "--sdk-url", sdk_url(ports), "--passive-sync"]
+                            "--sqlite-dir", str(sqlite_dir), "--sdk-url", sdk_url(ports), "--passive-sync",
+                            "--no-connect"]
     # Our engine gets the keys by pipe, not in its environment (readable in /proc/<pid>/environ).
     assert call["handed"] == ["INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"]
     assert not {"INNGEST_EVENT_KEY", "INNGEST_SIGNING_KEY"} & set(call["env"])

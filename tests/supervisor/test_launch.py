@@ -39,7 +39,7 @@ def test_embedded_production_engine_gets_sqlite_dir_and_keys_by_pipe_only(keys: 
     assert plan.engine is not None
     assert plan.engine.argv == [sys.executable, "-m", "agentcmd", "engine", "start", "--host", "127.0.0.1",
                                 "--port", "8288", "--sqlite-dir", str(settings.resolved_sqlite_dir),
-                                "--sdk-url", SDK, "--passive-sync"]
+                                "--sdk-url", SDK, "--passive-sync", "--no-connect"]
     assert settings.resolved_sqlite_dir.is_dir()
     for spec in (plan.engine, plan.app):
         # Handed over through a pipe (agentcmd.handover): not in argv, not in the environment, not in a repr.
@@ -63,9 +63,9 @@ def test_the_banner_names_the_file_the_embedded_engine_really_uses() -> None:
 def test_embedded_dev_engine_gets_the_app_url_and_no_keys(keys: None) -> None:
     plan = build_plan(load_settings(port=5000, engine_port=5001), Mode.DEV, {"PATH": "/nowhere"})
     assert plan.engine is not None
-    assert plan.engine.argv[-9:] == ["dev", "--host", "127.0.0.1", "--port", "5001", "-u",
-                                     "http://127.0.0.1:5000/api/workflows/inngest", "--no-discovery",
-                                     "--passive-sync"]
+    assert plan.engine.argv[-10:] == ["dev", "--host", "127.0.0.1", "--port", "5001", "-u",
+                                      "http://127.0.0.1:5000/api/workflows/inngest", "--no-discovery",
+                                      "--passive-sync", "--no-connect"]
     assert "INNGEST_SIGNING_KEY" not in plan.engine.env and "INNGEST_SIGNING_KEY" not in plan.app.env
     assert plan.app.env["INNGEST_DEV"] == "1"
     assert "ephemeral: history is lost on restart" in plan.engine_banner()
@@ -121,7 +121,7 @@ def test_wildcard_hosts_are_reached_on_loopback(host: str, reach: str) -> None:
 def test_allow_remote_dev_reaches_the_embedded_dev_engine_only() -> None:
     settings = load_settings(host="0.0.0.0")
     dev = build_plan(settings, Mode.DEV, {}, allow_remote_dev=True)
-    assert dev.engine is not None and dev.engine.argv[-1] == "--allow-remote-dev"
+    assert dev.engine is not None and dev.engine.argv[-2:] == ["--allow-remote-dev", "--no-connect"]
     assert dev.app_url == "http://127.0.0.1:4100"
     prod = build_plan(settings, Mode.PRODUCTION, {}, allow_remote_dev=True)
     assert prod.engine is not None and "--allow-remote-dev" not in prod.engine.argv

@@ -26,6 +26,7 @@ from agentcmd.cli import install as install_cmd
 from agentcmd.cli import resume as resume_cmd
 from agentcmd.cli import run as run_cmd
 from agentcmd.cli import runs as runs_cmd
+from agentcmd.cli import worker as worker_cmd
 from agentcmd.cli import workflows as workflows_cmd
 from agentcmd.cli import workspaces as workspaces_cmd
 from agentcmd.cli._console import error, warn
@@ -81,6 +82,7 @@ runs_cmd.register_send(app)
 backup_cmd.register(app)
 approvals_cmd.register(runs_cmd.app)   # agentcmd runs approve / answer
 app.add_typer(workspaces_cmd.app, name="workspaces")
+worker_cmd.register(app)   # agentcmd worker: the workflows as a connect worker (server/connectworker.py)
 
 
 def main() -> None:

@@ -33,6 +33,11 @@ class EngineChoice(enum.StrEnum):
     EXTERNAL = "external"
 
 
+class WorkerModeChoice(enum.StrEnum):
+    HTTP = "http"
+    CONNECT = "connect"
+
+
 class LogFormatChoice(enum.StrEnum):
     AUTO = "auto"
     PLAIN = "plain"
@@ -61,6 +66,11 @@ def _make_command(command: str) -> Callable[..., None]:
             help="embedded (default), inngest-cli (the real 'inngest' binary) or external (--engine-url)."),
         engine_url: str | None = typer.Option(None, "--engine-url",
                                               help="URL of an engine started elsewhere (--engine external)."),
+        worker_mode: WorkerModeChoice | None = typer.Option(
+            None, "--worker-mode", case_sensitive=False,
+            help="http (default): the engine calls the app server for each step. connect: an 'agentcmd worker' "
+                 "child dials the engine's connect gateway and runs the steps; the app server keeps the UI and "
+                 "API. Or AGENTCMD_WORKER_MODE (docs/running.md, Workers)."),
         log_format: LogFormatChoice | None = typer.Option(
             None, "--log-format", case_sensitive=False,
             help="auto (colours on a terminal), plain, rich or json (default auto)."),
@@ -88,6 +98,7 @@ def _make_command(command: str) -> Callable[..., None]:
             _export_allowed_hosts(allowed_host)
         _run(command, dict(port=port, engine_port=engine_port, host=host,
                            engine=engine.value if engine else None, engine_url=engine_url,
+                           worker_mode=worker_mode.value if worker_mode else None,
                            log_format=log_format.value if log_format else None, project_dir=project),
              production=production, dev=dev, startup_timeout=startup_timeout, stop_grace=stop_grace,
              allow_remote_dev=allow_remote_dev, dashboard_auth=dashboard_auth)
@@ -145,6 +156,10 @@ def _run(command: str, overrides: dict[str, Any], *, production: bool, dev: bool
     plan = build_plan(settings, resolution.mode, allow_remote_dev=allow_remote_dev, dashboard_auth=dashboard_auth)
     _check_app_access(plan, settings, allow_remote_dev, dashboard_auth, sink)
     preflight(plan)
+    from agentcmd.supervisor.workermode import check_gateway
+
+    check_gateway(settings, starts_embedded_engine=plan.engine is not None and plan.engine_kind == "embedded",
+                  host=plan.host, engine_port=plan.engine_port)   # --worker-mode connect (supervisor/workermode.py)
     timeout = startup_timeout or (NPX_STARTUP_TIMEOUT if plan.uses_npx else DEFAULT_STARTUP_TIMEOUT)
     code = Supervisor(plan, sink, startup_timeout=timeout, stop_grace=stop_grace).run()
     if code:

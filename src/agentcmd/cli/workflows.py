@@ -177,6 +177,9 @@ def reload(
                 typer.echo(f"{what}: {', '.join(result[what])}")
         if result.get("synced"):
             typer.echo(f"reloaded and synced with the engine: {names}")
+        elif result.get("worker_mode") == "connect" and result.get("workflows"):
+            typer.echo(f"reloaded the app server's list: {names}; connect workers serve the workflows: send "
+                       "'agentcmd start' (or each 'agentcmd worker') SIGHUP to reload them too")
         elif not result.get("sync_error"):
             typer.echo("reloaded: no workflows (add one in .agentcmd/workflows/*.py)")
     if result.get("sync_error"):

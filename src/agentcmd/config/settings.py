@@ -30,6 +30,7 @@ from agentcmd.config.workspaces import WorkspacesSettings
 from agentcmd.errors import AgentcmdError, ConfigError
 
 EngineKind = Literal["embedded", "inngest-cli", "external"]
+WorkerMode = Literal["http", "connect"]   # how agentcmd dev|start serve the workflows (docs/running.md "Workers")
 # The embedded engine's per-call timeout of SDK requests. One call runs one step, and an
 # agent step can take many minutes, so the default is the Go server's 2 h request limit
 # (the same value as agentcmd.engine.driver.DEFAULT_TIMEOUT_S, not imported here so that
@@ -106,6 +107,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field("", validation_alias=_env("AGENTCMD_ALLOWED_HOSTS", "allowed_hosts"))
     engine: EngineKind = Field("embedded", validation_alias=_env("AGENTCMD_ENGINE", "engine"))
     engine_url: str | None = Field(None, validation_alias=_env("AGENTCMD_ENGINE_URL", "engine_url"))
+    worker_mode: WorkerMode = Field("http", validation_alias=_env("AGENTCMD_WORKER_MODE", "worker_mode"))
     engine_call_timeout: float = Field(
         ENGINE_CALL_TIMEOUT_DEFAULT_S,
         validation_alias=_env("AGENTCMD_ENGINE_CALL_TIMEOUT", "engine_call_timeout"),
@@ -349,6 +351,8 @@ SETTINGS_DOC: dict[str, tuple[tuple[str, ...], str]] = {
     "allowed_hosts": (("AGENTCMD_ALLOWED_HOSTS",), "extra Host names both servers answer to (comma separated)"),
     "engine": (("AGENTCMD_ENGINE",), "embedded, inngest-cli or external"),
     "engine_url": (("AGENTCMD_ENGINE_URL",), "URL of an external engine"),
+    "worker_mode": (("AGENTCMD_WORKER_MODE",),
+                    "http (the engine calls the app server) or connect (a worker dials the engine)"),
     "engine_call_timeout": (("AGENTCMD_ENGINE_CALL_TIMEOUT",), "seconds one engine -> SDK call may take"),
     "engine_app_wait_timeout": (("AGENTCMD_ENGINE_APP_WAIT_TIMEOUT",),
                                 "seconds a run may wait for an app that does not answer"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from agentcmd.server.shutdown import InterruptMiddleware
 from agentcmd.workflows import streamlog
 from agentcmd.workflows.context import Runtime, set_runtime
 from agentcmd.workflows.define import APP_ID
+from agentcmd.workflows.loading import Discovered
 from agentcmd.workflows.served import discover_served
 
 log = logging.getLogger("agentcmd.server")
@@ -51,13 +53,42 @@ log = logging.getLogger("agentcmd.server")
 __all__ = ["APP_ID", "create_app", "create_client"]
 
 
-def create_client() -> inngest.Inngest:
+def create_client(signing_key: str | None = None, event_key: str | None = None) -> inngest.Inngest:
     """The SDK client; dev vs production is decided by the SDK from INNGEST_DEV.
 
-    The keys are arguments (handed over by pipe, ``agentcmd.handover``), not environment variables.
+    The keys are arguments (handed over by pipe, ``agentcmd.handover``, unless given), not environment
+    variables.
     """
-    return inngest.Inngest(app_id=APP_ID, logger=log, signing_key=handover.key("INNGEST_SIGNING_KEY"),
-                           event_key=handover.key("INNGEST_EVENT_KEY"))
+    return inngest.Inngest(app_id=APP_ID, logger=log,
+                           signing_key=signing_key or handover.key("INNGEST_SIGNING_KEY"),
+                           event_key=event_key or handover.key("INNGEST_EVENT_KEY"))
+
+
+@dataclass(frozen=True)
+class LoadedWorkflows:
+    """What an app server and a connect worker (``server/connectworker.py``) both start from."""
+
+    runtime: Runtime
+    engine: EngineRestClient
+    discovered: Discovered
+
+
+def load_workflows(project_dir: Path | None = None, *, entry_points: bool = True) -> LoadedWorkflows:
+    """Bind the workflow runtime (project, data dir, the engine's run status) and discover the workflows.
+
+    A broken workflow file is logged and listed in ``discovered.errors``; the others load.
+    """
+    runtime = Runtime.from_settings(project_dir)
+    from agentcmd.config import load_settings
+
+    streamlog.configure(**load_settings().streams.model_dump())  # the kept-output caps
+    engine = EngineRestClient.from_env()
+    runtime.run_status = engine.run_status
+    set_runtime(runtime)
+    discovered = discover_served(runtime.project_dir, runtime.data_dir, entry_points=entry_points)
+    for err in discovered.errors:
+        log.error("workflow not loaded: %s", err)
+    return LoadedWorkflows(runtime, engine, discovered)
 
 
 def app_auth(host: str = "127.0.0.1", dashboard_auth: bool = False) -> AppAuth:
@@ -101,16 +132,9 @@ def create_app(project_dir: Path | None = None, *, entry_points: bool = True, ho
                allowed_hosts: Sequence[str] = ()) -> FastAPI:
     """The app server for a bind to ``host`` (the auth policy depends on it, not on clients' addresses)."""
     auth = auth or app_auth(host, dashboard_auth)
-    runtime = Runtime.from_settings(project_dir)
+    loaded = load_workflows(project_dir, entry_points=entry_points)
+    runtime, engine, discovered = loaded.runtime, loaded.engine, loaded.discovered
     from agentcmd.config import load_settings
-
-    streamlog.configure(**load_settings().streams.model_dump())  # the kept-output caps
-    engine = EngineRestClient.from_env()
-    runtime.run_status = engine.run_status
-    set_runtime(runtime)
-    discovered = discover_served(runtime.project_dir, runtime.data_dir, entry_points=entry_points)
-    for err in discovered.errors:
-        log.error("workflow not loaded: %s", err)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -76,14 +76,18 @@ class Reloader:
         self.handler._fns = {fn.get_id(): fn for fn in fresh}
         self.functions[:] = fresh
         synced, sync_error = False, None
-        if fresh:
+        from agentcmd.server.connectmode import workers_serve_workflows
+
+        connect = workers_serve_workflows()
+        if fresh and not connect:   # connect mode: the worker's reload is its sync
             sync_error = await _sync(serve_url)
             synced = sync_error is None
         # In place: create_app's closures (health) and the API read this object.
         vars(current).update(vars(found))
         added, removed = sorted(after - before), sorted(before - after)
         result = {"workflows": sorted(after), "added": added, "removed": removed,
-                  "errors": [e.to_json() for e in found.errors], "synced": synced, "sync_error": sync_error}
+                  "errors": [e.to_json() for e in found.errors], "synced": synced, "sync_error": sync_error,
+                  "worker_mode": "connect" if connect else "http"}
         if sync_error:
             log.warning("reloaded %d workflows but the sync with the engine failed: %s", len(fresh), sync_error)
         else:

@@ -130,6 +130,16 @@ async def sync_app(client: inngest.Inngest, functions: list[Any], url: str) -> N
                                code="sync_failed")
 
 
+def _no_connect_sync(wf: Workflow) -> None:
+    """Connect mode: only a connected worker can make the engine know a workflow (server/connectworker.py)."""
+    from agentcmd.server.connectmode import workers_serve_workflows
+
+    if workers_serve_workflows():
+        raise UnavailableError(f"no connected worker serves workflow {wf.spec.id!r} (worker mode connect)",
+                               "start one with 'agentcmd worker' (agentcmd dev|start run one), or wait for the "
+                               "worker to reconnect after a reload", code="no_worker")
+
+
 async def start_run(request: Request, wf: Workflow, data: dict[str, Any],
                     send: Any) -> dict[str, Any]:
     """Send ``wf``'s trigger with ``data`` and return ``{"event_id", "run_id", "resynced"}``.
@@ -149,6 +159,7 @@ async def start_run(request: Request, wf: Workflow, data: dict[str, Any],
                 f"workflow {wf.spec.id!r} is paused on the engine: event {event_id} was recorded but starts no run",
                 "resume the function on the engine dashboard, then start the run again")
         if state != "known":
+            _no_connect_sync(wf)
             functions = list(request.app.state.discovered.workflows.values())
             await sync_app(request.app.state.client, functions, serve_url(request))
             resynced = True

@@ -47,6 +47,7 @@ from agentcmd.inngest_env import inngest_env
 from agentcmd.mode import Mode
 from agentcmd.server import SERVE_PATH
 from agentcmd.supervisor.process import ChildSpec
+from agentcmd.supervisor.workermode import worker_mode_children
 
 # The npm package's latest release when this was pinned (`npm view inngest-cli version`); a pinned
 # version makes `--engine inngest-cli` behave the same on every machine that goes through npx.
@@ -75,6 +76,7 @@ class LaunchPlan:
     engine_port: int
     database_dir: Path | None
     uses_npx: bool = False
+    worker: ChildSpec | None = None  # worker mode connect: 'agentcmd worker' serves the workflows (workermode.py)
 
     @property
     def database_path(self) -> Path | None:
@@ -229,6 +231,7 @@ def build_plan(settings: Settings, mode: Mode, environ: Mapping[str, str] | None
         app_argv.append("--allow-remote-dev")
     app = ChildSpec("app", app_argv, app_env, health_url=app_url + "/health",
                     secrets=production_keys(mode, event_key, signing_key))
+    engine, app, worker = worker_mode_children(settings, mode, engine, app, engine_url, sdk_url)
     return LaunchPlan(mode=mode, engine_kind=settings.engine, engine=engine, app=app,
                       engine_url=engine_url, app_url=app_url, sdk_url=sdk_url, host=host, port=port,
-                      engine_port=engine_port, database_dir=database_dir, uses_npx=uses_npx)
+                      engine_port=engine_port, database_dir=database_dir, uses_npx=uses_npx, worker=worker)

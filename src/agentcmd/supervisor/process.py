@@ -56,6 +56,7 @@ class ChildSpec:
     health_url: str | None = None
     cwd: Path | None = None
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # handed over by pipe, not env
+    ready_lines: tuple[str, ...] = ()   # a child with no health URL is ready once it printed one (a connect worker)
 
 
 def describe_returncode(code: int) -> str:
@@ -109,6 +110,7 @@ class ManagedProcess:
         self._on_output_closed = on_output_closed
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
+        self.ready_seen = threading.Event()   # one of spec.ready_lines was printed
 
     @property
     def name(self) -> str:
@@ -143,6 +145,8 @@ class ManagedProcess:
                 line = raw.decode(errors="replace").rstrip("\r\n")
                 with self._tail_lock:
                     self._tail.append(line)
+                if any(marker in line for marker in self.spec.ready_lines):
+                    self.ready_seen.set()
                 self.sink.child_line(self.name, line)
         finally:
             self._proc.stdout.close()

@@ -113,8 +113,16 @@ def describe_reload(result: dict[str, Any], sink: LogSink) -> None:
     elif result.get("synced"):
         sink.info(f"reloaded the workflows and synced them with the engine: {names}{changes}",
                   workflows=result.get("workflows"))
+    elif result.get("worker_mode") == "connect":
+        sink.info(f"reloaded the app server's workflows: {names}{changes}; the worker reloads them next",
+                  workflows=result.get("workflows"))
     else:
         sink.info(f"reloaded the workflows: none left to sync{changes}")
+
+
+def post_reload(app_url: str) -> dict[str, Any]:
+    """``POST /api/reload`` on the app server: its answer (what changed, whether it synced)."""
+    return _post_reload(app_url)
 
 
 def _post_reload(app_url: str) -> dict[str, Any]:

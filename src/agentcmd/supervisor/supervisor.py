@@ -115,7 +115,8 @@ class Supervisor:
             if plan.uses_npx:
                 self.sink.info("the inngest binary comes through npx: the first start downloads it")
             self._spawn(plan.engine)
-        self._reloads = Reloads(plan.app_url, self.sink)   # asks wait for resume() at "ready"
+        # asks wait for resume() at "ready"; in connect mode the worker reloads after the app (workermode.py)
+        self._reloads = Reloads(plan.app_url, self.sink, self._reload_with_worker if plan.worker else None)
         project = project_dir_of(plan.app.argv)
         if plan.mode is Mode.DEV and project is not None:
             # Before the app reads the folder: nothing saved from here on can be missed.
@@ -123,7 +124,7 @@ class Supervisor:
             self._watch_files.start()
         self.sink.info(f"Starting app server on {plan.app_url} (SDK at {plan.sdk_url})")
         self._spawn(plan.app)
-        if not self._wait_ready(started) or not self._sync_app(started):
+        if not self._wait_ready(started) or not self._serve_workflows(started):
             self.sink.warning(f"interrupted by {_signal_name(self._signal)} during startup; stopping")
             return EXIT_INTERRUPTED
         self._reloads.resume()
@@ -198,7 +199,8 @@ class Supervisor:
         while True:
             self._wake.clear()
             if self._signal is not None:
-                self.sink.info(f"received {_signal_name(self._signal)}; stopping the engine, then the app")
+                then = "the app, then the worker" if self.plan.worker is not None else "the app"
+                self.sink.info(f"received {_signal_name(self._signal)}; stopping the engine, then {then}")
                 return 0
             if self._reload_asked.is_set() and self._reloads is not None:
                 self._reload_asked.clear()
@@ -221,6 +223,41 @@ class Supervisor:
                 how = "stopped" if code in (0, -signal.SIGTERM) else describe_returncode(code)
                 self.sink.info(f"{child.name} {how}", child=child.name, exit_code=code)
         self._children.clear()
+
+    def _serve_workflows(self, started: float) -> bool:
+        """HTTP mode: sync the app. Connect mode: start the worker, wait for its connection. False on a signal."""
+        if self.plan.worker is None:
+            return self._sync_app(started)
+        worker = self._spawn(self.plan.worker)
+        deadline = started + self.startup_timeout
+        while not worker.ready_seen.is_set():
+            self._wake.clear()
+            if self._signal is not None:
+                return False
+            self._check_exits("during startup")
+            if time.monotonic() >= deadline:
+                raise SupervisorError(
+                    f"the worker did not connect to the engine at {self.plan.engine_url} within "
+                    f"{self.startup_timeout:g} s", "read the worker's and the engine's output above; if they are "
+                    "only slow, raise --startup-timeout", code="sync_failed")
+            self._wake.wait(self.poll_interval)
+        if self._app_functions() == 0:
+            self.sink.info("the app has no workflows yet: the worker connects once a workflow file is added "
+                           "(.agentcmd/workflows) and reloaded")
+        else:
+            self.sink.info(f"the worker connected to the engine at {self.plan.engine_url} (worker mode connect)")
+        return True
+
+    def _reload_with_worker(self, app_url: str) -> dict[str, object]:
+        """Connect mode's reload: the app server's list (the UI and API), then the worker's (SIGHUP)."""
+        from agentcmd.supervisor.reload import post_reload
+
+        result = post_reload(app_url)
+        for child in self._children:
+            if child.name == "worker" and child.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGHUP)
+        return result
 
     def _sync_app(self, started: float) -> bool:
         """Sync the app with the engine and check the engine took every function; False on a signal.

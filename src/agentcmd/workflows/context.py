@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+BOOT_ID_ENV = "AGENTCMD_BOOT_ID"
+"""Set by the supervisor for its children: the ``boot_id`` they share (one supervisor's life)."""
 
 RunStatusProbe = Callable[[str], Awaitable[str | None]]
 """``probe(run_id) -> status`` ("Running", "Cancelled", ...) or None when unknown."""
@@ -36,7 +40,11 @@ class Runtime:
 
         settings = load_settings()
         project = (project_dir or settings.resolved_project_dir).resolve()
-        return cls(project_dir=project, data_dir=settings.resolved_data_dir)
+        runtime = cls(project_dir=project, data_dir=settings.resolved_data_dir)
+        # One life shared by the processes one supervisor runs (the app server and its connect
+        # worker, docs/running.md "Workers"): a step the worker runs is not "interrupted" to the app.
+        runtime.boot_id = os.environ.get(BOOT_ID_ENV, "").strip() or runtime.boot_id
+        return runtime
 
 
 _runtime: Runtime | None = None

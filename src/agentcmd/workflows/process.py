@@ -209,6 +209,17 @@ def interrupt_all(grace: float = SHUTDOWN_GRACE_SECONDS) -> int:
     return len(procs)
 
 
+def kill_all_now() -> int:
+    """The process exits this instant (a connect worker's second Ctrl-C): SIGKILL every step's group, synchronously,
+    so no step outlives it and none gets to report a result; return how many."""
+    _shutdown["on"] = True
+    procs = list(_all)
+    for proc in procs:
+        if proc.returncode is None:
+            _signal_group(proc, signal.SIGKILL)
+    return len(procs)
+
+
 async def stop_all(grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
     """Stop every tracked group and wait until each is gone (the last thing before the app exits)."""
     procs = list(_all)

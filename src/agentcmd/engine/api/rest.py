@@ -21,12 +21,14 @@ from starlette.routing import Route
 from agentcmd.engine.api.errors import error_response
 from agentcmd.engine.api.guard import guard
 from agentcmd.engine.api.runfilter import run_filter
+from agentcmd.engine.protocol import iso_ms
 from agentcmd.engine.store import queries
 from agentcmd.engine.store import resume as resume_store
 from agentcmd.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
     from agentcmd.engine.commands import Commands, Reads
+    from agentcmd.engine.connect.view import WorkerView
 
 def _ok(data: Any, **metadata: Any) -> JSONResponse:
     meta = {"fetched_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"), **metadata}
@@ -108,8 +110,22 @@ async def cancel_run(commands: Commands, request: Request) -> Response:
     return _ok(await commands.read(lambda c: queries.get_run(c, run_id)))
 
 
-async def list_apps(store: Reads, request: Request) -> Response:
-    return _ok(await store.read(queries.list_apps))
+async def list_apps(commands: Commands, request: Request) -> Response:
+    """Each app, with ``workers``: its connect workers (engine/connect; [] for an app served over HTTP)."""
+    apps = await commands.read(queries.list_apps)
+    workers = commands.connect_workers()
+    for app in apps:
+        app["workers"] = [worker_json(w) for w in workers if app["id"] in w.app_ids]
+    return _ok(apps)
+
+
+def worker_json(worker: WorkerView) -> dict[str, Any]:
+    """One connect worker as ``GET /v1/apps`` shows it (times in RFC 3339, like the rest of ``/v1``)."""
+    return {"connection_id": worker.connection_id, "instance_id": worker.instance_id,
+            "app_ids": list(worker.app_ids), "address": worker.address,
+            "connected_at": iso_ms(worker.connected_at_ms),
+            "last_heartbeat_at": iso_ms(worker.last_heartbeat_ms),
+            "in_flight": worker.in_flight, "capacity": worker.capacity, "status": worker.status, "sdk": worker.sdk}
 
 
 async def list_functions(store: Reads, request: Request) -> Response:

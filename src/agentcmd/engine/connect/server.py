@@ -121,6 +121,8 @@ def gateway_socket(host: str, engine_port: int, connect_port: int | None) -> tup
             raise PortInUseError(f"the connect gateway cannot listen on {host}:{port}: {exc.strerror}",
                                  f"stop whatever uses port {port}, pass another --connect-port, or --no-connect "
                                  "to run without connect workers") from None
-        why = (f"the connect gateway's port {port} (the engine's port + 1) is in use: {exc.strerror}; the engine "
+        # Not the OS's "Address already in use": supervisors and tests wait for "ready in " in this output.
+        reason = "taken" if exc.errno == errno.EADDRINUSE else "not open to this user"
+        why = (f"the connect gateway's port {port} (the engine's port + 1) is {reason}; the engine "
                "runs without connect workers (pass --connect-port N to choose another port)")
         return None, why      # logged by GatewayServer.start, after the engine's start line

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from agentcmd.engine.connect.view import WorkerView
 from agentcmd.engine.flow.replay import ReplayRequest, count_to_replay_txn
 from agentcmd.engine.store import queries
 from agentcmd.engine.store.queries.models import (
@@ -139,6 +140,11 @@ class DashboardReads:
 
     async def list_apps(self) -> list[AppRow]:
         return await self._db.read(queries.app_rows)
+
+    def connect_workers(self) -> list[WorkerView]:
+        """The workers connected over the connect gateway (``Commands.connect_workers``); none without one."""
+        workers = getattr(self._db, "connect_workers", None)
+        return list(workers()) if workers is not None else []
 
     async def app_url(self, app_id: str) -> str | None:
         """The URL the app registered (its SDK endpoint), or None for an unknown app."""

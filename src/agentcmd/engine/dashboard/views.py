@@ -272,9 +272,14 @@ async def apps_page(request: Request) -> Response:
     if refused is not None:
         return refused
     apps = await d.reader.list_apps()
-    data = {"apps": apps, "storage": await d.reader.storage()}
+    workers = d.reader.connect_workers()   # connect workers, listed under their apps (engine/connect)
+    known = {a.app_id for a in apps}
+    data = {"apps": apps, "storage": await d.reader.storage(),
+            "workers_by_app": {a.app_id: [w for w in workers if a.app_id in w.app_ids] for a in apps},
+            "unsynced_workers": [w for w in workers if not known.intersection(w.app_ids)]}
     version = version_of([(a.app_id, a.synced_at, a.error, [(f.slug, f.paused_at) for f in a.functions])
-                          for a in apps])
+                          for a in apps], [(w.connection_id, w.status, w.in_flight, w.last_heartbeat_ms)
+                                           for w in workers])
     if as_twin:
         return d.chrome.twin(request, data, version=version)
     return d.chrome.page(request, "apps.html", data, title="Apps", nav="apps", poll="/apps.json", version=version)
