@@ -103,8 +103,15 @@ def serve_http_app(port: int, engine_url: str, mode: str, notify_port: int) -> N
     serve(port, client, [w10_function(client, EVENTS["http"], notify_port)])
 
 
-def serve_connect_worker(engine_url: str, mode: str, notify_port: int) -> None:
-    """An ``inngest.connect`` worker; prints ACTIVE once the gateway has accepted it."""
+def serve_connect_worker(engine_url: str, mode: str, notify_port: int, switch_interval: float | None = None) -> None:
+    """An ``inngest.connect`` worker; prints ACTIVE once the gateway has accepted it.
+
+    ``switch_interval``: ``sys.setswitchinterval`` for this process. The SDK reads the socket on one
+    thread and runs the function on the main thread; a thread that wants the GIL waits up to the
+    interval (CPython: 5 ms) for the one holding it to let go.
+    """
+    if switch_interval is not None:
+        sys.setswitchinterval(switch_interval)
     import uvloop
     from inngest.connect import ConnectionState, connect
 
@@ -129,10 +136,12 @@ def serve_connect_worker(engine_url: str, mode: str, notify_port: int) -> None:
 class ConnectWorker:
     """This script re-run as ``--serve-worker ENGINE_URL MODE NOTIFY_PORT``."""
 
-    def __init__(self, engine: Engine, notify_port: int) -> None:
+    def __init__(self, engine: Engine, notify_port: int, switch_interval: float | None = None) -> None:
         self.log_path = engine.root / "connect-worker.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = spawn([sys.executable, str(HERE), "--serve-worker", engine.url, engine.mode, str(notify_port)],
+        extra = [] if switch_interval is None else [str(switch_interval)]
+        self.proc = spawn([sys.executable, str(HERE), "--serve-worker", engine.url, engine.mode, str(notify_port),
+                           *extra],
                           stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
@@ -367,7 +376,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if "connect" in systems:
                     notes = await RunNotifications.open()
                     notes_all.append(notes)
-                    connect = ConnectWorker(engine, notes.port)
+                    connect = ConnectWorker(engine, notes.port, args.worker_switch_interval)
                     stoppers.append(connect.stop)
                     await asyncio.to_thread(connect.wait_active)
                     targets.append(engine_target("connect", engine, connect.proc.pid, notes))
@@ -439,7 +448,9 @@ def report(result: dict[str, Any], args: argparse.Namespace, started: str) -> st
                      f"{r['app_cpu_ms_per_call']:.3f} ({r['app_main_thread_cpu_ms_per_call']:.3f})",
                      f"{(r['server_cpu_ms_per_call'] + r['app_cpu_ms_per_call']) * W10_CALLS:.1f}"])
     out = [f"W10 (10 steps of ~100 bytes, {W10_CALLS} calls/run), medians of {args.rounds} rounds; "
-           f"c=1 over {args.c1_runs} runs, then {args.runs} runs with {args.inflight} in flight",
+           f"c=1 over {args.c1_runs} runs, then {args.runs} runs with {args.inflight} in flight"
+           + ("" if args.worker_switch_interval is None
+              else f"; connect worker switch interval {args.worker_switch_interval:g} s"),
            f"started {started}; ended: {machine()}", "",
            table(["system", "mode", "c=1 ms/run (engine's own)", f"runs/s @{args.inflight} (rounds)",
                   "server CPU ms/call", "app/worker CPU ms/call (its main thread)", "both, CPU ms/run"], rows)]
@@ -471,11 +482,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="where npm installs restate-server (default ~/.cache/agentcmd-bench/restate-VERSION)")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
                         help="record py-spy profiles of engine and app/worker in the throughput phases into DIR")
+    parser.add_argument("--worker-switch-interval", type=float, default=None, metavar="SECONDS",
+                        help="sys.setswitchinterval of the connect worker (default: CPython's, 0.005)")
     parser.add_argument("--json", action="store_true", help="print the raw numbers as JSON instead of tables")
     args = parser.parse_args(argv)
     args.modes = [m for m in args.modes.split(",") if m]
     args.systems = [s for s in args.systems.split(",") if s]
     bad = [m for m in args.modes if m not in MODES] + [s for s in args.systems if s not in SYSTEMS]
+    if args.worker_switch_interval is not None and args.worker_switch_interval <= 0:
+        parser.error("--worker-switch-interval takes seconds > 0, e.g. 0.0005")
     if bad or not args.systems or min(args.rounds, args.runs, args.c1_runs, args.inflight) < 1:
         parser.error(f"--modes takes {','.join(MODES)}, --systems {','.join(SYSTEMS)}, and counts must be >= 1"
                      + (f" (not {', '.join(bad)})" if bad else ""))
@@ -487,7 +502,8 @@ def main() -> None:
         serve_http_app(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]))
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-worker":
-        serve_connect_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        serve_connect_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                             float(sys.argv[5]) if len(sys.argv) > 5 else None)
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--serve-restate":
         import _restate_worker

@@ -8,7 +8,9 @@ import asyncio
 from typing import Any
 
 from inngest.connect._internal import connect_pb2 as pb
+from tests.polling import until
 
+from agentcmd.engine.connect import acks
 from agentcmd.engine.connect.gateway import Gateway, Hooks
 from agentcmd.engine.connect.wire import function_url
 from agentcmd.engine.connect.workers import Worker
@@ -105,3 +107,43 @@ async def test_a_failed_send_goes_to_the_next_worker_and_no_worker_is_an_interru
     assert (await call).kind == ResponseKind.OPS
     none = await gateway.call(function_url("other", "other-fn"), b"{}", HEADERS)
     assert none.kind == ResponseKind.INTERRUPTED and "no connect worker of app other" in none.message
+
+
+class BufferingSocket:
+    """websockets' shape: frames buffered on ``protocol`` go out with the next ``send``, in one write."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[int]] = []     # the kinds of the frames of each write
+        self.buffered: list[bytes] = []
+        self.protocol = self
+
+    def send_binary(self, data: bytes) -> None:
+        self.buffered.append(data)
+
+    async def send(self, data: bytes) -> None:
+        frames, self.buffered = [*self.buffered, data], []
+        kinds = []
+        for raw in frames:
+            msg = pb.ConnectMessage()
+            msg.ParseFromString(raw)
+            kinds.append(msg.kind)
+        self.writes.append(kinds)
+
+
+async def test_a_reply_ack_rides_with_the_next_request_or_goes_alone_soon() -> None:
+    gateway = _gateway([])
+    ws = BufferingSocket()
+    worker = _worker(gateway, "w1", ws)  # type: ignore[arg-type]
+    acks.queue(worker, "r1")
+    call = asyncio.create_task(gateway.call(function_url("app", "app-fn"), b"{}", HEADERS))
+    await until(lambda: ws.writes, what="the request")
+    assert ws.writes == [[pb.WORKER_REPLY_ACK, pb.GATEWAY_EXECUTOR_REQUEST]]     # one write, the ack first
+    assert worker.ack_timer is None and not worker.acks
+    call.cancel()
+    # No request follows: the ack still goes, on its own, within ACK_DELAY_S.
+    acks.queue(worker, "r2")
+    acks.queue(worker, "r3")
+    assert ws.writes == [[pb.WORKER_REPLY_ACK, pb.GATEWAY_EXECUTOR_REQUEST]]
+    await until(lambda: len(ws.writes) == 2, timeout=1, what="the lone acks")
+    assert ws.writes[1] == [pb.WORKER_REPLY_ACK, pb.WORKER_REPLY_ACK]
+    assert worker.ack_timer is None and not worker.acks

@@ -27,7 +27,8 @@ from typing import Any
 
 from ulid import ULID
 
-from agentcmd.engine.connect import wire
+from agentcmd.engine.connect import acks, wire
+from agentcmd.engine.connect.ids import Ids
 from agentcmd.engine.connect.leases import LEASE_S, Pending, interrupted, item_id_of, lapsed
 from agentcmd.engine.connect.view import WorkerView
 from agentcmd.engine.connect.wire import Kind, pb
@@ -65,6 +66,7 @@ class Gateway:
         self.unavailable = "the connect gateway is not running"  # why /v0/connect/start answers 503
         self.closing = False
         self.calls = 0
+        self.ids = Ids()
         self._room = asyncio.Event()
         self._closing_tasks: set[asyncio.Future[None]] = set()
 
@@ -123,7 +125,7 @@ class Gateway:
                 function_id=slug, step_id=step_id, request_payload=body, run_id=pending.run_id,
                 lease_id=pending.lease_id)
             try:
-                await worker.ws.send(wire.frame(Kind.GATEWAY_EXECUTOR_REQUEST, request))
+                await acks.send(worker.ws, acks.take(worker), wire.frame(Kind.GATEWAY_EXECUTOR_REQUEST, request))
             except Exception as exc:   # the socket closed under us: nothing was sent, try another worker
                 log.info("connect: could not send a request to worker %s (%s); trying another",
                          worker.connection_id, exc)
@@ -159,7 +161,7 @@ class Gateway:
 
     def _lease(self, worker: Worker, app_id: str, headers: dict[str, str] | None) -> Pending:
         run_id = (headers or {}).get("X-Run-ID", "")
-        pending = Pending(str(ULID()), app_id, worker.connection_id, run_id, item_id_of(headers), str(ULID()),
+        pending = Pending(self.ids.new(), app_id, worker.connection_id, run_id, item_id_of(headers), self.ids.new(),
                           time.monotonic() + LEASE_S, now_ms() + self.hooks.queue_lease_ms)
         self.pending[pending.request_id] = pending
         worker.in_flight += 1
@@ -188,7 +190,7 @@ class Gateway:
                 or not secrets.compare_digest(pending.lease_id.encode(), lease_id.encode()):
             return None
         pending.renew()
-        pending.lease_id = str(ULID())
+        pending.lease_id = self.ids.new()
         await self._keep_queue_lease(pending)
         return pending.lease_id
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
-from agentcmd.engine.connect import wire
+from agentcmd.engine.connect import acks, wire
 from agentcmd.engine.connect.gateway import Gateway
 from agentcmd.engine.connect.wire import Kind, MalformedMessage, pb
 from agentcmd.engine.connect.workers import Worker
@@ -145,7 +145,7 @@ async def _dispatch(gateway: Gateway, worker: Worker, raw: Any) -> None:
     if kind == Kind.WORKER_REPLY:
         reply = wire.parse(pb.SDKResponse, msg.payload, "WORKER_REPLY")
         gateway.replied(reply)
-        await ws.send(wire.frame(Kind.WORKER_REPLY_ACK, pb.WorkerReplyAckData(request_id=reply.request_id)))
+        acks.queue(worker, reply.request_id)
     elif kind == Kind.WORKER_REQUEST_ACK:
         gateway.acked(wire.parse(pb.WorkerRequestAckData, msg.payload, "WORKER_REQUEST_ACK").request_id)
     elif kind == Kind.WORKER_HEARTBEAT:

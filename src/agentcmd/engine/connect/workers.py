@@ -9,6 +9,7 @@ requests, its in-flight ones finish).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ class Worker:
     in_flight: int = 0
     last_heartbeat_ms: int = 0
     last_seen: float = field(default_factory=time.monotonic)   # any frame counts as a sign of life
+    acks: list[bytes] = field(default_factory=list)             # WORKER_REPLY_ACKs not yet sent (acks.py)
+    ack_timer: asyncio.TimerHandle | None = None                # sends them if no request goes first
 
     @property
     def has_room(self) -> bool:
