@@ -66,7 +66,7 @@ class Engine:
         self.dispatcher: Dispatcher = None  # type: ignore[assignment]
         self.pruner: Pruner = None  # type: ignore[assignment]  # retention (engine/retention.py), set in open()
         self.connect: ConnectView | None = None   # the connect gateway (engine/connect), when on
-        self.connect_server: GatewayServer | None = None   # its WebSocket server (connect/server.attach)
+        self.connect_server: GatewayServer | None = None   # its WebSocket server (serve.attach_connect)
         self._tasks: list[asyncio.Task[Any]] = []
         self.changes = Changes()          # bumped after each commit that changed a row: live pages wait on it
         self.closing = False              # shutting down: live streams end (serve.py sets it before uvicorn drains)
@@ -231,8 +231,8 @@ def build_app(engine: Engine) -> Starlette:
         resume,
         storage,
     )
+    from agentcmd.engine.api import connect as connect_routes
     from agentcmd.engine.api.errors import agentcmd_error_handler, internal_error_handler
-    from agentcmd.engine.connect import routes as connect_routes
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -136,7 +136,7 @@ class Commands:
         return gateway.workers() if gateway is not None else []
 
     def connect_gateway(self) -> Gateway | None:
-        """The connect gateway itself, for its routes (engine/connect/routes.py); None when connect is off."""
+        """The connect gateway itself, for its routes (engine/api/connect.py); None when connect is off."""
         from agentcmd.engine.connect.gateway import Gateway
 
         gateway = self._engine.connect

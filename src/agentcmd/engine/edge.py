@@ -25,7 +25,7 @@ def engine_edge_policy(config: EngineConfig) -> EdgePolicy:
     sync = RouteRule(SYNC_MAX, json_only=keyless)
     api = RouteRule(JSON_API_MAX, json_only=keyless)
     form = RouteRule(FORM_MAX)
-    connect = RouteRule(SDK_MAX)       # protobuf bodies (engine/connect/routes.py); cross-site rules still apply
+    connect = RouteRule(SDK_MAX)       # protobuf bodies (engine/api/connect.py); cross-site rules still apply
 
     def rule(method: str, path: str) -> RouteRule:
         if path.startswith("/e/"):

@@ -79,6 +79,36 @@ def start_line(config: EngineConfig, url: str) -> str:
     return f"agentcmd engine: dev mode, database in memory (gone on exit), listening on {url}"
 
 
+def attach_connect(engine: Engine, host: str, engine_port: int) -> None:
+    """Give ``engine`` its gateway (``engine.connect``) when connect is on; call after ``engine.open()``."""
+    config = engine.config
+    if not config.connect:
+        return
+    from agentcmd.engine.connect.gateway import Gateway, Hooks
+    from agentcmd.engine.connect.server import GatewayServer, gateway_socket
+
+    sock, why = gateway_socket(host, engine_port, config.connect_port)
+    from agentcmd.engine.edge import engine_edge_policy
+    from agentcmd.engine.store import queue
+
+    store = engine.store
+
+    async def extend(item_id: int, until: int) -> None:
+        await store.write(lambda c: queue.extend_lease_txn(c, item_id, until))
+
+    hooks = Hooks(register=engine.commands.register_app, wake=engine.worker.wake, extend_queue_lease=extend,
+                  queue_lease_ms=engine.executor.lease_ms)
+    gateway = Gateway(hooks, production=config.production)
+    if why:
+        gateway.unavailable = why
+    engine.connect = gateway
+    engine.driver.connect = gateway
+    from agentcmd.engine.connect.metrics import ConnectCollector
+
+    engine.metrics.registry.register(ConnectCollector(gateway))
+    engine.connect_server = GatewayServer(gateway, sock, host, engine_edge_policy(config).hosts)
+
+
 def serve(config: EngineConfig, host: str, port: int) -> int:
     """Serve until SIGINT/SIGTERM; return the exit code. Raises AgentcmdError on bad input."""
     import uvicorn
@@ -96,9 +126,7 @@ def serve(config: EngineConfig, host: str, port: int) -> int:
         raise
     actual_port = sock.getsockname()[1]
     try:
-        from agentcmd.engine.connect.attach import attach
-
-        attach(engine, host, actual_port)    # the connect gateway on --connect-port (engine port + 1)
+        attach_connect(engine, host, actual_port)    # the connect gateway on --connect-port (engine port + 1)
     except BaseException:
         sock.close()
         engine.store.close()

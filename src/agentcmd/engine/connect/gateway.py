@@ -45,7 +45,7 @@ SEND_TRIES = 3                # workers tried for one call when sending fails
 
 @dataclass
 class Hooks:
-    """What the gateway asks of the engine (given by ``server.attach``)."""
+    """What the gateway asks of the engine (given by ``engine.serve.attach_connect``)."""
 
     register: Callable[[dict[str, Any]], Awaitable[Any]]     # Commands.register_app
     wake: Callable[[], None]                                  # the worker loop: runs waiting for a worker retry
