@@ -84,6 +84,17 @@ def stop_children_on_exit(sigint: bool = False) -> None:
         signal.signal(signal.SIGINT, _exit_on_signal)
 
 
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM, up to ``grace_s`` to exit (an SDK worker drains meanwhile), then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -206,13 +217,7 @@ class Engine:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 30)
         self._log.close()
         if self._owns_root and not os.environ.get("LOAD_BENCH_KEEP"):  # LOAD_BENCH_KEEP=1 keeps db and logs
             shutil.rmtree(self.root, ignore_errors=True)
@@ -259,13 +264,7 @@ class App:
             return await r.json()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 15)
         self._log.close()
 
 

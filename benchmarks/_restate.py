@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import free_port, spawn
+from _common import free_port, spawn, stop_process
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "restate"
 SERVER_PACKAGE = "@restatedev/restate-server"
@@ -169,13 +169,7 @@ class RestateServer:
         raise RuntimeError(f"registering {uri} with restate failed: {last}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 30)
         self._log.close()
         if not os.environ.get("LOAD_BENCH_KEEP"):
             shutil.rmtree(self.root, ignore_errors=True)

@@ -83,6 +83,7 @@ from _common import (
     serve,
     spawn,
     stop_children_on_exit,
+    stop_process,
     table,
     w10_function,
     wait_no_run_running,
@@ -159,13 +160,7 @@ class ConnectWorker:
                            f"have a connect gateway (POST /v0/connect/start)? Worker log:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()   # the SDK drains: pause, wait for in-flight requests, close
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 15)   # the SDK drains: pause, wait for in-flight requests, close
         self._log.close()
 
 
@@ -186,13 +181,7 @@ class RestateWorker:
         return f"exit {self.proc.returncode}:\n{self.log_path.read_text(errors='replace')[-3000:]}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, 15)
         self._log.close()
 
 

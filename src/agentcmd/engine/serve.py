@@ -12,23 +12,19 @@ import errno
 import socket
 
 from agentcmd.engine.app import Engine, EngineConfig, build_app
+from agentcmd.engine.listener import listen
 from agentcmd.errors import PortInUseError
 from agentcmd.observe import runlog
 
 
 def bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        sock.bind((host, port))
+        sock = listen(host, port, 2048)
     except OSError as exc:
-        sock.close()
         if exc.errno in (errno.EADDRINUSE, errno.EACCES):
             raise PortInUseError(f"cannot listen on {host}:{port}: {exc.strerror}",
                                  f"stop whatever uses port {port} (e.g. 'lsof -i :{port}') or pass --port") from None
         raise
-    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

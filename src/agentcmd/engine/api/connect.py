@@ -40,7 +40,10 @@ def _unauthorized() -> JSONResponse:
                    "the worker to the engine's key (the SDK sends it as a bearer)")
 
 
-def _gateway(commands: Commands) -> Gateway | JSONResponse:
+def _gateway(commands: Commands, request: Request) -> Gateway | JSONResponse:
+    """The gateway a worker's request may use, or the refusal: the key first, then whether connect is up."""
+    if not commands.authorized(request):
+        return _unauthorized()
     gateway = commands.connect_gateway()
     if gateway is None:
         return _refuse(503, "this engine runs without the connect gateway (started with --no-connect)",
@@ -52,9 +55,7 @@ def _gateway(commands: Commands) -> Gateway | JSONResponse:
 
 
 async def start(commands: Commands, request: Request) -> Response:
-    if not commands.authorized(request):
-        return _unauthorized()
-    gateway = _gateway(commands)
+    gateway = _gateway(commands, request)
     if isinstance(gateway, JSONResponse):
         return gateway
     try:
@@ -71,9 +72,7 @@ async def start(commands: Commands, request: Request) -> Response:
 
 
 async def flush(commands: Commands, request: Request) -> Response:
-    if not commands.authorized(request):
-        return _unauthorized()
-    gateway = _gateway(commands)
+    gateway = _gateway(commands, request)
     if isinstance(gateway, JSONResponse):
         return gateway
     body = await request.body()

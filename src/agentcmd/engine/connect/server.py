@@ -24,6 +24,7 @@ from typing import Any
 from agentcmd.engine.connect import session
 from agentcmd.engine.connect.gateway import Gateway
 from agentcmd.engine.connect.wire import SUBPROTOCOL
+from agentcmd.engine.listener import listen
 from agentcmd.errors import PortInUseError
 from agentcmd.httpedge.browser import cross_site_reason
 from agentcmd.httpedge.hosts import HostPolicy
@@ -33,19 +34,6 @@ log = logging.getLogger("agentcmd.engine.connect")
 _ws_log = logging.getLogger("agentcmd.engine.connect.ws")   # the library's own: one line per socket is noise
 _ws_log.setLevel(logging.WARNING)
 PATH = "/v0/connect"
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(512)
-    return sock
 
 
 class GatewayServer:
@@ -114,7 +102,7 @@ def gateway_socket(host: str, engine_port: int, connect_port: int | None) -> tup
     """Bind the gateway's port: (socket, "") or, when the automatic port is taken, (None, why)."""
     port = engine_port + 1 if connect_port is None else connect_port
     try:
-        return _bind(host, port), ""
+        return listen(host, port, 512), ""
     except OSError as exc:
         taken = exc.errno in (errno.EADDRINUSE, errno.EACCES)
         if connect_port is not None or not taken:
