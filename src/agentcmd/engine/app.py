@@ -105,7 +105,9 @@ class Engine:
                      "interrupted: they run again now, same attempt)", requeued, interrupted)
         await self.registry.load(self.store)
         if self.connect_server is not None:
-            await self.connect_server.start()
+            # Its socket is bound already (serve.attach_connect): workers that dial in now wait in its
+            # backlog while websockets is imported and the server starts, off the path to /health.
+            self._tasks.append(asyncio.create_task(self.connect_server.start(), name="agentcmd-connect"))
         self.store.db.set_dispatch_filter(lambda name: bool(self.registry.candidates(name)))
         worker = asyncio.create_task(self.worker.run(), name="agentcmd-worker")
         worker.add_done_callback(self._worker_ended)

@@ -44,6 +44,8 @@ class GatewayServer:
         self._server: Any = None
         self._reaper: asyncio.Task[None] | None = None
         gateway.host = host
+        if sock is not None:
+            gateway.port = sock.getsockname()[1]   # known once bound: /v0/connect/start may answer at once
 
     async def start(self) -> None:
         if self.sock is None:
@@ -55,7 +57,6 @@ class GatewayServer:
                                    select_subprotocol=_subprotocol, compression=None, max_size=SDK_MAX,
                                    process_request=self._check, server_header=None, ping_interval=None,
                                    logger=_ws_log)
-        self.gateway.port = self.sock.getsockname()[1]
         self._reaper = asyncio.create_task(self.gateway.reap(), name="agentcmd-connect-reaper")
 
     def _check(self, connection: Any, request: Any) -> Any:
