@@ -21,6 +21,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agentcmd.web.live import SSE_HEADERS, SseMessage, last_event_id, sse_response
 
@@ -72,11 +74,7 @@ class LiveApp:
     def build(self) -> FastAPI:
         app = FastAPI()
 
-        @app.middleware("http")
-        async def guard(request: Request, call_next: Any) -> Any:
-            if self.bearer and request.headers.get("authorization") != self.bearer:
-                return JSONResponse({"error": "this API needs a bearer", "code": "unauthorized"}, 401)
-            return await call_next(request)
+        app.add_middleware(BearerGuard, live=self)
 
         @app.post("/api/workflows/{workflow_id}/runs", status_code=202)
         async def start(workflow_id: str, request: Request) -> dict[str, Any]:
@@ -119,6 +117,26 @@ class LiveApp:
         async for message in messages:
             yield message.encode()
         raise ConnectionAbortedError("the test server drops this connection mid-stream")
+
+
+class BearerGuard:
+    """Refuses requests without ``LiveApp.bearer``, as plain ASGI.
+
+    Not ``@app.middleware("http")``: that middleware relays a streamed body
+    through a queue and may finish it cleanly before the route's exception
+    reaches it, turning a drop into a clean end. Here the exception goes
+    straight to uvicorn, which closes the socket mid-body.
+    """
+
+    def __init__(self, app: ASGIApp, live: LiveApp) -> None:
+        self.app, self.live = app, live
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        bearer = self.live.bearer
+        if scope["type"] == "http" and bearer and Headers(scope=scope).get("authorization") != bearer:
+            await JSONResponse({"error": "this API needs a bearer", "code": "unauthorized"}, 401)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def jsonl(text: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import json
 import sqlite3
 from typing import Any
 
-from agentcmd.engine.store.models import NewItem, QueueItem, QueueKind, dumps
+from agentcmd.engine.store.models import DISCOVERY, NewItem, QueueItem, QueueKind, dumps
 
 ITEM_COLS = "id, kind, run_id, step_id, ready_at, attempt, payload"
 
@@ -106,8 +106,28 @@ def retry_later_txn(conn: sqlite3.Connection, item_id: int, ready_at: int) -> No
     conn.execute("UPDATE queue SET lease_until=NULL, ready_at=?, attempt=attempt+1 WHERE id=?", (ready_at, item_id))
 
 
-def ack_txn(conn: sqlite3.Connection, item_id: int) -> None:
-    conn.execute("DELETE FROM queue WHERE id=?", (item_id,))
+def ack_txn(conn: sqlite3.Connection, item_id: int) -> bool:
+    """Done with an item. True if, while it was out, a discovery was asked for that it may not have seen."""
+    row = conn.execute("DELETE FROM queue WHERE id=? RETURNING json_extract(payload, '$.again')",
+                       (item_id,)).fetchone()
+    return bool(row is not None and row[0])
+
+
+def request_discovery_txn(conn: sqlite3.Connection, run_id: str, now: int,
+                          lease_until: int | None) -> QueueItem | None:
+    """Queue a call of the run's body, once; None if one is queued already.
+
+    A discovery already *out* (leased) was sent the state from before this
+    request: it is marked so that its ack (``ack_txn``) asks for one more
+    instead of the request being lost (race-mode branches end while the
+    body runs; see ``runs.apply_outcome_txn``).
+    """
+    dedupe = f"disc:{run_id}"
+    new = enqueue_txn(conn, run_id, NewItem(QueueKind.STEP, DISCOVERY, now, dedupe=dedupe), lease_until)
+    if new is None:
+        conn.execute("UPDATE queue SET payload=json_set(payload, '$.again', 1) "
+                     "WHERE dedupe=? AND lease_until IS NOT NULL", (dedupe,))
+    return new
 
 
 def keyed_item_txn(conn: sqlite3.Connection, dedupe: str) -> tuple[int, dict[str, Any]] | None:

@@ -33,6 +33,7 @@ from agentcmd.engine.store.queue import (
     drop_run_items_txn,
     drop_step_items_txn,
     enqueue_txn,
+    request_discovery_txn,
     retry_later_txn,
 )
 from agentcmd.errors import StoreError
@@ -159,8 +160,7 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
         for type_, step, detail in outcome.history:
             history_txn(conn, run_id, now, type_, step, item.attempt, detail)
         return []
-    if item is not None:
-        ack_txn(conn, item.id)
+    again = item is not None and ack_txn(conn, item.id)
     pending: list[str] = json.loads(row[1])
     force = bool(row[2]) or outcome.force_plan
     race = bool(row[3])
@@ -203,12 +203,12 @@ def apply_outcome_txn(conn: sqlite3.Connection, run_id: str, item: QueueItem | N
         finish_run_txn(conn, run_id, *outcome.finish, now=now, started=outcome.called_at)
         return []
     idle = not (outcome.memos or outcome.planned or outcome.waiting or outcome.items or outcome.pauses)
-    if (completed and (not pending or race)) or (idle and not pending):
+    # ``again``: this call was out when a step asked for the body to run; what it saw is stale.
+    if ((completed or again) and (not pending or race)) or (idle and not pending):
         force = False
         if not pending:
             race = False
-        new = enqueue_txn(conn, run_id, NewItem(QueueKind.STEP, DISCOVERY, now, dedupe=f"disc:{run_id}"),
-                          lease_until)
+        new = request_discovery_txn(conn, run_id, now, lease_until)
         if new is not None and lease_until is not None:
             leased.append(new)
     conn.execute(
