@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agentcmd.engine.store import open_store, queue
+from agentcmd.engine.store import checkpoint, open_store, queue
 from agentcmd.engine.store.checkpoint import Checkpointer
 from agentcmd.engine.store.models import NewItem, QueueKind
 
@@ -60,3 +61,34 @@ def test_a_checkpointer_that_cannot_write_logs_once_and_recovers(tmp_path: Path,
     assert "work again" in caplog.records[-1].getMessage()
     conn.close()
     db.close()
+
+
+
+@pytest.mark.parametrize("restart_pages", [200, 10**9])
+async def test_under_load_that_never_pauses_the_wal_starts_over_instead_of_growing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restart_pages: int) -> None:
+    monkeypatch.setattr(checkpoint, "DEFAULT_INTERVAL_S", 0.05)
+    monkeypatch.setattr(checkpoint, "RESTART_PAGES", restart_pages)
+    store = open_store(tmp_path / "engine.db")
+    commits = 0
+
+    async def writer(n: int) -> None:     # 32 writers, as 32 runs in flight: some commit is always due
+        nonlocal commits
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            row = NewItem(QueueKind.EVENT, None, n, {"p": "x" * 3000})
+            await store.write(lambda c, row=row: queue.enqueue_txn(c, None, row))
+            commits += 1
+
+    try:
+        await asyncio.gather(*(writer(n) for n in range(32)))
+        pages = _wal_pages(tmp_path / "engine.db")
+        cp = store.db._checkpointer
+        assert cp is not None and cp.checkpoints > 5 and commits > 1000
+        if restart_pages == 200:
+            # Rewound whenever it passed 200 pages: it holds what an interval of commits writes, not all of them.
+            assert cp.restarts > 0 and pages < commits / 2, (pages, commits, cp.restarts)
+        else:
+            assert cp.restarts == 0 and pages > commits, "without restarts the WAL keeps every commit's frames"
+    finally:
+        store.close()
