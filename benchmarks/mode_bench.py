@@ -14,7 +14,9 @@ Prints, per tree, the medians over rounds of c=1 engine latency, runs/s at
 32 in flight and the engine's and the SDK app's CPU per SDK call in each
 mode, then the ratios production/dev (medians of the per-round ratios).
 The load average before and after is printed too: repeat a run when it
-jumped.
+jumped. Then the SDK app alone (``sdk_alone.py``, ``--sdk-rounds``): what the
+official SDK's own production work costs with no engine at all, which
+bounds the ratios any engine can reach with this app.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine_bench import bench_mode
+from sdk_alone import describe, sdk_alone, w10_bodies
 
 METRICS = ("c1_engine_ms", "c1_wall_ms", "runs_per_s", "engine_cpu_ms_per_call", "sdk_cpu_ms_per_call")
 MODES = ("dev", "production")
@@ -42,27 +45,17 @@ def sdk_production_work_ms(repeat: int = 5, number: int = 200) -> float:
     as it sends them: per body, the SDK's ``validate_request_sig`` (JSON parse,
     JCS re-canonicalisation, HMAC) and ``sign_response`` of a step's answer;
     best of ``repeat``, mean over the bodies. In dev mode the SDK does none of it.
+    Hot and alone this is a floor; ``sdk_alone.py`` measures it in the app.
     """
-    import hashlib
     import timeit
 
     from engine_bench import SIGNING_KEY
     from inngest._internal import net, server_lib
 
     from agentcmd import signing
-    from agentcmd.engine.executor import request_body
-    from agentcmd.engine.protocol import canonical
-    from agentcmd.engine.store.models import CallContext, QueueItem, QueueKind
 
-    run_id = "01M912MPM66X7B81FGNAS3VMHR"
-    event = {"data": {"n": 0}, "id": "01M912MPM53YSYTCVKA7XJ9GX0", "name": "bench/run", "ts": 1796406401669,
-             "user": {}}
-    steps: dict[str, str] = {}
     total = 0.0
-    for i in range(11):
-        item = QueueItem(i + 1, QueueKind.STEP, run_id, "step", 0, 0, {})
-        body = request_body(CallContext(item, run_id, "bench-ten-steps", "http://127.0.0.1:1/api/inngest",
-                                        canonical(event), canonical([event]), dict(steps), False, 1, "Running"))
+    for i, body in enumerate(w10_bodies()):
         headers = {"x-inngest-signature": signing.sign(body, SIGNING_KEY)}
         answer = json.dumps([{"id": "x", "op": "StepRun", "data": {"i": i, "p": "x" * 90}}]).encode()
 
@@ -72,7 +65,6 @@ def sdk_production_work_ms(repeat: int = 5, number: int = 200) -> float:
             net.sign_response(answer, SIGNING_KEY)
 
         total += min(timeit.repeat(work, number=number, repeat=repeat)) / number
-        steps[hashlib.sha1(f"step-{i}".encode()).hexdigest()] = canonical({"data": {"i": i, "p": "x" * 90}})
     return total / 11 * 1000
 
 
@@ -111,6 +103,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=320, help="runs per throughput round")
     parser.add_argument("--inflight", type=int, default=32)
     parser.add_argument("--baseline-src", help="the src folder of another checkout to measure in the same rounds")
+    parser.add_argument("--sdk-rounds", type=int, default=3,
+                        help="rounds of the SDK app measured alone (sdk_alone.py) after the others; 0: skip")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     trees: dict[str, str | None] = {"this tree": None}
@@ -137,6 +131,8 @@ def main() -> None:
                   f"{cpu.format(r['engine_cpu_ms_per_call'])} | {cpu.format(r['sdk_cpu_ms_per_call'])} |")
     print(f"The SDK's own production-only work (request signature check with JCS, answer signing): "
           f"{sdk_production_work_ms():.3f} ms per call, measured in-process")
+    if args.sdk_rounds:
+        print(describe(sdk_alone(args.sdk_rounds)))
 
 
 if __name__ == "__main__":
