@@ -44,17 +44,20 @@ class WalSync:
         self.wal_path = db_path.with_name(db_path.name + "-wal")
         self.db_path = db_path
         self._on_error = on_error
-        # One thread of our own, woken by a condition, answering with call_soon_threadsafe: ~15 us less
-        # CPU per fsync than run_in_executor's futures (docs/engine.md, Performance).
-        self._wake = threading.Condition()
-        self._requested = False                 # guarded by _wake: an fsync is asked for
-        self._stopping = False                  # guarded by _wake
+        # One thread of our own, answering with call_soon_threadsafe: ~15 us less CPU per fsync than
+        # run_in_executor's futures (docs/engine.md, Performance). It is woken by a bare lock used as a
+        # bell (held: nothing asked), one futex wake per fsync, where a Condition took its own lock too.
+        self._bell = threading.Lock()
+        self._bell.acquire()
+        self._requested = False                 # set before the bell rings, read after it was heard
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[Parked] = []        # committed, no fsync started since
         self._syncing: list[Parked] = []        # covered by the fsync running now
         self._running = False
         self._closed = False
+        self._fd: int | None = None             # the WAL, open on the sync thread (``fsync``)
         self.syncs = 0
 
     @property
@@ -63,7 +66,30 @@ class WalSync:
         return self._running or bool(self._waiting)
 
     def fsync(self) -> None:
-        """Flush the WAL to disk (runs on the sync thread; tests wrap it): ``fdatasync``, see ``sync_data``."""
+        """Flush the WAL to disk (runs on the sync thread; tests wrap it): ``fdatasync``, see ``sync_data``.
+
+        The sync thread keeps the WAL open between flushes (an open and a
+        close less on every step's path); a WAL deleted meanwhile (no links
+        left) is opened again, so a flush never goes to a file SQLite no longer
+        writes. Flushes from elsewhere (``close``) open the file themselves.
+        """
+        if threading.current_thread() is not self._thread:
+            self._sync_by_path()
+            return
+        fd = self._fd
+        if fd is not None and os.fstat(fd).st_nlink == 0:
+            self._fd = None
+            os.close(fd)
+            fd = None
+        if fd is None:
+            try:
+                fd = self._fd = os.open(self.wal_path, os.O_RDONLY)
+            except FileNotFoundError:
+                self._sync_by_path()
+                return
+        sync_data(fd)
+
+    def _sync_by_path(self) -> None:
         try:
             fd = os.open(self.wal_path, os.O_RDONLY)
         except FileNotFoundError:   # no WAL (checkpointed and truncated): the data is in the database file
@@ -121,28 +147,26 @@ class WalSync:
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="agentcmd-wal-fsync", daemon=True)
             self._thread.start()
-        with self._wake:
-            self._requested = True
-            self._wake.notify()
+        self._requested = True
+        self._bell.release()        # held here: the thread took it for the last fsync, which has ended
 
     def _serve(self) -> None:
         """The sync thread: one fsync per request, its outcome handed back to the loop."""
         while True:
-            with self._wake:
-                while not self._requested and not self._stopping:
-                    self._wake.wait()
-                if not self._requested:
-                    return
+            self._bell.acquire()
+            if self._requested:
                 self._requested = False
                 loop = self._loop
-            error: BaseException | None = None
-            try:
-                self.fsync()
-            except BaseException as exc:     # handed to the loop, which fails the parked writers
-                error = exc
-            if loop is not None:
-                with contextlib.suppress(RuntimeError):     # the loop closed meanwhile: close() delivers
-                    loop.call_soon_threadsafe(self._synced, error)
+                error: BaseException | None = None
+                try:
+                    self.fsync()
+                except BaseException as exc:     # handed to the loop, which fails the parked writers
+                    error = exc
+                if loop is not None:
+                    with contextlib.suppress(RuntimeError):     # the loop closed meanwhile: close() delivers
+                        loop.call_soon_threadsafe(self._synced, error)
+            if self._stopping:
+                return
 
     def _synced(self, exc: BaseException | None) -> None:
         if self._closed:            # close() synced again and delivered everything itself
@@ -163,12 +187,15 @@ class WalSync:
         if self._closed:
             return
         self._closed = True
-        with self._wake:
-            self._stopping = True
-            self._wake.notify()
+        self._stopping = True
+        if self._bell.locked():     # the thread waits for it or holds it for an fsync: it then sees _stopping
+            self._bell.release()
         if self._thread is not None:
             self._thread.join()     # the running fsync ends; a pending request is served first
             self._thread = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._running = False       # its results are delivered here, not by the loop's callback
         self._waiting, self._syncing = self._syncing + self._waiting, []
         if self._waiting:
