@@ -187,17 +187,22 @@ class Commands:
     async def accept_events(self, events: list[NewEvent]) -> list[str]:
         """``POST /e``: store the events and their dispatch rows; return their ids.
 
-        With a free worker slot for each, the dispatch rows come back leased
-        and go straight to the worker: durable (a crash requeues them at start)
-        without a queue round trip. A flood is stored and left to the worker
+        With a free worker slot for each, the events are dispatched in the
+        commit that stores them (their runs exist when this returns) and the
+        runs' first calls go straight to the worker: durable (a crash requeues
+        them at start) without a queue round trip or a second flush. A flood is stored and left to the worker
         to lease at its own pace. Store errors (disk full, locked) propagate:
         nothing was stored.
         """
         worker = self._engine.worker
         if len(events) <= worker.free_slots:
-            ids, leased = await self._engine.store.accept_events(events, self._engine.executor.lease_until())
+            bodies = {ev.internal_id: ev.body for ev in events}
+            ids, rest, calls = await self._engine.store.accept_events(
+                events, self._engine.executor.lease_until(),
+                lambda conn, rows: self._engine.dispatcher.dispatch_accepted_txn(conn, rows, bodies))
             self._engine.metrics.events_accepted.inc(len(ids))
-            worker.dispatch_now(leased)
+            worker.submit(calls)
+            worker.dispatch_now(rest)
             return ids
         ids = await self._engine.store.insert_events(events)
         self._engine.metrics.events_accepted.inc(len(ids))

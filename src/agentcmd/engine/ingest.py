@@ -2,10 +2,13 @@
 
 ``accept`` runs in the request: it validates, assigns ULIDs, and stores the
 events together with one ``event`` queue row each, in one commit, so an
-event acknowledged with 200 is never lost. ``dispatch`` runs later on the
-worker for that row: it matches function triggers (name + CEL), applies flow
-control (``flow/``), resolves the pauses the event satisfies (wait_for_event,
-invoke results, cancel_on) and creates runs, again in one commit.
+event acknowledged with 200 is never lost. Dispatching a row matches
+function triggers (name + CEL), applies flow control (``flow/``), resolves
+the pauses the event satisfies (wait_for_event, invoke results, cancel_on)
+and creates runs (``plan`` then ``apply_txn``). It happens in the accepting
+commit itself when the worker has room (``dispatch_accepted_txn``: one flush
+for the event and its runs' first calls), else later on the worker in a
+commit of its own (``dispatch``).
 
 An event that matches nothing while a configured (``-u``) app has not
 completed its first sync is not dropped: its row goes back to the queue for
@@ -19,6 +22,7 @@ import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ulid import ULID
@@ -158,24 +162,16 @@ class Dispatcher:
                        cancel_pauses=tuple(pauses), start_timeout_ms=_optional_ms(timeouts.get("start")),
                        finish_timeout_ms=_optional_ms(timeouts.get("finish")))
 
-    async def dispatch(self, item: QueueItem) -> list[CallContext]:
-        """Process one ``event`` queue row; returns first calls leased to the caller."""
-        event_id = str(item.payload.get("event_id"))
-        body = await self.store.read(lambda c: queries.event_body(c, event_id))
-        if body is None:
-            await self.store.write(lambda c: queue.ack_txn(c, item.id))
-            return []
+    def plan(self, conn: sqlite3.Connection, body: dict[str, Any], event_id: str, now: int) -> Plan | None:
+        """What the event starts and resolves; None while it must wait for an app's first sync."""
         name = str(body.get("name"))
-        now = self.clock()
         functions = self.matching_functions(body)
-        decisions: list[tuple[Function, FlowDecision]] = [(fn, decide_flow(fn, body, event_id, now))
-                                                          for fn in functions]
+        decisions = [(fn, decide_flow(fn, body, event_id, now)) for fn in functions]
         correlation = None
         if name == "inngest/function.finished":
             correlation = (body.get("data") or {}).get("correlation_id")
-        pauses = await self.store.read(lambda c: queries.pauses_for_event(c, name, event_id, correlation))
         resolutions: list[tuple[dict[str, Any], Any]] = []
-        for p in pauses:
+        for p in queries.pauses_for_event(conn, name, event_id, correlation):
             if p["expires_at"] < now and p["kind"] != "invoke":
                 continue
             if p["kind"] == "invoke":
@@ -184,35 +180,80 @@ class Dispatcher:
                 resolutions.append((p, body))
         if not functions and not resolutions and not name.startswith("inngest/") \
                 and self.holding is not None and self.holding():
+            return None
+        return Plan(name, event_id, body, decisions, resolutions)
+
+    def apply_txn(self, conn: sqlite3.Connection, item: QueueItem, plan: Plan, now: int) -> list[QueueItem]:
+        """Resolve the pauses, start the runs and ack the event's row, in the caller's transaction."""
+        lease = now + self.lease_ms
+        leased: list[QueueItem] = []
+        for p, value in plan.resolutions:
+            claimed = runs.claim_pause_txn(conn, int(p["id"]))
+            if claimed is None:
+                continue
+            run_id, step_id, kind, payload = claimed
+            if kind == "cancel":
+                runs.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, f"cancelled by event {plan.name}",
+                                    now=now)
+                continue
+            failed = isinstance(value, dict) and "error" in value and kind == "invoke"
+            op = "InvokeFunction" if kind == "invoke" else "WaitForEvent"
+            outcome = Outcome(memos=[MemoWrite(str(step_id), str(payload.get("name") or step_id), op, value,
+                                               failed=failed)])
+            leased += runs.apply_outcome_txn(conn, run_id, None, outcome, now, lease)
+        specs: list[RunSpec] = []
+        for fn, decision in plan.decisions:
+            specs += decision.apply(conn, self, fn, plan.body, plan.event_id, now)
+        leased += runs.create_runs_txn(conn, specs, now, lease)
+        queue.ack_txn(conn, item.id)
+        return leased
+
+    async def dispatch(self, item: QueueItem) -> list[CallContext]:
+        """Process one ``event`` queue row; returns first calls leased to the caller."""
+        event_id = str(item.payload.get("event_id"))
+        body = await self.store.read(lambda c: queries.event_body(c, event_id))
+        if body is None:
+            await self.store.write(lambda c: queue.ack_txn(c, item.id))
+            return []
+        now = self.clock()
+        plan = await self.store.read(lambda c: self.plan(c, body, event_id, now))
+        if plan is None:
             retry_at = now + HOLD_RETRY_MS
             await self.store.write(lambda c: queue.defer_txn(c, item.id, retry_at))
             return []
-        lease = now + self.lease_ms
+        return await self.store.write(lambda c: load_contexts(c, self.apply_txn(c, item, plan, now)))
 
-        def txn(conn: sqlite3.Connection) -> list[CallContext]:
-            leased: list[QueueItem] = []
-            for p, value in resolutions:
-                claimed = runs.claim_pause_txn(conn, int(p["id"]))
-                if claimed is None:
-                    continue
-                run_id, step_id, kind, payload = claimed
-                if kind == "cancel":
-                    runs.finish_run_txn(conn, run_id, RunStatus.CANCELLED, None, f"cancelled by event {name}",
-                                        now=now)
-                    continue
-                failed = isinstance(value, dict) and "error" in value and kind == "invoke"
-                op = "InvokeFunction" if kind == "invoke" else "WaitForEvent"
-                outcome = Outcome(memos=[MemoWrite(str(step_id), str(payload.get("name") or step_id), op, value,
-                                                   failed=failed)])
-                leased += runs.apply_outcome_txn(conn, run_id, None, outcome, now, lease)
-            specs: list[RunSpec] = []
-            for fn, decision in decisions:
-                specs += decision.apply(conn, self, fn, body, event_id, now)
-            leased += runs.create_runs_txn(conn, specs, now, lease)
-            queue.ack_txn(conn, item.id)
-            return load_contexts(conn, leased)
+    def dispatch_accepted_txn(self, conn: sqlite3.Connection, items: list[QueueItem],
+                              bodies: dict[str, dict[str, Any]]) -> tuple[list[CallContext], list[QueueItem]]:
+        """Dispatch events in the commit that accepts them (``Store.accept_events``).
 
-        return await self.store.write(txn)
+        Their runs then exist, leased for their first call, when ``POST /e``
+        answers, and the first call waits for no second flush. Returns those
+        calls and the rows left to the worker (an event held for a sync).
+        """
+        now = self.clock()
+        leased: list[QueueItem] = []
+        rest: list[QueueItem] = []
+        for item in items:
+            event_id = str(item.payload.get("event_id"))
+            body = bodies.get(event_id)
+            plan = self.plan(conn, body, event_id, now) if body is not None else None
+            if plan is None:
+                rest.append(item)
+                continue
+            leased += self.apply_txn(conn, item, plan, now)
+        return load_contexts(conn, leased), rest
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one event does, decided before its transaction: runs to start (after flow control), pauses to resolve."""
+
+    name: str
+    event_id: str
+    body: dict[str, Any]
+    decisions: list[tuple[Function, FlowDecision]]
+    resolutions: list[tuple[dict[str, Any], Any]]
 
 
 def _optional_ms(raw: Any) -> int | None:

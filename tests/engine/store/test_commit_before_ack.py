@@ -149,6 +149,31 @@ def test_the_next_sdk_call_comes_only_after_an_fsync_covering_the_step_result(
     assert seen["covering"], "the next SDK call came before the first step's result was fsynced"
 
 
+def test_an_event_its_run_and_the_runs_first_call_wait_for_one_fsync_together(
+        engine: InProcessEngine, sdk_factory: Callable[..., Any]) -> None:
+    """The event is dispatched in the commit that stores it: one flush, then both the 200 and the first call."""
+    import inngest
+
+    client = client_for(engine.proc, "first-call-app")
+    seen: dict[str, Any] = {}
+
+    @client.create_function(fn_id="first-call", trigger=inngest.TriggerEvent(event="t/first"), retries=0)
+    async def first_call(ctx: inngest.Context) -> str:
+        seen.setdefault("at", time.monotonic())
+        return "ok"
+
+    sdk_factory(engine.proc, client, [first_call])
+    engine.hold.set()          # each flush takes 0.2 s: the ones on the way cannot hide in a loop turn
+    sent = time.monotonic()
+    r = httpx.post(f"{engine.proc.url}/e/{EVENT_KEY}", json={"name": "t/first", "data": {}}, timeout=10)
+    assert r.status_code == 200, r.text
+    [event_id] = r.json()["ids"]
+    assert engine.proc.get(f"/v1/events/{event_id}/runs").json()["data"], "the run exists when POST /e answers"
+    wait_for(lambda: "at" in seen, timeout=20, what="the run's first call")
+    on_the_way = [f for f in list(engine.fsyncs) if sent <= f.started and f.ended <= seen["at"]]
+    assert len(on_the_way) == 1 and event_id in on_the_way[0].events, on_the_way
+
+
 def test_many_writes_of_one_moment_share_one_fsync(engine: InProcessEngine) -> None:
     engine.hold.set()
 

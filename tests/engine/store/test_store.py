@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,3 +244,19 @@ def test_sync_helpers_warn_inside_a_running_loop() -> None:
         asyncio.run(main())
     finally:
         s.close()
+
+
+async def test_events_dispatched_in_their_own_commit_stay_stored_when_that_dispatch_fails(store: Store) -> None:
+    def broken_dispatch(conn: sqlite3.Connection, rows: list[Any]) -> Any:
+        runs.create_runs_txn(conn, [RunSpec("01HALF", "app-fn", "app", [], "E", 1)], now_ms(), None)
+        raise RuntimeError("a trigger expression blew up")
+
+    await _run(store, "01OTHER")           # the app and function exist
+    events_in = [NewEvent("01EVA", "t/a", {"name": "t/a", "data": {}}, None, now_ms()),
+                 NewEvent("01EVB", "t/b", {"name": "t/b", "data": {}}, None, now_ms())]
+    ids, rows, calls = await store.accept_events(events_in, now_ms() + 60_000, broken_dispatch)
+    assert ids == ["01EVA", "01EVB"] and calls == []
+    assert sorted(r.payload["event_id"] for r in rows) == ids, "both rows go to the worker, leased"
+    assert await store.read(lambda c: queries.get_run(c, "01HALF")) is None, "the failed dispatch left nothing"
+    stored = await store.read(lambda c: c.execute("SELECT internal_id FROM events ORDER BY 1").fetchall())
+    assert [r[0] for r in stored] == ids

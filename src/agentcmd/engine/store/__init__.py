@@ -29,6 +29,7 @@ WAL file (production, survives restarts and crashes). Same code otherwise.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -50,6 +51,9 @@ from agentcmd.engine.store.runs import apply_outcome_txn, cancel_run_txn, create
 from agentcmd.engine.store.sqlite import Database
 
 T = TypeVar("T")
+DispatchTxn = Callable[[sqlite3.Connection, list[QueueItem]], tuple[list[CallContext], list[QueueItem]]]
+"""Dispatch event rows inside a transaction: (first calls leased, rows left to the worker)."""
+log = logging.getLogger("agentcmd.engine.store")
 DB_FILE_NAME = "engine.db"
 
 
@@ -144,13 +148,34 @@ class Store:
         now = now_ms()
         return await self.db.write(lambda c: insert_events_txn(c, events, now))
 
-    async def accept_events(self, events: list[NewEvent], lease_until: int) -> tuple[list[str], list[QueueItem]]:
-        """Store events with their dispatch rows leased to the caller (who dispatches at once)."""
+    async def accept_events(self, events: list[NewEvent], lease_until: int, dispatch: DispatchTxn | None = None
+                            ) -> tuple[list[str], list[QueueItem], list[CallContext]]:
+        """Store events with their dispatch rows leased to the caller: (ids, rows to dispatch, first calls).
+
+        With ``dispatch`` (``Dispatcher.dispatch_accepted_txn``) the rows are
+        dispatched by a second job of the same commit, so one flush covers the
+        events, their runs and the runs' first calls, which come back leased.
+        If that job fails, its savepoint undoes it alone: the events stay
+        stored and all their rows come back for the worker to dispatch.
+        """
         now = now_ms()
         leased: list[QueueItem] = []
-        ids = await self.db.write(lambda c: insert_events_txn(c, events, now, leased=leased,
-                                                               lease_until=lease_until))
-        return ids, leased
+        stored = self.db.write(lambda c: insert_events_txn(c, events, now, leased=leased, lease_until=lease_until))
+        inline = self.db.write(lambda c: dispatch(c, list(leased))) if dispatch is not None else None
+        try:
+            ids = await stored
+        except BaseException:
+            if inline is not None:      # the same commit failed it too: nothing to report twice
+                inline.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise
+        if inline is None:
+            return ids, leased, []
+        try:
+            contexts, rest = await inline
+        except Exception:
+            log.exception("dispatching accepted events in their own commit failed; the worker dispatches them")
+            return ids, leased, []
+        return ids, rest, contexts
 
     async def create_runs(self, specs: list[RunSpec], lease_until: int | None) -> list[QueueItem]:
         now = now_ms()
