@@ -190,9 +190,9 @@ class Commands:
         With a free worker slot for each, the events are dispatched in the
         commit that stores them (their runs exist when this returns) and the
         runs' first calls go straight to the worker: durable (a crash requeues
-        them at start) without a queue round trip or a second flush. A flood is stored and left to the worker
-        to lease at its own pace. Store errors (disk full, locked) propagate:
-        nothing was stored.
+        them at start) without a queue round trip or a second flush. A flood
+        is stored and left to the worker to lease at its own pace. Store
+        errors (disk full, locked) propagate: nothing was stored.
         """
         worker = self._engine.worker
         if len(events) <= worker.free_slots:

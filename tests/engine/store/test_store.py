@@ -260,3 +260,22 @@ async def test_events_dispatched_in_their_own_commit_stay_stored_when_that_dispa
     assert await store.read(lambda c: queries.get_run(c, "01HALF")) is None, "the failed dispatch left nothing"
     stored = await store.read(lambda c: c.execute("SELECT internal_id FROM events ORDER BY 1").fetchall())
     assert [r[0] for r in stored] == ids
+
+
+async def test_accepted_events_are_not_dispatched_when_storing_them_failed(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agentcmd.engine.store as store_module
+
+    dispatched: list[Any] = []
+
+    def half_then_broken(conn: sqlite3.Connection, evs: Any, now: int, leased: list[Any], lease_until: int) -> Any:
+        events.insert_events_txn(conn, evs[:1], now, leased=leased, lease_until=lease_until)
+        raise sqlite3.IntegrityError("a constraint failed on the second event")
+
+    monkeypatch.setattr(store_module, "insert_events_txn", half_then_broken)
+    events_in = [NewEvent("01EVC", "t/c", {"name": "t/c", "data": {}}, None, now_ms()),
+                 NewEvent("01EVD", "t/d", {"name": "t/d", "data": {}}, None, now_ms())]
+    with pytest.raises(sqlite3.IntegrityError):
+        await store.accept_events(events_in, now_ms() + 60_000, lambda c, rows: dispatched.append(rows) or ([], []))
+    assert dispatched == [], "the dispatch job saw rows its savepoint-undone sibling had listed"
+    assert await store.read(lambda c: c.execute("SELECT COUNT(*) FROM events").fetchone()[0]) == 0

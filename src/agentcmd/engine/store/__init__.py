@@ -160,8 +160,21 @@ class Store:
         """
         now = now_ms()
         leased: list[QueueItem] = []
-        stored = self.db.write(lambda c: insert_events_txn(c, events, now, leased=leased, lease_until=lease_until))
-        inline = self.db.write(lambda c: dispatch(c, list(leased))) if dispatch is not None else None
+        stored_in_txn = False
+
+        def store_txn(conn: sqlite3.Connection) -> list[str]:
+            nonlocal stored_in_txn
+            ids = insert_events_txn(conn, events, now, leased=leased, lease_until=lease_until)
+            stored_in_txn = True
+            return ids
+
+        def dispatch_txn(conn: sqlite3.Connection) -> tuple[list[CallContext], list[QueueItem]]:
+            assert dispatch is not None
+            # Only after the events' own job succeeded: its savepoint may have undone rows listed in ``leased``.
+            return dispatch(conn, list(leased)) if stored_in_txn else ([], [])
+
+        stored = self.db.write(store_txn)
+        inline = self.db.write(dispatch_txn) if dispatch is not None else None
         try:
             ids = await stored
         except BaseException:
