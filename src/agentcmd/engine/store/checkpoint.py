@@ -107,7 +107,6 @@ class Checkpointer:
         if not busy:
             self.checkpoints += 1
 
-
     def _restart(self, conn: sqlite3.Connection) -> None:
         """Copy what came in since the passive checkpoint and let the next commit rewind the WAL."""
         conn.execute("PRAGMA busy_timeout = 0")
