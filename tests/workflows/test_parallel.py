@@ -203,8 +203,10 @@ def test_cancelling_the_run_stops_every_branch_process_group(app: App, project: 
         wait_for(lambda: not any(group_members(pgid) for pgid in groups), 15,
                  "both branches' process groups to be gone", app.child.output)
         assert not any(pid_alive(sleeper) for sleeper in groups.values())
+        # Each branch's record is written by its own call as its process group ends: wait for both.
         run = wait_for(lambda: (r := app.run(run_id))["status"] == "Cancelled" and
-                       {s["step_id"]: s["status"] for s in r["steps"]}.get("two") == "Cancelled" and r,
+                       {s["step_id"]: s["status"] for s in r["steps"] if s["step_id"] in ("one", "two")}
+                       == {"one": "Cancelled", "two": "Cancelled"} and r,
                        15, "the run and its branches cancelled", app.child.output)
         statuses = {s["step_id"]: s["status"] for s in run["steps"]}
         assert statuses["one"] == statuses["two"] == "Cancelled", run["steps"]
