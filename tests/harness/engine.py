@@ -127,9 +127,13 @@ class EngineProc:
 
 def _make_engine(base: Path, index: int, mode: str = "dev", sqlite_dir: Path | None = None,
                  args: tuple[str, ...] = (), env: dict[str, str] | None = None, port: int | None = None) -> EngineProc:
-    port = port or free_port()
     cmd = "dev" if mode == "dev" else "start"
-    full = ["engine", cmd, "--port", str(port), "--retry-interval", "0.2", "--grace", "3"]
+    chosen = port or free_port()
+    full = ["engine", cmd, "--port", str(chosen), "--retry-interval", "0.2", "--grace", "3"]
+    if port is None and not {"--connect-port", "--no-connect"} & set(args):
+        # The gateway's default port (the engine's + 1) was not checked and may be anyone's: a taken one
+        # only logs a warning, which tests reading the log would see. Connect tests choose a free port.
+        full.append("--no-connect")
     if mode == "dev":
         full.append("--no-discovery")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
@@ -138,7 +142,7 @@ def _make_engine(base: Path, index: int, mode: str = "dev", sqlite_dir: Path | N
         sqlite_dir = sqlite_dir or base / f"engine-db-{index}"
         full += ["--sqlite-dir", str(sqlite_dir)]
         base_env.update(INNGEST_SIGNING_KEY=SIGNING_KEY, INNGEST_EVENT_KEY=EVENT_KEY)
-    return EngineProc(mode, port, [*full, *args], {**base_env, **(env or {})}, base / f"engine-{index}", sqlite_dir)
+    return EngineProc(mode, chosen, [*full, *args], {**base_env, **(env or {})}, base / f"engine-{index}", sqlite_dir)
 
 
 @pytest.fixture
