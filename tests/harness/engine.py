@@ -36,7 +36,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.harness.keys import ENGINE_EVENT_KEY, ENGINE_SIGNING_KEY
-from tests.harness.processes import free_port, run_engine_cli
+from tests.harness.processes import free_ports, run_engine_cli
 
 # inngest 0.5.19 defines a pydantic model with a class-based Config; the deprecation
 # warning fires once, at import, so import it here with that one warning silenced.
@@ -128,12 +128,12 @@ class EngineProc:
 def _make_engine(base: Path, index: int, mode: str = "dev", sqlite_dir: Path | None = None,
                  args: tuple[str, ...] = (), env: dict[str, str] | None = None, port: int | None = None) -> EngineProc:
     cmd = "dev" if mode == "dev" else "start"
-    chosen = port or free_port()
+    chosen, gateway = (port, None) if port is not None else free_ports(2)
     full = ["engine", cmd, "--port", str(chosen), "--retry-interval", "0.2", "--grace", "3"]
-    if port is None and not {"--connect-port", "--no-connect"} & set(args):
-        # The gateway's default port (the engine's + 1) was not checked and may be anyone's: a taken one
-        # only logs a warning, which tests reading the log would see. Connect tests choose a free port.
-        full.append("--no-connect")
+    if gateway is not None and not {"--connect-port", "--no-connect"} & set(args):
+        # The gateway's default port (the engine's + 1) was never checked and may be anyone's: a taken one
+        # turns the gateway off with a warning (and /v0/connect/start into a 503) that tests then saw.
+        full += ["--connect-port", str(gateway)]
     if mode == "dev":
         full.append("--no-discovery")
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("INNGEST_")}
