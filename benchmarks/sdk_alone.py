@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import hashlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,9 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
-from engine_bench import SIGNING_KEY, cpu_seconds
+from engine_bench import HERE, SIGNING_KEY, cpu_seconds, free_port
 
-HERE = Path(__file__).resolve().parent
 MODES = ("dev", "production")
 
 
@@ -58,12 +56,6 @@ def w10_bodies() -> list[bytes]:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _replay(session: aiohttp.ClientSession, url: str, calls: list[tuple[bytes, dict[str, str]]],
                   n: int, inflight: int) -> float:
     """Send ``n`` calls, ``inflight`` at a time, cycling through W10's bodies; seconds taken."""
@@ -84,7 +76,7 @@ async def measure(mode: str, calls: int) -> dict[str, float]:
     """One round for one mode: ``cpu_ms_per_call`` (8 in flight) and ``c1_ms_per_call`` (one at a time)."""
     from agentcmd import signing
 
-    port = _free_port()
+    port = free_port()
     app = subprocess.Popen([sys.executable, str(HERE / "engine_bench_app.py"), str(port), "http://127.0.0.1:9",
                             mode, "9"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     prod = mode == "production"

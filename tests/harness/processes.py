@@ -8,12 +8,14 @@ without any ``INNGEST_*``/``AGENTCMD_*`` setting, with its own home.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,21 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+@contextlib.contextmanager
+def port_with_the_next_one_taken() -> Iterator[int]:
+    """A free port whose next one (the connect gateway's default) is held by a listening socket, or a skip."""
+    import pytest
+
+    port = free_port()
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", port + 1))
+        except OSError:
+            pytest.skip("port + 1 is not free on this machine")
+        taken.listen(1)
+        yield port
 
 
 def clean_env(home: Path) -> dict[str, str]:

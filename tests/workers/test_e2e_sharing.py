@@ -27,6 +27,19 @@ def start_run(engine: EngineProc, send_event: Callable[..., str], runs_for_event
     return runs_for_event(engine, send_event(engine, TRIGGER, data))[0]
 
 
+def run_held_at_step_two(engine: EngineProc, workers: Callable[..., WorkerProc], calls: Calls, tmp_path: Path,
+                         send_event: Callable[..., str], runs_for_event: Callable[..., list[str]]
+                         ) -> tuple[str, Path, WorkerProc, WorkerProc]:
+    """Two ready workers and a run whose step two waits for a gate file: (run, gate, its worker, the other)."""
+    a, b = workers(engine, "a"), workers(engine, "b")
+    ready_workers(engine, 2, [a, b])
+    gate = tmp_path / "gate-two"
+    run_id = start_run(engine, send_event, runs_for_event, {"log": str(calls.path), "gate_two": str(gate)})
+    first = wait_for(lambda: calls.all(run_id, "two"), 30, "step two to start", children=[a, b])[0]
+    holder, other = (a, b) if first["pid"] == a.pid else (b, a)
+    return run_id, gate, holder, other
+
+
 def test_two_workers_share_the_runs(connect_engine: Callable[..., EngineProc], workers: Callable[..., WorkerProc],
                                     calls: Calls, tmp_path: Path, send_event: Callable[..., str],
                                     runs_for_event: Callable[..., list[str]],
@@ -59,12 +72,8 @@ def test_a_worker_killed_mid_step_loses_nothing(connect_engine: Callable[..., En
                                                 wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
     """SIGKILL mid-step: the step goes to the other worker, same attempt; completed steps never run again."""
     engine = connect_engine("dev")
-    a, b = workers(engine, "a"), workers(engine, "b")
-    ready_workers(engine, 2, [a, b])
-    gate = tmp_path / "gate-two"
-    run_id = start_run(engine, send_event, runs_for_event, {"log": str(calls.path), "gate_two": str(gate)})
-    first = wait_for(lambda: calls.all(run_id, "two"), 30, "step two to start", children=[a, b])[0]
-    victim, survivor = (a, b) if first["pid"] == a.pid else (b, a)
+    run_id, gate, victim, survivor = run_held_at_step_two(engine, workers, calls, tmp_path, send_event,
+                                                          runs_for_event)
     victim.proc.send_signal(signal.SIGKILL)
     victim.proc.wait(10)
     gate.touch()
@@ -83,12 +92,8 @@ def test_a_worker_drained_by_sigterm_finishes_its_step_and_gets_no_new_work(
         send_event: Callable[..., str], runs_for_event: Callable[..., list[str]],
         wait_for_run_status: Callable[..., dict[str, Any]]) -> None:
     engine = connect_engine("dev")
-    a, b = workers(engine, "a"), workers(engine, "b")
-    ready_workers(engine, 2, [a, b])
-    gate = tmp_path / "gate-two"
-    run_id = start_run(engine, send_event, runs_for_event, {"log": str(calls.path), "gate_two": str(gate)})
-    first = wait_for(lambda: calls.all(run_id, "two"), 30, "step two to start", children=[a, b])[0]
-    drained, other = (a, b) if first["pid"] == a.pid else (b, a)
+    run_id, gate, drained, other = run_held_at_step_two(engine, workers, calls, tmp_path, send_event,
+                                                        runs_for_event)
     drained.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: any(w["instance_id"] == drained.name and w["status"] == "draining" for w in app_workers(engine))
              or "draining" in drained.output(), 15, "the worker to drain", drained.output)

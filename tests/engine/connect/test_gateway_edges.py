@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from inngest.connect._internal import connect_pb2 as pb
-from tests.harness.processes import free_port
+from tests.harness.processes import port_with_the_next_one_taken
 from tests.polling import wait_for
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
@@ -120,13 +120,7 @@ def _raw_upgrade(port: int, host: str) -> bytes:
 
 
 def test_port_plus_one_taken_runs_without_a_gateway_and_says_so(engine_factory: Any) -> None:
-    port = free_port()
-    with socket.socket() as taken:
-        try:
-            taken.bind(("127.0.0.1", port + 1))
-        except OSError:
-            pytest.skip("port + 1 is not free on this machine")
-        taken.listen(1)
+    with port_with_the_next_one_taken() as port:
         engine = engine_factory("dev", port=port)
         r = _start(engine)
         assert r.status_code == 503

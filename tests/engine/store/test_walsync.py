@@ -36,7 +36,8 @@ def _count(store: Store) -> int:
     return int(store.db.conn.execute("SELECT COUNT(*) FROM queue").fetchone()[0])
 
 
-async def test_a_write_resolves_after_the_fsync_and_writes_meanwhile_share_the_next(store: Store) -> None:
+def _gate_fsyncs(store: Store) -> tuple[threading.Event, list[int]]:
+    """Hold every fsync until the gate is set; ``calls`` gets the queue's committed row count as each starts."""
     sync = store.db.wal_sync
     assert sync is not None
     gate = threading.Event()
@@ -49,6 +50,11 @@ async def test_a_write_resolves_after_the_fsync_and_writes_meanwhile_share_the_n
         original()
 
     sync.fsync = gated  # type: ignore[method-assign]
+    return gate, calls
+
+
+async def test_a_write_resolves_after_the_fsync_and_writes_meanwhile_share_the_next(store: Store) -> None:
+    gate, calls = _gate_fsyncs(store)
     first = asyncio.ensure_future(store.write(_enqueue(1)))
     await asyncio.sleep(0.05)
     assert not first.done() and calls == [1]      # committed (visible), not yet acknowledged
@@ -165,18 +171,7 @@ async def test_close_during_an_fsync_delivers_once_and_the_late_answer_is_ignore
 
 async def test_a_write_that_changes_nothing_during_an_fsync_goes_out_with_it_not_before_nor_after_another(
         store: Store) -> None:
-    sync = store.db.wal_sync
-    assert sync is not None
-    gate = threading.Event()
-    calls: list[int] = []
-    original = sync.fsync
-
-    def gated() -> None:
-        calls.append(_count_rows(store))
-        gate.wait(10)
-        original()
-
-    sync.fsync = gated  # type: ignore[method-assign]
+    gate, calls = _gate_fsyncs(store)
     first = asyncio.ensure_future(store.write(_enqueue(1)))
     while not calls:                                       # the fsync covering the first write has started
         await asyncio.sleep(0.001)
@@ -192,18 +187,7 @@ async def test_a_write_that_changes_nothing_during_an_fsync_goes_out_with_it_not
 
 async def test_a_write_that_changes_nothing_after_writes_waiting_for_the_next_fsync_goes_out_after_it(
         store: Store) -> None:
-    sync = store.db.wal_sync
-    assert sync is not None
-    gate = threading.Event()
-    calls: list[int] = []
-    original = sync.fsync
-
-    def gated() -> None:
-        calls.append(_count_rows(store))
-        gate.wait(10)
-        original()
-
-    sync.fsync = gated  # type: ignore[method-assign]
+    gate, calls = _gate_fsyncs(store)
     first = asyncio.ensure_future(store.write(_enqueue(1)))
     while not calls:
         await asyncio.sleep(0.001)
